@@ -1,0 +1,59 @@
+"""The `autoscaler` command: one subcommand per module, imported only when used.
+
+Each subcommand module exposes `add_arguments(parser)` and `run(args) -> int` (the exit code).
+Keeping the table here (and the work in the modules) keeps start-up fast and each command's
+code beside the layer it belongs to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("autoscaler.policy.cli_validate", "validate policy files or folders"),
+    "schema": ("autoscaler.policy.cli_schema", "print the JSON Schema of a policy"),
+    "replay": ("autoscaler.replay", "run the decision core over recorded observations"),
+    "probe": ("autoscaler.sources.probe", "read every metric source of a policy once"),
+    "sim-provider": ("autoscaler.sim.cli", "serve a provider simulator"),
+    "simulate": ("autoscaler.simulate.cli", "replay request traces against policies"),
+    "run": ("autoscaler.runtime.cli_run", "run the daemon"),
+    "demo": ("autoscaler.runtime.cli_demo", "run the daemon on the embedded default"),
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(
+        prog="autoscaler",
+        description="Autoscaling controller for dedicated LLM model deployments.",
+    )
+    from autoscaler import __version__
+
+    parser.add_argument("--version", action="version", version=f"autoscaler {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = {}
+    for name, (_module, help_text) in COMMANDS.items():
+        subparsers[name] = sub.add_parser(name, help=help_text, description=help_text)
+    return parser, subparsers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, subparsers = build_parser()
+    # Parse the command name first, then let only that module add its arguments.
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command in COMMANDS:
+        module = importlib.import_module(COMMANDS[command][0])
+        module.add_arguments(subparsers[command])
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args))
+    except KeyboardInterrupt:
+        return 130

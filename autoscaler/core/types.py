@@ -1,0 +1,65 @@
+"""Values that flow into and out of the decision core.
+
+`Observation` is what the runtime (or replay, or the simulator) saw at `now`;
+`Decision` is what the core wants done. Both are frozen values: the core never
+mutates its inputs. The core's own state value (`CoreState`) lives in `state.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Status = Literal["ready", "initializing", "failed", "terminating", "absent"]
+STATUSES: tuple[Status, ...] = ("ready", "initializing", "failed", "terminating", "absent")
+
+Action = Literal["none", "scale", "create", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """The deployment and its metrics as seen at one instant.
+
+    `metrics` maps each policy metric name to its value, or to None when the read failed;
+    a policy metric missing from the mapping counts as failed too.
+    """
+
+    status: Status
+    replicas: int  # count at the provider; 0 when absent
+    metrics: Mapping[str, float | None]
+    ready_replicas: int | None = None  # None: same as `replicas` when ready, else 0
+
+    @property
+    def ready(self) -> int:
+        if self.ready_replicas is not None:
+            return self.ready_replicas
+        return self.replicas if self.status == "ready" else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do now, and why.
+
+    `replicas` is the count the deployment should have after the decision (0 after delete;
+    the current count for `none`). `reasons` are stable snake_case codes (see README);
+    `message` is for humans and carries the numbers.
+    """
+
+    action: Action
+    replicas: int
+    reasons: tuple[str, ...]
+    message: str
+    desired: int | None = None  # the unclamped, unlimited recommendation, for metrics/status
+
+    def to_json(self, t: float | None = None) -> dict[str, object]:
+        out: dict[str, object] = {}
+        if t is not None:
+            out["t"] = t
+        out.update(
+            action=self.action,
+            replicas=self.replicas,
+            reasons=list(self.reasons),
+            message=self.message,
+        )
+        return out

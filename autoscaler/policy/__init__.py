@@ -1,0 +1,1 @@
+"""Policy files: the typed model (`model`), loading and validation (`loader`), JSON Schema."""

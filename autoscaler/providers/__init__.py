@@ -1,0 +1,1 @@
+"""Provider clients behind one interface (`base.Provider`); simulators live in `autoscaler.sim`."""

@@ -1,0 +1,103 @@
+"""The one interface every provider client implements, and the typed error tree.
+
+The daemon acts on deployments only through `Provider`. Identity is the deployment *name*:
+a create is idempotent by name (a lost response is resolved by looking the name up before any
+retry), so no caller can ever make two deployments with one name.
+Errors from httpx are translated at the edge (`raise ProviderTemporaryError(...) from exc`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, Protocol
+
+NormalizedStatus = Literal["ready", "initializing", "failed", "terminating", "absent"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentInfo:
+    """A deployment as the provider reports it, normalized across providers."""
+
+    id: str
+    name: str
+    status: NormalizedStatus
+    replicas: int  # the count the provider is scaled to (target), >= 1 while it exists
+    ready_replicas: int | None = None  # when the provider reports it
+    endpoint_url: str | None = None  # only when ready
+    spec: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """Everything `Provider.create` needs to deploy it again with the same name (recreate)."""
+    raw_status: str = ""  # the provider's own status word, for messages
+
+
+class ProviderError(Exception):
+    """Base of the provider error tree. `permanent` errors must not be retried."""
+
+    permanent = False
+
+    def __init__(self, message: str, *, status_code: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.code = code  # the provider's own error code, when it sent one
+
+
+class NotFoundError(ProviderError):
+    permanent = True
+
+
+class ConflictError(ProviderError):
+    """E.g. a duplicate name, or an operation the deployment's current state refuses."""
+
+    permanent = True
+
+
+class InvalidRequestError(ProviderError):
+    permanent = True
+
+
+class UnauthorizedError(ProviderError):
+    permanent = True
+
+
+class RateLimitedError(ProviderError):
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class TemporaryError(ProviderError):
+    """5xx, timeouts, connection errors: retry with backoff."""
+
+
+class Provider(Protocol):
+    """A client for one provider account/project. Implementations hold an httpx.AsyncClient."""
+
+    profile_name: str
+
+    async def find(self, name: str) -> DeploymentInfo | None:
+        """The deployment with this name, or None when absent."""
+        ...
+
+    async def list(self) -> list[DeploymentInfo]: ...
+
+    async def scale(self, deployment: DeploymentInfo, replicas: int) -> DeploymentInfo:
+        """Set the replica count (>= 1). Zero is `delete`."""
+        ...
+
+    async def delete(self, deployment: DeploymentInfo) -> None:
+        """Delete it. Deleting one that is already gone is not an error."""
+        ...
+
+    async def create(self, name: str, spec: Mapping[str, Any], replicas: int) -> DeploymentInfo:
+        """Deploy `name` from `spec`; adopt an existing deployment of that name instead of
+        creating a second one."""
+        ...
+
+    async def wait_ready(self, name: str, timeout: float) -> DeploymentInfo:
+        """Poll until `ready` (returns it), `failed` or absent (raises), or timeout (raises
+        TemporaryError)."""
+        ...
+
+    async def aclose(self) -> None: ...

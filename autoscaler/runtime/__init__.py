@@ -1,0 +1,1 @@
+"""The daemon: scheduling, reconcile loop, HTTP endpoints, reload, shutdown, sd_notify, demo."""

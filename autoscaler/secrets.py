@@ -1,0 +1,82 @@
+"""Resolving credentials (`SecretRef`) from the environment or files, and keeping them secret.
+
+A `Secret` never shows its value in `repr`, `str`, logs or error messages; call `.reveal()`
+at the last moment (building an Authorization header). Relative file names are looked up in
+systemd's `$CREDENTIALS_DIRECTORY` (LoadCredential=) and then `/run/secrets` (Docker/K8s).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from autoscaler.policy.model import SecretRef
+
+SECRET_DIRS_ENV = "CREDENTIALS_DIRECTORY"
+DEFAULT_SECRET_DIRS = ("/run/secrets",)
+
+
+class SecretError(Exception):
+    """A credential could not be resolved; the message names where it was looked for."""
+
+
+class Secret:
+    __slots__ = ("_value", "origin")
+
+    def __init__(self, value: str, origin: str = "literal"):
+        self._value = value
+        self.origin = origin  # "env:NAME" or "file:/path"; safe to print
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.origin}, '***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _candidate_paths(name: str) -> list[Path]:
+    path = Path(name)
+    if path.is_absolute():
+        return [path]
+    dirs = []
+    cred_dir = os.environ.get(SECRET_DIRS_ENV)
+    if cred_dir:
+        dirs.append(Path(cred_dir))
+    dirs.extend(Path(d) for d in DEFAULT_SECRET_DIRS)
+    return [d / path for d in dirs]
+
+
+def resolve(ref: SecretRef | str | None) -> Secret | None:
+    """The secret a reference points to. A plain string is a literal (for usernames)."""
+    if ref is None:
+        return None
+    if isinstance(ref, str):
+        return Secret(ref)
+    if ref.env is not None:
+        value = os.environ.get(ref.env)
+        if value is None:
+            raise SecretError(f"environment variable {ref.env!r} is not set")
+        return Secret(value.strip(), origin=f"env:{ref.env}")
+    if ref.file is not None:
+        tried = _candidate_paths(ref.file)
+        for path in tried:
+            try:
+                return Secret(path.read_text().strip(), origin=f"file:{path}")
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise SecretError(
+                    f"cannot read credential file {str(path)!r}: {exc.strerror}"
+                ) from exc
+        raise SecretError(
+            f"credential file {ref.file!r} not found (looked in: {', '.join(map(str, tried))})"
+        )
+    raise SecretError("secret reference names neither env nor file")

@@ -1,0 +1,1 @@
+"""Provider simulators: ASGI apps that speak each provider API (NeevCloud, NetMind, Nebius)."""

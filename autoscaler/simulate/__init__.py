@@ -1,0 +1,1 @@
+"""`autoscaler simulate`: replay request traces through the decision core; cost vs latency."""
