@@ -18,6 +18,13 @@ from typing import Any, Literal
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
+
+def _empty() -> Mapping[str, Any]:
+    """EMPTY as a dataclass default: Python 3.11 refuses a mappingproxy as a plain default
+    (it is unhashable there), so fields take it through a factory."""
+    return EMPTY
+
+
 TargetType = Literal["value", "average_value", "utilization"]
 Aggregate = Literal["sum", "avg", "max", "min"]
 OnEmpty = Literal["error", "zero"]
@@ -47,8 +54,8 @@ class PrometheusSource:
 
     urls: tuple[str, ...]  # `url:` (one) or `urls:` (several, e.g. one per replica)
     metric: str  # family name, e.g. "vllm:num_requests_waiting"
-    labels: Mapping[str, str] = EMPTY  # exact matchers
-    labels_regex: Mapping[str, str] = EMPTY  # fully anchored regex matchers
+    labels: Mapping[str, str] = field(default_factory=_empty)  # exact matchers
+    labels_regex: Mapping[str, str] = field(default_factory=_empty)  # fully anchored regex matchers
     aggregate: Aggregate = "sum"
     quantile: float | None = None  # histograms: this quantile; None -> mean over the interval
     on_empty: OnEmpty = "error"
@@ -120,7 +127,7 @@ class HttpJsonSource:
 
     url: str
     path: str
-    headers: Mapping[str, str] = EMPTY
+    headers: Mapping[str, str] = field(default_factory=_empty)
     bearer_token: SecretRef | None = None
     timeout: float = 5.0
     type: Literal["http_json"] = "http_json"
