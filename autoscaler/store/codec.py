@@ -1,0 +1,46 @@
+"""JSON encoding shared by the store backends, and input checks common to both.
+
+Both backends store the same JSON text, so a value that round-trips through one round-trips
+through the other. NaN and infinity are refused: PostgreSQL's jsonb cannot hold them, and a
+state that loads differently per backend would be a silent bug.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, get_args
+
+from autoscaler.store.base import IntentKind
+
+INTENT_KINDS: tuple[str, ...] = get_args(IntentKind)
+
+
+def encode(value: dict[str, Any], what: str) -> str:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a JSON object (dict), got {type(value).__name__}")
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not JSON-serializable: {exc}") from None
+
+
+def decode(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"stored JSON is a {type(value).__name__}, expected an object")
+    return value
+
+
+def check_policy(policy: str) -> None:
+    if not isinstance(policy, str) or not policy:
+        raise ValueError(f"policy name must be a non-empty string, got {policy!r}")
+
+
+def check_kind(kind: str) -> None:
+    if kind not in INTENT_KINDS:
+        raise ValueError(f"intent kind {kind!r} is not one of {list(INTENT_KINDS)}")
+
+
+def check_ttl(ttl: float) -> None:
+    if not ttl > 0:
+        raise ValueError(f"lease ttl must be positive seconds, got {ttl!r}")
