@@ -1,0 +1,302 @@
+"""The pipeline: `decide(policy, state, observation, now) -> (Decision, CoreState)`.
+
+Order: pause -> status (initializing / terminating wait, failed, absent) -> admin override ->
+zero (idle clock, delete) -> metric failure rule -> recommend -> stabilize -> limit -> clamp.
+Each stage is a pure function in its own module returning a value, a reason code and a
+message fragment; this module only wires them and builds the next state. `now` is epoch
+seconds supplied by the caller: nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from autoscaler.policy.model import Behavior, Policy
+
+from . import reasons as R
+from .clamp import bounds, clamp
+from .failure import metric_failure_rule, recreate_delay
+from .limit import is_panic, limit
+from .recommend import failed_metrics, recommend
+from .stabilize import record, stabilize
+from .state import CoreState, evolve
+from .status import WAIT_REASONS
+from .types import Action, Decision, Observation
+from .zero import activity, idle_message, track_idle, zero_enabled
+
+
+def decide(
+    policy: Policy, state: CoreState, observation: Observation, now: float
+) -> tuple[Decision, CoreState]:
+    now = float(now)
+    current = observation.replicas
+    if policy.paused or state.paused:
+        who = "policy" if policy.paused else "admin"
+        return Decision("none", current, (R.PAUSED,), f"paused ({who}): no action"), state
+    wait = WAIT_REASONS.get(observation.status)
+    if wait is not None:
+        return Decision("none", current, (wait[0],), wait[1]), state
+    if state.override is not None and now >= state.override[1]:
+        state = evolve(state, override=None)
+    if observation.status == "failed":
+        return _failed(policy, state, current, now)
+    if observation.status == "absent":
+        return _absent(policy, state, observation, now)
+    return _ready(policy, state, observation, now)
+
+
+def _ready(
+    policy: Policy, state: CoreState, observation: Observation, now: float
+) -> tuple[Decision, CoreState]:
+    current = observation.replicas
+    values = observation.metrics
+    behavior = policy.behavior
+    up, down = behavior.scale_up, behavior.scale_down
+    failed = failed_metrics(policy.metrics, values)
+    consecutive = state.metric_failures + 1 if failed else 0
+    b = bounds(policy, now)
+    reasons: list[str] = []
+    parts: list[str] = []
+
+    rec = recommend(policy.metrics, values, current, behavior.tolerance)
+    raw = rec.replicas
+
+    idle_since, last_active = state.idle_since, state.last_active
+    stz = zero_enabled(policy)
+    if stz is not None:
+        idle = track_idle(policy, values, bool(failed), idle_since, last_active, now)
+        idle_since, last_active = idle.idle_since, idle.last_active
+        if idle_since is not None:
+            code, text = idle_message(stz, idle_since, now, idle.message)
+            blocked = ""
+            if code == R.IDLE_TO_ZERO:
+                if state.override is not None:
+                    blocked = "an override is active"
+                elif b.schedule_min > 0:
+                    blocked = f"a schedule window requires {b.schedule_min}"
+                elif policy.deployment.create is None:
+                    blocked = "there is no deployment.create to come back with"
+            if code == R.IDLE_TO_ZERO and not blocked:
+                decision = Decision("delete", 0, (R.IDLE_TO_ZERO,), text, raw)
+                return decision, CoreState(
+                    state.up_history,
+                    state.down_history,
+                    state.events,
+                    (now, "delete"),
+                    state.last_action,
+                    idle_since,
+                    last_active,
+                    consecutive,
+                    None,
+                    None,
+                    0,
+                    state.paused,
+                    state.override,
+                )
+            reasons.append(R.IDLE_PENDING)
+            parts.append(f"{text}, but {blocked}" if blocked else text)
+
+    panic_until = state.panic_until
+    if panic_until is not None and panic_until <= now:
+        panic_until = None
+    up_history, down_history = state.up_history, state.down_history
+
+    if state.override is not None:
+        wanted, until = state.override
+        reasons.insert(0, R.OVERRIDE)
+        parts.insert(0, f"override {wanted} until t={until:g}")
+        up_history = record(up_history, now, up.stabilization_window, raw, keep_max=False)
+        down_history = record(down_history, now, down.stabilization_window, raw, keep_max=True)
+        proposed = wanted
+        if proposed > b.upper:
+            reasons.append(b.upper_reason)
+            parts.append(f"capped at {b.upper} ({b.upper_reason})")
+            proposed = b.upper
+        target = max(1, proposed)
+    else:
+        rule = metric_failure_rule(policy.on_metric_failure, consecutive, current, failed)
+        if rule is not None:
+            reasons.append(rule.reason)
+            parts.append(rule.message)
+            up_history = record(up_history, now, up.stabilization_window, raw, keep_max=False)
+            down_history = record(down_history, now, down.stabilization_window, raw, keep_max=True)
+            proposed = rule.replicas
+            panicking = False
+        else:
+            parts.append(rec.message)
+            if rec.reason in _KEEP_REASONS:
+                reasons.append(rec.reason)
+            panicking = is_panic(behavior.panic, raw, current, observation.ready)
+            if panicking and behavior.panic is not None:
+                panic_until = now + behavior.panic.hold
+                reasons.append(R.PANIC)
+                parts.append(
+                    f"panic: {raw} >= {behavior.panic.threshold:g} x "
+                    f"{max(1, observation.ready)} ready"
+                )
+            st = stabilize(
+                current,
+                raw,
+                now,
+                up.stabilization_window,
+                down.stabilization_window,
+                up_history,
+                down_history,
+                skip_up=panicking,
+            )
+            up_history, down_history = st.up_history, st.down_history
+            proposed = st.replicas
+            if st.reason is not None:
+                reasons.append(st.reason)
+                parts.append(st.message)
+        last_at = state.last_action[0] if state.last_action is not None else None
+        lim = limit(current, proposed, now, up, down, state.events, last_at, panicking, panic_until)
+        if lim.reason is not None:
+            reasons.append(lim.reason)
+            parts.append(lim.message)
+        cl = clamp(lim.replicas, b)
+        if cl.reason is not None:
+            reasons.append(cl.reason)
+            parts.append(cl.message)
+        target = max(1, cl.replicas)
+
+    events = _trim_events(state.events, now, behavior)
+    last_action, prev_action = state.last_action, state.prev_action
+    action: Action
+    if target != current:
+        kind = "scale_up" if target > current else "scale_down"
+        reasons.insert(0, R.SCALE_UP if target > current else R.SCALE_DOWN)
+        events = (*events, (now, target - current))
+        last_action, prev_action = (now, kind), state.last_action
+        action = "scale"
+    else:
+        action = "none"
+        if not reasons:
+            reasons.append(R.NO_CHANGE)
+    decision = Decision(action, target, tuple(reasons), "; ".join(parts), raw)
+    return decision, CoreState(
+        up_history,
+        down_history,
+        events,
+        last_action,
+        prev_action,
+        idle_since,
+        last_active,
+        consecutive,
+        panic_until,
+        None,
+        0,
+        state.paused,
+        state.override,
+    )
+
+
+# Recommend-stage reasons worth reporting even when no action follows; the direction codes
+# (scale_up / scale_down) are added from the final count instead.
+_KEEP_REASONS = frozenset((R.WITHIN_TOLERANCE, R.METRICS_MISSING_NO_SCALE_DOWN))
+
+
+def _absent(
+    policy: Policy, state: CoreState, observation: Observation, now: float
+) -> tuple[Decision, CoreState]:
+    values = observation.metrics
+    failed = failed_metrics(policy.metrics, values)
+    consecutive = state.metric_failures + 1 if failed else 0
+    b = bounds(policy, now, floor_one=False)
+    active, activity_text = False, ""
+    if policy.scale_to_zero is not None:
+        active, activity_text = activity(policy, values)
+    last_active = now if active else state.last_active
+    rec = recommend(policy.metrics, values, 0, policy.behavior.tolerance)
+    reasons: list[str] = []
+    parts: list[str] = []
+    if state.override is not None:
+        wanted, until = state.override
+        reasons.append(R.OVERRIDE)
+        parts.append(f"override {wanted} until t={until:g}")
+        count = wanted
+    else:
+        if active:
+            reasons.append(R.ACTIVATE_FROM_ZERO)
+            parts.append(f"{activity_text}; {rec.message}")
+        if policy.replicas.min > 0:
+            reasons.append(R.BELOW_MIN)
+            parts.append(f"absent but replicas.min is {policy.replicas.min}")
+        if b.schedule_min > policy.replicas.min:
+            reasons.append(R.SCHEDULE_MIN)
+            parts.append(f"absent but a schedule window requires {b.schedule_min}")
+        count = max(1, b.lower, rec.replicas)
+    next_state = evolve(
+        state,
+        idle_since=None,
+        last_active=last_active,
+        metric_failures=consecutive,
+        panic_until=None,
+    )
+    if not reasons:
+        text = f"absent: {activity_text}" if activity_text else "absent"
+        return Decision("none", 0, (R.AT_ZERO,), text, rec.replicas), next_state
+    if policy.deployment.create is None:
+        reasons.append(R.NO_CREATE_SPEC)
+        parts.append("cannot create: the policy has no deployment.create")
+        return Decision("none", 0, tuple(reasons), "; ".join(parts), rec.replicas), next_state
+    cl = clamp(count, b)
+    if cl.reason is not None and cl.replicas < count:
+        reasons.append(cl.reason)
+        parts.append(cl.message)
+    if cl.replicas < 1:
+        return Decision("none", 0, tuple(reasons), "; ".join(parts), rec.replicas), next_state
+    parts.append(f"create with {cl.replicas}")
+    decision = Decision("create", cl.replicas, tuple(reasons), "; ".join(parts), rec.replicas)
+    return decision, evolve(next_state, last_action=(now, "create"), prev_action=state.last_action)
+
+
+def _failed(
+    policy: Policy, state: CoreState, current: int, now: float
+) -> tuple[Decision, CoreState]:
+    rule = policy.on_deployment_failure
+    failed_since = state.failed_since if state.failed_since is not None else now
+    waiting = evolve(state, failed_since=failed_since)
+    if rule.action != "recreate":
+        text = "deployment failed (on_deployment_failure: report)"
+        return Decision("none", current, (R.DEPLOYMENT_FAILED,), text), waiting
+    if policy.deployment.create is None:
+        text = "deployment failed; cannot recreate: the policy has no deployment.create"
+        return Decision("none", current, (R.DEPLOYMENT_FAILED, R.NO_CREATE_SPEC), text), waiting
+    delay = recreate_delay(rule, state.recreates)
+    waited = now - failed_since
+    if waited < delay:
+        text = (
+            f"deployment failed {waited:g}s ago; recreate attempt {state.recreates + 1} "
+            f"after {delay:g}s"
+        )
+        return Decision("none", current, (R.DEPLOYMENT_FAILED, R.RECREATE_BACKOFF), text), waiting
+    b = bounds(policy, now)
+    count = clamp(max(current, 1), b).replicas
+    text = (
+        f"deployment failed {waited:g}s ago: delete and create again with {count} "
+        f"(attempt {state.recreates + 1})"
+    )
+    decision = Decision("create", count, (R.DEPLOYMENT_FAILED, R.RECREATE), text)
+    return decision, evolve(
+        state,
+        failed_since=None,
+        recreates=state.recreates + 1,
+        last_action=(now, "create"),
+        prev_action=state.last_action,
+    )
+
+
+def _trim_events(
+    events: tuple[tuple[float, int], ...], now: float, behavior: Behavior
+) -> tuple[tuple[float, int], ...]:
+    """Keep scale events that a rate policy can still see: t in (now - longest period, now]."""
+    if not events:
+        return events
+    longest = 0.0
+    for rules in (behavior.scale_up, behavior.scale_down):
+        for p in rules.policies:
+            if p.period > longest:
+                longest = p.period
+    cutoff = now - longest
+    if events[0][0] > cutoff and events[-1][0] <= now:
+        return events
+    return tuple(e for e in events if cutoff < e[0] <= now)

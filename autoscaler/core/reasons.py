@@ -1,0 +1,85 @@
+"""Every reason code a decision can carry, with its one-line meaning.
+
+Codes are a stable contract (logs, metrics labels, the README, replay output): add new ones,
+never rename. Stages refer to them through the constants below so a typo is a NameError,
+not a silently new code. Nothing but data lives here.
+"""
+
+from __future__ import annotations
+
+SCALE_UP = "scale_up"
+SCALE_DOWN = "scale_down"
+NO_CHANGE = "no_change"
+WITHIN_TOLERANCE = "within_tolerance"
+STABILIZED_DOWN = "stabilized_down"
+STABILIZED_UP = "stabilized_up"
+RATE_LIMITED_UP = "rate_limited_up"
+RATE_LIMITED_DOWN = "rate_limited_down"
+SCALE_UP_DISABLED = "scale_up_disabled"
+SCALE_DOWN_DISABLED = "scale_down_disabled"
+COOLDOWN_UP = "cooldown_up"
+COOLDOWN_DOWN = "cooldown_down"
+PANIC = "panic"
+PANIC_HOLD = "panic_hold"
+MAX_REPLICAS = "max_replicas"
+MIN_REPLICAS = "min_replicas"
+SCHEDULE_MIN = "schedule_min"
+SCHEDULE_MAX = "schedule_max"
+COST_CAP = "cost_cap"
+METRICS_MISSING_NO_SCALE_DOWN = "metrics_missing_no_scale_down"
+METRIC_FAILURE_HOLD = "metric_failure_hold"
+FALLBACK = "fallback"
+IDLE_TO_ZERO = "idle_to_zero"
+IDLE_PENDING = "idle_pending"
+ACTIVATE_FROM_ZERO = "activate_from_zero"
+BELOW_MIN = "below_min"
+AT_ZERO = "at_zero"
+NO_CREATE_SPEC = "no_create_spec"
+DEPLOYMENT_INITIALIZING = "deployment_initializing"
+DEPLOYMENT_TERMINATING = "deployment_terminating"
+DEPLOYMENT_FAILED = "deployment_failed"
+RECREATE = "recreate"
+RECREATE_BACKOFF = "recreate_backoff"
+PAUSED = "paused"
+OVERRIDE = "override"
+
+REASONS: dict[str, str] = {
+    SCALE_UP: "the replica count goes up",
+    SCALE_DOWN: "the replica count goes down",
+    NO_CHANGE: "the metrics ask for the current replica count",
+    WITHIN_TOLERANCE: "every usage ratio is inside the tolerance band: nothing changes",
+    STABILIZED_DOWN: "scale-down held to the highest recommendation in the down window",
+    STABILIZED_UP: "scale-up held to the lowest recommendation in the up window",
+    RATE_LIMITED_UP: "scale-up capped by the scale_up rate policies for the current period",
+    RATE_LIMITED_DOWN: "scale-down capped by the scale_down rate policies for the current period",
+    SCALE_UP_DISABLED: "scale_up.select is disabled: never scale up on metrics",
+    SCALE_DOWN_DISABLED: "scale_down.select is disabled: never scale down on metrics",
+    COOLDOWN_UP: "scale-up waits for scale_up.cooldown after the last action",
+    COOLDOWN_DOWN: "scale-down waits for scale_down.cooldown after the last action",
+    PANIC: "burst: recommendation >= panic.threshold x ready replicas; scale up at once",
+    PANIC_HOLD: "no scale-down until panic.hold has passed since the last panic",
+    MAX_REPLICAS: "capped at replicas.max",
+    MIN_REPLICAS: "raised to replicas.min",
+    SCHEDULE_MIN: "raised to (or kept at) the minimum of an active schedule window",
+    SCHEDULE_MAX: "capped at the maximum of an active schedule window",
+    COST_CAP: "capped so replicas x replica_hourly_usd stays within max_hourly_usd",
+    METRICS_MISSING_NO_SCALE_DOWN: "some metrics failed to read: scale up on the rest, never down",
+    METRIC_FAILURE_HOLD: "metrics failed on_metric_failure.after times in a row: hold",
+    FALLBACK: "metrics failed on_metric_failure.after times in a row: go to the fallback count",
+    IDLE_TO_ZERO: "every activation metric stayed at or below its threshold for "
+    "scale_to_zero.after: delete the deployment",
+    IDLE_PENDING: "idle (activation metrics at or below threshold) but not yet for "
+    "scale_to_zero.after",
+    ACTIVATE_FROM_ZERO: "the deployment is absent and an activation metric is above its "
+    "threshold: create it",
+    BELOW_MIN: "the deployment is absent but replicas.min > 0: create it",
+    AT_ZERO: "the deployment is absent and no activation metric is above its threshold",
+    NO_CREATE_SPEC: "the deployment would be created but the policy has no deployment.create",
+    DEPLOYMENT_INITIALIZING: "the deployment is initializing: no action until it is ready",
+    DEPLOYMENT_TERMINATING: "the deployment is terminating: no action until it is gone",
+    DEPLOYMENT_FAILED: "the provider reports the deployment failed",
+    RECREATE: "on_deployment_failure is recreate: delete the failed deployment and create it again",
+    RECREATE_BACKOFF: "waiting for the recreate backoff to pass before the next attempt",
+    PAUSED: "scaling is paused (policy.paused or the admin pause): no action",
+    OVERRIDE: "an admin override holds the replica count until it expires",
+}

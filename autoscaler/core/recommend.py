@@ -1,0 +1,131 @@
+"""Stage 1, recommend: the Kubernetes HPA replica formulas, per metric and across metrics.
+
+- `value` / `utilization` targets: usage ratio = value / target, desired = ceil(current x ratio).
+- `average_value` targets: ratio = total / (target x current), desired = ceil(total / target).
+- Inside the tolerance band (ratio > 1 checks `up`, ratio < 1 checks `down`) the current
+  count stands. The largest recommendation across metrics wins.
+- With some metrics failed, the rest may scale up but never down (HPA's rule for missing
+  metrics). From 0 replicas the ratio alone decides, as HPA does for external metrics.
+
+Pure arithmetic only: no state, no time, no bounds (those are later stages).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from autoscaler.policy.model import Metric, Tolerance
+
+from . import reasons as R
+
+# Recommendations are capped so a wild metric (1e300) cannot blow up state or messages;
+# far above any real replica count, and the cap keeps the formula monotone.
+MAX_RECOMMENDATION = 1_000_000
+
+# Float noise (0.7 / 0.1 == 6.999999999999999) must not add or drop a replica.
+_EPS = 1e-9
+
+
+class Recommendation(NamedTuple):
+    replicas: int
+    reason: str  # within_tolerance | metrics_missing_no_scale_down | no_change | scale_up/down
+    message: str
+
+
+def _ceil(x: float) -> int:
+    if x >= MAX_RECOMMENDATION:
+        return MAX_RECOMMENDATION
+    return max(0, math.ceil(x - _EPS))
+
+
+def metric_value(values: Mapping[str, float | None], name: str) -> float | None:
+    """The reading for `name`, or None when it failed (missing, null, NaN or infinite)."""
+    v = values.get(name)
+    if v is None or v != v or v in (math.inf, -math.inf):
+        return None
+    return float(v)
+
+
+def failed_metrics(
+    metrics: tuple[Metric, ...], values: Mapping[str, float | None]
+) -> tuple[str, ...]:
+    return tuple(m.name for m in metrics if metric_value(values, m.name) is None)
+
+
+def recommend_metric(
+    metric: Metric, value: float, current: int, tolerance: Tolerance
+) -> tuple[int, bool, str]:
+    """One metric's recommendation: (replicas, inside the tolerance band, message fragment)."""
+    name = metric.name
+    target = metric.target.value
+    value = max(value, 0.0)
+    if metric.target.type == "average_value":
+        if current <= 0:
+            desired = _ceil(value / target)
+            return desired, False, f"{name}={value:g} / {target:g}/replica -> {desired}"
+        ratio = value / (target * current)
+        desired_if_out = value / target
+        sign = ">" if ratio > 1 else "<="
+        text = f"{name}={value:g} {sign} {target:g}/replica x {current}"
+    else:
+        ratio = value / target
+        if current <= 0:
+            desired = _ceil(ratio)
+            return desired, False, f"{name}={value:g} / target {target:g} -> {desired}"
+        desired_if_out = current * ratio
+        text = f"{name}={value:g} vs target {target:g} x {current}"
+    if (ratio > 1 and ratio - 1 <= tolerance.up) or (ratio <= 1 and 1 - ratio <= tolerance.down):
+        return current, True, f"{text} (ratio {ratio:.3g} within tolerance) -> {current}"
+    desired = _ceil(desired_if_out)
+    return desired, False, f"{text} -> {desired}"
+
+
+def recommend(
+    metrics: tuple[Metric, ...],
+    values: Mapping[str, float | None],
+    current: int,
+    tolerance: Tolerance,
+) -> Recommendation:
+    """The largest per-metric recommendation; never below `current` when a metric failed."""
+    best = -1
+    best_text = ""
+    best_within = False
+    failed: list[str] = []
+    for metric in metrics:
+        value = metric_value(values, metric.name)
+        if value is None:
+            failed.append(metric.name)
+            continue
+        desired, within, text = recommend_metric(metric, value, current, tolerance)
+        if desired > best or (desired == best and within):
+            best, best_text, best_within = desired, text, within
+    if failed:
+        missing = ",".join(failed)
+        if best < 0:
+            return Recommendation(
+                current,
+                R.METRICS_MISSING_NO_SCALE_DOWN,
+                f"all metrics failed ({missing}): keep {current}",
+            )
+        if best < current:
+            return Recommendation(
+                current,
+                R.METRICS_MISSING_NO_SCALE_DOWN,
+                f"{best_text}; {missing} failed: no scale down, keep {current}",
+            )
+        return Recommendation(best, _direction(best, current), f"{best_text}; {missing} failed")
+    if best < 0:  # a policy without metrics: nothing asks for change
+        return Recommendation(current, R.NO_CHANGE, f"no metrics: keep {current}")
+    if best_within:
+        return Recommendation(current, R.WITHIN_TOLERANCE, best_text)
+    return Recommendation(best, _direction(best, current), best_text)
+
+
+def _direction(desired: int, current: int) -> str:
+    if desired > current:
+        return R.SCALE_UP
+    if desired < current:
+        return R.SCALE_DOWN
+    return R.NO_CHANGE

@@ -1,0 +1,89 @@
+"""Stage 2, stabilize: the HPA stabilization windows over recorded recommendations.
+
+Down: never go below the highest recommendation made within `scale_down.stabilization_window`
+(this one included). Up: never go above the lowest within `scale_up.stabilization_window`.
+The result is the current count pulled toward the recommendation only as far as both
+windows allow (HPA's `stabilizeRecommendationWithBehaviors`).
+
+History is kept as two monotone queues instead of the raw list: for a sliding-window max,
+an older recommendation that is not larger than a newer one can never be the max again (the
+newer one outlives it), so it is dropped. The window max/min is then the queue head, the
+queues hold only what can still matter, and their size is bounded by the window. A window
+of 0 keeps nothing. Entries are `(t, replicas)` in time order.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from . import reasons as R
+
+History = tuple[tuple[float, int], ...]
+
+
+class Stabilized(NamedTuple):
+    replicas: int
+    reason: str | None  # stabilized_down | stabilized_up | None
+    message: str
+    up_history: History
+    down_history: History
+
+
+def record(history: History, now: float, window: float, value: int, keep_max: bool) -> History:
+    """Add `value` at `now`, dropping what expired (t <= now - window), what lies in the
+    future (a clock that went backwards), and what the new value dominates."""
+    if window <= 0:
+        return ()
+    cutoff = now - window
+    kept = [e for e in history if cutoff < e[0] <= now]
+    if keep_max:
+        while kept and kept[-1][1] <= value:
+            kept.pop()
+    else:
+        while kept and kept[-1][1] >= value:
+            kept.pop()
+    kept.append((now, value))
+    return tuple(kept)
+
+
+def stabilize(
+    current: int,
+    desired: int,
+    now: float,
+    up_window: float,
+    down_window: float,
+    up_history: History,
+    down_history: History,
+    skip_up: bool = False,
+) -> Stabilized:
+    """Record `desired` and return the stabilized count.
+
+    `skip_up` (panic) ignores the up window for this decision; the recommendation is still
+    recorded so the windows stay true.
+    """
+    up_history = record(up_history, now, up_window, desired, keep_max=False)
+    down_history = record(down_history, now, down_window, desired, keep_max=True)
+    up_limit = desired if skip_up or not up_history else up_history[0][1]
+    down_limit = down_history[0][1] if down_history else desired
+    result = current
+    if result < up_limit:
+        result = up_limit
+    if result > down_limit:
+        result = down_limit
+    if result > desired:
+        return Stabilized(
+            result,
+            R.STABILIZED_DOWN,
+            f"held at {result} by the highest recommendation in the last {down_window:g}s",
+            up_history,
+            down_history,
+        )
+    if result < desired:
+        return Stabilized(
+            result,
+            R.STABILIZED_UP,
+            f"held at {result} by the lowest recommendation in the last {up_window:g}s",
+            up_history,
+            down_history,
+        )
+    return Stabilized(result, None, "", up_history, down_history)

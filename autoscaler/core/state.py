@@ -1,0 +1,216 @@
+"""The decision core's memory between evaluations: one immutable, bounded value per policy.
+
+`CoreState` holds only what later decisions need, each part trimmed by time inside `decide`:
+recommendation queues no older than the stabilization windows, scale events no older than the
+longest rate-policy period, and a handful of scalars (last action, idle clock, failure
+counters, panic deadline, admin pause/override). `to_dict` / `from_dict` give a JSON-safe
+form that round-trips exactly; `from_dict` rejects anything else with ValueError.
+
+Also here: the pure helpers the runtime applies between decisions (`with_paused`,
+`with_override`, `action_failed`). Nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .types import Decision
+
+ACTION_KINDS = ("scale_up", "scale_down", "create", "delete")
+STATE_VERSION = 1
+
+Entries = tuple[tuple[float, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CoreState:
+    up_history: Entries = ()  # (t, recommendation), increasing: the up-window min is first
+    down_history: Entries = ()  # (t, recommendation), decreasing: the down-window max is first
+    events: Entries = ()  # (t, replica change) of scale actions, for rate policies
+    last_action: tuple[float, str] | None = None  # (t, kind) of the last action, for cooldowns
+    prev_action: tuple[float, str] | None = None  # the one before: `action_failed` restores it
+    idle_since: float | None = None  # first idle evaluation since the last active one
+    last_active: float | None = None  # last evaluation with an activation metric above threshold
+    metric_failures: int = 0  # consecutive evaluations with a failed metric
+    panic_until: float | None = None  # no scale-down before this
+    failed_since: float | None = None  # first evaluation that saw the current `failed` spell
+    recreates: int = 0  # recreate attempts since the deployment was last ready
+    paused: bool = False  # admin pause
+    override: tuple[int, float] | None = None  # admin (replicas, until)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: object) -> CoreState:
+        return from_dict(d)
+
+
+def initial_state(policy: object = None) -> CoreState:
+    """The state before the first decision. `policy` is accepted for symmetry with callers
+    that build per-policy state; a fresh state is the same for every policy."""
+    return CoreState()
+
+
+def with_paused(state: CoreState, paused: bool) -> CoreState:
+    return evolve(state, paused=bool(paused))
+
+
+def with_override(state: CoreState, replicas: int | None, until: float | None = None) -> CoreState:
+    """Hold `replicas` (>= 1) until `until` (epoch seconds); `replicas=None` clears it.
+
+    The held count is still clamped to `replicas.max` and the cost cap at decision time.
+    """
+    if replicas is None:
+        return evolve(state, override=None)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise ValueError(f"override replicas must be an integer >= 1, got {replicas!r}")
+    if until is None or not _is_number(until) or not math.isfinite(until):
+        raise ValueError(f"override until must be a finite epoch time, got {until!r}")
+    return evolve(state, override=(replicas, float(until)))
+
+
+def action_failed(state: CoreState, decision: Decision, now: float) -> CoreState:
+    """Forget the action `decision` recorded at `now`, because the provider call failed.
+
+    Recommendations, idle clock and failure counters stay (they describe the load, not the
+    action). A failed recreate keeps its attempt count, so the next try backs off further.
+    """
+    if decision.action == "none" or state.last_action is None or state.last_action[0] != now:
+        return state
+    events = state.events
+    if decision.action == "scale" and events and events[-1][0] == now:
+        events = events[:-1]
+    return evolve(state, events=events, last_action=state.prev_action, prev_action=None)
+
+
+_FIELDS = CoreState.__slots__
+
+
+def evolve(state: CoreState, **changes: Any) -> CoreState:
+    """A copy of `state` with `changes` (for the paths where speed does not matter)."""
+    values = {name: getattr(state, name) for name in _FIELDS}
+    values.update(changes)
+    return CoreState(**values)
+
+
+# --- JSON form ------------------------------------------------------------------------------
+
+
+def to_dict(state: CoreState) -> dict[str, Any]:
+    return {
+        "version": STATE_VERSION,
+        "up_history": [[t, r] for t, r in state.up_history],
+        "down_history": [[t, r] for t, r in state.down_history],
+        "events": [[t, c] for t, c in state.events],
+        "last_action": list(state.last_action) if state.last_action else None,
+        "prev_action": list(state.prev_action) if state.prev_action else None,
+        "idle_since": state.idle_since,
+        "last_active": state.last_active,
+        "metric_failures": state.metric_failures,
+        "panic_until": state.panic_until,
+        "failed_since": state.failed_since,
+        "recreates": state.recreates,
+        "paused": state.paused,
+        "override": list(state.override) if state.override else None,
+    }
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _time(d: Mapping[str, Any], key: str, optional: bool = True) -> float | None:
+    v = d.get(key)
+    if v is None and optional:
+        return None
+    if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
+        raise ValueError(f"state.{key}: expected a finite number, got {v!r}")
+    return float(v)
+
+
+def _count(v: object, where: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError(f"{where}: expected an integer >= 0, got {v!r}")
+    return v
+
+
+def _entries(d: Mapping[str, Any], key: str, signed: bool = False) -> Entries:
+    raw = d.get(key, [])
+    if not isinstance(raw, list):
+        raise ValueError(f"state.{key}: expected a list of [t, n] pairs, got {raw!r}")
+    out = []
+    for i, item in enumerate(raw):
+        where = f"state.{key}[{i}]"
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            raise ValueError(f"{where}: expected [t, n], got {item!r}")
+        t, n = item
+        if not _is_number(t) or not math.isfinite(t):
+            raise ValueError(f"{where}: time must be a finite number, got {t!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or (not signed and n < 0):
+            raise ValueError(f"{where}: expected an integer{'' if signed else ' >= 0'}, got {n!r}")
+        out.append((float(t), n))
+    return tuple(out)
+
+
+def _action(d: Mapping[str, Any], key: str) -> tuple[float, str] | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if (
+        not isinstance(v, list | tuple)
+        or len(v) != 2
+        or not _is_number(v[0])
+        or not math.isfinite(v[0])
+        or v[1] not in ACTION_KINDS
+    ):
+        raise ValueError(f"state.{key}: expected [t, one of {list(ACTION_KINDS)}], got {v!r}")
+    return (float(v[0]), v[1])
+
+
+def from_dict(d: object) -> CoreState:
+    """Rebuild a state from `to_dict` output; ValueError naming the bad key otherwise."""
+    if not isinstance(d, Mapping):
+        raise ValueError(f"state: expected an object, got {type(d).__name__}")
+    unknown = set(d) - set(_FIELDS) - {"version"}
+    if unknown:
+        raise ValueError(f"state: unknown keys {sorted(unknown)}")
+    if d.get("version", STATE_VERSION) != STATE_VERSION:
+        raise ValueError(f"state.version: expected {STATE_VERSION}, got {d.get('version')!r}")
+    paused = d.get("paused", False)
+    if not isinstance(paused, bool):
+        raise ValueError(f"state.paused: expected true or false, got {paused!r}")
+    override_raw = d.get("override")
+    override = None
+    if override_raw is not None:
+        if (
+            not isinstance(override_raw, list | tuple)
+            or len(override_raw) != 2
+            or isinstance(override_raw[0], bool)
+            or not isinstance(override_raw[0], int)
+            or override_raw[0] < 1
+            or not _is_number(override_raw[1])
+            or not math.isfinite(override_raw[1])
+        ):
+            raise ValueError(
+                f"state.override: expected [replicas >= 1, until], got {override_raw!r}"
+            )
+        override = (override_raw[0], float(override_raw[1]))
+    return CoreState(
+        up_history=_entries(d, "up_history"),
+        down_history=_entries(d, "down_history"),
+        events=_entries(d, "events", signed=True),
+        last_action=_action(d, "last_action"),
+        prev_action=_action(d, "prev_action"),
+        idle_since=_time(d, "idle_since"),
+        last_active=_time(d, "last_active"),
+        metric_failures=_count(d.get("metric_failures", 0), "state.metric_failures"),
+        panic_until=_time(d, "panic_until"),
+        failed_since=_time(d, "failed_since"),
+        recreates=_count(d.get("recreates", 0), "state.recreates"),
+        paused=paused,
+        override=override,
+    )
