@@ -1,0 +1,209 @@
+"""deploy/: the systemd unit (systemd-analyze verify), the example config, the Grafana dashboard
+(every query names metrics the daemon exports, and parses as PromQL)."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from autoscaler.runtime.metrics import METRIC_NAMES, Metrics
+from tests.services import require
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+UNIT = DEPLOY / "autoscaler.service"
+DASHBOARD = DEPLOY / "grafana-dashboard.json"
+
+
+def unit_items() -> list[tuple[str, str, str]]:
+    """(section, key, value) for every assignment, repeated keys kept."""
+    items, section = [], ""
+    for raw in UNIT.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        items.append((section, key.strip(), value.strip()))
+    return items
+
+
+def unit_value(key: str, section: str = "Service") -> list[str]:
+    return [v for s, k, v in unit_items() if s == section and k == key]
+
+
+def test_unit_declares_notify_watchdog_and_hardening() -> None:
+    assert unit_value("Type") == ["notify"]
+    assert unit_value("WatchdogSec") == ["30"]
+    assert unit_value("ExecStart") == [
+        "/usr/local/bin/autoscaler run --config /etc/autoscaler/config.yaml"
+    ]
+    assert unit_value("ExecReload") == ["/bin/kill -HUP $MAINPID"]
+    assert unit_value("Restart") == ["on-failure"]
+    assert unit_value("DynamicUser") == ["yes"]
+    assert unit_value("StateDirectory") == ["autoscaler"]
+    credentials = dict(v.split(":", 1) for v in unit_value("LoadCredential"))
+    assert set(credentials) == {"neevcloud_token", "admin_token"}
+    for key, expected in {
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "ProtectKernelTunables": "yes",
+        "ProtectKernelModules": "yes",
+        "ProtectKernelLogs": "yes",
+        "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+        "LockPersonality": "yes",
+        "RestrictNamespaces": "yes",
+        "CapabilityBoundingSet": "",
+    }.items():
+        assert unit_value(key) == [expected], key
+    assert "@system-service" in unit_value("SystemCallFilter")
+
+
+def test_unit_credentials_match_the_example_config() -> None:
+    config = yaml.safe_load((DEPLOY / "config.yaml").read_text())
+    names = {v.split(":", 1)[0] for v in unit_value("LoadCredential")}
+    refs = {config["http"]["admin_token"]["file"]}
+    refs |= {p["token"]["file"] for p in config["providers"].values() if "token" in p}
+    assert refs == names
+    assert config["state"]["url"] == "sqlite:////var/lib/autoscaler/state.db"
+
+
+def test_credentials_directory_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What LoadCredential= provides, resolved the way the daemon resolves {file: NAME}."""
+    from autoscaler.policy.model import SecretRef
+    from autoscaler.secrets import resolve
+
+    (tmp_path / "neevcloud_token").write_text("tok-from-systemd\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    secret = resolve(SecretRef(file="neevcloud_token"))
+    assert secret is not None and secret.reveal() == "tok-from-systemd"
+    assert "tok-from-systemd" not in repr(secret)
+
+
+def test_systemd_analyze_verify(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    require(analyze is not None, "systemd-analyze (package systemd)")
+    assert analyze is not None
+    # verify checks that ExecStart exists: point it at a launcher for this checkout.
+    launcher = tmp_path / "autoscaler"
+    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} -m autoscaler "$@"\n')
+    launcher.chmod(0o755)
+    unit = tmp_path / "autoscaler.service"
+    unit.write_text(UNIT.read_text().replace("/usr/local/bin/autoscaler", str(launcher)))
+    result = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    # verify warns about unknown keys but still exits 0: any output about the unit fails.
+    complaints = [
+        line for line in (result.stdout + result.stderr).splitlines() if unit.name in line
+    ]
+    assert result.returncode == 0, result.stderr
+    assert complaints == []
+
+
+def test_unit_parses_as_ini() -> None:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(UNIT.read_text())
+    assert parser.sections() == ["Unit", "Service", "Install"]
+    assert parser["Install"]["WantedBy"] == "multi-user.target"
+
+
+# --- Grafana dashboard -------------------------------------------------------------------
+
+
+def exported_series_names() -> set[str]:
+    """Every series name the daemon can export (histograms with _bucket/_sum/_count)."""
+    m = Metrics()
+    m.replicas("p", 1, 1)
+    m.decision("p", "none", ("x",))
+    m.evaluation("p", 0.1, 0.1)
+    m.scale_from_zero("p", 1.0)
+    m.dry_run("p", False)
+    m.provider_request("x", "get", 200, 0.1)
+    m.source_read("p", "m", "redis", 0.1, ok=True)
+    m.leadership(True, 1)
+    names = set()
+    for family in text_string_to_metric_families(generate_latest(m.registry).decode()):
+        names |= {s.name for s in family.samples if not s.name.endswith("_created")}
+    return names
+
+
+def dashboard_exprs() -> list[str]:
+    board = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    exprs += [a["expr"] for a in board["annotations"]["list"] if "expr" in a]
+    exprs += [
+        v["query"]["query"] for v in board["templating"]["list"] if isinstance(v.get("query"), dict)
+    ]
+    return exprs
+
+
+def test_dashboard_queries_name_only_exported_metrics() -> None:
+    exported = exported_series_names()
+    used: set[str] = set()
+    for expr in dashboard_exprs():
+        names = set(re.findall(r"\bautoscaler_[a-z_]+", expr))
+        assert names, f"query names no autoscaler metric: {expr}"
+        unknown = names - exported
+        assert not unknown, f"{sorted(unknown)} in {expr!r} are not exported by metrics.py"
+        used |= names
+    # Every family the daemon exports has a panel.
+    families = {
+        re.sub(r"_(bucket|sum|count)$", "", n) if n not in METRIC_NAMES else n for n in used
+    }
+    assert set(METRIC_NAMES) <= families
+
+
+def test_dashboard_shape() -> None:
+    board = json.loads(DASHBOARD.read_text())
+    assert board["uid"] and board["title"]
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+    titles = " ".join(p["title"] for p in board["panels"]).lower()
+    for topic in (
+        "desired vs current",
+        "reason",
+        "lag p99",
+        "provider",
+        "source",
+        "zero",
+        "leader",
+    ):
+        assert topic in titles
+    for panel in board["panels"]:
+        pos = panel["gridPos"]
+        assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24
+
+
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    require(promtool is not None, "promtool (package prometheus)")
+    assert promtool is not None
+    rules = []
+    for i, expr in enumerate(dashboard_exprs()):
+        if expr.startswith("label_values("):
+            continue  # a Grafana function, not PromQL
+        concrete = expr.replace("$__rate_interval", "5m").replace("$policy", ".*")
+        rules.append({"record": f"dashboard:query_{i}", "expr": concrete})
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
