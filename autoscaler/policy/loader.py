@@ -1,0 +1,271 @@
+"""Loading policy files and the daemon config into validated model objects.
+
+Public API (other layers depend on these names): `load_policy_text`, `load_policy_file`,
+`load_policies`, `load_daemon_config`, `load_daemon`, plus `PolicyError`, `ValidationFailed`
+and `parse_duration` re-exported. Every problem in every file is collected and raised at once
+as `ValidationFailed`; no other exception escapes, whatever the input. The rules themselves
+live in `tables` (fields) and `fields` (how a field validates).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from yaml.nodes import MappingNode, Node
+
+from autoscaler.policy.durations import parse_duration
+from autoscaler.policy.errors import FILE_PATH, PolicyError, ValidationFailed, quote
+from autoscaler.policy.fields import INVALID, Obj
+from autoscaler.policy.model import DaemonConfig, Policy
+from autoscaler.policy.tables import DAEMON, POLICY
+from autoscaler.policy.yamlnodes import Abort, Collector, describe, locate, parse_documents
+
+__all__ = [
+    "PolicyError",
+    "ValidationFailed",
+    "load_daemon",
+    "load_daemon_config",
+    "load_policies",
+    "load_policy_file",
+    "load_policy_text",
+    "parse_duration",
+]
+
+PathLike = str | os.PathLike[str]
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class LocatedPolicy:
+    """A loaded policy with the node tree it came from (for later cross-file messages)."""
+
+    policy: Policy
+    root: MappingNode
+    filename: str
+
+
+def _convert_document(spec: Obj, node: Node, sink: Collector) -> object:
+    try:
+        return spec.convert(node, (), sink)
+    except Abort:
+        return INVALID
+    except RecursionError:
+        sink.error(node, (), "document nested too deep")
+        return INVALID
+
+
+def _policies_from_text(text: str, filename: str, sink: Collector) -> list[LocatedPolicy]:
+    located: list[LocatedPolicy] = []
+    documents = parse_documents(text, sink)
+    if not documents and not sink.errors:
+        sink.error_at(1, 1, "(root)", "no policy in this file")
+    for node in documents:
+        errors_before = len(sink.errors)
+        policy = _convert_document(POLICY, node, sink)
+        if isinstance(policy, Policy) and len(sink.errors) == errors_before:
+            assert isinstance(node, MappingNode)
+            located.append(LocatedPolicy(replace(policy, source_file=filename), node, filename))
+    return located
+
+
+def _check_unique(located: list[LocatedPolicy], sink_for: dict[str, Collector]) -> None:
+    """Policy names, and the deployments they manage, must be unique across all files."""
+    names: dict[str, LocatedPolicy] = {}
+    deployments: dict[tuple[str, str], LocatedPolicy] = {}
+    for item in located:
+        sink = sink_for[item.filename]
+        first = names.get(item.policy.name)
+        if first is not None:
+            node, path = locate(item.root, (), ["name"], sink)
+            line = first.root.start_mark.line + 1
+            sink.error(
+                node,
+                path,
+                f"duplicate policy name {quote(item.policy.name)} (also "
+                f"in {first.filename}:{line})",
+            )
+        else:
+            names[item.policy.name] = item
+        key = (item.policy.deployment.provider, item.policy.deployment.name)
+        owner = deployments.get(key)
+        if owner is not None and first is None:
+            node, path = locate(item.root, (), ["deployment", "name"], sink)
+            sink.error(
+                node,
+                path,
+                f"deployment {quote(key[1])} at {quote(key[0])} is already "
+                f"scaled by policy {quote(owner.policy.name)} ({owner.filename})",
+            )
+        else:
+            deployments.setdefault(key, item)
+
+
+def load_policy_text(text: str, filename: str = "<string>") -> list[Policy]:
+    """Every policy in `text` (one per YAML document). Raises ValidationFailed."""
+    sink = Collector(filename)
+    if not isinstance(text, str):
+        sink.error_at(1, 1, FILE_PATH, f"policy text must be a string, got {type(text).__name__}")
+        raise ValidationFailed(sink.errors)
+    located = _policies_from_text(text, filename, sink)
+    _check_unique(located, {filename: sink})
+    if sink.errors:
+        raise ValidationFailed(sorted(sink.errors, key=lambda e: (e.line, e.col)))
+    return [item.policy for item in located]
+
+
+def _read_text(path: Path, sink: Collector) -> str | None:
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        sink.error_at(1, 1, FILE_PATH, "is a folder, not a file")
+        return None
+    except OSError as exc:
+        sink.error_at(1, 1, FILE_PATH, f"cannot read: {exc.strerror or exc}")
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        sink.error_at(line, col, "(root)", f"not UTF-8 text: byte 0x{data[exc.start]:02x}")
+        return None
+
+
+def load_policy_file(path: PathLike) -> list[Policy]:
+    """Every policy in one file. Raises ValidationFailed (also for an unreadable file)."""
+    return load_policies([path])
+
+
+def expand_paths(paths: Iterable[PathLike], errors: list[PolicyError]) -> list[Path]:
+    """Files named by `paths`: files as given, folders as their *.yaml / *.yml (sorted),
+    anything else as a glob. Paths naming nothing become errors; duplicates are dropped."""
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        name = os.fspath(raw)
+        path = Path(name)
+        found: list[Path]
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
+            if not found:
+                errors.append(
+                    PolicyError(name, 1, 1, FILE_PATH, "folder holds no *.yaml or *.yml file")
+                )
+        elif path.exists() or not glob.has_magic(name):
+            found = [path]  # a missing plain path is reported when read
+        else:
+            found = sorted(Path(p) for p in glob.glob(name, recursive=True) if Path(p).is_file())
+            if not found:
+                errors.append(PolicyError(name, 1, 1, FILE_PATH, "pattern matches no file"))
+        for file in found:
+            try:
+                identity = file.resolve()
+            except (OSError, RuntimeError):
+                identity = file
+            if identity not in seen:
+                seen.add(identity)
+                files.append(file)
+    return files
+
+
+def _as_list(paths: PathLike | Iterable[PathLike]) -> list[PathLike]:
+    if isinstance(paths, str | os.PathLike):
+        return [paths]
+    return list(paths)
+
+
+def load_located(
+    paths: PathLike | Iterable[PathLike],
+) -> tuple[list[LocatedPolicy], list[Path], list[PolicyError]]:
+    """Policies with their nodes, the files read, and every error (nothing raised)."""
+    errors: list[PolicyError] = []
+    files = expand_paths(_as_list(paths), errors)
+    located: list[LocatedPolicy] = []
+    sinks: dict[str, Collector] = {}
+    for file in files:
+        sink = sinks.setdefault(str(file), Collector(str(file)))
+        text = _read_text(file, sink)
+        if text is not None:
+            located.extend(_policies_from_text(text, str(file), sink))
+    _check_unique(located, sinks)
+    for sink in sinks.values():
+        errors.extend(sorted(sink.errors, key=lambda e: (e.line, e.col)))
+    return located, files, errors
+
+
+def load_policies(paths: PathLike | Iterable[PathLike]) -> list[Policy]:
+    """Every policy in files, folders (their *.yaml / *.yml) and globs, in order.
+
+    Names must be unique across all files. Raises ValidationFailed with every error of every
+    file, or when no path was given.
+    """
+    path_list = _as_list(paths)
+    if not path_list:
+        raise ValidationFailed([PolicyError("<none>", 1, 1, FILE_PATH, "no policy path given")])
+    located, _files, errors = load_located(path_list)
+    if errors:
+        raise ValidationFailed(errors)
+    return [item.policy for item in located]
+
+
+# --- daemon config --------------------------------------------------------------------------
+
+
+def _config_from_text(text: str, filename: str, sink: Collector) -> DaemonConfig | None:
+    documents = parse_documents(text, sink)
+    if sink.errors:
+        return None
+    if len(documents) != 1:
+        where = documents[1] if len(documents) > 1 else None
+        sink.error(where, (), f"a config file holds exactly one document, got {len(documents)}")
+        return None
+    node = documents[0]
+    if not isinstance(node, MappingNode):
+        sink.error(node, (), f"must be a mapping, got {describe(node)}")
+        return None
+    config = _convert_document(DAEMON, node, sink)
+    if not isinstance(config, DaemonConfig) or sink.errors:
+        return None
+    base = Path(filename).parent
+    policies = config.policies
+    if not Path(policies).is_absolute():
+        policies = str(base / policies)
+    return replace(config, policies=policies, source_file=filename)
+
+
+def load_daemon_config(path: PathLike) -> DaemonConfig:
+    """The daemon config at `path`, with `policies` resolved against the config's folder."""
+    filename = os.fspath(path)
+    sink = Collector(filename)
+    text = _read_text(Path(filename), sink)
+    config = _config_from_text(text, filename, sink) if text is not None else None
+    if config is None or sink.errors:
+        raise ValidationFailed(sorted(sink.errors, key=lambda e: (e.line, e.col)))
+    return config
+
+
+def load_daemon(config_path: PathLike) -> tuple[DaemonConfig, list[Policy]]:
+    """The config and its policies; every policy's `deployment.provider` must be a profile."""
+    config = load_daemon_config(config_path)
+    located, _files, errors = load_located([config.policies])
+    for item in located:
+        provider = item.policy.deployment.provider
+        if provider not in config.providers:
+            sink = Collector(item.filename)
+            node, path = locate(item.root, (), ["deployment", "provider"], sink)
+            known = ", ".join(sorted(config.providers))
+            sink.error(
+                node,
+                path,
+                f"must name a provider profile of {config.source_file}, "
+                f"one of [{known}], got {quote(provider)}",
+            )
+            errors.extend(sink.errors)
+    if errors:
+        raise ValidationFailed(errors)
+    return config, [item.policy for item in located]
