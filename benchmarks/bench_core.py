@@ -1,0 +1,113 @@
+"""Decision-core throughput and state size.
+
+A 3-metric policy (HPA default behavior: 300 s down window, 15 s rate periods), evaluated every
+15 s of simulated time on a varying load, after a warm-up long enough to fill every window
+(steady-state state). Prints decisions per second on one core and the JSON size of the state.
+
+    .venv/bin/python benchmarks/bench_core.py [--decisions N]
+
+Targets (issue 2): >= 50,000 decisions/s, <= 4 KB of state per policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+from autoscaler.core import CoreState, Observation, decide, initial_state, to_dict
+from autoscaler.policy.model import (
+    Deployment,
+    Metric,
+    Policy,
+    PrometheusSource,
+    PromQLSource,
+    RedisSource,
+    Replicas,
+    Target,
+)
+
+INTERVAL = 15.0
+START = 1_700_000_000.0
+
+
+def bench_policy() -> Policy:
+    return Policy(
+        name="bench",
+        deployment=Deployment("sim", "bench", {"model": "m"}),
+        replicas=Replicas(1, 20),
+        metrics=(
+            Metric(
+                "waiting",
+                PrometheusSource(urls=("http://x/metrics",), metric="w"),
+                Target("average_value", 5),
+            ),
+            Metric("kv_cache", PromQLSource(url="http://x", query="q"), Target("utilization", 0.8)),
+            Metric("backlog", RedisSource(url="redis://x", key="k"), Target("average_value", 20)),
+        ),
+        interval=INTERVAL,
+    )
+
+
+def observations(n: int) -> list[tuple[float, dict[str, float | None]]]:
+    """A daily-ish wave with noise-free steps: enough change to exercise every stage."""
+    out = []
+    for i in range(n):
+        phase = math.sin(i / 40.0)
+        out.append(
+            (
+                START + i * INTERVAL,
+                {
+                    "waiting": max(0.0, 30 + 25 * phase),
+                    "kv_cache": 0.5 + 0.3 * phase,
+                    "backlog": max(0.0, 100 + 90 * math.sin(i / 17.0)),
+                },
+            )
+        )
+    return out
+
+
+def run(
+    policy: Policy,
+    state: CoreState,
+    obs: list[tuple[float, dict[str, float | None]]],
+    replicas: int,
+) -> tuple[CoreState, int, int]:
+    biggest = 0
+    for t, metrics in obs:
+        decision, state = decide(policy, state, Observation("ready", replicas, metrics), t)
+        replicas = decision.replicas
+        size = len(state.down_history) + len(state.up_history) + len(state.events)
+        biggest = max(biggest, size)
+    return state, replicas, biggest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--decisions", type=int, default=200_000)
+    args = parser.parse_args()
+    policy = bench_policy()
+    obs = observations(args.decisions + 100)
+    state, replicas, _ = run(policy, initial_state(), obs[:100], 3)  # warm-up fills the windows
+    timed = obs[100:]
+    start = time.perf_counter()
+    state, replicas, _ = run(policy, state, timed, replicas)
+    elapsed = time.perf_counter() - start
+    # Largest state seen over a pass (the windows hold more entries while load falls).
+    largest = 0
+    s, r = initial_state(), 3
+    for t, metrics in obs[: min(len(obs), 5000)]:
+        d, s = decide(policy, s, Observation("ready", r, metrics), t)
+        r = d.replicas
+        largest = max(largest, len(json.dumps(to_dict(s))))
+    print(f"decisions: {len(timed)}  elapsed: {elapsed:.3f}s")
+    print(f"decisions/s: {len(timed) / elapsed:,.0f}  (target >= 50,000)")
+    print(
+        f"state JSON bytes: final {len(json.dumps(to_dict(state)))}, "
+        f"largest over 5000 steps {largest}  (target <= 4096)"
+    )
+
+
+if __name__ == "__main__":
+    main()
