@@ -71,6 +71,13 @@ class TemporaryError(ProviderError):
     """5xx, timeouts, connection errors: retry with backoff."""
 
 
+class DeploymentFailedError(ProviderError):
+    """`wait_ready` saw the deployment turn `failed` (the provider's own status word is in the
+    message). Permanent for this deployment: delete and recreate, or report."""
+
+    permanent = True
+
+
 class Provider(Protocol):
     """A client for one provider account/project. Implementations hold an httpx.AsyncClient."""
 

@@ -1,0 +1,143 @@
+"""Nebius-style dedicated endpoints client (seed 004, `/v0/dedicated_endpoints`).
+
+What the seed gives: templates, create (`name`, `model_name`, `flavor_name`, `gpu_type`,
+`gpu_count`, `scaling.min_replicas`, `scaling.max_replicas`; the answer has `id` and
+`routing_key`), list, a partial `PATCH` (only the fields sent change), and
+`DELETE /v0/dedicated_endpoints/{endpoint_id}`. Startup takes 10-15 minutes and inference
+answers 404 meanwhile. The seed shows only the delete path; the others are assumed to be
+`GET /v0/dedicated_endpoints/templates`, `GET|POST /v0/dedicated_endpoints` and
+`GET|PATCH /v0/dedicated_endpoints/{id}`. Status words are not in the seed either: the client
+accepts the common ones (`running`/`ready`/`active`, `creating`/`starting`/`updating`,
+`failed`/`error`, `deleting`).
+
+Scaling to N sets `min_replicas = max_replicas = N`: the daemon is the autoscaler, so the
+provider's own autoscaler must not move the count between min and max behind its back (that
+would fight our hysteresis and make cost caps meaningless); pinning both bounds in one PATCH
+turns the provider's range into an exact count, and one request keeps min <= max at all times.
+
+The spec a recreate needs (`model_name`, `flavor_name`, `gpu_type`, `gpu_count`) is echoed by
+the provider and rebuilt from each response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from autoscaler.providers.base import (
+    DeploymentInfo,
+    InvalidRequestError,
+    NormalizedStatus,
+    NotFoundError,
+    TemporaryError,
+)
+from autoscaler.providers.common import BaseProvider
+
+BASE = "/v0/dedicated_endpoints"
+SPEC_REQUIRED = ("model_name", "flavor_name", "gpu_type", "gpu_count")
+STATUSES: dict[str, NormalizedStatus] = {
+    "running": "ready",
+    "ready": "ready",
+    "active": "ready",
+    "available": "ready",
+    "creating": "initializing",
+    "starting": "initializing",
+    "pending": "initializing",
+    "provisioning": "initializing",
+    "updating": "initializing",
+    "scaling": "initializing",
+    "failed": "failed",
+    "error": "failed",
+    "deleting": "terminating",
+    "terminating": "terminating",
+}
+
+
+class NebiusProvider(BaseProvider):
+    provider_type = "nebius"
+    create_sets_replicas = True
+
+    def to_info(self, item: Mapping[str, Any]) -> DeploymentInfo:
+        raw = str(item.get("status") or item.get("state") or "")
+        status: NormalizedStatus = STATUSES.get(raw.lower(), "initializing")
+        scaling = item.get("scaling") or {}
+        count = scaling.get("min_replicas") if isinstance(scaling, dict) else None
+        if not isinstance(count, int) or isinstance(count, bool):
+            count = 1
+        ready = item.get("ready_replicas")
+        spec = {k: item[k] for k in SPEC_REQUIRED if item.get(k) is not None}
+        url = item.get("endpoint_url") or f"{str(self.http.client.base_url).rstrip('/')}/v1"
+        return DeploymentInfo(
+            id=str(item.get("id") or ""),
+            name=str(item.get("name") or ""),
+            status=status,
+            replicas=max(1, count),
+            ready_replicas=ready if isinstance(ready, int) else None,
+            endpoint_url=url if status == "ready" else None,
+            spec=MappingProxyType(spec),
+            raw_status=raw,
+        )
+
+    async def templates(self) -> list[dict[str, Any]]:
+        body = await self._request_json("templates", "GET", f"{BASE}/templates")
+        if isinstance(body, dict):
+            body = body.get("templates", body.get("data", []))
+        return [t for t in body or [] if isinstance(t, dict)]
+
+    async def list(self) -> list[DeploymentInfo]:
+        body = await self._request_json("list", "GET", BASE)
+        if isinstance(body, dict):
+            body = body.get("endpoints", body.get("data", body.get("items", [])))
+        if not isinstance(body, list):
+            raise InvalidRequestError(f"{self.profile_name}: list answered {body!r:.100}")
+        return [self.to_info(item) for item in body if isinstance(item, dict)]
+
+    async def find(self, name: str) -> DeploymentInfo | None:
+        matches = [d for d in await self.list() if d.name == name]
+        matches.sort(key=lambda d: d.status == "terminating")
+        return matches[0] if matches else None
+
+    async def scale(self, deployment: DeploymentInfo, replicas: int) -> DeploymentInfo:
+        self.check_replicas(replicas)
+        body = {"scaling": {"min_replicas": replicas, "max_replicas": replicas}}
+        answer = await self._request_json("scale", "PATCH", f"{BASE}/{deployment.id}", json=body)
+        return self.to_info(answer)
+
+    async def delete(self, deployment: DeploymentInfo) -> None:
+        try:
+            await self._request_json("delete", "DELETE", f"{BASE}/{deployment.id}")
+        except NotFoundError:
+            return
+
+    def validate_spec(self, name: str, spec: Mapping[str, Any]) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidRequestError("deployment name must be a non-empty string")
+        missing = [k for k in SPEC_REQUIRED if k not in spec]
+        if missing:
+            raise InvalidRequestError(
+                f"deployment {name!r}: create spec is missing {', '.join(missing)}"
+            )
+        unknown = sorted(set(spec) - set(SPEC_REQUIRED))
+        if unknown:
+            raise InvalidRequestError(
+                f"deployment {name!r}: unknown create spec keys {', '.join(unknown)} "
+                f"(allowed: {', '.join(SPEC_REQUIRED)})"
+            )
+        count = spec["gpu_count"]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise InvalidRequestError(f"deployment {name!r}: gpu_count must be an integer >= 1")
+
+    async def _create_once(
+        self, name: str, spec: Mapping[str, Any], replicas: int
+    ) -> DeploymentInfo:
+        body = {
+            "name": name,
+            **{k: spec[k] for k in SPEC_REQUIRED},
+            "scaling": {"min_replicas": replicas, "max_replicas": replicas},
+        }
+        response = await self.http.request("create", "POST", BASE, json=body)
+        try:
+            return self.to_info(response.json())
+        except ValueError as exc:
+            raise TemporaryError(f"{self.profile_name}: create answered with non-JSON") from exc

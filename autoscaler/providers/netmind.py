@@ -1,0 +1,197 @@
+"""NetMind dedicated inference endpoints client (seed 003).
+
+What the seed gives: `GET /v1/inference-service/flavor` (flavors), `POST /v1/inference-service`
+(create: `name`, `description`, `payment_type`, `resource_metadata {flavor_id, scale_type:
+"manual", target_instance_number}`, `deploy_metadata {image_url, command, port, gpu_num}`),
+`GET /v1/inference-service/{id}`, `PUT /v1/inference-service/{id}` with
+`{"resource_metadata": {"target_instance_number": "2"}}` (the seed sends a *string*: so do we;
+responses are parsed whether it comes back as a number or a string), and
+`DELETE /v1/inference-service/{id}`. Status `initializing` -> `available` (= ready); `failed`
+and `deleting` are assumed words for the other two states.
+
+Finding by name: the seed documents no list endpoint, and the daemon knows deployments only by
+name. `find(name)` first asks `GET /v1/inference-service/{id}` for an id this client learnt
+(from its own creates or earlier listings), and otherwise lists with
+`GET /v1/inference-service` (NOT in the seed: assumed to answer `{"service_list": [...]}` like
+the flavor list's `{"flavor_list": [...]}`; `{"data": [...]}` or a bare array are accepted too)
+and matches `name`. Without some listing, a create whose response was lost could not be
+resolved, so we rely on it; the simulator implements it.
+
+The spec a recreate needs: `flavor_id` (or `flavor`: a flavor's `display_name` or
+`cluster_flavor_id`, resolved through the flavor list), `deploy_metadata`, optional
+`description` and `payment_type` (default `usd`). All are echoed by get, so the spec is
+rebuilt from the response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from autoscaler.providers.base import (
+    DeploymentInfo,
+    InvalidRequestError,
+    NormalizedStatus,
+    NotFoundError,
+    TemporaryError,
+)
+from autoscaler.providers.common import BaseProvider
+
+BASE = "/v1/inference-service"
+SPEC_KEYS = ("flavor_id", "flavor", "deploy_metadata", "description", "payment_type")
+STATUSES: dict[str, NormalizedStatus] = {
+    "available": "ready",
+    "initializing": "initializing",
+    "pending": "initializing",
+    "updating": "initializing",
+    "failed": "failed",
+    "error": "failed",
+    "deleting": "terminating",
+    "terminating": "terminating",
+}
+
+
+def parse_count(value: Any) -> int | None:
+    """target_instance_number arrives as 1 or "1"."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+class NetMindProvider(BaseProvider):
+    provider_type = "netmind"
+    create_sets_replicas = True
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._ids: dict[str, str] = {}
+
+    def to_info(self, item: Mapping[str, Any]) -> DeploymentInfo:
+        raw = str(item.get("status") or "")
+        status: NormalizedStatus = STATUSES.get(raw.lower(), "initializing")
+        resource = item.get("resource_metadata") or {}
+        endpoint = item.get("endpoint_metadata") or {}
+        count = parse_count(resource.get("target_instance_number"))
+        spec: dict[str, Any] = {}
+        if resource.get("flavor_id"):
+            spec["flavor_id"] = resource["flavor_id"]
+        if isinstance(item.get("deploy_metadata"), dict):
+            spec["deploy_metadata"] = dict(item["deploy_metadata"])
+        for key in ("description", "payment_type"):
+            if item.get(key) is not None:
+                spec[key] = item[key]
+        url = (
+            endpoint.get("endpoint_url") or endpoint.get("url")
+            if isinstance(endpoint, dict)
+            else None
+        )
+        name = str(item.get("name") or "")
+        service_id = str(item.get("service_id") or "")
+        if name and service_id and status != "terminating":
+            self._ids[name] = service_id
+        return DeploymentInfo(
+            id=service_id,
+            name=name,
+            status=status,
+            replicas=count if count is not None and count >= 1 else 1,
+            endpoint_url=url if status == "ready" and url else None,
+            spec=MappingProxyType(spec),
+            raw_status=raw,
+        )
+
+    async def flavors(self) -> list[dict[str, Any]]:
+        body = await self._request_json("flavors", "GET", f"{BASE}/flavor")
+        flavors = body.get("flavor_list") if isinstance(body, dict) else None
+        return [f for f in flavors or [] if isinstance(f, dict)]
+
+    async def list(self) -> list[DeploymentInfo]:
+        body = await self._request_json("list", "GET", BASE)
+        if isinstance(body, dict):
+            body = body.get("service_list", body.get("data", body.get("items", [])))
+        if not isinstance(body, list):
+            raise InvalidRequestError(f"{self.profile_name}: list answered {body!r:.100}")
+        return [self.to_info(item) for item in body if isinstance(item, dict)]
+
+    async def find(self, name: str) -> DeploymentInfo | None:
+        known = self._ids.get(name)
+        if known is not None:
+            try:
+                info = await self.get(known)
+            except NotFoundError:
+                self._ids.pop(name, None)
+            else:
+                if info.name == name and info.status != "terminating":
+                    return info
+        matches = [d for d in await self.list() if d.name == name]
+        matches.sort(key=lambda d: d.status == "terminating")
+        return matches[0] if matches else None
+
+    async def get(self, service_id: str) -> DeploymentInfo:
+        return self.to_info(await self._request_json("get", "GET", f"{BASE}/{service_id}"))
+
+    async def scale(self, deployment: DeploymentInfo, replicas: int) -> DeploymentInfo:
+        self.check_replicas(replicas)
+        body = {"resource_metadata": {"target_instance_number": str(replicas)}}
+        answer = await self._request_json("scale", "PUT", f"{BASE}/{deployment.id}", json=body)
+        return self.to_info(answer)
+
+    async def delete(self, deployment: DeploymentInfo) -> None:
+        try:
+            await self._request_json("delete", "DELETE", f"{BASE}/{deployment.id}")
+        except NotFoundError:
+            pass
+        self._ids.pop(deployment.name, None)
+
+    def validate_spec(self, name: str, spec: Mapping[str, Any]) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidRequestError("deployment name must be a non-empty string")
+        unknown = sorted(set(spec) - set(SPEC_KEYS))
+        if unknown:
+            raise InvalidRequestError(
+                f"deployment {name!r}: unknown create spec keys {', '.join(unknown)} "
+                f"(allowed: {', '.join(SPEC_KEYS)})"
+            )
+        if not spec.get("flavor_id") and not spec.get("flavor"):
+            raise InvalidRequestError(f"deployment {name!r}: create spec needs flavor_id or flavor")
+        if not isinstance(spec.get("deploy_metadata"), Mapping):
+            raise InvalidRequestError(
+                f"deployment {name!r}: create spec needs deploy_metadata "
+                "(image_url, command, port, gpu_num)"
+            )
+
+    async def resolve_flavor(self, spec: Mapping[str, Any]) -> str:
+        if spec.get("flavor_id"):
+            return str(spec["flavor_id"])
+        wanted = str(spec["flavor"])
+        for flavor in await self.flavors():
+            if wanted in (flavor.get("display_name"), flavor.get("cluster_flavor_id")):
+                return str(flavor["flavor_id"])
+        raise InvalidRequestError(f"{self.profile_name}: no flavor named {wanted!r}")
+
+    async def _create_once(
+        self, name: str, spec: Mapping[str, Any], replicas: int
+    ) -> DeploymentInfo:
+        body = {
+            "name": name,
+            "description": spec.get("description", ""),
+            "payment_type": spec.get("payment_type", "usd"),
+            "resource_metadata": {
+                "flavor_id": await self.resolve_flavor(spec),
+                "scale_type": "manual",
+                "target_instance_number": replicas,
+            },
+            "deploy_metadata": dict(spec["deploy_metadata"]),
+        }
+        response = await self.http.request("create", "POST", BASE, json=body)
+        try:
+            return self.to_info(response.json())
+        except ValueError as exc:
+            raise TemporaryError(f"{self.profile_name}: create answered with non-JSON") from exc
