@@ -1,0 +1,117 @@
+"""`autoscaler run --config FILE`: the daemon as a service.
+
+Load and validate the config and every policy first; on any error print every error line
+(`FILE:LINE:COL: key.path: message`) to stderr and exit 2 with nothing started. Otherwise run
+under anyio (asyncio backend, which APScheduler and uvicorn need) until SIGTERM / SIGINT
+(exit 0). SIGHUP and edits to the files reload. "stopped" (asked to) and "crashed" (an
+unexpected error; exit 1) are logged as different events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import anyio
+import structlog
+
+from autoscaler.policy.model import DaemonConfig, Policy
+
+log = structlog.get_logger("autoscaler.run")
+
+EXIT_CONFIG = 2
+EXIT_CRASHED = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="FILE", help="daemon config (YAML)")
+    parser.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="reload only on SIGHUP, not when the config or policy files change",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from autoscaler.runtime.reload import load_checked
+
+    loaded = load_checked(args.config)
+    if isinstance(loaded, list):
+        for line in loaded:
+            print(line, file=sys.stderr)
+        print(f"autoscaler run: {len(loaded)} error(s); nothing started", file=sys.stderr)
+        return EXIT_CONFIG
+    config, policies = loaded
+    from autoscaler.runtime.logs import configure_logging
+
+    configure_logging(config.log)
+    try:
+        return anyio.run(serve, config, policies, args.config, not args.no_watch)
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 130
+
+
+async def serve(
+    config: DaemonConfig, policies: list[Policy], config_path: str, watch: bool = True
+) -> int:
+    """The whole service: daemon, HTTP, reload watcher, signals, sd_notify."""
+    from autoscaler.runtime.daemon import Daemon
+    from autoscaler.runtime.http import create_http_app, serve_http
+    from autoscaler.runtime.metrics import Metrics
+    from autoscaler.runtime.notify import Notifier, watchdog_loop
+    from autoscaler.runtime.reload import Reloader
+    from autoscaler.runtime.shutdown import handle_signals
+    from autoscaler.secrets import SecretError, resolve
+
+    try:
+        admin_token = resolve(config.http.admin_token)
+    except SecretError as exc:
+        print(f"{config.source_file}: http.admin_token: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    metrics = Metrics()
+    notifier = Notifier()
+    daemon = Daemon(config, policies, config_path=config_path, recorder=metrics)
+    reloader = Reloader(daemon, config_path)
+    stopped_by: list[str] = []
+
+    def stop(reason: str) -> None:
+        if not stopped_by:
+            stopped_by.append(reason)
+            notifier.stopping("stopping")
+        daemon.request_stop()
+
+    async def reload(reason: str) -> object:
+        notifier.reloading()
+        ok = await reloader.reload(reason)
+        notifier.ready("reloaded" if ok else "reload rejected; running config kept")
+        return ok
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(handle_signals, stop, reload, name="signals")
+            app = create_http_app(daemon, metrics.registry, admin_token, alive=_alive(daemon))
+            await tg.start(serve_http, app, config.http.listen, name="http")
+            await tg.start(daemon.run, name="daemon")
+            notifier.ready(f"{len(daemon.runners)} policies")
+            tg.start_soon(watchdog_loop, notifier, _alive(daemon), name="watchdog")
+            if watch:
+                reloader.remember()
+                tg.start_soon(reloader.watch, name="reload-watch")
+            await _wait_stopped(daemon)
+            tg.cancel_scope.cancel()
+    except Exception as exc:
+        log.critical("crashed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
+        notifier.close()
+        return EXIT_CRASHED
+    log.info("stopped", reason=stopped_by[0] if stopped_by else "requested")
+    notifier.close()
+    return 0
+
+
+def _alive(daemon: Any) -> Any:
+    return lambda: not daemon.stop_requested or daemon.in_flight > 0
+
+
+async def _wait_stopped(daemon: Any) -> None:
+    await daemon.stopped.wait()

@@ -1,0 +1,470 @@
+"""The daemon: owns the store, the providers, the source pool, the scheduler and one
+`PolicyRunner` per policy; implements `DaemonControl` for the HTTP side.
+
+Start order (`run`): open the store -> build providers -> load every policy's state ->
+reconcile every pending intent (`reconcile.py`) -> schedule -> report ready. Stop order
+(`shutdown.py` drives it): stop scheduling -> let in-flight evaluations finish within
+`shutdown_timeout` (what does not finish stays a pending intent for the next start) ->
+close sources, providers and the store.
+
+Leader election: with a `leadership` object (PostgreSQL, several daemons) the daemon acts only
+while leader; every provider action is preceded by `leadership.check()` and every store write
+carries the lease epoch. A `FencedError` makes it step down at once.
+Must not live here: the per-policy evaluation (`runner.py`), the action protocols
+(`actions.py`), file watching (`reload.py`), signals (`shutdown.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+
+from autoscaler import core
+from autoscaler.policy.model import DaemonConfig, Policy, ProviderProfile
+from autoscaler.providers.base import Provider
+from autoscaler.runtime.actions import ActionContext
+from autoscaler.runtime.control import Recorder, UnknownPolicyError
+from autoscaler.runtime.reconcile import reconcile_all
+from autoscaler.runtime.runner import PolicyRunner, RunnerEnv, SourceFactory, SourcePool
+from autoscaler.runtime.scheduling import PolicyScheduler, start_spread
+from autoscaler.store.base import FencedError, Store
+
+log = structlog.get_logger("autoscaler.daemon")
+
+ProviderFactory = Callable[..., Provider]
+
+
+class LeadershipLike(Protocol):
+    """What the daemon needs of `autoscaler.store.leader.Leadership`."""
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    @property
+    def epoch(self) -> int | None: ...
+
+    def check(self) -> None: ...
+
+
+def _default_provider_factory() -> ProviderFactory:
+    from autoscaler.providers.registry import build_provider
+
+    return build_provider
+
+
+def _default_source_factory() -> SourceFactory:
+    from autoscaler.sources.registry import build_source
+
+    return build_source
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        policies: Sequence[Policy],
+        *,
+        config_path: str | None,
+        recorder: Recorder,
+        store: Store | None = None,
+        provider_factory: ProviderFactory | None = None,
+        source_factory: SourceFactory | None = None,
+        clock: Callable[[], float] | None = None,
+        leadership: LeadershipLike | None = None,
+        schedule: bool = True,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.recorder = recorder
+        self.store = store
+        self._own_store = store is None
+        self.provider_factory = provider_factory or _default_provider_factory()
+        self.source_factory = source_factory or _default_source_factory()
+        self.clock = clock or time.time
+        self.leadership = leadership
+        self.schedule_jobs = schedule  # False: tests drive `evaluate` themselves
+        self.providers: dict[str, Provider] = {}
+        self.runners: dict[str, PolicyRunner] = {}
+        self.scheduler = PolicyScheduler()
+        self.sources = SourcePool(self.source_factory)
+        self._initial_policies = list(policies)
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stop = anyio.Event()
+        self.stopped = anyio.Event()  # set once `run` has drained and closed everything
+        self._started = False
+        self._stopping = False
+        self._fenced = False
+        self.last_reload: dict[str, Any] | None = None
+        self.reconcile_results: list[dict[str, Any]] = []
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def _epoch(self) -> int | None:
+        return self.leadership.epoch if self.leadership is not None else None
+
+    async def _check_leader(self) -> None:
+        if self._stopping and self._fenced:
+            raise FencedError("daemon stepped down")
+        if self.leadership is not None:
+            self.leadership.check()
+
+    def can_act(self) -> bool:
+        if self._fenced:
+            return False
+        return self.leadership is None or bool(self.leadership.is_leader)
+
+    async def _on_fenced(self, exc: FencedError) -> None:
+        if not self._fenced:
+            log.error("fenced", error=str(exc), note="another daemon leads; standing down")
+        self._fenced = True
+        if self.leadership is not None:
+            self.recorder.leadership(False, self._epoch() or 0)
+
+    def _set_fast_watch(self, name: str, on: bool) -> None:
+        if not self.schedule_jobs or not self.scheduler.running or self._stopping:
+            return
+        if on:
+            self.scheduler.add_zero_watch(name, self.config.zero_poll_interval, self._fast_job)
+        elif self.scheduler.has_zero_watch(name):
+            self.scheduler.remove_zero_watch(name)
+
+    def _run_soon(self, name: str) -> None:
+        if self.schedule_jobs and self.scheduler.running and not self._stopping:
+            self.scheduler.run_soon(name)
+
+    def _wait_ready_timeout(self, provider: str) -> float:
+        profile = self.config.providers.get(provider)
+        return profile.wait_ready_timeout if profile else 1800.0
+
+    def action_context(self) -> ActionContext:
+        assert self.store is not None
+        return ActionContext(store=self.store, epoch=self._epoch, check_leader=self._check_leader)
+
+    def _env(self) -> RunnerEnv:
+        assert self.store is not None
+        return RunnerEnv(
+            store=self.store,
+            recorder=self.recorder,
+            clock=self.clock,
+            actions=self.action_context(),
+            sources=self.sources,
+            global_dry_run=lambda: self.config.dry_run,
+            can_act=self.can_act,
+            set_fast_watch=self._set_fast_watch,
+            run_soon=self._run_soon,
+            on_fenced=self._on_fenced,
+            wait_ready_timeout=self._wait_ready_timeout,
+        )
+
+    def _provider(self, profile: ProviderProfile) -> Provider:
+        provider = self.providers.get(profile.name)
+        if provider is None:
+            provider = self.provider_factory(profile, on_request=self.recorder.provider_request)
+            self.providers[profile.name] = provider
+        return provider
+
+    async def add_runner(self, policy: Policy) -> PolicyRunner:
+        profile = self.config.providers[policy.deployment.provider]
+        runner = PolicyRunner(policy=policy, provider=self._provider(profile), env=self._env())
+        runner.attach_sources()
+        await runner.load()
+        self.runners[policy.name] = runner
+        self.recorder.dry_run(policy.name, runner.dry_run())
+        return runner
+
+    # -- start / stop -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Everything up to (and including) scheduling; `run` wraps it."""
+        if self.store is None:
+            from autoscaler.store import open_store
+
+            self.store = open_store(self.config.state.url)
+        await self.store.open()
+        for policy in self._initial_policies:
+            await self.add_runner(policy)
+        await self.reconcile()
+        if self.schedule_jobs:
+            self.scheduler.start()
+            count = len(self.runners)
+            for runner in self.runners.values():
+                self._schedule(runner, count)
+        self._started = True
+        log.info(
+            "started",
+            policies=len(self.runners),
+            store=_shown_url(self.config.state.url),
+            dry_run=self.config.dry_run,
+        )
+
+    async def reconcile(self) -> None:
+        """Finish every pending intent before anything is scheduled."""
+        if not self.can_act():
+            return
+        policies = {name: r.policy for name, r in self.runners.items()}
+        providers = {name: r.provider for name, r in self.runners.items()}
+        try:
+            results = await reconcile_all(
+                self.action_context(),
+                policies,
+                {r.policy.deployment.provider: r.provider for r in self.runners.values()},
+            )
+        except FencedError as exc:
+            await self._on_fenced(exc)
+            return
+        del providers
+        self.reconcile_results = [
+            {"intent": i.id, "policy": i.policy, "kind": i.kind, "outcome": o, "error": e}
+            for i, o, e in results
+        ]
+        for runner in self.runners.values():  # whatever is still open, its runner finishes
+            pending = await self.store.pending_intents(runner.name) if self.store else []
+            runner.pending = min(pending, key=lambda i: i.id) if pending else None
+
+    def _schedule(self, runner: PolicyRunner, count: int) -> None:
+        interval = runner.policy.interval
+        self.scheduler.add_policy(
+            runner.name, interval, self._eval_job, first_in=start_spread(interval, count)
+        )
+
+    async def _eval_job(self, name: str, job_id: str) -> None:
+        due = self.scheduler.due_time(job_id)
+        lag = max(0.0, time.time() - due) if due is not None else 0.0
+        runner = self.runners.get(name)
+        if runner is None or self._stopping:
+            return
+        await self._tracked(runner.evaluate(lag))
+
+    async def _fast_job(self, name: str, job_id: str) -> None:
+        self.scheduler.due_time(job_id)
+        runner = self.runners.get(name)
+        if runner is None or self._stopping:
+            return
+        await self._tracked(runner.fast_watch())
+
+    async def _tracked(self, work: Any) -> None:
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            await work
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    async def evaluate(self, name: str) -> None:
+        """Run one evaluation of `name` now (tests, admin actions)."""
+        runner = self._runner(name)
+        await self._tracked(runner.evaluate(0.0))
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Start, report started, and keep running until `request_stop`; then stop cleanly."""
+        from autoscaler.runtime.shutdown import graceful_stop
+
+        try:
+            await self.start()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.close_resources()
+            raise
+        task_status.started()
+        try:
+            await self._stop.wait()
+        finally:
+            await graceful_stop(self)
+            self.stopped.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._inflight
+
+    async def drain(self, timeout: float) -> bool:
+        """Stop scheduling and wait for in-flight evaluations; True when all finished."""
+        self._stopping = True
+        self.scheduler.pause()
+        with anyio.move_on_after(timeout):
+            await self._idle.wait()
+        return self._idle.is_set()
+
+    async def close_resources(self) -> None:
+        self.scheduler.stop()
+        for runner in list(self.runners.values()):
+            await runner.detach_sources()
+        await self.sources.aclose()
+        providers, self.providers = list(self.providers.values()), {}
+        for provider in providers:
+            try:
+                await provider.aclose()
+            except Exception as exc:
+                log.warning("close_failed", what="provider", error=str(exc))
+        if self.store is not None and self._own_store:
+            try:
+                await self.store.close()
+            except Exception as exc:
+                log.warning("close_failed", what="store", error=str(exc))
+
+    # -- reload ------------------------------------------------------------------------------
+
+    async def apply(self, config: DaemonConfig, policies: Sequence[Policy]) -> dict[str, list[str]]:
+        """Switch to a validated config and policy set without a restart. Removed policies
+        stop being evaluated; their deployments are left exactly as they are."""
+        old_config = self.config
+        changed_profiles = {
+            name
+            for name, profile in config.providers.items()
+            if name in old_config.providers and old_config.providers[name] != profile
+        }
+        if config.state.url != old_config.state.url:
+            log.warning("reload_ignored", key="state.url", note="a new store needs a restart")
+        self.config = _keep_state(config, old_config)
+        wanted = {p.name: p for p in policies}
+        report: dict[str, list[str]] = {"added": [], "removed": [], "changed": []}
+
+        for name in [n for n in self.runners if n not in wanted]:
+            gone = self.runners.pop(name)
+            async with gone.lock:
+                self.scheduler.remove_policy(name)
+                await gone.detach_sources()
+            self.recorder.policy_removed(name)
+            report["removed"].append(name)
+
+        old_providers = {n: self.providers.pop(n) for n in changed_profiles if n in self.providers}
+        for name, policy in wanted.items():
+            existing = self.runners.get(name)
+            if existing is None:
+                added = await self.add_runner(policy)
+                if self.schedule_jobs and self.scheduler.running:
+                    self._schedule(added, len(wanted))
+                report["added"].append(name)
+                continue
+            profile_changed = policy.deployment.provider in changed_profiles
+            if policy == existing.policy and not profile_changed:
+                continue
+            async with existing.lock:
+                interval_changed = policy.interval != existing.policy.interval
+                sources_changed = policy.metrics != existing.policy.metrics
+                existing.policy = policy
+                existing.provider = self._provider(
+                    self.config.providers[policy.deployment.provider]
+                )
+                if sources_changed:
+                    await existing.detach_sources()
+                    existing.attach_sources()
+                if interval_changed and self.schedule_jobs and self.scheduler.running:
+                    self._schedule(existing, 1)
+            self.recorder.dry_run(name, existing.dry_run())
+            report["changed"].append(name)
+        for provider in old_providers.values():
+            try:
+                await provider.aclose()
+            except Exception as exc:
+                log.warning("close_failed", what="provider", error=str(exc))
+        return report
+
+    # -- DaemonControl ------------------------------------------------------------------------
+
+    def _runner(self, name: str) -> PolicyRunner:
+        runner = self.runners.get(name)
+        if runner is None:
+            raise UnknownPolicyError(name)
+        return runner
+
+    def role(self) -> str:
+        if self.leadership is None:
+            return "leader"
+        return "leader" if self.can_act() else "standby"
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "role": self.role(),
+            "epoch": self._epoch(),
+            "config_loaded": self._started,
+            "config_path": self.config_path,
+            "dry_run": self.config.dry_run,
+            "stopping": self._stopping,
+            "last_reload": self.last_reload,
+            "policies": {name: r.status() for name, r in sorted(self.runners.items())},
+        }
+
+    async def ready(self) -> tuple[bool, list[str]]:
+        problems: list[str] = []
+        if not self._started:
+            problems.append("config not loaded yet (daemon starting)")
+        if self._stopping:
+            problems.append("daemon stopping")
+        if self.store is None:
+            problems.append("store not open")
+        else:
+            try:
+                if not await self.store.check_writable():
+                    problems.append("store not writable")
+            except Exception as exc:
+                problems.append(f"store not writable: {exc}")
+        return (not problems, problems)
+
+    async def _change_state(self, name: str, change: Callable[[Any], Any]) -> dict[str, Any]:
+        runner = self._runner(name)
+        async with runner.lock:
+            if runner.state is None:
+                await runner.load()
+            runner.state = change(runner.state)
+            await runner.save_state()
+        self._run_soon(name)
+        return runner.status()
+
+    async def pause(self, policy: str) -> dict[str, Any]:
+        log.info("admin_pause", policy=policy)
+        return await self._change_state(policy, lambda s: core.with_paused(s, True))
+
+    async def resume(self, policy: str) -> dict[str, Any]:
+        log.info("admin_resume", policy=policy)
+        return await self._change_state(policy, lambda s: core.with_paused(s, False))
+
+    async def override(self, policy: str, replicas: int, duration: float) -> dict[str, Any]:
+        runner = self._runner(policy)
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+            raise ValueError(f"replicas must be a whole number >= 1, got {replicas!r}")
+        if replicas > runner.policy.replicas.max:
+            raise ValueError(
+                f"replicas {replicas} is above the policy's replicas.max "
+                f"{runner.policy.replicas.max}"
+            )
+        if not duration > 0:
+            raise ValueError(f"duration must be > 0 seconds, got {duration!r}")
+        until = self.clock() + float(duration)
+        log.info("admin_override", policy=policy, replicas=replicas, until=until)
+        return await self._change_state(policy, lambda s: core.with_override(s, replicas, until))
+
+
+def _keep_state(new: DaemonConfig, old: DaemonConfig) -> DaemonConfig:
+    """The store stays the one the daemon opened; everything else follows the new file."""
+    if new.state == old.state:
+        return new
+    import dataclasses
+
+    return dataclasses.replace(new, state=old.state)
+
+
+def _shown_url(url: str) -> str:
+    from autoscaler.store.url import redact_url
+
+    return redact_url(url)
+
+
+def policies_by_name(policies: Sequence[Policy]) -> Mapping[str, Policy]:
+    return {p.name: p for p in policies}

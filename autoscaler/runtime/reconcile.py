@@ -1,0 +1,121 @@
+"""Finishing what a previous run (or a previous evaluation) left half done: unresolved intents.
+
+At start, before any policy is scheduled, every pending intent is looked at; the deployment is
+looked up by name and the intent is resolved by what the provider shows now:
+- scale: resolved either way (`applied` says whether the count matches); a stale scale is not
+  re-sent, the loop decides again from fresh metrics.
+- delete: the spec is re-saved from the intent payload if the spec table lost it; absent or
+  terminating -> done; still there -> the delete is re-issued.
+- create / recreate: present and usable -> adopted (its id recorded); absent -> created again
+  from the spec in the intent (or the saved spec); `failed` under a recreate -> deleted first;
+  `terminating` -> left pending (the policy's runner continues it on its next evaluations,
+  and acts on nothing else until it is resolved).
+Never a second deployment: every path looks the name up first.
+
+An intent whose policy is no longer configured is resolved as `orphaned` without touching
+the provider (removing a policy never deletes its deployment).
+Must not live here: the normal loop, scheduling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from autoscaler.policy.model import Policy
+from autoscaler.providers.base import Provider, ProviderError
+from autoscaler.runtime import actions
+from autoscaler.runtime.actions import ActionContext
+from autoscaler.store.base import Intent
+
+log = structlog.get_logger("autoscaler.reconcile")
+
+
+async def continue_intent(
+    ctx: ActionContext, intent: Intent, policy: Policy | None, provider: Provider | None
+) -> dict[str, Any] | None:
+    """Move one pending intent forward. Returns the outcome written when it was resolved, or
+    None when it must wait (deployment still terminating). Provider errors propagate and
+    leave it pending."""
+    if policy is None or provider is None:
+        outcome: dict[str, Any] = {"ok": False, "reconciled": "orphaned"}
+        await ctx.resolve(intent, outcome)
+        return outcome
+    payload = intent.payload
+    name = str(payload.get("name") or policy.deployment.name)
+    found = await provider.find(name)
+
+    if intent.kind == "scale":
+        target = int(payload.get("replicas", 0))
+        applied = found is not None and found.replicas == target
+        outcome = {"ok": applied, "reconciled": "scale", "applied": applied}
+        await ctx.resolve(intent, outcome)
+        return outcome
+
+    if intent.kind == "delete":
+        spec = payload.get("spec")
+        if isinstance(spec, Mapping):
+            saved = await ctx.store.load_spec(policy.name)
+            if not saved or saved.get("create") is None:
+                record = actions.spec_record(policy, spec, int(payload.get("replicas", 1)))
+                await ctx.store.save_spec(policy.name, record, epoch=ctx.epoch())
+        if found is None or found.status == "terminating":
+            outcome = {"ok": True, "reconciled": "delete", "deleted": True}
+        else:
+            await ctx.check_leader()
+            await provider.delete(found)
+            actions.crash_point("after_delete")
+            outcome = {"ok": True, "reconciled": "delete", "reissued": True}
+        await ctx.resolve(intent, outcome)
+        return outcome
+
+    # create / recreate
+    replicas = max(1, int(payload.get("replicas", policy.replicas.min or 1)))
+    spec_payload = payload.get("spec")
+    spec = dict(spec_payload) if isinstance(spec_payload, Mapping) else None
+    if found is not None and found.status == "terminating":
+        return None
+    if found is not None and found.status == "failed" and intent.kind == "recreate":
+        await ctx.check_leader()
+        await provider.delete(found)
+        actions.crash_point("after_delete")
+        return None
+    result = await actions.create(ctx, policy, provider, replicas, spec=spec, intent=intent)
+    return {"ok": True, "reconciled": intent.kind, "deployment_id": result.id}
+
+
+async def reconcile_all(
+    ctx: ActionContext,
+    policies: Mapping[str, Policy],
+    providers: Mapping[str, Provider],
+) -> list[tuple[Intent, dict[str, Any] | None, str | None]]:
+    """Every pending intent, oldest first. Returns (intent, outcome or None, error or None);
+    outcome None and no error: still in progress (left to the policy's runner)."""
+    results: list[tuple[Intent, dict[str, Any] | None, str | None]] = []
+    pending = sorted(await ctx.store.pending_intents(), key=lambda i: i.id)
+    for intent in pending:
+        policy = policies.get(intent.policy)
+        provider = providers.get(policy.deployment.provider) if policy else None
+        try:
+            outcome = await continue_intent(ctx, intent, policy, provider)
+        except (ProviderError, actions.ActionAborted) as exc:
+            log.warning(
+                "intent_unresolved",
+                policy=intent.policy,
+                intent=intent.id,
+                kind=intent.kind,
+                error=str(exc),
+            )
+            results.append((intent, None, str(exc)))
+            continue
+        log.info(
+            "intent_reconciled",
+            policy=intent.policy,
+            intent=intent.id,
+            kind=intent.kind,
+            outcome=outcome if outcome is not None else "in_progress",
+        )
+        results.append((intent, outcome, None))
+    return results

@@ -1,0 +1,122 @@
+"""End to end: the daemon (in this process) against the NeevCloud simulator over real HTTP
+and a real Redis list: load arrives at zero -> create; load rises -> scale up; load ends ->
+scale down and, after `scale_to_zero.after`, delete; work arrives -> recreate with the same
+name and spec.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import redis
+
+from autoscaler.policy.loader import load_daemon
+from autoscaler.runtime.daemon import Daemon
+from autoscaler.runtime.metrics import Metrics
+from autoscaler.store.sqlite import SQLiteStore
+from tests.runtime.daemon_support import (
+    CREATE_SPEC,
+    await_for,
+    policy_yaml,
+    sim_server,
+    write_config,
+)
+from tests.services import require_tcp
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _redis() -> redis.Redis:
+    require_tcp("Redis", 6379)
+    return redis.Redis.from_url("redis://127.0.0.1:6379/0")
+
+
+@pytest.mark.slow
+async def test_zero_up_down_zero_and_back(tmp_path: Path) -> None:
+    r = _redis()
+    key = f"test:e2e:{uuid.uuid4().hex}"
+    with sim_server(provision_seconds=0.5) as sim:
+        config_path = write_config(
+            tmp_path, sim.url, {"chat": policy_yaml("chat-e2e", redis_key=key)}
+        )
+        config, policies = load_daemon(config_path)
+        metrics = Metrics()
+        daemon = Daemon(config, policies, config_path=str(config_path), recorder=metrics)
+
+        def dep() -> list[dict[str, Any]]:
+            return sim.current("chat-e2e")
+
+        def replicas() -> int:
+            found = dep()
+            return int(found[0]["replicas"]) if found else 0
+
+        async with anyio.create_task_group() as tg:
+            await tg.start(daemon.run)
+            try:
+                # Idle at zero: nothing is created.
+                await await_for(
+                    lambda: daemon.runners["chat-e2e"].status_info.evaluations >= 3, 20, "evals"
+                )
+                assert dep() == []
+
+                # Work arrives at zero -> created with the policy's spec, then scaled to load.
+                r.rpush(key, *range(12))
+                created = await await_for(dep, 20, "created from zero")
+                assert created[0]["spec"] == {**CREATE_SPEC}
+                first_id = created[0]["id"]
+                await await_for(lambda: replicas() == 3, 30, "scaled to ceil(12/5)=3")
+
+                # Load rises -> up to max (4).
+                r.rpush(key, *range(30))
+                await await_for(lambda: replicas() == 4, 30, "scaled up to max 4")
+
+                # Load ends -> down to 1, then deleted after the idle period.
+                r.delete(key)
+                await await_for(lambda: dep() == [], 40, "deleted after idle")
+                store = daemon.store
+                assert isinstance(store, SQLiteStore)
+                saved = await store.load_spec("chat-e2e")
+                assert saved is not None and saved["create"] == CREATE_SPEC
+                assert saved["name"] == "chat-e2e"
+
+                # Work arrives again -> recreated, same name, same spec, new id.
+                r.rpush(key, *range(3))
+                again = await await_for(dep, 20, "recreated")
+                assert again[0]["id"] != first_id
+                assert again[0]["spec"] == created[0]["spec"]
+                await await_for(
+                    lambda: (
+                        daemon.runners["chat-e2e"].created_at is None
+                        and (daemon.runners["chat-e2e"].status_info.last_observation or {}).get(
+                            "status"
+                        )
+                        == "ready"
+                    ),
+                    30,
+                    "ready again",
+                )
+                assert await store.pending_intents() == []
+                snap = sim.snapshot()
+                assert snap["names_held_twice"] == [] and snap["name_collisions"] == 0
+                status = daemon.status()["policies"]["chat-e2e"]
+                assert status["last_decision"]["reasons"]
+                exposition = _exposition(metrics)
+                assert 'autoscaler_scale_from_zero_seconds_count{policy="chat-e2e"}' in exposition
+            finally:
+                daemon.request_stop()
+                r.delete(key)
+
+
+def _exposition(metrics: Metrics) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(metrics.registry).decode()
