@@ -1,0 +1,303 @@
+"""One simulation job: a trace, the runs to compare, the settings; results written to a folder.
+
+`prepare` turns a trace into what the engines need (requests or per-step amounts, the bound,
+the warm start); `simulate` runs every controller over it and writes summary.json, the CSVs
+and the plots. The command line (`cli.py`) only parses options and calls these.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from autoscaler.simulate.aggregated import (
+    ServiceBins,
+    fluid_in_flight,
+    rate_step_arrivals,
+    request_step_arrivals,
+    run_aggregated,
+    service_bins,
+)
+from autoscaler.simulate.controllers import Controller
+from autoscaler.simulate.deployment import DeploymentTiming
+from autoscaler.simulate.engine import RunResult, RunSettings, run_requests
+from autoscaler.simulate.plot import LoadSeries, plot_compare, plot_run
+from autoscaler.simulate.results import (
+    render_table,
+    summarize,
+    write_requests_csv,
+    write_summary,
+    write_timeline_csv,
+)
+from autoscaler.simulate.service import ServiceModel, request_bound
+from autoscaler.simulate.traces import RateTrace, RequestTrace, requests_from_rates
+
+Mode = Literal["auto", "request", "aggregated"]
+
+# Above this many requests the request-level engine would take more than about a minute on
+# one core; auto mode switches to the aggregated engine.
+REQUEST_MODE_LIMIT = 1_500_000
+
+
+class SimulationError(Exception):
+    """Bad input discovered while preparing a simulation (the message says what and where)."""
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    max_concurrency: int = 16
+    service: ServiceModel = field(default_factory=ServiceModel)
+    provision_s: float = 180.0
+    create_s: float = 600.0
+    delete_s: float = 30.0
+    slo_wait_s: float = 5.0
+    queue_timeout_s: float | None = None
+    bill_from_ready: bool = False
+    seed: int = 0
+    rate_scale: float = 1.0
+    mode: Mode = "auto"
+    step_s: float = 1.0
+    duration_s: float | None = None  # simulate only the first part of the trace
+    replica_hourly_usd: float | None = 2.5
+    initial_replicas: int | None = None  # None: sized for the opening load
+
+    def timing(self) -> DeploymentTiming:
+        return DeploymentTiming(
+            max_concurrency=self.max_concurrency,
+            provision_s=self.provision_s,
+            create_s=self.create_s,
+            delete_s=self.delete_s,
+            bill_from_ready=self.bill_from_ready,
+        )
+
+
+@dataclass
+class Prepared:
+    """A trace made ready for the engines; shared by every run so they see the same load."""
+
+    mode: Literal["request", "aggregated"]
+    bound_replica_seconds: float
+    peak_replicas: int
+    opening_replicas: int
+    load: LoadSeries
+    epoch_offset: float
+    requests: RequestTrace | None = None
+    service_s: np.ndarray | None = None
+    step_arrivals: np.ndarray | None = None
+    bins: ServiceBins | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(
+    trace: RequestTrace | RateTrace, sizes: RequestTrace | None, settings: SimSettings
+) -> Prepared:
+    rng = np.random.default_rng(settings.seed)
+    mc = settings.max_concurrency
+    if isinstance(trace, RateTrace):
+        if sizes is None:
+            raise SimulationError(
+                f"{trace.source} is a rate trace: give --sizes FILE (a request trace to draw "
+                "token sizes from)"
+            )
+        trace = trace.scaled(settings.rate_scale)
+        if settings.duration_s is not None:
+            keep = trace.window_start_s < settings.duration_s
+            trace = RateTrace(
+                trace.window_start_s[keep],
+                np.minimum(trace.window_s[keep], settings.duration_s - trace.window_start_s[keep]),
+                trace.rate_rps[keep],
+                trace.rate_cv[keep],
+                trace.source,
+            )
+        expected = trace.expected_requests()
+    else:
+        if settings.rate_scale != 1.0:
+            raise SimulationError("--rate-scale applies to rate traces only")
+        if settings.duration_s is not None:
+            count = int(np.searchsorted(trace.arrival_s, settings.duration_s, side="right"))
+            trace = trace.head(max(count, 1))
+        expected = float(len(trace))
+    mode = settings.mode
+    if mode == "auto":
+        mode = "request" if expected <= REQUEST_MODE_LIMIT else "aggregated"
+    info: dict[str, Any] = {
+        "trace": trace.source,
+        "service_model": settings.service.label,
+        "max_concurrency": mc,
+        "expected_requests": round(expected),
+    }
+    if isinstance(trace, RateTrace):
+        info["rate_scale"] = settings.rate_scale
+    if mode == "request":
+        requests = requests_from_rates(trace, sizes, rng) if isinstance(trace, RateTrace) else trace  # type: ignore[arg-type]
+        if len(requests) == 0:
+            raise SimulationError(f"{trace.source}: the trace produces no requests")
+        service = settings.service.service_s(requests.input_tokens, requests.output_tokens)
+        bound = request_bound(requests.arrival_s, service, mc, settings.provision_s)
+        load = _request_load(requests.arrival_s, service, mc)
+        return Prepared(
+            "request",
+            bound.replica_seconds,
+            math.ceil(bound.peak_in_flight / mc),
+            math.ceil(bound.opening_in_flight / mc),
+            load,
+            requests.epoch_offset,
+            requests=requests,
+            service_s=service,
+            info=info,
+        )
+    step = settings.step_s
+    if isinstance(trace, RateTrace):
+        assert sizes is not None
+        amounts = rate_step_arrivals(trace, step, rng)
+        size_source = sizes
+        offset = 0.0
+    else:
+        amounts = request_step_arrivals(trace, step)
+        size_source = trace
+        offset = trace.epoch_offset
+    if amounts.sum() <= 0:
+        raise SimulationError(f"{trace.source}: the trace produces no requests")
+    bins = service_bins(
+        settings.service.service_s(size_source.input_tokens, size_source.output_tokens), step
+    )
+    in_flight = fluid_in_flight(amounts, bins)
+    needed = np.ceil(in_flight / mc - 1e-9).clip(0)
+    opening = int(needed[: max(int(settings.provision_s / step), 1)].max())
+    info["step_s"] = step
+    return Prepared(
+        "aggregated",
+        float(needed.sum() * step),
+        int(needed.max()),
+        opening,
+        _fluid_load(amounts, needed, step),
+        offset,
+        step_arrivals=amounts,
+        bins=bins,
+        info=info,
+    )
+
+
+def _buckets(span: float) -> float:
+    return max(span / 800.0, 10.0)
+
+
+def _request_load(arrival_s: np.ndarray, service_s: np.ndarray, mc: int) -> LoadSeries:
+    span = float(arrival_s[-1]) if arrival_s.size else 1.0
+    width = _buckets(span)
+    edges = np.arange(0.0, span + width, width)
+    counts = np.histogram(arrival_s, bins=np.append(edges, edges[-1] + width))[0]
+    times = np.concatenate([arrival_s, arrival_s + service_s])
+    deltas = np.concatenate([np.ones(arrival_s.size), -np.ones(arrival_s.size)])
+    order = np.lexsort((deltas, times))
+    level = np.cumsum(deltas[order])
+    idx = np.clip(np.searchsorted(edges, times[order], side="right") - 1, 0, edges.size - 1)
+    peak = np.zeros(edges.size)
+    np.maximum.at(peak, idx, level)
+    return LoadSeries(edges, counts / width, np.ceil(peak / mc))
+
+
+def _fluid_load(amounts: np.ndarray, needed: np.ndarray, step: float) -> LoadSeries:
+    span = amounts.size * step
+    per = max(int(_buckets(span) / step), 1)
+    n = amounts.size // per
+    if n == 0:
+        return LoadSeries(np.zeros(1), np.array([amounts.sum() / step]), needed[:1])
+    rate = amounts[: n * per].reshape(n, per).sum(axis=1) / (per * step)
+    ideal = needed[: n * per].reshape(n, per).max(axis=1)
+    return LoadSeries(np.arange(n) * per * step, rate, ideal)
+
+
+def run_one(
+    controller: Controller,
+    prepared: Prepared,
+    settings: SimSettings,
+    progress: Callable[[float], None] | None = None,
+) -> RunResult:
+    start = settings.initial_replicas
+    if start is None:
+        start = prepared.opening_replicas
+    start = max(start, controller.min_replicas, 1)
+    start = min(start, max(controller.max_replicas, 1))
+    run_settings = RunSettings(settings.timing(), settings.queue_timeout_s, start)
+    if prepared.mode == "request":
+        assert prepared.requests is not None and prepared.service_s is not None
+        return run_requests(
+            controller, prepared.requests.arrival_s, prepared.service_s, run_settings, progress
+        )
+    assert prepared.step_arrivals is not None and prepared.bins is not None
+    return run_aggregated(
+        controller, prepared.step_arrivals, settings.step_s, prepared.bins, run_settings, progress
+    )
+
+
+def _progress_bar(name: str) -> Callable[[float], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(fraction: float) -> None:
+        filled = int(fraction * 30)
+        sys.stderr.write(f"\r{name[:24]:<24} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%}")
+        sys.stderr.flush()
+
+    return show
+
+
+def simulate(
+    controllers: Sequence[Controller],
+    prepared: Prepared,
+    settings: SimSettings,
+    out: Path,
+    plots: bool = True,
+    title: str = "",
+) -> dict[str, Any]:
+    """Run every controller, write every output file, and return the summary mapping."""
+    out.mkdir(parents=True, exist_ok=True)
+    summaries: dict[str, Any] = {}
+    results: list[RunResult] = []
+    for controller in controllers:
+        bar = _progress_bar(controller.name)
+        result = run_one(controller, prepared, settings, bar)
+        if bar is not None:
+            bar(1.0)
+            sys.stderr.write("\n")
+        results.append(result)
+        summaries[controller.name] = summarize(
+            result,
+            settings.slo_wait_s,
+            prepared.bound_replica_seconds,
+            settings.replica_hourly_usd,
+        )
+        if result.mode == "request":
+            write_requests_csv(result, out / f"{controller.name}.requests.csv")
+        write_timeline_csv(result, out / f"{controller.name}.timeline.csv")
+        if plots:
+            plot_run(result, prepared.load, settings.slo_wait_s, out / f"{controller.name}.png")
+    document = {
+        "settings": {
+            **prepared.info,
+            "mode": prepared.mode,
+            "provision_s": settings.provision_s,
+            "create_s": settings.create_s,
+            "delete_s": settings.delete_s,
+            "slo_wait_s": settings.slo_wait_s,
+            "queue_timeout_s": settings.queue_timeout_s,
+            "bill_from_ready": settings.bill_from_ready,
+            "seed": settings.seed,
+            "bound_replica_seconds": round(prepared.bound_replica_seconds, 3),
+            "peak_replicas": prepared.peak_replicas,
+            "opening_replicas": prepared.opening_replicas,
+        },
+        "runs": summaries,
+    }
+    write_summary(document, out / "summary.json")
+    if plots and len(results) > 1:
+        plot_compare(results, prepared.load, title or "billed replicas", out / "compare.png")
+    (out / "table.md").write_text(render_table(summaries, markdown=True) + "\n")
+    return document

@@ -1,0 +1,361 @@
+"""Trace files the simulator replays: request traces and rate traces.
+
+A **request trace** has one row per request (arrival time, input tokens, output tokens). The
+canonical layout is `arrival_s,input_tokens,output_tokens`; Mooncake
+(`timestamp_ms,input_length,output_length`) and Azure LLM inference
+(`TIMESTAMP,ContextTokens,GeneratedTokens`, ISO date-times) are recognised from their headers,
+and `ColumnMap` maps any other CSV. A **rate trace** (`window_start_s,rate_rps[,rate_cv]`) gives
+a request rate per window; `generate_arrivals` turns it into seeded arrivals (gamma inter-arrival
+times with shape 1/cv^2, exponential when cv is 1 or missing) with token sizes drawn from a
+request trace.
+
+Only parsing and generation live here; no simulation. Every bad row raises `TraceError` naming
+`file:line` and what is wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import numpy as np
+
+TimeUnit = Literal["iso", "s", "ms"]
+TIME_UNITS: tuple[str, ...] = ("iso", "s", "ms")
+
+
+class TraceError(Exception):
+    """A trace file that cannot be read; the message names the file (and line) and the fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnMap:
+    """Which CSV columns hold the arrival time and token counts, and the time unit.
+
+    Any field left None is taken from the recognised layout (or guessed, for the unit).
+    """
+
+    time: str | None = None
+    input: str | None = None
+    output: str | None = None
+    time_unit: TimeUnit | None = None
+
+    def is_empty(self) -> bool:
+        return self.time is None and self.input is None and self.output is None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTrace:
+    """Requests sorted by arrival; times in seconds from the first arrival."""
+
+    arrival_s: np.ndarray  # float64, sorted, starts at 0
+    input_tokens: np.ndarray  # int64
+    output_tokens: np.ndarray  # int64
+    source: str
+    layout: str  # which header layout was recognised (or "mapped")
+    epoch_offset: float = 0.0  # epoch seconds of time 0 for ISO traces; 0 otherwise
+
+    def __len__(self) -> int:
+        return int(self.arrival_s.size)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.arrival_s[-1]) if self.arrival_s.size else 0.0
+
+    def head(self, n: int) -> RequestTrace:
+        return RequestTrace(
+            self.arrival_s[:n],
+            self.input_tokens[:n],
+            self.output_tokens[:n],
+            self.source,
+            self.layout,
+            self.epoch_offset,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RateTrace:
+    """Request rate per window. `rate_cv` is NaN where the file gives none (treated as 1)."""
+
+    window_start_s: np.ndarray  # float64, increasing, starts at 0
+    window_s: np.ndarray  # float64 duration of each window
+    rate_rps: np.ndarray  # float64 >= 0
+    rate_cv: np.ndarray  # float64, NaN = Poisson
+    source: str
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.window_start_s[-1] + self.window_s[-1]) if self.rate_rps.size else 0.0
+
+    def scaled(self, factor: float) -> RateTrace:
+        return RateTrace(
+            self.window_start_s, self.window_s, self.rate_rps * factor, self.rate_cv, self.source
+        )
+
+    def expected_requests(self) -> float:
+        return float(np.sum(self.rate_rps * self.window_s))
+
+
+Trace = RequestTrace | RateTrace
+
+# header (lower-cased) -> (layout name, time column, input column, output column, unit)
+_REQUEST_LAYOUTS: tuple[tuple[str, str, str, str, TimeUnit], ...] = (
+    ("canonical", "arrival_s", "input_tokens", "output_tokens", "s"),
+    ("mooncake", "timestamp_ms", "input_length", "output_length", "ms"),
+    ("mooncake", "timestamp", "input_length", "output_length", "ms"),
+    ("azure", "timestamp", "contexttokens", "generatedtokens", "iso"),
+)
+
+
+def load_trace(path: str, columns: ColumnMap | None = None) -> Trace:
+    """Read a request or rate trace, recognising the layout from its header."""
+    header, rows = _read_csv(path)
+    lowered = [h.strip().lower() for h in header]
+    columns = columns or ColumnMap()
+    if columns.is_empty() and "window_start_s" in lowered and "rate_rps" in lowered:
+        return _rate_trace(path, lowered, rows)
+    return _request_trace(path, header, lowered, rows, columns)
+
+
+def load_request_trace(path: str, columns: ColumnMap | None = None) -> RequestTrace:
+    trace = load_trace(path, columns)
+    if not isinstance(trace, RequestTrace):
+        raise TraceError(f"{path}: a request trace is needed here, but this is a rate trace")
+    return trace
+
+
+def _read_csv(path: str) -> tuple[list[str], list[list[str]]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise TraceError(
+                    f"{path}:1: the file is empty (a CSV header is expected)"
+                ) from None
+            rows = list(reader)
+    except FileNotFoundError:
+        raise TraceError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise TraceError(f"{path}: is a directory, not a trace file") from None
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{path}: not a UTF-8 text CSV ({exc.reason})") from None
+    except csv.Error as exc:
+        raise TraceError(f"{path}: not a readable CSV ({exc})") from None
+    return header, rows
+
+
+def _column(path: str, lowered: list[str], header: list[str], name: str, role: str) -> int:
+    key = name.strip().lower()
+    if key not in lowered:
+        raise TraceError(f"{path}:1: no {role} column {name!r}; the header has {', '.join(header)}")
+    return lowered.index(key)
+
+
+def _request_trace(
+    path: str, header: list[str], lowered: list[str], rows: list[list[str]], columns: ColumnMap
+) -> RequestTrace:
+    layout = "mapped"
+    time_col, input_col, output_col = columns.time, columns.input, columns.output
+    unit: TimeUnit | None = columns.time_unit
+    for name, t, i, o, u in _REQUEST_LAYOUTS:
+        if t in lowered and i in lowered and o in lowered:
+            layout = name if columns.is_empty() else f"{name}+mapped"
+            time_col, input_col, output_col = time_col or t, input_col or i, output_col or o
+            if unit is None and columns.time is None:
+                unit = u
+            break
+    if time_col is None or input_col is None or output_col is None:
+        raise TraceError(
+            f"{path}:1: unrecognised header ({', '.join(header)}); expected "
+            "arrival_s,input_tokens,output_tokens (request trace) or "
+            "window_start_s,rate_rps[,rate_cv] (rate trace), or map the columns with "
+            "--time-column, --input-column and --output-column"
+        )
+    ti = _column(path, lowered, header, time_col, "time")
+    ii = _column(path, lowered, header, input_col, "input-token")
+    oi = _column(path, lowered, header, output_col, "output-token")
+    if unit is None:
+        unit = _guess_unit(time_col, rows, ti)
+    width = max(ti, ii, oi) + 1
+    times = np.empty(len(rows), dtype=np.float64)
+    inputs = np.empty(len(rows), dtype=np.int64)
+    outputs = np.empty(len(rows), dtype=np.int64)
+    parse_time = _time_parser(unit)
+    count = 0
+    for number, row in enumerate(rows, start=2):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line
+        if len(row) < width:
+            raise TraceError(
+                f"{path}:{number}: {len(row)} fields, but column {header[width - 1]!r} "
+                f"is field {width}"
+            )
+        where = f"{path}:{number}"
+        times[count] = parse_time(row[ti], where, header[ti])
+        inputs[count] = _tokens(row[ii], where, header[ii])
+        outputs[count] = _tokens(row[oi], where, header[oi])
+        count += 1
+    if count == 0:
+        raise TraceError(f"{path}: no requests (only a header)")
+    times, inputs, outputs = times[:count], inputs[:count], outputs[:count]
+    order = np.argsort(times, kind="stable")
+    times, inputs, outputs = times[order], inputs[order], outputs[order]
+    start = float(times[0])
+    offset = start if unit == "iso" else 0.0
+    return RequestTrace(times - start, inputs, outputs, path, layout, offset)
+
+
+def _guess_unit(name: str, rows: list[list[str]], index: int) -> TimeUnit:
+    low = name.lower()
+    if low.endswith("_ms") or low.endswith("ms"):
+        return "ms"
+    if low.endswith("_s"):
+        return "s"
+    sample = next((r[index] for r in rows if len(r) > index and r[index].strip()), "")
+    try:
+        float(sample)
+    except ValueError:
+        return "iso"
+    return "s"
+
+
+def _time_parser(unit: TimeUnit) -> Callable[[str, str, str], float]:
+    def seconds(text: str, where: str, column: str) -> float:
+        value = _number(text, where, column)
+        return value / 1000.0 if unit == "ms" else value
+
+    def iso(text: str, where: str, column: str) -> float:
+        try:
+            moment = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise TraceError(
+                f"{where}: column {column!r}: {text!r} is not an ISO date-time "
+                "(use --time-unit s or ms for numbers)"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)  # trace timestamps without a zone are UTC
+        return moment.timestamp()
+
+    return iso if unit == "iso" else seconds
+
+
+def _number(text: str, where: str, column: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise TraceError(f"{where}: column {column!r}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise TraceError(f"{where}: column {column!r}: {text!r} is not a finite number")
+    return value
+
+
+def _tokens(text: str, where: str, column: str) -> int:
+    value = _number(text, where, column)
+    if value < 0 or value != int(value):
+        raise TraceError(
+            f"{where}: column {column!r}: {text!r} is not a token count (a whole number >= 0)"
+        )
+    return int(value)
+
+
+def _rate_trace(path: str, lowered: list[str], rows: list[list[str]]) -> RateTrace:
+    si = lowered.index("window_start_s")
+    ri = lowered.index("rate_rps")
+    ci = lowered.index("rate_cv") if "rate_cv" in lowered else None
+    starts: list[float] = []
+    rates: list[float] = []
+    cvs: list[float] = []
+    for number, row in enumerate(rows, start=2):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        where = f"{path}:{number}"
+        if len(row) <= max(si, ri):
+            raise TraceError(f"{where}: {len(row)} fields, expected {len(lowered)}")
+        start = _number(row[si], where, "window_start_s")
+        rate = _number(row[ri], where, "rate_rps")
+        if rate < 0:
+            raise TraceError(f"{where}: column 'rate_rps': {rate} is negative")
+        if starts and start <= starts[-1]:
+            raise TraceError(
+                f"{where}: column 'window_start_s': {row[si]} does not increase "
+                f"(previous window starts at {starts[-1]:g})"
+            )
+        cv = math.nan
+        if ci is not None and len(row) > ci and row[ci].strip():
+            cv = _number(row[ci], where, "rate_cv")
+            if cv <= 0:
+                raise TraceError(f"{where}: column 'rate_cv': {row[ci]} must be > 0")
+        starts.append(start)
+        rates.append(rate)
+        cvs.append(cv)
+    if not starts:
+        raise TraceError(f"{path}: no windows (only a header)")
+    start_arr = np.asarray(starts, dtype=np.float64)
+    start_arr -= start_arr[0]
+    gaps = np.diff(start_arr)
+    last = float(np.median(gaps)) if gaps.size else 60.0  # the last window lasts as long as most
+    windows = np.append(gaps, last)
+    return RateTrace(start_arr, windows, np.asarray(rates), np.asarray(cvs, dtype=np.float64), path)
+
+
+def cv_of(value: float) -> float:
+    """The coefficient of variation to generate with: NaN (missing) means Poisson (1)."""
+    return 1.0 if math.isnan(value) else float(value)
+
+
+def generate_arrivals(trace: RateTrace, rng: np.random.Generator) -> np.ndarray:
+    """Seeded arrival times for a rate trace: a renewal process per window whose inter-arrival
+    times are gamma distributed with mean 1/rate and the window's coefficient of variation."""
+    chunks: list[np.ndarray] = []
+    for start, width, rate, cv_raw in zip(
+        trace.window_start_s.tolist(),
+        trace.window_s.tolist(),
+        trace.rate_rps.tolist(),
+        trace.rate_cv.tolist(),
+        strict=True,
+    ):
+        if rate <= 0 or width <= 0:
+            continue
+        cv = cv_of(cv_raw)
+        mean_gap = 1.0 / rate
+        expected = rate * width
+        times: list[np.ndarray] = []
+        clock = 0.0
+        while clock < width:
+            batch = int(expected + 6.0 * math.sqrt(expected) * max(cv, 1.0) + 16)
+            if cv == 1.0:
+                gaps = rng.exponential(mean_gap, batch)
+            else:
+                shape = 1.0 / (cv * cv)
+                gaps = rng.gamma(shape, mean_gap / shape, batch)
+            stamps = clock + np.cumsum(gaps)
+            times.append(stamps[stamps < width])
+            clock = float(stamps[-1])
+        if times:
+            chunks.append(start + np.concatenate(times))
+    if not chunks:
+        return np.empty(0, dtype=np.float64)
+    return np.concatenate(chunks)
+
+
+def requests_from_rates(
+    trace: RateTrace, sizes: RequestTrace, rng: np.random.Generator
+) -> RequestTrace:
+    """Materialise a rate trace into requests: seeded arrivals, token sizes drawn (as pairs,
+    keeping the input/output correlation) from the `sizes` request trace."""
+    arrivals = generate_arrivals(trace, rng)
+    picks = rng.integers(0, len(sizes), arrivals.size)
+    return RequestTrace(
+        arrivals,
+        sizes.input_tokens[picks],
+        sizes.output_tokens[picks],
+        trace.source,
+        "rate",
+        0.0,
+    )
