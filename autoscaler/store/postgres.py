@@ -81,6 +81,8 @@ AnyConnection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # Raised when a connection is cut between protocol steps ("cannot switch to state ...").
+    asyncpg.InternalClientError,
     OSError,
     TimeoutError,
 )

@@ -98,6 +98,13 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return Backend("postgresql", pg_dsn(database))
 
 
+@pytest.fixture
+def pg_backend(pg_session_database: str) -> Backend:
+    """PostgreSQL alone (with empty tables), for what only a server can show."""
+    asyncio.run(_truncate(pg_dsn(pg_session_database)))
+    return Backend("postgresql", pg_dsn(pg_session_database))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def fresh_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """Each backend with no schema at all."""
