@@ -3,6 +3,8 @@ the ASGI middleware that applies them and keeps the log of write calls.
 
 Faults apply to the provider API only, never to the `/_sim/` inspection routes. Kinds:
 - `error`: answer `error_status` (5xx, 4xx...) with the provider's error body;
+- `error_after`: handle the request (a write takes effect), then answer the error instead
+  (a 5xx after the request was applied: another lost-response case);
 - `rate_limit`: 429 with `Retry-After: retry_after`;
 - `drop`: close the connection without a response, before the request is handled;
 - `drop_after`: handle the request (a create or scale takes effect) and then close without the
@@ -32,7 +34,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 ErrorBody = Callable[[int, str, str], dict[str, Any]]
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-FAULT_KINDS = ("error", "rate_limit", "drop", "drop_after", "latency")
+FAULT_KINDS = ("error", "error_after", "rate_limit", "drop", "drop_after", "latency")
 
 
 class SimulatedDrop(httpx.RemoteProtocolError):
@@ -231,6 +233,14 @@ class FaultMiddleware:
         elif fault.kind == "error":
             code = "internal_error" if fault.status >= 500 else "simulated_error"
             body = self.error_body(fault.status, code, "simulated fault")
+            await _json_response(record, fault.status, body)
+        elif fault.kind == "error_after":
+
+            async def discard(message: Message) -> None:
+                return None
+
+            await self.app(scope, replay, discard)
+            body = self.error_body(fault.status, "internal_error", "simulated fault after commit")
             await _json_response(record, fault.status, body)
         elif fault.kind == "rate_limit":
             body = self.error_body(429, "rate_limited", "too many requests (simulated)")

@@ -51,6 +51,7 @@ class SimDeployment:
     gone_at: float | None = None
     replica_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)  # provider-specific echoes
+    seq: int = 0  # creation order (timestamps tie under a virtual clock)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -160,7 +161,7 @@ class SimState:
         live = [d for d in self.deployments.values() if d.status != "gone"]
         if scope is not None:
             live = [d for d in live if d.scope == scope]
-        return sorted(live, key=lambda d: (d.created_at, d.id))
+        return sorted(live, key=lambda d: d.seq)
 
     def get(self, deployment_id: str, scope: str | None = None) -> SimDeployment:
         dep = self.deployments.get(deployment_id)
@@ -189,6 +190,7 @@ class SimState:
             accounted_at=now,
             transition_until=now + self.provision_seconds,
             fail_when_done=self.rng.random() < self.faults.provision_fail_rate,
+            seq=len(self.deployments),
         )
         self.deployments[dep.id] = dep
         self._settle(dep, now)  # a zero provisioning delay is ready at once
