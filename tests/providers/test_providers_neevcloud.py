@@ -47,7 +47,7 @@ def test_create_deploys_one_replica_then_wait_ready_scales_to_the_requested_coun
 
 
 def test_spec_is_rebuilt_from_the_response_by_a_client_that_did_not_create_it() -> None:
-    app, sim, clock = in_process("neevcloud", provision_seconds=0)
+    app, _sim, clock = in_process("neevcloud", provision_seconds=0)
 
     async def scenario() -> None:
         first = client("neevcloud", BASE, clock, transport=httpx.ASGITransport(app=app))
@@ -81,7 +81,7 @@ def test_create_adopts_an_existing_deployment_of_that_name() -> None:
 
 
 def test_list_follows_pagination_across_several_pages() -> None:
-    app, sim, clock = in_process("neevcloud", provision_seconds=0)
+    app, sim, _clock = in_process("neevcloud", provision_seconds=0)
     for i in range(230):
         dep = sim.create(f"dep-{i:03d}", {**SPEC}, 1, scope="org-test/prj-test")
         dep.extra.update(model_id="meta-llama/Llama-3.1-8B-Instruct", model_name="Llama")
@@ -246,7 +246,7 @@ def test_login_and_exactly_one_relogin_on_401() -> None:
 
 
 def test_login_with_wrong_password_is_unauthorized_without_leaking_it() -> None:
-    app, sim, clock = in_process("neevcloud", provision_seconds=0)
+    app, _sim, clock = in_process("neevcloud", provision_seconds=0)
     os.environ["NEEV_TEST_BAD_PASSWORD"] = "wrong-password-xyz"
     login = LoginSpec(
         url=f"{BASE}/api/v1/auth/login",
@@ -272,7 +272,7 @@ def test_login_with_wrong_password_is_unauthorized_without_leaking_it() -> None:
 
 
 def test_a_bad_token_is_unauthorized_once_and_never_shown() -> None:
-    app, sim, clock = in_process("neevcloud", provision_seconds=0)
+    app, _sim, _clock = in_process("neevcloud", provision_seconds=0)
     statuses: list[int | None] = []
 
     async def scenario() -> None:
@@ -323,7 +323,7 @@ def test_profile_errors_name_the_profile() -> None:
 
 
 def test_wait_ready_uses_a_bounded_poll_backoff() -> None:
-    app, sim, clock = in_process("neevcloud", provision_seconds=120)
+    app, _sim, clock = in_process("neevcloud", provision_seconds=120)
 
     async def scenario() -> list[float]:
         sleeps = Sleeps(clock)
