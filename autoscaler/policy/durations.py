@@ -12,9 +12,9 @@ import re
 UNITS: dict[str, float] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 _NUMBER = r"\d+(?:\.\d+)?"
-_PART = re.compile(rf"({_NUMBER})(ms|s|m|h|d)")
-_WHOLE = re.compile(rf"(?:{_NUMBER}(?:ms|s|m|h|d))+")
-_PLAIN = re.compile(_NUMBER)
+_PART = re.compile(rf"({_NUMBER})(ms|s|m|h|d)", re.ASCII)
+_WHOLE = re.compile(rf"(?:{_NUMBER}(?:ms|s|m|h|d))+", re.ASCII)
+_PLAIN = re.compile(_NUMBER, re.ASCII)
 
 DURATION_PATTERN = rf"^\s*(?:{_NUMBER}|(?:{_NUMBER}(?:ms|s|m|h|d))+)\s*$"
 """The string forms `parse_duration` accepts, as a regex (used by the JSON Schema too)."""

@@ -227,14 +227,14 @@ class Url(Str):
 
 
 class Enum(Scalar):
-    def __init__(self, values: Sequence[str], description: str = ""):
+    def __init__(self, values: Sequence[str], description: str = "", *, expected: str = ""):
         self.values = tuple(values)
         self.description = description
-        self.expected = f"one of {one_of(self.values)}"
+        self.expected = expected or f"one of {one_of(self.values)}"
 
     def accept(self, value: object) -> Any:
         if not isinstance(value, str) or value not in self.values:
-            raise ValueError(f"must be one of {one_of(self.values)}, got {describe_value(value)}")
+            raise ValueError(f"must be {self.expected}, got {describe_value(value)}")
         return value
 
     def schema(self) -> JSON:
@@ -407,7 +407,7 @@ class ListOf(Spec):
             sink.error(node, path, f"must be a list, got {describe(node)}")
             return INVALID
         if len(node.value) < self.min_items:
-            sink.error(node, path, f"must list at least {self.min_items}, got an empty list")
+            sink.error(node, path, f"must list at least {self.min_items} item, got an empty list")
             return INVALID
         items = [self.item.convert(child, (*path, i), sink) for i, child in enumerate(node.value)]
         if any(item is INVALID for item in items):
@@ -702,6 +702,10 @@ class Either(Spec):
     def convert(self, node: Node, path: KeyPath, sink: Collector) -> Any:
         if isinstance(node, MappingNode):
             return self.mapping.convert(node, path, sink)
+        if isinstance(node, SequenceNode):
+            sink.visit(node, path)
+            sink.error(node, path, f"must be {self.description}, got a list")
+            return INVALID
         value = self.scalar.convert(node, path, sink)
         return INVALID if value is INVALID else self.from_scalar(value)
 
@@ -752,7 +756,12 @@ class Tagged(Spec):
             {
                 "type": "object",
                 "required": [self.tag],
-                "properties": {self.tag: {"enum": list(self.variants)}},
+                "properties": {
+                    self.tag: {
+                        "enum": list(self.variants),
+                        "description": "which kind; the other keys depend on it",
+                    }
+                },
                 "oneOf": [variant.schema() for variant in self.variants.values()],
             }
         )

@@ -361,7 +361,7 @@ TOLERANCE = Either(
         },
         "separate bands for scaling up and down",
     ),
-    "one band (e.g. 0.1) or {up, down}; each in [0, 1)",
+    "a number in [0, 1) or {up, down}",
     from_scalar=lambda v: m.Tolerance(up=v, down=v),
 )
 
@@ -478,13 +478,13 @@ class _Fallback:
 
 
 ACTION = Either(
-    Enum(("hold",), "keep the current count"),
+    Enum(("hold",), "keep the current count", expected='"hold" or {replicas: N}'),
     Obj(
         _Fallback,
         {"replicas": Field(Int("fallback replica count", ge=0, le=MAX_REPLICAS), required=True)},
         "go to a fallback replica count",
     ),
-    "hold, or {replicas: N}",
+    '"hold" or {replicas: N}',
 )
 
 
@@ -726,7 +726,7 @@ LOGIN = Obj(
             Either(
                 Str("user name"),
                 Secret("user name from env or file"),
-                "user name, or {env: NAME} / {file: PATH}",
+                "a user name or {env: NAME} / {file: PATH}",
             ),
             required=True,
         ),

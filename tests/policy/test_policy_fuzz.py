@@ -1,0 +1,213 @@
+"""Hypothesis fuzzing of the loader: whatever the input, only ValidationFailed (or success).
+
+Three generators: random YAML-ish text, random nested data dumped as YAML, and mutations of
+the reference policy (keys deleted, values replaced by random types, unknown keys inserted).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from autoscaler.policy.loader import ValidationFailed, load_policy_text
+from autoscaler.policy.model import Policy
+
+from .test_policy_examples import DESIGN_EXAMPLE, EXAMPLES
+
+REFERENCE_TEXTS = [p.read_text() for p in EXAMPLES]
+if DESIGN_EXAMPLE.exists():
+    REFERENCE_TEXTS.append(DESIGN_EXAMPLE.read_text())
+
+
+def check_loader(text: str) -> None:
+    try:
+        policies = load_policy_text(text, "fuzz.yaml")
+    except ValidationFailed as failed:
+        assert failed.errors, "ValidationFailed without errors"
+        for error in failed.errors:
+            assert error.line >= 1 and error.col >= 1, error
+            assert error.file == "fuzz.yaml"
+            assert error.message
+            assert str(error).startswith(f"fuzz.yaml:{error.line}:{error.col}: ")
+    else:
+        assert all(isinstance(p, Policy) for p in policies)
+
+
+YAML_PIECES = st.sampled_from(
+    [
+        "name: ",
+        "deployment:",
+        "replicas:",
+        "metrics:",
+        "  - ",
+        "    ",
+        "  ",
+        "\n",
+        ": ",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        "&a ",
+        "*a",
+        "<<: ",
+        "!!binary ",
+        "!foo ",
+        "---\n",
+        "...\n",
+        "? ",
+        "|",
+        ">",
+        "'",
+        '"',
+        "#",
+        "~",
+        ".nan",
+        ".inf",
+        "-.inf",
+        "1e999",
+        "0x1F",
+        "yes",
+        "2024-01-01",
+        "1:30",
+        "min: 0",
+        "max: 8",
+        "type: prometheus",
+        "type: redis",
+        "source:",
+        "target:",
+        "value: ",
+        "15s",
+        "1h30m",
+        "null",
+        "true",
+        "%YAML 1.1\n",
+        "9" * 5000,
+        "\t",
+        "\x00",
+        "\ufeff",
+        "é",
+        "\\",
+        "@",
+    ]
+)
+
+
+@given(st.one_of(st.text(max_size=400), st.lists(YAML_PIECES, max_size=60).map("".join)))
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_random_yaml_text_only_raises_validation_failed(text: str) -> None:
+    check_loader(text)
+
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.sampled_from(["15s", "1h30m", "hold", "sum", "prometheus", "http://x:1/m", "0 8 * * *"]),
+)
+NESTED = st.recursive(
+    SCALARS,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.text(max_size=12), children, max_size=5),
+    ),
+    max_leaves=25,
+)
+
+
+@given(NESTED)
+def test_random_structures_dumped_as_yaml_only_raise_validation_failed(data: Any) -> None:
+    check_loader(yaml.safe_dump(data))
+
+
+FIELD_NAMES = [
+    "name",
+    "deployment",
+    "provider",
+    "create",
+    "replicas",
+    "min",
+    "max",
+    "interval",
+    "metrics",
+    "source",
+    "type",
+    "url",
+    "urls",
+    "target",
+    "value",
+    "behavior",
+    "tolerance",
+    "scale_up",
+    "policies",
+    "select",
+    "panic",
+    "scale_to_zero",
+    "activation",
+    "threshold",
+    "on_metric_failure",
+    "action",
+    "schedules",
+    "cron",
+    "timezone",
+    "cost",
+    "tolerence",
+]
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out.extend(_paths(value, (*prefix, key)))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            out.extend(_paths(value, (*prefix, index)))
+    return out
+
+
+def _parent(doc: Any, path: tuple[Any, ...]) -> Any:
+    for part in path[:-1]:
+        doc = doc[part]
+    return doc
+
+
+@st.composite
+def mutated_policy(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(REFERENCE_TEXTS))
+    doc = copy.deepcopy(yaml.safe_load(text))
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        paths = [p for p in _paths(doc) if p]
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent = _parent(doc, path)
+        kind = draw(st.sampled_from(["delete", "replace", "insert"]))
+        if kind == "delete":
+            del parent[path[-1]]
+        elif kind == "replace":
+            parent[path[-1]] = draw(NESTED)
+        else:
+            target = parent[path[-1]] if isinstance(parent[path[-1]], dict) else parent
+            if isinstance(target, dict):
+                key = draw(st.one_of(st.sampled_from(FIELD_NAMES), st.text(max_size=10)))
+                target[key] = draw(NESTED)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+@given(mutated_policy())
+def test_mutated_policies_only_raise_validation_failed(text: str) -> None:
+    check_loader(text)
+
+
+@given(st.sampled_from(REFERENCE_TEXTS), st.data())
+def test_truncated_policies_only_raise_validation_failed(text: str, data: st.DataObject) -> None:
+    cut = data.draw(st.integers(min_value=0, max_value=len(text)))
+    check_loader(text[:cut])
