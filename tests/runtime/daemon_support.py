@@ -133,6 +133,7 @@ def policy_yaml(
     idle_after: str = "2s",
     extra: str = "",
     deployment: str | None = None,
+    cooldown: str = "0s",
 ) -> str:
     zero = (
         f"""scale_to_zero:
@@ -162,10 +163,12 @@ metrics:
 behavior:
   scale_up:
     stabilization_window: 0s
+    cooldown: {cooldown}
     policies:
       - {{type: replicas, value: 4, period: 1s}}
   scale_down:
     stabilization_window: 0s
+    cooldown: {cooldown}
     policies:
       - {{type: percent, value: 100, period: 1s}}
 {zero}{extra}"""
@@ -179,6 +182,8 @@ def write_config(
     state: str | None = None,
     extra: str = "",
     http_port: int | None = None,
+    log_level: str = "info",
+    zero_poll: str = "0.2s",
 ) -> Path:
     """`folder/config.yaml` plus `folder/policies/<name>.yaml`; the token in a file."""
     pol_dir = folder / "policies"
@@ -208,8 +213,8 @@ http:
   listen: 127.0.0.1:{port}
 log:
   format: json
-  level: debug
-zero_poll_interval: 0.2s
+  level: {log_level}
+zero_poll_interval: {zero_poll}
 shutdown_timeout: 5s
 {extra}"""
     )
