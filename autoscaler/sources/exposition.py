@@ -1,0 +1,404 @@
+"""Pure exposition handling for the `prometheus` source: parse, select, and interval math.
+
+Lives here: parsing a scrape body with prometheus-client's parsers (Prometheus text 0.0.4 or
+OpenMetrics, chosen by Content-Type), picking one family's series by name and label matchers,
+and the arithmetic over two scrapes (counter increases with resets, histogram bucket increases,
+`histogram_quantile` as PromQL computes it). No I/O, no clock, no state: `prometheus.py` keeps
+the previous scrape and the times.
+
+Anything malformed raises `ExpositionError` (the source turns it into a permanent error); a
+number is returned only when the exposition says exactly that number.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as parse_openmetrics,
+)
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+OPENMETRICS_TYPE = "application/openmetrics-text"
+# What Prometheus itself sends: OpenMetrics first, the classic text format as a fallback.
+ACCEPT = "application/openmetrics-text;version=1.0.0;q=0.9,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+
+SeriesKey = tuple[tuple[str, str], ...]  # sorted labels without `le` / `quantile`
+
+
+class ExpositionError(ValueError):
+    """The exposition is malformed or does not fit the request (type mismatch, bad buckets)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramPoint:
+    """One histogram series at one scrape: cumulative buckets sorted by upper bound."""
+
+    buckets: tuple[tuple[float, float], ...]  # (le, cumulative count), last le is +Inf
+    sum: float | None
+    count: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryPoint:
+    quantiles: tuple[tuple[float, float], ...]  # (quantile, value)
+    sum: float | None
+    count: float | None
+
+
+SeriesValue = float | HistogramPoint | SummaryPoint
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The selected family in one scrape: its kind and the series that matched."""
+
+    kind: str  # gauge | counter | histogram | summary
+    series: Mapping[SeriesKey, SeriesValue]
+    family_series: int  # how many series the family had before label matching
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    metric: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    labels_regex: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, metric: str, labels: Mapping[str, str], labels_regex: Mapping[str, str]
+    ) -> Selector:
+        compiled = {}
+        for key, pattern in labels_regex.items():
+            try:
+                compiled[key] = re.compile(pattern)
+            except re.error as exc:
+                raise ExpositionError(
+                    f"labels_regex.{key}: {pattern!r} is not a valid regex: {exc}"
+                ) from None
+        return cls(metric, dict(labels), compiled)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        # As in PromQL, a missing label equals "" and regexes are fully anchored.
+        return all(labels.get(k, "") == v for k, v in self.labels.items()) and all(
+            p.fullmatch(labels.get(k, "")) for k, p in self.labels_regex.items()
+        )
+
+    def describe(self) -> str:
+        parts = [f'{k}="{v}"' for k, v in self.labels.items()]
+        parts += [f'{k}=~"{p.pattern}"' for k, p in self.labels_regex.items()]
+        return self.metric + ("{" + ",".join(parts) + "}" if parts else "")
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_exposition(
+    text: str, content_type: str | None, strict_metric: str | None = None
+) -> list[Metric]:
+    """All families in a scrape body, parsed by the format its Content-Type names.
+
+    `strict_metric`: also check that metric's sample lines strictly (`check_sample_lines`)."""
+    openmetrics = (content_type or "").strip().lower().startswith(OPENMETRICS_TYPE)
+    if strict_metric is not None and not openmetrics:
+        check_sample_lines(text, strict_metric)
+    parser = parse_openmetrics if openmetrics else parse_text
+    try:
+        return list(parser(text))
+    except Exception as exc:  # the parsers raise ValueError, and worse on odd input
+        fmt = "OpenMetrics" if openmetrics else "Prometheus text"
+        detail = _clip(str(exc)) or type(exc).__name__
+        raise ExpositionError(f"malformed {fmt} exposition: {detail}") from None
+
+
+_SUFFIXES = ("", "_total", "_bucket", "_sum", "_count", "_created")
+
+
+def check_sample_lines(text: str, metric: str) -> None:
+    """Refuse extra tokens on `metric`'s sample lines in the classic text format.
+
+    prometheus-client's text parser is lax: `m{a="b"} 1 2 3` reads as 1 with a timestamp.
+    A line is `name[{labels}] value [timestamp]`; anything more is malformed, and a value read
+    from a malformed line could be a wrong number. (The OpenMetrics parser is strict.)"""
+    base = metric[:-6] if metric.endswith("_total") else metric
+    names = {base + suffix for suffix in _SUFFIXES}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line.startswith(base) or line.startswith("#"):
+            continue
+        brace = line.find("{")
+        space = min((i for i in (line.find(" "), line.find("\t")) if i >= 0), default=-1)
+        if brace >= 0 and (space < 0 or brace < space):
+            name, rest = line[:brace], line[line.rfind("}") + 1 :]
+        elif space >= 0:
+            name, rest = line[:space], line[space:]
+        else:
+            name, rest = line, ""
+        if name.strip() not in names:
+            continue
+        if not 1 <= len(rest.split()) <= 2:
+            raise ExpositionError(
+                f"malformed Prometheus text exposition: line {number} {_clip(line, 120)!r} "
+                "is not `name{labels} value [timestamp]`"
+            )
+
+
+_KINDS = {"gauge": "gauge", "unknown": "gauge", "untyped": "gauge", "counter": "counter"}
+_KINDS |= {"histogram": "histogram", "summary": "summary"}
+
+
+def _family_matches(family: Metric, metric: str) -> bool:
+    if family.name == metric:
+        return True
+    # The parsers drop `_total` from counter family names; users write it either way.
+    return family.type == "counter" and family.name + "_total" == metric
+
+
+def _number(value: object, what: str, *, finite: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ExpositionError(f"{what}: value {value!r} is not a number")
+    if finite and not math.isfinite(value):
+        raise ExpositionError(f"{what}: value {value} is not a finite number")
+    return float(value)
+
+
+def _key(labels: Mapping[str, str], drop: str | None = None) -> SeriesKey:
+    return tuple(sorted((k, v) for k, v in labels.items() if k != drop))
+
+
+def _bound(text: str, label: str, what: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ExpositionError(f"{what}: {label}={text!r} is not a number") from None
+    if math.isnan(value):
+        raise ExpositionError(f"{what}: {label}={text!r} is NaN")
+    return value
+
+
+def select(families: Iterable[Metric], selector: Selector) -> Selection | None:
+    """The series of `selector.metric` matching its labels; None when the family is absent."""
+    chosen = [f for f in families if _family_matches(f, selector.metric)]
+    if not chosen:
+        return None
+    kinds = set()
+    for family in chosen:
+        kind = _KINDS.get(family.type)
+        if kind is None:
+            raise ExpositionError(
+                f"{selector.metric} is a {family.type}; supported: gauge, counter, "
+                "histogram, summary, untyped"
+            )
+        kinds.add(kind)
+    if len(kinds) > 1:
+        raise ExpositionError(f"{selector.metric} is declared as {' and '.join(sorted(kinds))}")
+    kind = kinds.pop()
+    name = chosen[0].name
+    samples = [s for f in chosen for s in f.samples]
+    if kind in ("gauge", "counter"):
+        counter = kind == "counter"
+        series = _scalar_series(samples, name + ("_total" if counter else ""), counter=counter)
+    elif kind == "histogram":
+        series = _histogram_series(samples, name)
+    else:
+        series = _summary_series(samples, name)
+    matched = {k: v for k, v in series.items() if selector.matches(dict(k))}
+    return Selection(kind, matched, len(series))
+
+
+def _scalar_series(
+    samples: Sequence[object], sample_name: str, *, counter: bool
+) -> dict[SeriesKey, SeriesValue]:
+    series: dict[SeriesKey, SeriesValue] = {}
+    for s in samples:
+        if s.name != sample_name:  # type: ignore[attr-defined]
+            continue  # `_created` and other companions
+        key = _key(s.labels)  # type: ignore[attr-defined]
+        if key in series:
+            raise ExpositionError(f"duplicate series {sample_name}{_fmt(key)}")
+        what = f"{sample_name}{_fmt(key)}"
+        value = _number(s.value, what, finite=counter)  # type: ignore[attr-defined]
+        if counter and value < 0:
+            raise ExpositionError(f"{what}: counter is negative ({value:g})")
+        series[key] = value
+    return series
+
+
+def _fmt(key: SeriesKey) -> str:
+    return "{" + ",".join(f'{k}="{v}"' for k, v in key) + "}"
+
+
+def _histogram_series(samples: Sequence[object], name: str) -> dict[SeriesKey, SeriesValue]:
+    buckets: dict[SeriesKey, dict[float, float]] = {}
+    sums: dict[SeriesKey, float] = {}
+    counts: dict[SeriesKey, float] = {}
+    for s in samples:
+        sample_name, labels, value = s.name, s.labels, s.value  # type: ignore[attr-defined]
+        if sample_name == name + "_bucket":
+            key = _key(labels, drop="le")
+            what = f"{name}_bucket{_fmt(key)}"
+            if "le" not in labels:
+                raise ExpositionError(f"{what}: bucket without an le label")
+            le = _bound(labels["le"], "le", what)
+            per = buckets.setdefault(key, {})
+            if le in per:
+                raise ExpositionError(f"{what}: duplicate bucket le={labels['le']}")
+            per[le] = _number(value, what, finite=True)
+        elif sample_name in (name + "_sum", name + "_count"):
+            key = _key(labels)
+            target = sums if sample_name.endswith("_sum") else counts
+            if key in target:
+                raise ExpositionError(f"duplicate series {sample_name}{_fmt(key)}")
+            target[key] = _number(value, f"{sample_name}{_fmt(key)}", finite=True)
+    series: dict[SeriesKey, SeriesValue] = {}
+    for key in set(buckets) | set(sums) | set(counts):
+        per = buckets.get(key, {})
+        what = f"{name}{_fmt(key)}"
+        if math.inf not in per:
+            raise ExpositionError(f'{what}: histogram has no le="+Inf" bucket')
+        ordered = tuple(sorted(per.items()))
+        for (_, before), (le, after) in itertools.pairwise(ordered):
+            if after < before:
+                raise ExpositionError(f"{what}: bucket le={le:g} holds fewer than the one below")
+        series[key] = HistogramPoint(ordered, sums.get(key), counts.get(key))
+    return series
+
+
+def _summary_series(samples: Sequence[object], name: str) -> dict[SeriesKey, SeriesValue]:
+    quantiles: dict[SeriesKey, dict[float, float]] = {}
+    sums: dict[SeriesKey, float] = {}
+    counts: dict[SeriesKey, float] = {}
+    for s in samples:
+        sample_name, labels, value = s.name, s.labels, s.value  # type: ignore[attr-defined]
+        if sample_name == name and "quantile" in labels:
+            key = _key(labels, drop="quantile")
+            what = f"{name}{_fmt(key)}"
+            q = _bound(labels["quantile"], "quantile", what)
+            per = quantiles.setdefault(key, {})
+            if q in per:
+                raise ExpositionError(f"{what}: duplicate quantile {labels['quantile']}")
+            per[q] = _number(value, what)
+        elif sample_name in (name + "_sum", name + "_count"):
+            key = _key(labels)
+            target = sums if sample_name.endswith("_sum") else counts
+            if key in target:
+                raise ExpositionError(f"duplicate series {sample_name}{_fmt(key)}")
+            target[key] = _number(value, f"{sample_name}{_fmt(key)}")
+    return {
+        key: SummaryPoint(
+            tuple(sorted(quantiles.get(key, {}).items())), sums.get(key), counts.get(key)
+        )
+        for key in set(quantiles) | set(sums) | set(counts)
+    }
+
+
+# --- interval arithmetic --------------------------------------------------------------------
+
+
+def counter_increase(previous: float, current: float) -> float:
+    """The increase between two scrapes; a decrease means the counter restarted from 0."""
+    return current - previous if current >= previous else current
+
+
+def histogram_increase(previous: HistogramPoint, current: HistogramPoint) -> HistogramPoint:
+    """Bucket, sum and count increases; any decrease (or new buckets) means a restart."""
+    same_bounds = [le for le, _ in previous.buckets] == [le for le, _ in current.buckets]
+    reset = not same_bounds or any(
+        after < before
+        for (_, before), (_, after) in zip(previous.buckets, current.buckets, strict=False)
+    )
+    if previous.count is not None and current.count is not None:
+        reset = reset or current.count < previous.count
+    if reset:
+        return current
+    buckets = tuple(
+        (le, after - before)
+        for (le, after), (_, before) in zip(current.buckets, previous.buckets, strict=True)
+    )
+    total_sum = None
+    if current.sum is not None and previous.sum is not None:
+        total_sum = current.sum - previous.sum
+    total_count = None
+    if current.count is not None and previous.count is not None:
+        total_count = current.count - previous.count
+    return HistogramPoint(buckets, total_sum, total_count)
+
+
+def merge_histograms(points: Sequence[HistogramPoint], what: str) -> HistogramPoint:
+    """Sum histograms bucket by bucket (like `sum by (le)`); bucket bounds must agree."""
+    bounds = [le for le, _ in points[0].buckets]
+    for point in points[1:]:
+        if [le for le, _ in point.buckets] != bounds:
+            raise ExpositionError(
+                f"{what}: the selected series have different buckets; select series with "
+                "the same buckets (labels) or use aggregate max/min/avg"
+            )
+    buckets = tuple((le, sum(p.buckets[i][1] for p in points)) for i, le in enumerate(bounds))
+    sums = [p.sum for p in points]
+    counts = [p.count for p in points]
+    return HistogramPoint(
+        buckets,
+        None if any(s is None for s in sums) else sum(s for s in sums if s is not None),
+        None if any(c is None for c in counts) else sum(c for c in counts if c is not None),
+    )
+
+
+def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """PromQL's `histogram_quantile`: linear interpolation inside the bucket holding rank
+    `q * total`; None when there are no observations. Buckets are cumulative, sorted by
+    upper bound, and end with +Inf."""
+    if not 0.0 <= q <= 1.0:
+        raise ExpositionError(f"quantile {q} is outside [0, 1]")
+    if not buckets or buckets[-1][0] != math.inf:
+        raise ExpositionError('histogram has no le="+Inf" bucket')
+    total = buckets[-1][1]
+    if total <= 0:
+        return None
+    if len(buckets) < 2:
+        return None  # only +Inf: PromQL answers NaN, there is nothing to interpolate
+    rank = q * total
+    index = next(i for i, (_, count) in enumerate(buckets) if count >= rank)
+    if index == len(buckets) - 1:
+        return buckets[-2][0]  # in the +Inf bucket: the highest finite bound
+    upper, count = buckets[index]
+    if index == 0 and upper <= 0:
+        return upper
+    lower, below = (0.0, 0.0) if index == 0 else buckets[index - 1]
+    in_bucket = count - below
+    if in_bucket <= 0:
+        return upper
+    return lower + (upper - lower) * ((rank - below) / in_bucket)
+
+
+def histogram_mean(point: HistogramPoint, what: str) -> float | None:
+    """Mean observation over an interval (sum increase / count increase); None if none."""
+    if point.sum is None or point.count is None:
+        raise ExpositionError(f"{what}: histogram has no _sum/_count; set a quantile instead")
+    if point.count <= 0:
+        return None
+    return point.sum / point.count
+
+
+def aggregate(values: Sequence[float], how: str) -> float | None:
+    if not values:
+        return None
+    if any(math.isnan(v) for v in values):
+        return math.nan  # a NaN series makes the whole answer "no data", never a guess
+    if how in ("sum", "avg"):
+        try:
+            total = math.fsum(values)
+        except OverflowError:  # beyond float range: report "not finite", never a crash
+            return math.inf
+        return total if how == "sum" else total / len(values)
+    if how == "max":
+        return max(values)
+    if how == "min":
+        return min(values)
+    raise ExpositionError(f"aggregate {how!r} must be one of [sum, avg, max, min]")

@@ -1,0 +1,122 @@
+"""The `http_json` source: GET a URL and read the number at a dotted path.
+
+A path is keys and list indexes separated by dots: `data.queue.depth`, `items.0.n`. A key
+with a dot in it cannot be addressed. The value must be a JSON number (booleans are not
+numbers) or a string holding a finite decimal number (some APIs quote numbers); anything else,
+a missing key, an index out of range or NaN/Infinity is a permanent error naming the path.
+Path walking is `value_at_path` (pure).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import httpx
+
+from autoscaler.policy.model import HttpJsonSource
+from autoscaler.sources.base import PermanentSourceError
+from autoscaler.sources.common import bounded_read, clip, http_get, redact_url, resolve_secret
+
+
+class JsonPathError(ValueError):
+    pass
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return "a number"
+
+
+def value_at_path(document: Any, path: str) -> float:
+    """The finite number at `path` in a decoded JSON document, or JsonPathError."""
+    if not path or any(part == "" for part in path.split(".")):
+        raise JsonPathError(f"path {path!r} has an empty part")
+    current = document
+    walked: list[str] = []
+    for part in path.split("."):
+        here = ".".join(walked) or "the top level"
+        if isinstance(current, dict):
+            if part not in current:
+                keys = ", ".join(sorted(map(str, current))[:10]) or "none"
+                raise JsonPathError(f"path {path}: no key {part!r} at {here} (keys: {keys})")
+            current = current[part]
+        elif isinstance(current, list):
+            if not part.isdigit():
+                raise JsonPathError(f"path {path}: {here} is a list; {part!r} is not an index")
+            index = int(part)
+            if index >= len(current):
+                raise JsonPathError(
+                    f"path {path}: index {index} is out of range at {here} (length {len(current)})"
+                )
+            current = current[index]
+        else:
+            raise JsonPathError(f"path {path}: {here} is {_kind(current)}, cannot take {part!r}")
+        walked.append(part)
+    if isinstance(current, bool) or not isinstance(current, int | float | str):
+        raise JsonPathError(f"path {path}: value is {_kind(current)}, not a number")
+    if isinstance(current, str):
+        try:
+            number = float(current.strip())
+        except ValueError:
+            raise JsonPathError(
+                f"path {path}: value {clip(current, 40)!r} is not a number"
+            ) from None
+    else:
+        try:
+            number = float(current)
+        except OverflowError:
+            raise JsonPathError(f"path {path}: value is too large") from None
+    if not math.isfinite(number):
+        raise JsonPathError(f"path {path}: value {number} is not a finite number")
+    return number
+
+
+class HttpJsonSourceReader:
+    def __init__(
+        self,
+        spec: HttpJsonSource,
+        *,
+        name: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        self.spec = spec
+        self.name = name
+        self.describe = f"http_json {redact_url(spec.url)} path={spec.path}"
+        self._client = httpx.AsyncClient(
+            transport=transport, timeout=httpx.Timeout(spec.timeout), follow_redirects=True
+        )
+
+    async def read(self) -> float:
+        return await bounded_read(self.name, self.spec.timeout, self._read)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _read(self) -> float:
+        headers = {"Accept": "application/json", **self.spec.headers}
+        token = resolve_secret(self.name, self.spec.bearer_token, "bearer_token")
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token.reveal()}"
+        url = redact_url(self.spec.url)
+        response = await http_get(self._client, self.name, self.spec.url, headers=headers)
+        try:
+            document = json.loads(response.content)
+        except (ValueError, RecursionError) as exc:
+            raise PermanentSourceError(
+                self.name, f"{url} did not answer with JSON: {clip(str(exc), 120)}"
+            ) from None
+        try:
+            return value_at_path(document, self.spec.path)
+        except JsonPathError as exc:
+            raise PermanentSourceError(self.name, f"{url}: {exc}") from None
