@@ -8,7 +8,7 @@ the password must be the simulator's token, or the one set for that user in `use
 Any org and project ids are accepted; names are unique per project.
 
 Status codes are the document's: 201 on deploy, 204 on delete, 400 `ErrorResponse` for
-invalid bodies and query parameters, 401 without a valid token, 404 for an unknown deployment.
+invalid bodies (list has no 400: its page/limit are clamped into range), 401 without a valid token, 404 for an unknown deployment.
 A duplicate name is refused with 400 `{"code": "already_exists"}`: the deploy operation
 documents no 409, and names are "unique within the project".
 The scale "transitional state" is reported as `initializing` (the only non-terminal word in
@@ -112,17 +112,15 @@ def validate_create(body: Mapping[str, Any]) -> dict[str, Any]:
 
 async def list_deployments(request: Request) -> Response:
     require_token(request)
+    # The list operation documents no 400 response: out-of-range or malformed page/limit are
+    # clamped into the schema's bounds (page >= 1, 1 <= limit <= 100) instead of refused.
     values: dict[str, int] = {}
-    for key, default, high in (("page", 1, None), ("limit", 20, 100)):
-        raw = request.query_params.get(key)
+    for key, default, high in (("page", 1, 1 << 31), ("limit", 20, 100)):
         try:
-            value = default if raw is None else int(raw)
-        except ValueError as exc:
-            raise ApiError(400, "invalid_request", f"{key} must be an integer") from exc
-        if value < 1 or (high is not None and value > high):
-            bound = f"between 1 and {high}" if high else ">= 1"
-            raise ApiError(400, "invalid_request", f"{key} must be {bound}")
-        values[key] = value
+            value = int(request.query_params.get(key, default))
+        except ValueError:
+            value = default
+        values[key] = min(max(value, 1), high)
     page, limit = values["page"], values["limit"]
     live = _sim(request).current(scope_of(request))
     start = (page - 1) * limit
