@@ -8,7 +8,8 @@ the password must be the simulator's token, or the one set for that user in `use
 Any org and project ids are accepted; names are unique per project.
 
 Status codes are the document's: 201 on deploy, 204 on delete, 400 `ErrorResponse` for
-invalid bodies (list has no 400: its page/limit are clamped into range), 401 without a valid token, 404 for an unknown deployment.
+invalid bodies (list has no 400: its page/limit are clamped into range), 401 without a
+valid token, 404 for an unknown deployment.
 A duplicate name is refused with 400 `{"code": "already_exists"}`: the deploy operation
 documents no 409, and names are "unique within the project".
 The scale "transitional state" is reported as `initializing` (the only non-terminal word in

@@ -15,7 +15,6 @@ from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from autoscaler.providers.base import InvalidRequestError
 from tests.providers.helpers import SPECS, TOKEN, client, in_process, run
 
 SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "001_25bbe0307393051e.txt"
