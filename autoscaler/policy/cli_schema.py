@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
 from autoscaler.policy.schema import policy_json_schema
 
@@ -13,5 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(json.dumps(policy_json_schema(), indent=args.indent, ensure_ascii=False))
+    try:
+        print(json.dumps(policy_json_schema(), indent=args.indent, ensure_ascii=False))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `autoscaler schema | head`: the reader left, not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter exit quiet
     return 0

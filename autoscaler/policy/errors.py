@@ -28,7 +28,9 @@ def format_path(path: Sequence[PathPart]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else part
+            # A key with control characters would break the one-line-per-error format.
+            shown = part if part.isprintable() else json.dumps(part)
+            text += f".{shown}" if text else shown
     return text or ROOT_PATH
 
 

@@ -653,7 +653,8 @@ class Obj(Spec):
             if default is not NO_DEFAULT and _json_scalar(default):
                 prop["default"] = default
             if spec_field.nullable:
-                prop = {"anyOf": [prop, {"type": "null"}], **_lift_doc(prop)}
+                doc = _lift_doc(prop)
+                prop = {"anyOf": [prop, {"type": "null"}], **doc}
             properties[name] = prop
         out: JSON = {
             "type": "object",
@@ -668,7 +669,8 @@ class Obj(Spec):
 
 
 def _lift_doc(prop: JSON) -> JSON:
-    return {k: prop[k] for k in ("description", "default") if k in prop}
+    """Move description and default out of a branch, to the `anyOf` that wraps it."""
+    return {k: prop.pop(k) for k in ("description", "default") if k in prop}
 
 
 def _json_scalar(value: object) -> bool:

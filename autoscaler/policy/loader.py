@@ -29,6 +29,7 @@ __all__ = [
     "ValidationFailed",
     "load_daemon",
     "load_daemon_config",
+    "load_daemon_config_text",
     "load_policies",
     "load_policy_file",
     "load_policy_text",
@@ -69,6 +70,8 @@ def _policies_from_text(text: str, filename: str, sink: Collector) -> list[Locat
         if isinstance(policy, Policy) and len(sink.errors) == errors_before:
             assert isinstance(node, MappingNode)
             located.append(LocatedPolicy(replace(policy, source_file=filename), node, filename))
+        elif len(sink.errors) == errors_before:  # never drop a document silently
+            sink.error(node, (), "this document is not a valid policy")
     return located
 
 
@@ -230,12 +233,21 @@ def _config_from_text(text: str, filename: str, sink: Collector) -> DaemonConfig
         return None
     config = _convert_document(DAEMON, node, sink)
     if not isinstance(config, DaemonConfig) or sink.errors:
+        if not sink.errors:
+            sink.error(node, (), "this document is not a valid config")
         return None
-    base = Path(filename).parent
-    policies = config.policies
-    if not Path(policies).is_absolute():
-        policies = str(base / policies)
+    # Relative to the config file, made absolute so a later chdir cannot change its meaning.
+    policies = os.path.abspath(os.path.join(os.path.dirname(filename), config.policies))
     return replace(config, policies=policies, source_file=filename)
+
+
+def load_daemon_config_text(text: str, filename: str = "<string>") -> DaemonConfig:
+    """A daemon config from text; a relative `policies` is taken relative to `filename`."""
+    sink = Collector(filename)
+    config = _config_from_text(text, filename, sink)
+    if config is None or sink.errors:
+        raise ValidationFailed(sorted(sink.errors, key=lambda e: (e.line, e.col)))
+    return config
 
 
 def load_daemon_config(path: PathLike) -> DaemonConfig:
@@ -243,10 +255,9 @@ def load_daemon_config(path: PathLike) -> DaemonConfig:
     filename = os.fspath(path)
     sink = Collector(filename)
     text = _read_text(Path(filename), sink)
-    config = _config_from_text(text, filename, sink) if text is not None else None
-    if config is None or sink.errors:
-        raise ValidationFailed(sorted(sink.errors, key=lambda e: (e.line, e.col)))
-    return config
+    if text is None:
+        raise ValidationFailed(sink.errors)
+    return load_daemon_config_text(text, filename)
 
 
 def load_daemon(config_path: PathLike) -> tuple[DaemonConfig, list[Policy]]:

@@ -13,9 +13,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autoscaler.policy.loader import ValidationFailed, load_policy_text
+from autoscaler.policy.loader import ValidationFailed, load_daemon_config_text, load_policy_text
 from autoscaler.policy.model import Policy
 
+from .test_policy_daemon_config import CONFIG
 from .test_policy_examples import DESIGN_EXAMPLE, EXAMPLES
 
 REFERENCE_TEXTS = [p.read_text() for p in EXAMPLES]
@@ -33,6 +34,7 @@ def check_loader(text: str) -> None:
             assert error.file == "fuzz.yaml"
             assert error.message
             assert str(error).startswith(f"fuzz.yaml:{error.line}:{error.col}: ")
+            assert "\n" not in str(error) and "\r" not in str(error), error
     else:
         assert all(isinstance(p, Policy) for p in policies)
 
@@ -211,3 +213,36 @@ def test_mutated_policies_only_raise_validation_failed(text: str) -> None:
 def test_truncated_policies_only_raise_validation_failed(text: str, data: st.DataObject) -> None:
     cut = data.draw(st.integers(min_value=0, max_value=len(text)))
     check_loader(text[:cut])
+
+
+def check_config_loader(text: str) -> None:
+    try:
+        config = load_daemon_config_text(text, "/etc/autoscaler/config.yaml")
+    except ValidationFailed as failed:
+        assert failed.errors
+        for error in failed.errors:
+            assert error.line >= 1 and error.col >= 1, error
+            assert "\n" not in str(error) and "\r" not in str(error), error
+    else:
+        assert config.policies.startswith("/")
+
+
+@st.composite
+def mutated_config(draw: st.DrawFn) -> str:
+    doc = copy.deepcopy(yaml.safe_load(CONFIG))
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        paths = [p for p in _paths(doc) if p]
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent = _parent(doc, path)
+        if draw(st.booleans()):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(NESTED)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+@given(st.one_of(mutated_config(), NESTED.map(yaml.safe_dump), st.text(max_size=200)))
+def test_config_loader_only_raises_validation_failed(text: str) -> None:
+    check_config_loader(text)
