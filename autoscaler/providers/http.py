@@ -179,6 +179,9 @@ class ProviderHttp:
         self.client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout),
+            # Many policies share one profile: keep every pooled connection alive rather
+            # than reconnecting past httpx's default of 20 idle connections.
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": "autoscaler"},
         )
