@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -544,16 +545,23 @@ def _check_schedule(here: Here) -> None:
 
 
 def cron_error(expr: str, timezone: str) -> str | None:
-    """Why APScheduler's CronTrigger refuses `expr`, or None when it parses."""
-    from apscheduler.triggers.cron import CronTrigger
+    """Why `expr` cannot open schedule windows, or None when it can.
+
+    Parsed by the decision core's own `trigger` (APScheduler's CronTrigger, with crontab
+    weekday numbers, 0 and 7 = Sunday), so what validates here is exactly what runs.
+    """
+    from autoscaler.core.schedule import trigger
 
     try:
-        CronTrigger.from_crontab(expr, timezone=ZoneInfo(timezone))
+        zone = ZoneInfo(timezone)
+        first = trigger(expr, timezone).get_next_fire_time(None, datetime(2000, 1, 1, tzinfo=zone))
     except Exception as exc:
         return (
             f"must be a five-field crontab expression (minute hour day month day_of_week), "
             f"got {quote(expr)}: {exc}"
         )
+    if first is None:
+        return f"cron expression {quote(expr)} never fires (no such date)"
     return None
 
 

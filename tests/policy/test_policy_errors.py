@@ -148,8 +148,22 @@ CASES: list[tuple[str, str, list[str]]] = [
         BASE + 'schedules:\n  - {cron: "0 8 * *", duration: 10h, min: 2}\n',
         [
             "9:12: schedules[0].cron: must be a five-field crontab expression (minute hour day "
-            'month day_of_week), got "0 8 * *": Wrong number of fields; got 4, expected 5'
+            "month day_of_week), got \"0 8 * *\": cron '0 8 * *': expected 5 fields, got 4"
         ],
+    ),
+    (
+        "cron weekday out of range",
+        BASE + 'schedules:\n  - {cron: "0 8 * * 8", duration: 10h, min: 2}\n',
+        [
+            "9:12: schedules[0].cron: must be a five-field crontab expression (minute hour day "
+            "month day_of_week), got \"0 8 * * 8\": day of week '8': expected numbers 0-7 (0 "
+            "and 7 = Sunday)"
+        ],
+    ),
+    (
+        "cron that never fires",
+        BASE + 'schedules:\n  - {cron: "0 0 31 2 *", duration: 1h, min: 2}\n',
+        ['9:12: schedules[0].cron: cron expression "0 0 31 2 *" never fires (no such date)'],
     ),
     (
         "cron value",

@@ -282,3 +282,10 @@ def test_no_paths_is_an_error() -> None:
 def test_non_string_text_is_a_validation_error() -> None:
     with pytest.raises(ValidationFailed):
         load_policy_text(b"name: x")  # type: ignore[arg-type]
+
+
+def test_crontab_weekday_numbers_include_sunday_as_7() -> None:
+    text = BASE + 'schedules:\n  - {cron: "0 8 * * 1-5,7", duration: 1h, min: 2}\n'
+    (policy,) = load_policy_text(text)
+    assert policy.schedules[0].cron == "0 8 * * 1-5,7"
+    assert policy.schedules[0].timezone == "UTC"
