@@ -70,11 +70,23 @@ class _CrashHook:
 
 
 _crash = _CrashHook()
+_in_process_hook: Callable[[str], None] | None = None
 
 
 def crash_point(point: str) -> None:
-    """Test hook: see the module docstring. A no-op unless $AUTOSCALER_CRASH_AT names it."""
+    """Test hook: see the module docstring. A no-op unless $AUTOSCALER_CRASH_AT names it or
+    an in-process test installed a hook."""
     _crash.hit(point)
+    if _in_process_hook is not None:
+        _in_process_hook(point)
+
+
+def install_crash_hook(hook: Callable[[str], None] | None) -> None:
+    """In-process test hook: `hook(point)` runs at every crash point and may raise (a
+    BaseException) to abandon the evaluation there, as a killed process would. None removes
+    it. Never used outside tests."""
+    global _in_process_hook
+    _in_process_hook = hook
 
 
 def captured_spec(live: Mapping[str, Any] | None, policy: Policy) -> dict[str, Any]:
