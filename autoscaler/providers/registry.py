@@ -40,7 +40,9 @@ def _auth(profile: ProviderProfile) -> Auth:
         username = resolve(profile.login.username)
         password = resolve(profile.login.password)
         assert username is not None and password is not None
-        return LoginToken(profile.login.url, username, password)
+        # A login URL that is only a path (`/api/v1/auth/login`) is on the API's host.
+        url = str(httpx.URL(profile.base_url).join(profile.login.url))
+        return LoginToken(url, username, password)
     raise ProviderConfigError(f"provider {profile.name!r}: needs a token or a login")
 
 

@@ -33,6 +33,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 ErrorBody = Callable[[int, str, str], dict[str, Any]]
 
+MAX_LOG = 100_000  # write calls kept in the request log
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FAULT_KINDS = ("error", "error_after", "rate_limit", "drop", "drop_after", "latency")
 
@@ -215,6 +216,8 @@ class FaultMiddleware:
             entry["status"] = None
             entry["fault"] = None
             self.log.append(entry)
+            if len(self.log) > MAX_LOG:  # a long-running demo server must not grow forever
+                del self.log[: len(self.log) - MAX_LOG]
 
         async def record(message: Message) -> None:
             if message["type"] == "http.response.start" and entry is not None:

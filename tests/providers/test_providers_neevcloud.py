@@ -221,7 +221,7 @@ def test_login_and_exactly_one_relogin_on_401() -> None:
     app, sim, clock = in_process("neevcloud", provision_seconds=0)
     os.environ["NEEV_TEST_PASSWORD"] = TOKEN
     login = LoginSpec(
-        url=f"{BASE}/api/v1/auth/login",
+        url="/api/v1/auth/login",  # a path: on the API's host (base_url has a path prefix)
         username="ops@example.com",
         password=SecretRef(env="NEEV_TEST_PASSWORD"),
     )
@@ -229,7 +229,7 @@ def test_login_and_exactly_one_relogin_on_401() -> None:
     async def scenario() -> None:
         p = client(
             "neevcloud",
-            BASE,
+            BASE + "/aimodels",
             clock,
             transport=httpx.ASGITransport(app=app),
             token=None,
