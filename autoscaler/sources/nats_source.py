@@ -26,10 +26,6 @@ STREAM_NOT_FOUND = 10059
 CONSUMER_NOT_FOUND = 10014
 
 
-async def _quiet(_: Exception) -> None:
-    """nats-py logs every connection error through this callback; reads report them."""
-
-
 class NatsConsumerSource:
     def __init__(self, spec: NatsSource, *, name: str):
         self.spec = spec
@@ -39,6 +35,11 @@ class NatsConsumerSource:
             f"nats {redact_url(spec.url)} stream={spec.stream} consumer={spec.consumer}{acks}"
         )
         self._nc: NatsClient | None = None
+        self._last_error: Exception | None = None
+
+    async def _remember_error(self, error: Exception) -> None:
+        """nats-py reports connection errors here (and would log them); a read reports them."""
+        self._last_error = error
 
     async def read(self) -> float:
         return await bounded_read(self.name, self.spec.timeout, self._read)
@@ -56,6 +57,7 @@ class NatsConsumerSource:
             return self._nc
         await self.aclose()
         token = resolve_secret(self.name, self.spec.token, "token")
+        self._last_error = None
         where = redact_url(self.spec.url)
         try:
             self._nc = await nats.connect(
@@ -63,13 +65,17 @@ class NatsConsumerSource:
                 token=token.reveal() if token else None,
                 connect_timeout=self.spec.timeout,
                 allow_reconnect=False,
-                max_reconnect_attempts=0,
-                error_cb=_quiet,
+                # nats-py treats 0 as "no limit" on the first connect; 1 with no wait means
+                # two immediate attempts, then NoServersError.
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0,
+                error_cb=self._remember_error,
                 name="autoscaler",
             )
         except (nats_errors.NoServersError, OSError, nats_errors.TimeoutError) as exc:
+            cause = self._last_error or exc
             raise TemporarySourceError(
-                self.name, f"cannot connect to {where}: {clip(str(exc)) or type(exc).__name__}"
+                self.name, f"cannot connect to {where}: {clip(str(cause)) or type(cause).__name__}"
             ) from None
         except nats_errors.Error as exc:
             text = clip(str(exc)) or type(exc).__name__

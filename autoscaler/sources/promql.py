@@ -66,7 +66,8 @@ def parse_query_response(body: Any) -> float | None:
         error_type = body.get("errorType")
         message = body.get("error")
         text = f"Prometheus error ({clip(str(error_type), 40)}): {clip(str(message))}"
-        return _raise(text, temporary=error_type in TEMPORARY_ERROR_TYPES)
+        temporary = isinstance(error_type, str) and error_type in TEMPORARY_ERROR_TYPES
+        return _raise(text, temporary=temporary)
     if status != "success":
         raise QueryResponseError(f"answer has status {clip(repr(status), 40)}, not success")
     data = body.get("data")

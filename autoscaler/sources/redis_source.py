@@ -83,9 +83,7 @@ class RedisQueueSource:
             raise
         except rexc.AuthenticationError as exc:
             await self.aclose()
-            raise PermanentSourceError(
-                self.name, f"credentials refused: {clip(str(exc)) or 'authentication failed'}"
-            ) from None
+            raise self._auth_error(str(exc)) from None
         except rexc.TimeoutError:
             raise TemporarySourceError(self.name, "Redis did not answer in time") from None
         except rexc.ConnectionError as exc:
@@ -99,6 +97,17 @@ class RedisQueueSource:
                 self.name, f"{type(exc).__name__}: {clip(str(exc))}"
             ) from None
 
+    def _auth_error(self, detail: str) -> PermanentSourceError:
+        if self.spec.password is None and "@" not in self.spec.url:
+            return PermanentSourceError(
+                self.name,
+                "credentials refused: Redis wants a password and none is set "
+                "(password: or redis://:PASSWORD@host)",
+            )
+        return PermanentSourceError(
+            self.name, f"credentials refused: {clip(detail) or 'authentication failed'}"
+        )
+
     async def _response_error(self, client: aioredis.Redis, exc: rexc.ResponseError) -> SourceError:
         text = str(exc)
         upper = text.upper()
@@ -106,7 +115,7 @@ class RedisQueueSource:
             exc, rexc.AuthenticationWrongNumberOfArgsError
         ):
             await self.aclose()
-            return PermanentSourceError(self.name, f"credentials refused or missing: {clip(text)}")
+            return self._auth_error(text)
         if upper.startswith("WRONGTYPE"):
             try:
                 actual = await client.type(self.spec.key)
