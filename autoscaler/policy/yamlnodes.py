@@ -56,7 +56,12 @@ class Collector:
         self.errors.append(PolicyError(self.filename, max(1, line), max(1, col), path, message))
 
     def visit(self, node: Node, path: KeyPath) -> None:
+        """Count a node against the size bound; refuse tags on mappings and lists
+        (`!!set`, `!!omap`, `!custom`): they would mean something this loader ignores."""
         self.visited += 1
+        expected = {MappingNode: MAP_TAG, SequenceNode: SEQ_TAG}.get(type(node))
+        if expected is not None and node.tag != expected:
+            self.error(node, path, f"unsupported tag {quote(node.tag)}")
         if self.visited > MAX_NODES:
             self.error(
                 node, path, f"document too large (more than {MAX_NODES} values; check aliases)"

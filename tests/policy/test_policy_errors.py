@@ -381,6 +381,11 @@ CASES: list[tuple[str, str, list[str]]] = [
         ['8:11: interval: unsupported tag "!duration"'],
     ),
     (
+        "tag on a mapping",
+        BASE.replace("replicas: {min: 1, max: 4}", "replicas: !!set {min: 1, max: 4}"),
+        ['3:11: replicas: unsupported tag "tag:yaml.org,2002:set"'],
+    ),
+    (
         "huge integer",
         BASE.replace("max: 4", "max: " + "9" * 50),
         [f"3:25: replicas.max: must be >= 1 and <= 10000, got {'9' * 50}"],

@@ -9,12 +9,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import jsonschema
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autoscaler.policy.loader import ValidationFailed, load_daemon_config_text, load_policy_text
 from autoscaler.policy.model import Policy
+from autoscaler.policy.schema import policy_json_schema
 
 from .test_policy_daemon_config import CONFIG
 from .test_policy_examples import DESIGN_EXAMPLE, EXAMPLES
@@ -204,9 +206,22 @@ def mutated_policy(draw: st.DrawFn) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+SCHEMA = jsonschema.Draft202012Validator(policy_json_schema())
+
+
 @given(mutated_policy())
 def test_mutated_policies_only_raise_validation_failed(text: str) -> None:
     check_loader(text)
+
+
+@given(mutated_policy())
+def test_what_the_validator_accepts_the_schema_accepts(text: str) -> None:
+    try:
+        load_policy_text(text, "fuzz.yaml")
+    except ValidationFailed:
+        return
+    errors = [e.message for e in SCHEMA.iter_errors(yaml.safe_load(text))]
+    assert errors == [], text
 
 
 @given(st.sampled_from(REFERENCE_TEXTS), st.data())
