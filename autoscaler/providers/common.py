@@ -195,7 +195,7 @@ class BaseProvider:
             except ProviderError as exc:
                 if exc.permanent:
                     raise
-                last = None if last is None else last  # keep polling until the deadline
+                # temporary (already retried inside find): keep polling until the deadline
             else:
                 if last is None:
                     raise NotFoundError(f"{self.profile_name}: deployment {name!r} is absent")

@@ -125,7 +125,7 @@ class LoginToken:
 
     async def _login(self, http: ProviderHttp) -> None:
         body = {"username": self._username.reveal(), "password": self._password.reveal()}
-        response = await http.send("login", "POST", self.url, json=body, authenticate=False)
+        response = await http.send("login", "POST", self.url, json=body)  # no bearer header
         try:
             data = response.json()
         except ValueError as exc:
@@ -233,7 +233,6 @@ class ProviderHttp:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
-        authenticate: bool = True,
     ) -> httpx.Response:
         """Send once; a 2xx response comes back, anything else raises a ProviderError."""
         started = time.perf_counter()

@@ -83,7 +83,9 @@ def check_scaling(scaling: Any, current: dict[str, int] | None = None) -> dict[s
 
 
 def render(request: Request, dep: SimDeployment) -> dict[str, Any]:
-    spec = dep.spec
+    spec = dep.spec  # defaults below cover deployments made in-process with a partial spec
+    dep.extra.setdefault("routing_key", f"{spec.get('model_name', 'model')}-{dep.id}")
+    dep.extra.setdefault("scaling", {"min_replicas": dep.replicas, "max_replicas": dep.replicas})
     status = STATUS_WORDS[dep.status]
     if dep.status == "initializing" and dep.ready_since is None and dep.extra.get("updating"):
         status = "updating"
@@ -91,10 +93,10 @@ def render(request: Request, dep: SimDeployment) -> dict[str, Any]:
         "id": dep.id,
         "name": dep.name,
         "routing_key": dep.extra["routing_key"],
-        "model_name": spec["model_name"],
-        "flavor_name": spec["flavor_name"],
-        "gpu_type": spec["gpu_type"],
-        "gpu_count": spec["gpu_count"],
+        "model_name": spec.get("model_name", "gpt-oss-120b"),
+        "flavor_name": spec.get("flavor_name", "base"),
+        "gpu_type": spec.get("gpu_type", "gpu-h100-sxm"),
+        "gpu_count": spec.get("gpu_count", 1),
         "scaling": dict(dep.extra["scaling"]),
         "replicas": dep.replicas,
         "ready_replicas": dep.replicas if dep.status == "ready" else 0,
@@ -156,7 +158,7 @@ async def patch_endpoint(request: Request) -> Response:
         raise ApiError(400, "invalid_request", f"cannot update field(s): {', '.join(unknown)}")
     if "name" in body and (not isinstance(body["name"], str) or not body["name"].strip()):
         raise ApiError(400, "invalid_request", "name must be a non-empty string")
-    scaling = dep.extra["scaling"]
+    scaling = dep.extra.get("scaling", {"min_replicas": dep.replicas, "max_replicas": dep.replicas})
     if "scaling" in body:
         scaling = check_scaling(body["scaling"], scaling)
     sim = _sim(request)

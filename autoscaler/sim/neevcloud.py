@@ -61,22 +61,28 @@ def scope_of(request: Request) -> str:
 
 
 def render(request: Request, dep: SimDeployment) -> dict[str, Any]:
+    """The AIModelResponse of a deployment. Tolerates deployments made in-process with
+    `SimState.create` and a partial spec (tests, the demo): missing fields get defaults."""
     sim = _sim(request)
     org, project = request.path_params["org_id"], request.path_params["project_id"]
     spec = dep.spec
+    if "model_id" not in dep.extra:
+        catalog_id = str(spec.get("catalog_id", "unknown-model"))
+        dep.extra["model_id"], dep.extra["model_name"] = catalog_item(catalog_id)
+    region = str(spec.get("region", "sim-region-1"))
     ready = dep.status == "ready"
-    host = f"{dep.name}.{project}.{org}.{spec['region']}.sim.inference.ai.neevcloud.com"
+    host = f"{dep.name}.{project}.{org}.{region}.sim.inference.ai.neevcloud.com"
     return {
         "id": dep.id,
         "name": dep.name,
         "project_id": project,
         "model_id": dep.extra["model_id"],
         "model_name": dep.extra["model_name"],
-        "region": spec["region"],
+        "region": region,
         "status": dep.status,
         "endpoint_url": f"https://{host}/v1" if ready else None,
-        "gpu_config_id": spec["gpu_config_id"],
-        "gpu_count": spec["gpu_count"],
+        "gpu_config_id": str(spec.get("gpu_config_id", "sim-gpu")),
+        "gpu_count": spec.get("gpu_count", 1),
         "replicas": dep.replicas,
         "created_at": rfc3339(dep.created_at),
         "updated_at": rfc3339(dep.updated_at),
@@ -151,7 +157,6 @@ async def deploy(request: Request) -> Response:
             "already_exists",
             f"a deployment named {body['name']!r} already exists in this project",
         ) from exc
-    dep.extra["model_id"], dep.extra["model_name"] = catalog_item(spec["catalog_id"])
     return json_response(render(request, dep), 201)
 
 

@@ -80,8 +80,8 @@ def instance_count(value: Any, where: str) -> int:
 
 
 def render(request: Request, dep: SimDeployment) -> dict[str, Any]:
-    spec = dep.spec
-    flavor = FLAVOR_IDS[spec["flavor_id"]]
+    spec = dep.spec  # defaults below cover deployments made in-process with a partial spec
+    flavor = FLAVOR_IDS.get(spec.get("flavor_id", ""), FLAVORS[0])
     ready = dep.status == "ready"
     endpoint: dict[str, Any] = {}
     if ready:
@@ -95,8 +95,8 @@ def render(request: Request, dep: SimDeployment) -> dict[str, Any]:
         "status_info": None,
         "resource_metadata": {
             "resource_display_name": flavor["display_name"],
-            "scale_type": spec["scale_type"],
-            "flavor_id": spec["flavor_id"],
+            "scale_type": spec.get("scale_type", "manual"),
+            "flavor_id": flavor["flavor_id"],
             "target_instance_number": dep.extra.get("target_as_sent", dep.replicas),
             "scale_policy": None,
             "VRAM": "32GB",
@@ -104,7 +104,7 @@ def render(request: Request, dep: SimDeployment) -> dict[str, Any]:
         },
         "billing_metadata": {"usd_price_unit": flavor["billing"]["usd_price_unit"]},
         "endpoint_metadata": endpoint,
-        "deploy_metadata": spec["deploy_metadata"],
+        "deploy_metadata": spec.get("deploy_metadata", {}),
         "service_type": "normal",
         "created_at": rfc3339(dep.created_at),
         "updated_at": rfc3339(dep.updated_at),

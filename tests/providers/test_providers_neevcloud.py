@@ -335,3 +335,15 @@ def test_wait_ready_uses_a_bounded_poll_backoff() -> None:
     waits = run(scenario())
     assert waits[:3] == [1.0, 1.5, 2.25]
     assert max(waits) <= 15.0
+
+
+def test_deployments_made_in_process_with_a_partial_spec_render_through_the_api() -> None:
+    app, sim, clock = in_process("neevcloud", provision_seconds=0)
+    sim.create("held", {}, 2, scope="org-test/prj-test")  # how the daemon's tests seed state
+
+    async def scenario() -> None:
+        p = client("neevcloud", BASE, clock, transport=httpx.ASGITransport(app=app))
+        found = await p.find("held")
+        assert found is not None and (found.status, found.replicas) == ("ready", 2)
+
+    run(scenario())
