@@ -126,6 +126,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="multiply a rate trace's rates by K (1)",
     )
     p.add_argument(
+        "--keep-cv",
+        action="store_true",
+        help="keep rate_cv as written when --rate-scale < 1 (default: thin it with the rate)",
+    )
+    p.add_argument(
         "--bill-from-ready",
         action="store_true",
         help="bill replicas from ready instead of from the call",
@@ -237,7 +242,6 @@ def run(args: argparse.Namespace) -> int:
     columns = ColumnMap(args.time_column, args.input_column, args.output_column, args.time_unit)
     try:
         signal_map = parse_signal_options(args.signal)
-        service = ServiceModel(args.prefill_tokens_per_s, args.decode_tokens_per_s)
         service = ServiceModel(
             args.prefill_tokens_per_s,
             args.decode_tokens_per_s,
@@ -264,6 +268,7 @@ def run(args: argparse.Namespace) -> int:
             bill_from_ready=args.bill_from_ready,
             seed=args.seed,
             rate_scale=args.rate_scale,
+            keep_cv=args.keep_cv,
             mode=args.mode,
             step_s=args.step_seconds,
             duration_s=args.duration,

@@ -45,6 +45,8 @@ class Replica:
     active: int = 0  # requests being served now
     leave_not_before: float = 0.0  # a deleted replica is billed until the delete completes
     served: int = 0
+    became_ready: float | None = None  # None: removed before it was ever ready
+    left_at: float | None = None
 
     @property
     def billed_seconds(self) -> float:
@@ -153,6 +155,7 @@ class Deployment:
                 if replica.state != "provisioning":
                     continue  # removed while provisioning
                 replica.state = "ready"
+                replica.became_ready = when
                 if replica.bill_start is None:
                     replica.bill_start = when
                 if self.status == "initializing":
@@ -173,9 +176,9 @@ class Deployment:
         """End of the run: stop billing every replica still alive at `now`."""
         for r in self._live:
             if r.bill_start is not None:
-                r.bill_start = min(r.bill_start, now)
                 r.bill_end = now
             r.state = "gone"
+            r.left_at = now
         self._live = []
 
     # --- internals ----------------------------------------------------------------------
@@ -187,6 +190,7 @@ class Deployment:
             state="ready" if ready else "provisioning",
             ready_at=now + delay,
             bill_start=now if billed_now else None,
+            became_ready=now if ready else None,
         )
         self.replicas.append(replica)
         self._live.append(replica)
@@ -211,6 +215,7 @@ class Deployment:
             self._push(replica.leave_not_before, "leave", replica.id)
             return
         replica.state = "gone"
+        replica.left_at = now
         if replica.bill_start is not None:
             replica.bill_end = now
         self._live.remove(replica)

@@ -64,6 +64,8 @@ class RunResult:
     start_s: np.ndarray | None = None  # NaN when dropped
     end_s_each: np.ndarray | None = None
     replica: np.ndarray | None = None  # -1 when dropped
+    replica_ready_s: np.ndarray | None = None  # when each replica became ready (NaN: never)
+    replica_left_s: np.ndarray | None = None  # when each replica left (end of run if alive)
     max_active_per_replica: int = 0
     started_before_ready: int = 0
     # aggregated mode only: (t, how long the oldest queued work has waited) at each evaluation
@@ -146,6 +148,7 @@ def run_requests(
                 candidates.remove(replica)
 
     record(0.0)
+    last_event = 0.0
     while True:
         t_arrival = arrivals[i] if i < n else math.inf
         t_done = completions[0][0] if completions else math.inf
@@ -157,6 +160,7 @@ def run_requests(
         now = min(t_arrival, t_done, t_life, t_tick)
         if now == math.inf or (i >= n and now > horizon + DRAIN_LIMIT_S):
             break  # requests still queued this long after the trace ends are never served
+        last_event = now
         if t_life <= now:
             if deployment.advance(now):
                 dispatch(now)
@@ -205,7 +209,7 @@ def run_requests(
                 progress(i / n)
         dispatch(now)
 
-    end_time = max(horizon, timeline[-1][0] if timeline else 0.0)
+    end_time = max(horizon, last_event)
     if completions:  # stopped at the drain limit with requests still being served
         end_time = max(end_time, max(c[0] for c in completions))
     deployment.close(end_time)
@@ -233,6 +237,12 @@ def run_requests(
         start_s=start_arr,
         end_s_each=np.asarray(finish, dtype=np.float64),
         replica=np.asarray(served_by, dtype=np.int64),
+        replica_ready_s=np.asarray(
+            [math.nan if r.became_ready is None else r.became_ready for r in deployment.replicas]
+        ),
+        replica_left_s=np.asarray(
+            [math.nan if r.left_at is None else r.left_at for r in deployment.replicas]
+        ),
         max_active_per_replica=max_active,
         started_before_ready=early,
     )

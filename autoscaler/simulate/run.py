@@ -61,6 +61,7 @@ class SimSettings:
     bill_from_ready: bool = False
     seed: int = 0
     rate_scale: float = 1.0
+    keep_cv: bool = False  # --keep-cv: do not thin the burstiness with the rate
     mode: Mode = "auto"
     step_s: float = 1.0
     duration_s: float | None = None  # simulate only the first part of the trace
@@ -105,7 +106,7 @@ def prepare(
                 f"{trace.source} is a rate trace: give --sizes FILE (a request trace to draw "
                 "token sizes from)"
             )
-        trace = trace.scaled(settings.rate_scale)
+        trace = trace.scaled(settings.rate_scale, thin=not settings.keep_cv)
         if settings.duration_s is not None:
             keep = trace.window_start_s < settings.duration_s
             trace = RateTrace(
@@ -134,6 +135,7 @@ def prepare(
     }
     if isinstance(trace, RateTrace):
         info["rate_scale"] = settings.rate_scale
+        info["rate_cv"] = "as written" if settings.keep_cv else "thinned with the rate"
     if mode == "request":
         requests = requests_from_rates(trace, sizes, rng) if isinstance(trace, RateTrace) else trace  # type: ignore[arg-type]
         if len(requests) == 0:

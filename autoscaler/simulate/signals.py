@@ -5,7 +5,10 @@ The simulator produces five signals, all deployment-wide: `waiting` (queued requ
 the last controller interval) and `utilization` (running / (ready replicas x max concurrency),
 at most 1). A policy metric is bound to one of them automatically when its source names a known
 metric (vLLM gauges; any queue source means `waiting`) or explicitly with `--signal
-METRIC=SIGNAL`; anything else is an error, never a silent zero.
+METRIC=SIGNAL`; anything else is an error, never a silent zero. A PromQL query naming both
+the running and the waiting gauge reads as `in_flight`; queue sources that count delivered but
+unacknowledged work (Redis `pending`, RabbitMQ unacked, NATS ack-pending) read as running or
+in flight.
 
 Only the binding and the value mapping live here; the engine computes the signals.
 """
@@ -120,12 +123,25 @@ def _signal_for_source(source: object) -> tuple[str, str] | None:
         signal = KNOWN_METRICS.get(source.metric)
         return (signal, f"metric {source.metric}") if signal else None
     if isinstance(source, PromQLSource):
-        for name, signal in KNOWN_METRICS.items():
-            if name in source.query:
-                return signal, f"query names {name}"
+        named = [name for name in KNOWN_METRICS if name in source.query]
+        signals = {KNOWN_METRICS[name] for name in named}
+        if signals == {"waiting", "running"}:  # e.g. sum(running) + sum(waiting)
+            return "in_flight", f"query names {' and '.join(named)}"
+        if len(signals) == 1:
+            return signals.pop(), f"query names {named[0]}"
         return None
-    if isinstance(source, RedisSource | RabbitMQSource | NatsSource):
-        return "waiting", f"{source.type} queue depth"
+    if isinstance(source, RedisSource):
+        if source.mode == "pending":  # delivered to a worker, not yet acknowledged
+            return "running", "redis pending entries"
+        return "waiting", f"redis {source.mode} depth"
+    if isinstance(source, RabbitMQSource):
+        if source.include_unacked:
+            return "in_flight", "rabbitmq ready + unacknowledged"
+        return "waiting", "rabbitmq ready messages"
+    if isinstance(source, NatsSource):
+        if source.include_ack_pending:
+            return "in_flight", "nats pending + ack pending"
+        return "waiting", "nats pending messages"
     return None
 
 

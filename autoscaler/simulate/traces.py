@@ -91,9 +91,17 @@ class RateTrace:
     def duration_s(self) -> float:
         return float(self.window_start_s[-1] + self.window_s[-1]) if self.rate_rps.size else 0.0
 
-    def scaled(self, factor: float) -> RateTrace:
+    def scaled(self, factor: float, thin: bool = True) -> RateTrace:
+        """Rates times `factor`. Scaling down is read as independent thinning of the traced
+        stream (a smaller deployment of the same workload), which makes arrivals less bursty:
+        a renewal process kept with probability p has squared cv p*cv^2 + (1 - p). Scaling up
+        (independent copies superposed) keeps the index of dispersion, so cv stays. With
+        `thin=False` the cv is kept as written."""
+        cv = self.rate_cv
+        if thin and factor < 1.0:
+            cv = np.sqrt(factor * cv * cv + (1.0 - factor))  # NaN (Poisson) stays NaN
         return RateTrace(
-            self.window_start_s, self.window_s, self.rate_rps * factor, self.rate_cv, self.source
+            self.window_start_s, self.window_s, self.rate_rps * factor, cv, self.source
         )
 
     def expected_requests(self) -> float:
@@ -164,7 +172,8 @@ def _request_trace(
     time_col, input_col, output_col = columns.time, columns.input, columns.output
     unit: TimeUnit | None = columns.time_unit
     for name, t, i, o, u in _REQUEST_LAYOUTS:
-        if t in lowered and i in lowered and o in lowered:
+        wanted = ((time_col or t).lower(), (input_col or i).lower(), (output_col or o).lower())
+        if all(column in lowered for column in wanted):
             layout = name if columns.is_empty() else f"{name}+mapped"
             time_col, input_col, output_col = time_col or t, input_col or i, output_col or o
             if unit is None and columns.time is None:
