@@ -59,8 +59,9 @@ class Collector:
         """Count a node against the size bound; refuse tags on mappings and lists
         (`!!set`, `!!omap`, `!custom`): they would mean something this loader ignores."""
         self.visited += 1
-        expected = {MappingNode: MAP_TAG, SequenceNode: SEQ_TAG}.get(type(node))
-        if expected is not None and node.tag != expected:
+        if (isinstance(node, MappingNode) and node.tag != MAP_TAG) or (
+            isinstance(node, SequenceNode) and node.tag != SEQ_TAG
+        ):
             self.error(node, path, f"unsupported tag {quote(node.tag)}")
         if self.visited > MAX_NODES:
             self.error(
