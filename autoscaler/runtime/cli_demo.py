@@ -1,0 +1,470 @@
+"""`autoscaler demo`: the real daemon on the embedded default, with nothing to set up.
+
+In one process: the NeevCloud simulator (short provisioning delays) and a simulated gateway
+with synthetic traffic, each served over real HTTP on a free loopback port; SQLite in a
+temporary folder; two generated policies (`chat`, min 1, on the gateway's vLLM gauges, and
+`batch`, min 0, which scales to zero when idle and is recreated when work returns) and a
+daemon config naming them. Then the real `Daemon` runs, with its own HTTP endpoints, and a
+live view shows what it does. `--duration` ends the demo by itself with a summary (exit 0);
+Ctrl-C ends it the same way. `--speed` compresses every delay and the traffic story.
+
+The story (60 s of demo time, repeating): chat runs at 1.5 req/s, ramps to a burst of 8 req/s
+from t=12 s to t=26 s and comes back; batch has work until t=6 s, is idle until t=45 s (so it
+is deleted after `scale_to_zero.after` = 20 s) and then gets work again (so it is recreated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+
+STORY_SECONDS = 60.0
+SERVICE_SECONDS = {"chat": 2.0, "batch": 3.0}
+PROVISION_SECONDS = 4.0  # a real H100 deployment takes minutes; the demo is impatient
+SCALE_SECONDS = 2.0
+TERMINATE_SECONDS = 2.0
+
+CHAT_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+BATCH_MODEL = "meta-llama/Llama-3.1-70B-Instruct"
+CHAT_PROFILE = ((0, 1.5), (12, 1.5), (16, 8.0), (26, 8.0), (29, 1.5), (60, 1.5))
+BATCH_PROFILE = ((0, 3.0), (6, 3.0), (6, 0.0), (45, 0.0), (45, 2.0), (60, 2.0))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="end after this many seconds and print a summary (default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="run the story and every delay FACTOR times faster (default 1; the story takes "
+        f"{STORY_SECONDS:.0f}/FACTOR seconds)",
+    )
+    parser.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="keep the generated config, policies, state.db and daemon.log here "
+        "(default: a temporary folder removed at the end)",
+    )
+    parser.add_argument(
+        "--summary-json", metavar="FILE", help="also write the summary as JSON to FILE"
+    )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="print lines instead of redrawing the screen, even on a terminal",
+    )
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    duration: float | None
+    speed: float
+    workdir: Path | None
+    summary_json: Path | None
+    plain: bool
+
+
+def run(args: argparse.Namespace) -> int:
+    problems = []
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        problems.append(f"--duration: {args.duration} must be a number of seconds > 0")
+    if not (math.isfinite(args.speed) and 0.1 <= args.speed <= 20):
+        problems.append(f"--speed: {args.speed} must be between 0.1 and 20")
+    if problems:
+        for problem in problems:
+            print(f"autoscaler demo: {problem}", file=sys.stderr)
+        return 2
+    options = DemoOptions(
+        duration=args.duration,
+        speed=args.speed,
+        workdir=Path(args.workdir).resolve() if args.workdir else None,
+        summary_json=Path(args.summary_json) if args.summary_json else None,
+        plain=args.plain,
+    )
+    try:
+        return anyio.run(demo, options, sys.stdout)
+    except KeyboardInterrupt:  # Ctrl-C before the signal handler was in place
+        print("\nautoscaler demo: interrupted", file=sys.stderr)
+        return 0
+
+
+# --- generated files ----------------------------------------------------------------------
+
+
+def _seconds(value: float) -> str:
+    return f"{round(value, 3):g}s"
+
+
+def _create_spec(catalog_id: str) -> str:
+    return (
+        f"    catalog_id: {catalog_id}\n"
+        "    region: in-west-1\n"
+        "    gpu_config_id: h100-80gb\n"
+        "    gpu_count: 1\n"
+        "    plan_id: ondemand-h100\n"
+    )
+
+
+def _metrics_yaml(gateway_url: str, model: str) -> str:
+    def source(metric: str) -> str:
+        return (
+            f'{{type: prometheus, url: "{gateway_url}", metric: "{metric}", '
+            f'labels: {{model_name: "{model}"}}, timeout: 2s}}'
+        )
+
+    return (
+        "metrics:\n"
+        "  - name: waiting\n"
+        f"    source: {source('vllm:num_requests_waiting')}\n"
+        "    target: {type: average_value, value: 2}\n"
+        "  - name: running\n"
+        f"    source: {source('vllm:num_requests_running')}\n"
+        "    target: {type: average_value, value: 3}\n"
+    )
+
+
+def policy_texts(gateway_url: str, speed: float) -> dict[str, str]:
+    """The two example policies, every duration divided by `speed`."""
+
+    def s(value: float) -> str:
+        return _seconds(value / speed)
+
+    chat = (
+        "# Interactive chat: always at least one replica; follows the gateway's queue.\n"
+        "name: chat\n"
+        "deployment:\n"
+        "  provider: sim\n"
+        "  name: chat-demo\n"
+        "  create:\n"
+        f"{_create_spec('meta-llama-Llama-3.1-8B-Instruct')}"
+        "replicas: {min: 1, max: 6}\n"
+        f"interval: {s(1)}\n"
+        f"{_metrics_yaml(gateway_url, CHAT_MODEL)}"
+        "behavior:\n"
+        "  scale_up:\n"
+        "    stabilization_window: 0s\n"
+        f"    policies: [{{type: replicas, value: 4, period: {s(1)}}}]\n"
+        "  scale_down:\n"
+        f"    stabilization_window: {s(6)}\n"
+        f"    policies: [{{type: percent, value: 50, period: {s(2)}}}]\n"
+    )
+    batch = (
+        "# Batch jobs: scaled to zero (deleted) when idle, recreated when work arrives.\n"
+        "name: batch\n"
+        "deployment:\n"
+        "  provider: sim\n"
+        "  name: batch-demo\n"
+        "  create:\n"
+        f"{_create_spec('meta-llama-Llama-3.1-70B-Instruct')}"
+        "replicas: {min: 0, max: 3}\n"
+        f"interval: {s(1)}\n"
+        f"{_metrics_yaml(gateway_url, BATCH_MODEL)}"
+        "behavior:\n"
+        "  scale_up:\n"
+        "    stabilization_window: 0s\n"
+        f"    policies: [{{type: replicas, value: 4, period: {s(1)}}}]\n"
+        "  scale_down:\n"
+        f"    stabilization_window: {s(4)}\n"
+        f"    policies: [{{type: percent, value: 100, period: {s(1)}}}]\n"
+        "scale_to_zero:\n"
+        f"  after: {s(20)}\n"
+        "  activation:\n"
+        "    - {metric: waiting, threshold: 0}\n"
+        "    - {metric: running, threshold: 0}\n"
+    )
+    return {"chat": chat, "batch": batch}
+
+
+def write_demo_files(
+    folder: Path, *, sim_url: str, gateway_url: str, http_port: int, speed: float, token: str
+) -> Path:
+    policies = folder / "policies"
+    policies.mkdir(parents=True, exist_ok=True)
+    for name, text in policy_texts(gateway_url, speed).items():
+        (policies / f"{name}.yaml").write_text(text)
+    token_file = folder / "neevcloud_token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    config = folder / "config.yaml"
+    config.write_text(
+        "# Generated by `autoscaler demo`: the daemon config of the embedded default.\n"
+        "policies: policies\n"
+        "providers:\n"
+        "  sim:\n"
+        "    type: neevcloud\n"
+        f"    base_url: {sim_url}\n"
+        "    org_id: org-demo\n"
+        "    project_id: prj-demo\n"
+        f"    token: {{file: {token_file}}}\n"
+        "    timeout: 5s\n"
+        "    max_retries: 2\n"
+        f"    wait_ready_timeout: {_seconds(60 / speed)}\n"
+        "state:\n"
+        f"  url: sqlite:///{folder / 'state.db'}\n"
+        "http:\n"
+        f"  listen: 127.0.0.1:{http_port}\n"
+        "log:\n"
+        "  format: json\n"
+        "  level: info\n"
+        f"zero_poll_interval: {_seconds(1 / speed)}\n"
+        "dry_run: false\n"
+        "shutdown_timeout: 10s\n"
+    )
+    return config
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def _demo_metrics() -> Any:
+    from autoscaler.runtime.metrics import Metrics
+
+    class DemoMetrics(Metrics):
+        """The daemon's metrics, also remembering the reasons of the last decision of each
+        acting kind per policy, so the view can say why an action happened."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.acting: dict[tuple[str, str], tuple[str, ...]] = {}
+
+        def decision(self, policy: str, action: str, reasons: tuple[str, ...]) -> None:
+            super().decision(policy, action, reasons)
+            if action != "none":
+                self.acting[(policy, action)] = tuple(reasons)
+
+        def reasons_for(self, policy: str, action: str) -> tuple[str, ...]:
+            return self.acting.get((policy, action), ())
+
+    return DemoMetrics()
+
+
+async def demo(options: DemoOptions, out: TextIO) -> int:
+    from autoscaler.policy.errors import ValidationFailed
+    from autoscaler.policy.loader import load_daemon
+    from autoscaler.policy.model import LogConfig
+    from autoscaler.runtime.daemon import Daemon
+    from autoscaler.runtime.http import create_http_app, serve_http
+    from autoscaler.runtime.logs import configure_logging
+    from autoscaler.runtime.traffic import DemoClock, Gateway, ModelLoad, RateProfile, SimFleet
+    from autoscaler.runtime.view import ActionLog, LiveView
+    from autoscaler.secrets import Secret
+    from autoscaler.sim import create_app
+
+    speed = options.speed
+    temporary = options.workdir is None
+    folder = Path(tempfile.mkdtemp(prefix="autoscaler-demo-")) if temporary else options.workdir
+    assert folder is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    view = LiveView(out, tty=False if options.plain else None, plain_every=5.0)
+    log_file = open(folder / "daemon.log", "a")  # noqa: SIM115 (closed in finally)
+    # The daemon's own log goes to a file: the terminal belongs to the view.
+    configure_logging(LogConfig(format="json", level="info"), stream=log_file)
+
+    token = secrets.token_urlsafe(24)
+    sim_app = create_app(
+        "neevcloud",
+        token=token,
+        provision_seconds=PROVISION_SECONDS / speed,
+        scale_seconds=SCALE_SECONDS / speed,
+        terminate_seconds=TERMINATE_SECONDS / speed,
+    )
+    sim = sim_app.state.sim
+    clock = DemoClock(speed)
+    models = [
+        ModelLoad(CHAT_MODEL, "chat-demo", RateProfile(CHAT_PROFILE), SERVICE_SECONDS["chat"]),
+        ModelLoad(BATCH_MODEL, "batch-demo", RateProfile(BATCH_PROFILE), SERVICE_SECONDS["batch"]),
+    ]
+    gateway = Gateway(models, SimFleet(sim.current), clock)
+    actions = ActionLog({"chat-demo": "chat", "batch-demo": "batch"})
+    stop = anyio.Event()
+    started_wall = time.monotonic()
+    exit_code = 0
+    try:
+        async with anyio.create_task_group() as tg:
+            sim_host, sim_port = await tg.start(serve_http, sim_app, "127.0.0.1:0")
+            gw_host, gw_port = await tg.start(serve_http, gateway.app(), "127.0.0.1:0")
+            config_path = write_demo_files(
+                folder,
+                sim_url=f"http://{sim_host}:{sim_port}",
+                gateway_url=f"http://{gw_host}:{gw_port}/metrics",
+                http_port=_free_port(),
+                speed=speed,
+                token=token,
+            )
+            try:
+                config, policies = load_daemon(config_path)
+            except ValidationFailed as exc:  # the generated files are ours: a bug if so
+                view.message(f"autoscaler demo: generated config is invalid:\n{exc}")
+                tg.cancel_scope.cancel()
+                return 1
+            metrics = _demo_metrics()
+            daemon = Daemon(config, policies, config_path=str(config_path), recorder=metrics)
+            admin = Secret(secrets.token_urlsafe(24))
+            daemon_app = create_http_app(
+                daemon, metrics.registry, admin, alive=lambda: not daemon.stop_requested
+            )
+            d_host, d_port = await tg.start(serve_http, daemon_app, config.http.listen)
+            view.message(
+                f"autoscaler demo: NeevCloud simulator http://{sim_host}:{sim_port}, gateway "
+                f"http://{gw_host}:{gw_port}/metrics, daemon http://{d_host}:{d_port}/status "
+                f"(files in {folder})"
+            )
+            clock.start()
+            tg.start_soon(gateway.run, 0.05)
+            await tg.start(daemon.run)
+            tg.start_soon(_stop_on_signals, stop)
+            await _watch(
+                options, daemon, gateway, sim, actions, view, clock, stop, started_wall, metrics
+            )
+            with anyio.CancelScope(shield=True), anyio.move_on_after(config.shutdown_timeout + 15):
+                daemon.request_stop()
+                await daemon.stopped.wait()
+            tg.cancel_scope.cancel()
+    finally:
+        log_file.close()
+        import logging
+
+        logging.getLogger().handlers = [
+            h for h in logging.getLogger().handlers if not getattr(h, "_autoscaler", False)
+        ]
+    summary = actions.to_json()
+    wall = time.monotonic() - started_wall
+    for line in _summary_lines(summary, wall, clock.now()):
+        view.message(line)
+    if options.summary_json is not None:
+        options.summary_json.write_text(
+            json.dumps(
+                {
+                    "wall_seconds": round(wall, 3),
+                    "demo_seconds": round(clock.now(), 3),
+                    "speed": speed,
+                    "policies": summary,
+                    "events": [
+                        {
+                            "t": round(e.t, 3),
+                            "policy": e.policy,
+                            "kind": e.kind,
+                            "replicas": e.replicas,
+                            "reasons": list(e.reasons),
+                        }
+                        for e in actions.events
+                    ],
+                    "duplicate_names": sim.names_held_twice(),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    if temporary:
+        shutil.rmtree(folder, ignore_errors=True)
+    return exit_code
+
+
+def _summary_lines(summary: dict[str, Any], wall: float, demo_seconds: float) -> list[str]:
+    from autoscaler.runtime.view import format_summary
+
+    return format_summary(summary, wall_seconds=wall, demo_seconds=demo_seconds)
+
+
+async def _stop_on_signals(stop: anyio.Event) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            stop.set()
+            return
+
+
+async def _watch(
+    options: DemoOptions,
+    daemon: Any,
+    gateway: Any,
+    sim: Any,
+    actions: Any,
+    view: Any,
+    clock: Any,
+    stop: anyio.Event,
+    started_wall: float,
+    metrics: Any,
+) -> None:
+    """Refresh the view until the duration passes or a signal arrives."""
+    from autoscaler.runtime.view import PolicyRow
+
+    refresh = 0.25
+    while not stop.is_set():
+        if options.duration is not None and time.monotonic() - started_wall >= options.duration:
+            break
+        t = clock.now()
+        status = daemon.status()["policies"]
+        name_of_id = {d.id: d.name for d in sim.deployments.values()}
+        # A write is shown once the daemon had time to record the decision behind it.
+        settled = sim.now() - refresh
+        events = actions.feed(sim.requests, name_of_id, t, metrics.reasons_for, settled)
+        rows = []
+        for name, policy_status in status.items():
+            deployment = policy_status["deployment"]
+            model = gateway.model_for(deployment)
+            dep_status, current, serving = gateway.fleet.observe(deployment)
+            actions.saw(name, current)
+            decision = policy_status.get("last_decision") or {}
+            note = policy_status.get("transition") or policy_status.get("last_error")
+            rows.append(
+                PolicyRow(
+                    policy=name,
+                    deployment=deployment,
+                    rate=model.rate if model else None,
+                    waiting=model.waiting if model else None,
+                    running=model.running if model else None,
+                    status=dep_status,
+                    current=current,
+                    serving=serving,
+                    desired=decision.get("replicas"),
+                    action=decision.get("action"),
+                    reasons=tuple(decision.get("reasons", ())),
+                    message=str(decision.get("message", "")),
+                    note=note,
+                )
+            )
+        cycle = t % STORY_SECONDS
+        header = (
+            f"autoscaler demo   t={t:5.1f}s (story {cycle:4.1f}/{STORY_SECONDS:.0f}s, "
+            f"speed {options.speed:g}x)   Ctrl-C to stop"
+        )
+        view.frame(t, header, rows, events)
+        with anyio.move_on_after(refresh):
+            await stop.wait()
+    # Actions that landed after the last refresh still count.
+    name_of_id = {d.id: d.name for d in sim.deployments.values()}
+    for event in actions.feed(sim.requests, name_of_id, clock.now(), metrics.reasons_for):
+        view.message(_format(event))
+
+
+def _format(event: Any) -> str:
+    from autoscaler.runtime.view import format_event
+
+    return format_event(event)
