@@ -254,23 +254,26 @@ def neev_wall_clock() -> Iterator[Served]:
         yield Served("neevcloud", server, VirtualClock())
 
 
-def test_create_timeout_with_the_create_still_in_flight(neev_wall_clock: Served) -> None:
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_create_timeout_with_the_create_still_in_flight(kind: str) -> None:
     """The first create times out at the client but completes at the provider later; the
     client waits its backoff, finds the name, and does not send a second create."""
-    served = neev_wall_clock
-    served.sim.script("latency", method="POST", seconds=0.6)
+    app = create_app(kind, token=TOKEN, provision_seconds=0)
+    with ServedSim(app) as server:
+        served = Served(kind, server, VirtualClock())
+        served.sim.script("latency", method="POST", seconds=0.6)
 
-    async def scenario() -> None:
-        p = build_provider(
-            profile("neevcloud", served.url, timeout=0.2),
-            retry=RetryPolicy(backoff=Backoff(base=1.0, cap=1.0), max_retries=3),
-            rng=MaxJitter(),
-            sleep=asyncio.sleep,
-        )
-        info = await p.create("chat-llama", SPECS["neevcloud"], 1)
-        assert info.name == "chat-llama"
+        async def scenario() -> None:
+            p = build_provider(
+                profile(kind, served.url, timeout=0.2),
+                retry=RetryPolicy(backoff=Backoff(base=1.0, cap=1.0), max_retries=3),
+                rng=MaxJitter(),
+                sleep=asyncio.sleep,
+            )
+            info = await p.create("chat-llama", SPECS[kind], 1)
+            assert info.name == "chat-llama"
 
-    run(scenario())
+        run(scenario())
     served.check_names_unique()
     assert len(served.sim.current()) == 1
     assert len(served.creates()) == 1
