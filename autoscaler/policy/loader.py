@@ -18,7 +18,13 @@ from pathlib import Path
 from yaml.nodes import MappingNode, Node
 
 from autoscaler.policy.durations import parse_duration
-from autoscaler.policy.errors import FILE_PATH, PolicyError, ValidationFailed, quote
+from autoscaler.policy.errors import (
+    FILE_PATH,
+    ROOT_PATH,
+    PolicyError,
+    ValidationFailed,
+    quote,
+)
 from autoscaler.policy.fields import INVALID, Obj
 from autoscaler.policy.model import DaemonConfig, Policy
 from autoscaler.policy.tables import DAEMON, POLICY
@@ -63,7 +69,7 @@ def _policies_from_text(text: str, filename: str, sink: Collector) -> list[Locat
     located: list[LocatedPolicy] = []
     documents = parse_documents(text, sink)
     if not documents and not sink.errors:
-        sink.error_at(1, 1, "(root)", "no policy in this file")
+        sink.error_at(1, 1, ROOT_PATH, "no policy in this file")
     for node in documents:
         errors_before = len(sink.errors)
         policy = _convert_document(POLICY, node, sink)
@@ -84,7 +90,8 @@ def _check_unique(located: list[LocatedPolicy], sink_for: dict[str, Collector]) 
         first = names.get(item.policy.name)
         if first is not None:
             node, path = locate(item.root, (), ["name"], sink)
-            line = first.root.start_mark.line + 1
+            first_node, _ = locate(first.root, (), ["name"], sink)
+            line = first_node.start_mark.line + 1
             sink.error(
                 node,
                 path,
@@ -135,7 +142,7 @@ def _read_text(path: Path, sink: Collector) -> str | None:
         before = data[: exc.start]
         line = before.count(b"\n") + 1
         col = exc.start - (before.rfind(b"\n") + 1) + 1
-        sink.error_at(line, col, "(root)", f"not UTF-8 text: byte 0x{data[exc.start]:02x}")
+        sink.error_at(line, col, ROOT_PATH, f"not UTF-8 text: byte 0x{data[exc.start]:02x}")
         return None
 
 
