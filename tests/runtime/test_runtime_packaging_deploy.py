@@ -207,3 +207,22 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_example_config_loads_and_resolves_systemd_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autoscaler.policy.loader import load_daemon_config
+    from autoscaler.secrets import resolve
+
+    config = load_daemon_config(DEPLOY / "config.yaml")
+    assert config.http.listen == "127.0.0.1:9464"
+    assert config.log.format == "json"
+    for name in ("neevcloud_token", "admin_token"):
+        (tmp_path / name).write_text(f"value-of-{name}\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    admin = resolve(config.http.admin_token)
+    assert admin is not None and admin.reveal() == "value-of-admin_token"
+    for profile in config.providers.values():
+        token = resolve(profile.token)
+        assert token is not None and token.reveal() == "value-of-neevcloud_token"
