@@ -7,22 +7,32 @@ evaluation does one fenced save_state.
 
 PostgreSQL: a throwaway database is created on --pg-admin (trust auth on loopback) and dropped
 afterwards. Figures are printed, not asserted.
+
+Takeover (PostgreSQL): two Leadership loops with --ttl; the leader's renewals stop at a random
+point of its renewal period (as when its host dies); the time until the standby leads is
+measured over --takeover-runs runs. Expect about ttl - margin .. ttl + ttl/3.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import random
 import secrets
+import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import asyncpg
+import structlog
 
-from autoscaler.store import Store, open_store
+from autoscaler.store import Lease, Store, open_store
+from autoscaler.store.leader import Leadership
 from autoscaler.store.postgres import PostgresStore
 
 INTERVAL = 15.0
@@ -101,6 +111,54 @@ async def bench(name: str, store: Store, ops: int, concurrency: int, policies: i
         await store.close()
 
 
+class DyingStore:
+    """Delegates to a real store until `dead`; then lease renewals never return."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.dead = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def acquire_lease(self, cluster: str, holder: str, ttl: float) -> Lease | None:
+        if self.dead:
+            await anyio.sleep_forever()
+        return await self.inner.acquire_lease(cluster, holder, ttl)
+
+
+async def takeover_once(dsn: str, ttl: float, cluster: str) -> float:
+    store_a, store_b = PostgresStore(dsn), PostgresStore(dsn)
+    await store_a.open()
+    await store_b.open()
+    try:
+        dying = DyingStore(store_a)
+        leader = Leadership(dying, cluster, ttl=ttl, holder="a")  # type: ignore[arg-type]
+        standby = Leadership(store_b, cluster, ttl=ttl, holder="b")
+        async with anyio.create_task_group() as tg:
+            await tg.start(leader.run)
+            await tg.start(standby.run)
+            assert leader.is_leader
+            await anyio.sleep(random.uniform(0, ttl / 3))
+            dying.dead = True
+            died = time.perf_counter()
+            await standby.wait_elected()
+            elapsed = time.perf_counter() - died
+            tg.cancel_scope.cancel()
+        return elapsed
+    finally:
+        await store_a.close()
+        await store_b.close()
+
+
+async def bench_takeover(dsn: str, ttl: float, runs: int) -> None:
+    times = sorted([await takeover_once(dsn, ttl, f"takeover-{i}") for i in range(runs)])
+    print(
+        f"postgresql  takeover with ttl {ttl:g} s over {runs} runs: "
+        f"p50 {statistics.median(times):.2f} s, max {times[-1]:.2f} s, min {times[0]:.2f} s"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
@@ -108,8 +166,12 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--policies", type=int, default=1000, help="distinct policy rows")
     parser.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--pg-pool", type=int, default=4, help="PostgreSQL pool max size")
+    parser.add_argument("--pg-pool", type=int, default=8, help="PostgreSQL pool max size")
+    parser.add_argument("--ttl", type=float, default=2.0, help="lease ttl for the takeover runs")
+    parser.add_argument("--takeover-runs", type=int, default=10)
     args = parser.parse_args()
+    # The takeover runs make the leader's renewals fail on purpose; keep their warnings quiet.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
 
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as folder:
@@ -123,6 +185,8 @@ async def main() -> None:
             dsn = args.pg_admin.rsplit("/", 1)[0] + f"/{database}"
             store = PostgresStore(dsn, max_size=args.pg_pool)
             await bench("postgresql", store, args.ops, args.concurrency, args.policies)
+            if args.takeover_runs > 0:
+                await bench_takeover(dsn, args.ttl, args.takeover_runs)
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             await admin.close()

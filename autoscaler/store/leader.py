@@ -145,11 +145,15 @@ class Leadership:
     async def renew_once(self) -> Lease | None:
         """One take-or-renew attempt; updates the role. Returns the lease when held."""
         sent = self._clock()
+        timeout = max(self.renew_every, 0.1)
         try:
-            with anyio.fail_after(max(self.renew_every, 0.1)):
+            with anyio.fail_after(timeout):
                 lease = await self.store.acquire_lease(self.cluster, self.holder, self.ttl)
         except (StoreError, TimeoutError) as exc:
-            self.last_error = f"lease renewal failed: {type(exc).__name__}: {exc}"
+            if isinstance(exc, TimeoutError):
+                self.last_error = f"lease renewal got no answer within {timeout:.3g}s"
+            else:
+                self.last_error = f"lease renewal failed: {exc}"
             log.warning("lease_renewal_failed", cluster=self.cluster, error=self.last_error)
             await self._step_down("renewal failed")
             return None

@@ -125,7 +125,7 @@ class PostgresStore:
         *,
         cluster: str = "default",
         min_size: int = 1,
-        max_size: int = 4,
+        max_size: int = 8,
         connect_timeout: float = 5.0,
         command_timeout: float = 10.0,
         application_name: str = "autoscaler",
@@ -195,23 +195,32 @@ class PostgresStore:
         """A transaction that holds the fence (when `epoch` is given) until it commits."""
         async with self._connection() as conn, conn.transaction():
             if epoch is not None:
-                row = await conn.fetchrow(
-                    "SELECT holder, epoch, expires_at > clock_timestamp() AS valid "
-                    "FROM lease WHERE cluster = $1 FOR SHARE",
+                held = await conn.fetchval(
+                    "SELECT 1 FROM lease WHERE cluster = $1 AND epoch = $2 "
+                    "AND expires_at > clock_timestamp() FOR SHARE",
                     self.cluster,
+                    epoch,
                 )
-                if row is None or row["epoch"] != epoch or not row["valid"]:
-                    current = (
-                        "no lease"
-                        if row is None
-                        else f"epoch {row['epoch']} held by {row['holder']!r}"
-                        + ("" if row["valid"] else ", expired")
-                    )
-                    raise FencedError(
-                        f"write refused: lease epoch {epoch} of cluster {self.cluster!r} is "
-                        f"not current ({current})"
-                    )
+                if held is None:
+                    raise await self._fenced(conn, epoch)
             yield conn
+
+    async def _fenced(self, conn: asyncpg.pool.PoolConnectionProxy, epoch: int) -> FencedError:
+        """The refusal, saying what the lease looks like now (for the log, not a decision)."""
+        row = await conn.fetchrow(
+            "SELECT holder, epoch, expires_at > clock_timestamp() AS valid "
+            "FROM lease WHERE cluster = $1",
+            self.cluster,
+        )
+        if row is None:
+            current = "no lease"
+        else:
+            current = f"epoch {row['epoch']} held by {row['holder']!r}"
+            current += "" if row["valid"] else ", expired"
+        return FencedError(
+            f"write refused: lease epoch {epoch} of cluster {self.cluster!r} is not current "
+            f"({current})"
+        )
 
     # ---- health ------------------------------------------------------------------------------
 
@@ -257,15 +266,30 @@ class PostgresStore:
     ) -> None:
         check_policy(policy)
         text = encode(value, f"{column} of policy {policy!r}")
-        async with self._write(epoch) as conn:
-            await conn.execute(
-                f"INSERT INTO {table} (policy, {column}, updated_at) "
-                "VALUES ($1, $2::jsonb, clock_timestamp()) "
-                f"ON CONFLICT (policy) DO UPDATE SET {column} = EXCLUDED.{column}, "
-                "updated_at = EXCLUDED.updated_at",
+        upsert = (
+            f"INSERT INTO {table} (policy, {column}, updated_at) "
+            "SELECT $1, $2::jsonb, clock_timestamp() {source} "
+            f"ON CONFLICT (policy) DO UPDATE SET {column} = EXCLUDED.{column}, "
+            "updated_at = EXCLUDED.updated_at"
+        )
+        async with self._connection() as conn:
+            if epoch is None:
+                await conn.execute(upsert.format(source=""), policy, text)
+                return
+            # The hot path (one save per policy evaluation): fence check and write in one
+            # statement, one round trip. The row lock taken FOR SHARE lasts until the
+            # statement's implicit transaction commits, so a takeover waits for the write.
+            status = await conn.execute(
+                "WITH fence AS (SELECT 1 FROM lease WHERE cluster = $3 AND epoch = $4 "
+                "AND expires_at > clock_timestamp() FOR SHARE) "
+                + upsert.format(source="FROM fence"),
                 policy,
                 text,
+                self.cluster,
+                epoch,
             )
+            if status.endswith(" 0"):
+                raise await self._fenced(conn, epoch)
 
     async def policies(self) -> list[str]:
         async with self._connection() as conn:
