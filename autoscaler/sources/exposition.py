@@ -101,14 +101,16 @@ def _clip(text: str, limit: int = 200) -> str:
 
 
 def parse_exposition(
-    text: str, content_type: str | None, strict_metric: str | None = None
+    text: str, content_type: str | None, only_metric: str | None = None
 ) -> list[Metric]:
-    """All families in a scrape body, parsed by the format its Content-Type names.
+    """The families in a scrape body, parsed by the format its Content-Type names.
 
-    `strict_metric`: also check that metric's sample lines strictly (`check_sample_lines`)."""
+    With `only_metric`, only that family's lines are parsed (`family_lines`): a vLLM
+    exposition has ~40 families and parsing one is 10-20x faster than parsing all; a problem in
+    a family we do not read is not ours to report."""
     openmetrics = (content_type or "").strip().lower().startswith(OPENMETRICS_TYPE)
-    if strict_metric is not None and not openmetrics:
-        check_sample_lines(text, strict_metric)
+    if only_metric is not None:
+        text = family_lines(text, only_metric, openmetrics)
     parser = parse_openmetrics if openmetrics else parse_text
     try:
         return list(parser(text))
@@ -121,33 +123,55 @@ def parse_exposition(
 _SUFFIXES = ("", "_total", "_bucket", "_sum", "_count", "_created")
 
 
-def check_sample_lines(text: str, metric: str) -> None:
-    """Refuse extra tokens on `metric`'s sample lines in the classic text format.
+def _split_sample(line: str) -> tuple[str, str]:
+    """(sample name, what follows the name and labels) of a stripped sample line."""
+    brace = line.find("{")
+    space = min((i for i in (line.find(" "), line.find("\t")) if i >= 0), default=-1)
+    if brace >= 0 and (space < 0 or brace < space):
+        return line[:brace].strip(), line[line.rfind("}") + 1 :]
+    if space >= 0:
+        return line[:space], line[space:]
+    return line, ""
 
-    prometheus-client's text parser is lax: `m{a="b"} 1 2 3` reads as 1 with a timestamp.
-    A line is `name[{labels}] value [timestamp]`; anything more is malformed, and a value read
-    from a malformed line could be a wrong number. (The OpenMetrics parser is strict.)"""
+
+def family_lines(text: str, metric: str, openmetrics: bool = False) -> str:
+    """The lines of `text` that belong to `metric`'s family (samples, HELP/TYPE/UNIT, EOF).
+
+    In the classic text format each kept sample line is also checked strictly:
+    prometheus-client's text parser is lax (`m{a="b"} 1 2 3` reads as 1 with a timestamp), and
+    a value read from a malformed line could be a wrong number. A line is
+    `name[{labels}] value [timestamp]`. (The OpenMetrics parser is strict itself.)"""
     base = metric[:-6] if metric.endswith("_total") else metric
     names = {base + suffix for suffix in _SUFFIXES}
+    kept = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        if not line.startswith(base) or line.startswith("#"):
+        if not line:
+            if openmetrics:
+                kept.append(raw)  # a blank line is an OpenMetrics error; let the parser say so
             continue
-        brace = line.find("{")
-        space = min((i for i in (line.find(" "), line.find("\t")) if i >= 0), default=-1)
-        if brace >= 0 and (space < 0 or brace < space):
-            name, rest = line[:brace], line[line.rfind("}") + 1 :]
-        elif space >= 0:
-            name, rest = line[:space], line[space:]
-        else:
-            name, rest = line, ""
-        if name.strip() not in names:
+        if line.startswith("#"):
+            parts = line.split(None, 3)
+            if line == "# EOF" or (
+                len(parts) >= 3 and parts[1] in ("HELP", "TYPE", "UNIT") and parts[2] in names
+            ):
+                kept.append(raw)
             continue
-        if not 1 <= len(rest.split()) <= 2:
+        if line.startswith("{"):  # a quoted (UTF-8) name: keep it, the parser decides
+            kept.append(raw)
+            continue
+        if not line.startswith(base):
+            continue
+        name, rest = _split_sample(line)
+        if name not in names:
+            continue
+        if not openmetrics and not 1 <= len(rest.split()) <= 2:
             raise ExpositionError(
                 f"malformed Prometheus text exposition: line {number} {_clip(line, 120)!r} "
                 "is not `name{labels} value [timestamp]`"
             )
+        kept.append(raw)
+    return "\n".join(kept) + "\n"
 
 
 _KINDS = {"gauge": "gauge", "unknown": "gauge", "untyped": "gauge", "counter": "counter"}

@@ -116,7 +116,7 @@ class PrometheusScrapeSource:
                 url = redact_url(self.spec.urls[scrape.url_index])
                 try:
                     families = parse_exposition(
-                        scrape.text, scrape.content_type, strict_metric=self.spec.metric
+                        scrape.text, scrape.content_type, only_metric=self.spec.metric
                     )
                     selection = select(families, self.selector)
                 except ExpositionError as exc:
