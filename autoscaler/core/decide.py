@@ -58,6 +58,9 @@ def _ready(
 
     rec = recommend(policy.metrics, values, current, behavior.tolerance)
     raw = rec.replicas
+    # A "keep current because metrics failed" is no recommendation: recording it would stretch
+    # the down window over the outage (HPA records nothing then either).
+    remember = rec.reason != R.METRICS_MISSING_NO_SCALE_DOWN
 
     idle_since, last_active = state.idle_since, state.last_active
     stz = zero_enabled(policy)
@@ -103,8 +106,9 @@ def _ready(
         wanted, until = state.override
         reasons.insert(0, R.OVERRIDE)
         parts.insert(0, f"override {wanted} until t={until:g}")
-        up_history = record(up_history, now, up.stabilization_window, raw, keep_max=False)
-        down_history = record(down_history, now, down.stabilization_window, raw, keep_max=True)
+        value = raw if remember else None
+        up_history = record(up_history, now, up.stabilization_window, value, False)
+        down_history = record(down_history, now, down.stabilization_window, value, True)
         proposed = wanted
         if proposed > b.upper:
             reasons.append(b.upper_reason)
@@ -116,8 +120,9 @@ def _ready(
         if rule is not None:
             reasons.append(rule.reason)
             parts.append(rule.message)
-            up_history = record(up_history, now, up.stabilization_window, raw, keep_max=False)
-            down_history = record(down_history, now, down.stabilization_window, raw, keep_max=True)
+            value = raw if remember else None
+            up_history = record(up_history, now, up.stabilization_window, value, False)
+            down_history = record(down_history, now, down.stabilization_window, value, True)
             proposed = rule.replicas
             panicking = False
         else:
@@ -141,6 +146,7 @@ def _ready(
                 up_history,
                 down_history,
                 skip_up=panicking,
+                remember=remember,
             )
             up_history, down_history = st.up_history, st.down_history
             proposed = st.replicas
@@ -158,13 +164,15 @@ def _ready(
             parts.append(cl.message)
         target = max(1, cl.replicas)
 
-    events = _trim_events(state.events, now, behavior)
+    longest = _longest_period(behavior)
+    events = _trim_events(state.events, now, longest)
     last_action, prev_action = state.last_action, state.prev_action
     action: Action
     if target != current:
         kind = "scale_up" if target > current else "scale_down"
         reasons.insert(0, R.SCALE_UP if target > current else R.SCALE_DOWN)
-        events = (*events, (now, target - current))
+        if longest > 0:  # only rate policies read events
+            events = (*events, (now, target - current))
         last_action, prev_action = (now, kind), state.last_action
         action = "scale"
     else:
@@ -285,17 +293,21 @@ def _failed(
     )
 
 
-def _trim_events(
-    events: tuple[tuple[float, int], ...], now: float, behavior: Behavior
-) -> tuple[tuple[float, int], ...]:
-    """Keep scale events that a rate policy can still see: t in (now - longest period, now]."""
-    if not events:
-        return events
+def _longest_period(behavior: Behavior) -> float:
     longest = 0.0
     for rules in (behavior.scale_up, behavior.scale_down):
         for p in rules.policies:
             if p.period > longest:
                 longest = p.period
+    return longest
+
+
+def _trim_events(
+    events: tuple[tuple[float, int], ...], now: float, longest: float
+) -> tuple[tuple[float, int], ...]:
+    """Keep scale events that a rate policy can still see: t in (now - longest period, now]."""
+    if not events:
+        return events
     cutoff = now - longest
     if events[0][0] > cutoff and events[-1][0] <= now:
         return events

@@ -24,7 +24,8 @@ from . import reasons as R
 # far above any real replica count, and the cap keeps the formula monotone.
 MAX_RECOMMENDATION = 1_000_000
 
-# Float noise (0.7 / 0.1 == 6.999999999999999) must not add or drop a replica.
+# Float noise (0.7 / 0.1 == 6.999999999999999, 11 / 10 - 1 > 0.1) must not add or drop a
+# replica or move a reading that sits on the tolerance edge out of the band.
 _EPS = 1e-9
 
 
@@ -76,7 +77,9 @@ def recommend_metric(
             return desired, False, f"{name}={value:g} / target {target:g} -> {desired}"
         desired_if_out = current * ratio
         text = f"{name}={value:g} vs target {target:g} x {current}"
-    if (ratio > 1 and ratio - 1 <= tolerance.up) or (ratio <= 1 and 1 - ratio <= tolerance.down):
+    if (ratio > 1 and ratio - 1 <= tolerance.up + _EPS) or (
+        ratio <= 1 and 1 - ratio <= tolerance.down + _EPS
+    ):
         return current, True, f"{text} (ratio {ratio:.3g} within tolerance) -> {current}"
     desired = _ceil(desired_if_out)
     return desired, False, f"{text} -> {desired}"

@@ -29,13 +29,18 @@ class Stabilized(NamedTuple):
     down_history: History
 
 
-def record(history: History, now: float, window: float, value: int, keep_max: bool) -> History:
+def record(
+    history: History, now: float, window: float, value: int | None, keep_max: bool
+) -> History:
     """Add `value` at `now`, dropping what expired (t <= now - window), what lies in the
-    future (a clock that went backwards), and what the new value dominates."""
+    future (a clock that went backwards), and what the new value dominates.
+    `value=None` only drops what expired."""
     if window <= 0:
         return ()
     cutoff = now - window
     kept = [e for e in history if cutoff < e[0] <= now]
+    if value is None:
+        return tuple(kept)
     if keep_max:
         while kept and kept[-1][1] <= value:
             kept.pop()
@@ -55,16 +60,22 @@ def stabilize(
     up_history: History,
     down_history: History,
     skip_up: bool = False,
+    remember: bool = True,
 ) -> Stabilized:
-    """Record `desired` and return the stabilized count.
+    """Record `desired` (unless `remember` is false) and return the stabilized count.
 
     `skip_up` (panic) ignores the up window for this decision; the recommendation is still
-    recorded so the windows stay true.
+    recorded so the windows stay true. A recommendation made on partial metrics is not a
+    real one (HPA records none then) and is passed with `remember=False`.
     """
-    up_history = record(up_history, now, up_window, desired, keep_max=False)
-    down_history = record(down_history, now, down_window, desired, keep_max=True)
-    up_limit = desired if skip_up or not up_history else up_history[0][1]
-    down_limit = down_history[0][1] if down_history else desired
+    value = desired if remember else None
+    up_history = record(up_history, now, up_window, value, keep_max=False)
+    down_history = record(down_history, now, down_window, value, keep_max=True)
+    up_limit, down_limit = desired, desired
+    if not skip_up and up_history:
+        up_limit = min(desired, up_history[0][1])
+    if down_history:
+        down_limit = max(desired, down_history[0][1])
     result = current
     if result < up_limit:
         result = up_limit

@@ -1,0 +1,180 @@
+"""`autoscaler replay`: the CLI over JSONL observations (semantics, not golden files)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autoscaler.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parent / "data"
+EXAMPLE = ROOT / "examples" / "replay"
+TWO = DATA / "two-policies.yaml"
+BURST = DATA / "burst.jsonl"
+
+
+def replay(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[dict], str]:
+    code = main(["replay", *args])
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    return code, lines, captured.err
+
+
+def test_bundled_example_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
+    obs_lines = (EXAMPLE / "observations.jsonl").read_text().splitlines()
+    code, out, err = replay(
+        capsys,
+        "--policy",
+        str(EXAMPLE / "policy.yaml"),
+        "--observations",
+        str(EXAMPLE / "observations.jsonl"),
+    )
+    assert (code, err) == (0, "")
+    assert len(out) == len(obs_lines)
+    assert [d["t"] for d in out] == [json.loads(line)["t"] for line in obs_lines]
+    for d in out:
+        assert set(d) == {"t", "action", "replicas", "reasons", "message"}
+    actions = [d["action"] for d in out]
+    # comes up from zero, scales up, is held by the down window, scales down, goes to zero
+    assert actions.index("create") < actions.index("scale") < actions.index("delete")
+    reasons = [r for d in out for r in d["reasons"]]
+    for code_ in (
+        "activate_from_zero",
+        "scale_up",
+        "stabilized_down",
+        "scale_down",
+        "idle_to_zero",
+    ):
+        assert code_ in reasons
+    delete = next(d for d in out if d["action"] == "delete")
+    assert delete["replicas"] == 0
+
+
+def test_scale_up_then_stabilized_down(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = replay(
+        capsys, "--policy", str(TWO), "--name", "fast", "--observations", str(BURST)
+    )
+    assert code == 0
+    assert len(out) == 8  # the blank line is skipped
+    assert out[0]["action"] == "none"
+    assert (out[1]["action"], out[1]["replicas"]) == ("scale", 6)  # ceil(40 / 5) = 8, +4 limit
+    assert "scale_up" in out[1]["reasons"]
+    assert "rate_limited_up" in out[1]["reasons"]
+    # load dropped, the 60 s down window holds the earlier recommendation
+    assert out[2]["action"] == "none" and "stabilized_down" in out[2]["reasons"]
+    # null and missing metrics are failed reads: never a scale down
+    assert "metrics_missing_no_scale_down" in out[4]["reasons"]
+    assert "metrics_missing_no_scale_down" in out[5]["reasons"]
+    assert out[5]["replicas"] == 6
+    # window passed (last high recommendation at t=15): down at t=90
+    assert (out[6]["action"], out[6]["replicas"]) == ("scale", 1)
+    assert out[7]["reasons"] == ["deployment_initializing"]
+
+
+def test_several_policies_need_a_name(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = replay(capsys, "--policy", str(TWO), "--observations", str(BURST))
+    assert code == 1 and out == []
+    assert "2 policies (fast, slow): choose one with --name" in err
+    code, _, err = replay(
+        capsys, "--policy", str(TWO), "--name", "nope", "--observations", str(BURST)
+    )
+    assert code == 1 and "no policy named 'nope'" in err
+    code, out, _ = replay(
+        capsys, "--policy", str(TWO), "--name", "slow", "--observations", str(BURST)
+    )
+    assert code == 0 and out[0]["replicas"] == 2
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"replicas": 1, "status": "ready"}', "missing key 't'"),
+        ('{"t": "soon", "replicas": 1, "status": "ready"}', "'t' must be a number"),
+        ('{"t": 99, "replicas": 1, "status": "running"}', "'status' must be one of"),
+        ('{"t": 99, "replicas": -1, "status": "ready"}', "'replicas' must be an integer >= 0"),
+        ('{"t": 99, "replicas": 2.5, "status": "ready"}', "'replicas' must be an integer"),
+        ('{"t": 99, "status": "ready"}', "missing key 'replicas'"),
+        ('{"t": 99, "replicas": 1, "status": "ready", "metrics": [1]}', "'metrics' must be"),
+        (
+            '{"t": 99, "replicas": 1, "status": "ready", "metrics": {"waiting": "5"}}',
+            "metrics.waiting must be a number",
+        ),
+        ('{"t": 99, "replicas": 1, "status": "ready", "metric": {}}', "unknown key 'metric'"),
+        ('{"t": 5, "replicas": 1, "status": "ready"}', "'t' goes backwards: 5 after 15"),
+    ],
+)
+def test_bad_line_names_file_and_line_and_stops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, message: str
+) -> None:
+    obs = tmp_path / "obs.jsonl"
+    good = '{"t": 0, "replicas": 1, "status": "ready", "metrics": {"waiting": 1}}\n'
+    later = '{"t": 15, "replicas": 1, "status": "ready", "metrics": {"waiting": 1}}\n'
+    obs.write_text(good + later + line + "\n" + later)
+    code, out, err = replay(
+        capsys, "--policy", str(TWO), "--name", "fast", "--observations", str(obs)
+    )
+    assert code == 1
+    assert len(out) == 2  # the lines before the bad one were decided and printed
+    assert err.startswith(f"{obs}:3: ")
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_invalid_policy_reports_validation_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nreplicas: {min: 5, max: 2}\n")
+    code, out, err = replay(capsys, "--policy", str(bad), "--observations", str(BURST))
+    assert code == 1 and out == []
+    assert err.startswith(f"{bad}:")
+
+
+def test_missing_observations_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = replay(
+        capsys, "--policy", str(TWO), "--name", "fast", "--observations", str(tmp_path / "none")
+    )
+    assert code == 1 and "cannot read" in err
+
+
+def test_absent_lines_may_omit_replicas(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    obs = tmp_path / "obs.jsonl"
+    obs.write_text('{"t": 0, "status": "absent", "metrics": {"waiting": 12}}\n')
+    code, out, _ = replay(
+        capsys, "--policy", str(TWO), "--name", "fast", "--observations", str(obs)
+    )
+    assert code == 0
+    assert (out[0]["action"], out[0]["replicas"], out[0]["reasons"]) == ("create", 3, ["below_min"])
+
+
+def test_console_script_end_to_end() -> None:
+    """The real command in a child process, reading observations from standard input."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autoscaler",
+            "replay",
+            "--policy",
+            str(TWO),
+            "--name",
+            "fast",
+            "--observations",
+            "-",
+        ],
+        input=BURST.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    decisions = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [d["t"] for d in decisions] == [0.0, 15.0, 30.0, 45.0, 60.0, 75.0, 90.0, 105.0]

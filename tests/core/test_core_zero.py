@@ -1,0 +1,131 @@
+"""Scale to zero and back, through `decide` (KEDA semantics: activation threshold separate
+from the target, cooldown to zero counted from the last active time, schedule and admin
+blocks, creating from absent)."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoscaler.core import CoreState, Decision, decide, initial_state, with_override
+from autoscaler.core import reasons as R
+from autoscaler.core.types import Observation
+from autoscaler.policy.model import Activation, Cost, Policy, ScaleToZero, Schedule
+
+from .builders import T0, absent, metric, policy, ready
+
+STZ = ScaleToZero(after=300.0, activation=(Activation("waiting", 2.0),))
+
+
+def zero_policy(**kw: object) -> Policy:
+    kw.setdefault("scale_to_zero", STZ)
+    kw.setdefault("min", 0)
+    return policy(**kw)  # type: ignore[arg-type]
+
+
+def run(
+    p: Policy,
+    observations: list[Observation],
+    start: float = T0,
+    step: float = 15.0,
+    state: CoreState | None = None,
+) -> list[Decision]:
+    s = state or initial_state()
+    out = []
+    for i, obs in enumerate(observations):
+        d, s = decide(p, s, obs, start + i * step)
+        out.append(d)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("waiting", "action", "replicas"),
+    [
+        (0.0, "none", 0),
+        (2.0, "none", 0),  # at the activation threshold: still idle (<=)
+        (2.5, "create", 1),  # above activation, below one replica's target: 1
+        (37.0, "create", 8),  # the target decides N: ceil(37 / 5)
+    ],
+)
+def test_activation_vs_target(waiting: float, action: str, replicas: int) -> None:
+    [d] = run(zero_policy(max=10), [absent(waiting=waiting)])
+    assert (d.action, d.replicas) == (action, replicas)
+    assert d.reasons == ((R.ACTIVATE_FROM_ZERO,) if action == "create" else (R.AT_ZERO,))
+
+
+def test_create_count_clamped_to_max_and_cost_cap() -> None:
+    [d] = run(zero_policy(max=10, cost=Cost(2.5, 15.0)), [absent(waiting=500.0)])
+    assert (d.action, d.replicas) == ("create", 6)
+    assert R.COST_CAP in d.reasons
+
+
+def test_create_with_the_active_schedule_min() -> None:
+    window = Schedule("* * * * *", 120.0, "UTC", min=3)  # always active
+    [d] = run(zero_policy(schedules=(window,)), [absent(waiting=3.0)])
+    assert (d.action, d.replicas) == ("create", 3)
+    assert d.reasons == (R.ACTIVATE_FROM_ZERO, R.SCHEDULE_MIN)
+
+
+def test_absent_with_schedule_min_creates_without_load() -> None:
+    window = Schedule("* * * * *", 120.0, "UTC", min=2)
+    [d] = run(zero_policy(schedules=(window,)), [absent(waiting=0.0)])
+    assert (d.action, d.replicas, d.reasons) == ("create", 2, (R.SCHEDULE_MIN,))
+
+
+def test_absent_below_min_is_created() -> None:
+    [d] = run(policy(min=2), [absent(waiting=0.0)])
+    assert (d.action, d.replicas, d.reasons) == ("create", 2, (R.BELOW_MIN,))
+
+
+def test_absent_without_create_spec_cannot_create() -> None:
+    [d] = run(zero_policy(create=None), [absent(waiting=9.0)])
+    assert (d.action, d.replicas) == ("none", 0)
+    assert d.reasons == (R.ACTIVATE_FROM_ZERO, R.NO_CREATE_SPEC)
+
+
+def test_failed_metric_cannot_activate() -> None:
+    [d] = run(zero_policy(), [absent(waiting=None)])
+    assert (d.action, d.reasons) == ("none", (R.AT_ZERO,))
+
+
+def test_delete_after_idle_for_the_whole_period() -> None:
+    idle = [ready(1, waiting=1.0)] * 22  # 15 s apart: idle from the first, 300 s at the 21st
+    ds = run(zero_policy(), idle)
+    assert all(d.action == "none" for d in ds[:20])
+    assert R.IDLE_PENDING in ds[0].reasons
+    assert "idle 0s of 300s" in ds[0].message
+    assert (ds[20].action, ds[20].replicas, ds[20].reasons) == ("delete", 0, (R.IDLE_TO_ZERO,))
+
+
+@pytest.mark.parametrize("reset", [ready(1, waiting=5.0), ready(1, waiting=None)])
+def test_active_or_failed_reading_restarts_the_idle_clock(reset: Observation) -> None:
+    obs = [ready(1, waiting=0.0)] * 19 + [reset] + [ready(1, waiting=0.0)] * 21
+    ds = run(zero_policy(), obs)
+    deletes = [i for i, d in enumerate(ds) if d.action == "delete"]
+    assert deletes and deletes[0] == 20 + 20  # idle again from #20, 300 s later is #40
+
+
+def test_other_metrics_do_not_keep_it_alive_but_their_failure_does() -> None:
+    p = zero_policy(metrics=(metric("waiting"), metric("kv", "utilization", 0.8)))
+    ds = run(p, [ready(1, waiting=0.0, kv=0.9)] * 21)  # kv busy but not an activation metric
+    assert ds[20].action == "delete"
+    ds = run(p, [ready(1, waiting=0.0, kv=None)] * 30)
+    assert all(d.action != "delete" for d in ds)
+
+
+def test_no_delete_while_a_schedule_requires_replicas() -> None:
+    window = Schedule("* * * * *", 120.0, "UTC", min=1)
+    ds = run(zero_policy(schedules=(window,)), [ready(1, waiting=0.0)] * 30)
+    assert all(d.action == "none" for d in ds)
+    assert "schedule window requires 1" in ds[-1].message
+
+
+def test_no_delete_during_override() -> None:
+    s = with_override(initial_state(), 2, T0 + 10_000)
+    ds = run(zero_policy(), [ready(2, waiting=0.0)] * 30, state=s)
+    assert all(d.action != "delete" for d in ds)
+    assert all(R.OVERRIDE in d.reasons for d in ds)
+
+
+def test_without_scale_to_zero_idle_never_deletes() -> None:
+    ds = run(policy(min=1), [ready(1, waiting=0.0)] * 40)
+    assert all(d.action == "none" for d in ds)
