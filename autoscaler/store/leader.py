@@ -190,9 +190,10 @@ class Leadership:
             await self._call(self._on_lost, epoch if epoch is not None else 0)
 
     async def _shutdown(self) -> None:
-        held = self._epoch is not None
         await self._step_down("shutting down")
-        if held and self.release_on_exit:
+        # Release even when we believe we do not hold it: a renewal that timed out on our side
+        # may have committed. Releasing a lease someone else holds changes nothing.
+        if self.release_on_exit:
             try:
                 await self.store.release_lease(self.cluster, self.holder)
             except StoreError as exc:
