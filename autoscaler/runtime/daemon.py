@@ -49,7 +49,9 @@ class LeadershipLike(Protocol):
     @property
     def epoch(self) -> int | None: ...
 
-    def check(self) -> None: ...
+    async def check(self) -> int: ...
+
+    async def run(self, *, task_status: TaskStatus[None] = ...) -> None: ...
 
 
 def _default_provider_factory() -> ProviderFactory:
@@ -100,33 +102,66 @@ class Daemon:
         self._stop = anyio.Event()
         self.stopped = anyio.Event()  # set once `run` has drained and closed everything
         self._started = False
+        self._tg: anyio.abc.TaskGroup | None = None
         self._stopping = False
         self._fenced = False
+        self._needs_reconcile = False
+        self._term_epoch: int | None = None
+        self._leader_scope: anyio.CancelScope | None = None
+        self._leader_done = anyio.Event()
         self.last_reload: dict[str, Any] | None = None
         self.reconcile_results: list[dict[str, Any]] = []
 
     # -- wiring -----------------------------------------------------------------------------
 
     def _epoch(self) -> int | None:
-        return self.leadership.epoch if self.leadership is not None else None
+        """The epoch every store write carries: the term we were last elected in (never None
+        under election, so a write after losing the lease is refused, not unfenced)."""
+        if self.leadership is None:
+            return None
+        return self._term_epoch if self._term_epoch is not None else -1
 
     async def _check_leader(self) -> None:
-        if self._stopping and self._fenced:
-            raise FencedError("daemon stepped down")
+        if self._fenced:
+            raise FencedError("this daemon stepped down")
         if self.leadership is not None:
-            self.leadership.check()
+            await self.leadership.check()
 
     def can_act(self) -> bool:
-        if self._fenced:
+        if self._fenced or self._needs_reconcile:
             return False
         return self.leadership is None or bool(self.leadership.is_leader)
+
+    async def _on_elected(self, epoch: int) -> None:
+        """Leader now: forget what we believed (the previous leader changed the store), finish
+        every pending intent, then act again."""
+        self.recorder.leadership(True, epoch)
+        self._term_epoch = epoch
+        self._needs_reconcile = True
+        try:
+            for runner in list(self.runners.values()):
+                async with runner.lock:
+                    await runner.load()
+            self._fenced = False
+            self._needs_reconcile = False
+            await self.reconcile()
+        except Exception as exc:
+            self._needs_reconcile = False
+            log.error("election_reconcile_failed", error=str(exc))
+
+    async def _on_lost(self, epoch: int) -> None:
+        self.recorder.leadership(False, epoch)
+        log.warning("leadership_lost", epoch=epoch, note="standing by; no provider action")
 
     async def _on_fenced(self, exc: FencedError) -> None:
         if not self._fenced:
             log.error("fenced", error=str(exc), note="another daemon leads; standing down")
-        self._fenced = True
         if self.leadership is not None:
-            self.recorder.leadership(False, self._epoch() or 0)
+            # The lease loop re-elects us (or not); until then can_act() is false because
+            # the lease says so. Without election a fence cannot happen (no epochs).
+            self.recorder.leadership(False, 0)
+        else:
+            self._fenced = True
 
     def _set_fast_watch(self, name: str, on: bool) -> None:
         if not self.schedule_jobs or not self.scheduler.running or self._stopping:
@@ -191,6 +226,23 @@ class Daemon:
         await self.store.open()
         for policy in self._initial_policies:
             await self.add_runner(policy)
+        if self.leadership is None and self.config.state.url.startswith(("postgres", "postgresql")):
+            from autoscaler.store.leader import Leadership
+
+            self.leadership = Leadership(
+                self.store,
+                getattr(self.store, "cluster", "default"),
+                ttl=self.config.state.lease_ttl,
+                on_elected=self._on_elected,
+                on_lost=self._on_lost,
+            )
+        if self.leadership is not None and self._tg is not None:
+            self._needs_reconcile = True  # no action before the first election settles
+            await self._tg.start(self._lead)
+            self._needs_reconcile = False
+            if not self.leadership.is_leader:
+                self.recorder.leadership(False, 0)
+                log.info("standby", note="another daemon leads; evaluating without acting")
         await self.reconcile()
         if self.schedule_jobs:
             self.scheduler.start()
@@ -228,6 +280,15 @@ class Daemon:
         for runner in self.runners.values():  # whatever is still open, its runner finishes
             pending = await self.store.pending_intents(runner.name) if self.store else []
             runner.pending = min(pending, key=lambda i: i.id) if pending else None
+
+    async def _lead(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        assert self.leadership is not None
+        try:
+            with anyio.CancelScope() as scope:
+                self._leader_scope = scope
+                await self.leadership.run(task_status=task_status)
+        finally:
+            self._leader_done.set()
 
     def _schedule(self, runner: PolicyRunner, count: int) -> None:
         interval = runner.policy.interval
@@ -269,18 +330,21 @@ class Daemon:
         """Start, report started, and keep running until `request_stop`; then stop cleanly."""
         from autoscaler.runtime.shutdown import graceful_stop
 
-        try:
-            await self.start()
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self.close_resources()
-            raise
-        task_status.started()
-        try:
-            await self._stop.wait()
-        finally:
-            await graceful_stop(self)
-            self.stopped.set()
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            try:
+                await self.start()
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self.close_resources()
+                raise
+            task_status.started()
+            try:
+                await self._stop.wait()
+            finally:
+                await graceful_stop(self)
+                self.stopped.set()
+                tg.cancel_scope.cancel()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -303,6 +367,12 @@ class Daemon:
 
     async def close_resources(self) -> None:
         self.scheduler.stop()
+        if self._leader_scope is not None:
+            # Release the lease (Leadership does it, shielded and bounded) before the store
+            # closes, so a standby takes over at once instead of after the TTL.
+            self._leader_scope.cancel()
+            with anyio.move_on_after(5):
+                await self._leader_done.wait()
         for runner in list(self.runners.values()):
             await runner.detach_sources()
         await self.sources.aclose()

@@ -273,8 +273,9 @@ class PolicyRunner:
         self._note_ready(observation, now)
 
         decision, self.state = core.decide(self.policy, self.state, observation, now)
-        await self.save_state()
-        actions.crash_point("after_state_saved")
+        if self.env.can_act():  # a standby never writes: the leader owns the state
+            await self.save_state()
+            actions.crash_point("after_state_saved")
 
         acted_error: str | None = None
         if decision.action != "none" and acting:
