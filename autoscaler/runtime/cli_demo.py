@@ -9,7 +9,7 @@ live view shows what it does. `--duration` ends the demo by itself with a summar
 Ctrl-C ends it the same way. `--speed` compresses every delay and the traffic story.
 
 The story (60 s of demo time, repeating): chat runs at 1.5 req/s, ramps to a burst of 8 req/s
-from t=12 s to t=26 s and comes back; batch has work until t=6 s, is idle until t=45 s (so it
+from t=12 s to t=26 s and comes back; batch has work until t=6 s, is idle until t=48 s (so it
 is deleted after `scale_to_zero.after` = 20 s) and then gets work again (so it is recreated).
 """
 
@@ -39,7 +39,7 @@ TERMINATE_SECONDS = 2.0
 CHAT_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 BATCH_MODEL = "meta-llama/Llama-3.1-70B-Instruct"
 CHAT_PROFILE = ((0, 1.5), (12, 1.5), (16, 8.0), (26, 8.0), (29, 1.5), (60, 1.5))
-BATCH_PROFILE = ((0, 3.0), (6, 3.0), (6, 0.0), (45, 0.0), (45, 2.0), (60, 2.0))
+BATCH_PROFILE = ((0, 3.0), (6, 3.0), (6, 0.0), (48, 0.0), (48, 2.0), (60, 2.0))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

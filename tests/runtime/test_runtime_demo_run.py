@@ -32,9 +32,9 @@ def test_demo_shows_scale_up_down_delete_and_recreate(tmp_path: Path) -> None:
     result = subprocess.run(
         demo_command(
             "--duration",
-            "30",
+            "24",
             "--speed",
-            "2",
+            "2.5",
             "--plain",
             "--summary-json",
             str(summary_file),
