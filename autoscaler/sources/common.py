@@ -55,14 +55,24 @@ def clip(text: str, limit: int = MAX_DETAIL) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-async def bounded_read(name: str, timeout: float, read: Callable[[], Awaitable[float]]) -> float:
-    """Run one read within `timeout` seconds; whatever goes wrong leaves as a SourceError."""
+async def bounded_read(
+    name: str,
+    timeout: float,
+    read: Callable[[], Awaitable[float]],
+    on_timeout: Callable[[], None] | None = None,
+) -> float:
+    """Run one read within `timeout` seconds; whatever goes wrong leaves as a SourceError.
+
+    `on_timeout` lets a source with a long-lived connection mark it for replacement: a request
+    cancelled mid-flight can leave a late answer on the wire."""
     try:
         with anyio.fail_after(timeout):
             return await read()
     except SourceError:
         raise
     except TimeoutError:
+        if on_timeout is not None:
+            on_timeout()
         raise TemporarySourceError(name, f"no answer within {timeout:g}s (timeout)") from None
     except Exception as exc:  # the contract: a read raises SourceError and nothing else
         raise TemporarySourceError(

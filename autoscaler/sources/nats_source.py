@@ -36,13 +36,17 @@ class NatsConsumerSource:
         )
         self._nc: NatsClient | None = None
         self._last_error: Exception | None = None
+        self._stale = False  # a read timed out mid-request: reconnect before the next one
 
     async def _remember_error(self, error: Exception) -> None:
         """nats-py reports connection errors here (and would log them); a read reports them."""
         self._last_error = error
 
     async def read(self) -> float:
-        return await bounded_read(self.name, self.spec.timeout, self._read)
+        return await bounded_read(self.name, self.spec.timeout, self._read, self._mark_stale)
+
+    def _mark_stale(self) -> None:
+        self._stale = True
 
     async def aclose(self) -> None:
         nc, self._nc = self._nc, None
@@ -53,8 +57,9 @@ class NatsConsumerSource:
                 pass  # already broken: nothing left to release
 
     async def _connect(self) -> NatsClient:
-        if self._nc is not None and self._nc.is_connected:
+        if self._nc is not None and self._nc.is_connected and not self._stale:
             return self._nc
+        self._stale = False
         await self.aclose()
         token = resolve_secret(self.name, self.spec.token, "token")
         self._last_error = None

@@ -46,10 +46,14 @@ class RabbitMQQueueSource:
         self.describe = f"rabbitmq {redact_url(spec.url)} queue={spec.queue}{unacked}"
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
+        self._stale = False  # a read timed out mid-request: reconnect before the next one
         self._http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(spec.timeout))
 
     async def read(self) -> float:
-        return await bounded_read(self.name, self.spec.timeout, self._read)
+        return await bounded_read(self.name, self.spec.timeout, self._read, self._mark_stale)
+
+    def _mark_stale(self) -> None:
+        self._stale = True
 
     async def aclose(self) -> None:
         await self._drop_connection()
@@ -79,6 +83,9 @@ class RabbitMQQueueSource:
                 pass  # already broken: nothing left to release
 
     async def _open_channel(self) -> AbstractChannel:
+        if self._stale:
+            self._stale = False
+            await self._drop_connection()
         if self._connection is None or self._connection.is_closed:
             self._channel = None
             url = self._url()

@@ -45,9 +45,13 @@ class RedisQueueSource:
         group = f" group={spec.group}" if spec.group else ""
         self.describe = f"redis {redact_url(spec.url)} key={spec.key}{group} ({spec.mode})"
         self._client: aioredis.Redis | None = None
+        self._stale = False  # a read timed out mid-request: reconnect before the next one
 
     async def read(self) -> float:
-        return await bounded_read(self.name, self.spec.timeout, self._read)
+        return await bounded_read(self.name, self.spec.timeout, self._read, self._mark_stale)
+
+    def _mark_stale(self) -> None:
+        self._stale = True
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
@@ -57,7 +61,10 @@ class RedisQueueSource:
             except (rexc.RedisError, OSError):
                 pass  # closing a broken connection: nothing left to release
 
-    def _connect(self) -> aioredis.Redis:
+    async def _connect(self) -> aioredis.Redis:
+        if self._stale:
+            self._stale = False
+            await self.aclose()
         if self._client is None:
             password = resolve_secret(self.name, self.spec.password, "password")
             try:
@@ -76,7 +83,7 @@ class RedisQueueSource:
         return self._client
 
     async def _read(self) -> float:
-        client = self._connect()
+        client = await self._connect()
         try:
             return float(await self._query(client))
         except SourceError:

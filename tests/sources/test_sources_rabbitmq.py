@@ -145,3 +145,45 @@ async def test_server_down() -> None:
         await src.read()
     assert "guest:guest" not in str(info.value)
     await src.aclose()
+
+
+async def test_slow_dropped_down_and_back_through_a_proxy(channel) -> None:
+    """A TCP proxy in front of the real broker: stall it, cut it, take it away, bring it back.
+    After each failure the next read gives the queue's current depth (no stale answer)."""
+    from tests.sources.tcpproxy import TcpProxy
+
+    queue = await new_queue(channel)
+    proxy = TcpProxy(5672).start()
+    src = build_source(
+        RabbitMQSource(url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/", queue=queue, timeout=0.5),
+        name="jobs",
+    )
+    try:
+        assert await src.read() == 0.0
+        proxy.stall()
+        await channel.default_exchange.publish(aio_pika.Message(b"1"), routing_key=queue)
+        with pytest.raises(TemporarySourceError, match="timeout"):
+            await src.read()
+        proxy.resume()
+        assert await wait_ready(src, 1.0) == 1.0
+        proxy.drop_all()
+        await channel.default_exchange.publish(aio_pika.Message(b"2"), routing_key=queue)
+        # The cut is either met by this read (a temporary error) or noticed before it (the
+        # read reconnects): never a wrong number.
+        try:
+            first = await src.read()
+        except TemporarySourceError as exc:
+            assert "connection to RabbitMQ lost" in str(exc)
+        else:
+            assert first in (1.0, 2.0)
+        assert await wait_ready(src, 2.0) == 2.0
+        proxy.stop()
+        with pytest.raises(TemporarySourceError):
+            await src.read()
+        with pytest.raises(TemporarySourceError, match="cannot connect"):
+            await src.read()
+        proxy.start()
+        assert await src.read() == 2.0
+    finally:
+        proxy.stop()
+        await src.aclose()
