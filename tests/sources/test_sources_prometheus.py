@@ -48,13 +48,6 @@ def source(urls, clock=None, **fields) -> PrometheusScrapeSource:
     return PrometheusScrapeSource(spec, name="waiting", clock=clock or FakeClock())
 
 
-async def read_value(src: PrometheusScrapeSource) -> float:
-    try:
-        return await src.read()
-    finally:
-        pass
-
-
 @pytest.mark.parametrize(
     ("how", "expected"), [("sum", 8.0), ("avg", 4.0), ("max", 5.0), ("min", 3.0)]
 )
@@ -372,3 +365,33 @@ def test_malformed_bodies_give_typed_errors(body: str, content_type: str, metric
         await src.aclose()
 
     anyio.run(run)
+
+
+def _summary(count: int, total: float, p99: float) -> str:
+    return (
+        "# HELP rpc_seconds RPC latency.\n# TYPE rpc_seconds summary\n"
+        f'rpc_seconds{{quantile="0.5"}} 0.2\nrpc_seconds{{quantile="0.99"}} {p99}\n'
+        f"rpc_seconds_sum {total}\nrpc_seconds_count {count}\n"
+    )
+
+
+async def test_summary_quantile_series_and_interval_mean() -> None:
+    clock = FakeClock()
+    server = LocalHttpServer().start()
+    try:
+        server.routes["/metrics"] = Reply(_summary(10, 4.0, 1.5))
+        p99 = source([server.url()], clock, metric="rpc_seconds", quantile=0.99)
+        p90 = source([server.url()], clock, metric="rpc_seconds", quantile=0.9)
+        mean = source([server.url()], clock, metric="rpc_seconds")
+        assert await p99.read() == 1.5  # the summary's own quantile: no baseline needed
+        with pytest.raises(PermanentSourceError, match=r"no quantile 0\.9 \(it has: 0\.5, 0\.99\)"):
+            await p90.read()
+        with pytest.raises(NeedsBaselineError):
+            await mean.read()
+        server.routes["/metrics"] = Reply(_summary(14, 6.0, 1.7))
+        clock.now += 15
+        assert await mean.read() == pytest.approx(2.0 / 4)
+        for s in (p99, p90, mean):
+            await s.aclose()
+    finally:
+        server.stop()
