@@ -8,7 +8,7 @@ daemon config naming them. Then the real `Daemon` runs, with its own HTTP endpoi
 live view shows what it does. `--duration` ends the demo by itself with a summary (exit 0);
 Ctrl-C ends it the same way. `--speed` compresses every delay and the traffic story.
 
-The story (60 s of demo time, repeating): chat runs at 1.5 req/s, ramps to a burst of 8 req/s
+The story (60 s of demo time, repeating): chat runs at 1 req/s, ramps to a burst of 8 req/s
 from t=12 s to t=26 s and comes back; batch has work until t=6 s, is idle until t=48 s (so it
 is deleted after `scale_to_zero.after` = 20 s) and then gets work again (so it is recreated).
 """
@@ -38,7 +38,7 @@ TERMINATE_SECONDS = 2.0
 
 CHAT_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 BATCH_MODEL = "meta-llama/Llama-3.1-70B-Instruct"
-CHAT_PROFILE = ((0, 1.5), (12, 1.5), (16, 8.0), (26, 8.0), (29, 1.5), (60, 1.5))
+CHAT_PROFILE = ((0, 1.0), (12, 1.0), (16, 8.0), (26, 8.0), (29, 1.0), (60, 1.0))
 BATCH_PROFILE = ((0, 3.0), (6, 3.0), (6, 0.0), (48, 0.0), (48, 2.0), (60, 2.0))
 
 
@@ -305,7 +305,6 @@ async def demo(options: DemoOptions, out: TextIO) -> int:
     actions = ActionLog({"chat-demo": "chat", "batch-demo": "batch"})
     stop = anyio.Event()
     started_wall = time.monotonic()
-    exit_code = 0
     try:
         async with anyio.create_task_group() as tg:
             sim_host, sim_port = await tg.start(serve_http, sim_app, "127.0.0.1:0")
@@ -347,6 +346,10 @@ async def demo(options: DemoOptions, out: TextIO) -> int:
                 daemon.request_stop()
                 await daemon.stopped.wait()
             tg.cancel_scope.cancel()
+    except Exception as exc:
+        view.message(f"autoscaler demo: stopped by an error: {_describe(exc)}")
+        view.message(f"  (the daemon's log was in {folder / 'daemon.log'})")
+        return 1
     finally:
         log_file.close()
         import logging
@@ -354,6 +357,8 @@ async def demo(options: DemoOptions, out: TextIO) -> int:
         logging.getLogger().handlers = [
             h for h in logging.getLogger().handlers if not getattr(h, "_autoscaler", False)
         ]
+        if temporary:  # also on an early Ctrl-C
+            shutil.rmtree(folder, ignore_errors=True)
     summary = actions.to_json()
     wall = time.monotonic() - started_wall
     for line in _summary_lines(summary, wall, clock.now()):
@@ -382,9 +387,14 @@ async def demo(options: DemoOptions, out: TextIO) -> int:
             )
             + "\n"
         )
-    if temporary:
-        shutil.rmtree(folder, ignore_errors=True)
-    return exit_code
+    return 0
+
+
+def _describe(exc: BaseException) -> str:
+    """The leaf errors of an exception group, one line."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _summary_lines(summary: dict[str, Any], wall: float, demo_seconds: float) -> list[str]:
