@@ -8,7 +8,14 @@ that it references nothing else. Serving the exposition lives in `http.py`, not 
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.metrics import MetricWrapperBase
 
 PREFIX = "autoscaler_"
@@ -22,10 +29,18 @@ REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 
 class Metrics:
-    """Recorder for the reconcile loop; `.registry` is what `/metrics` exposes."""
+    """Recorder for the reconcile loop; `.registry` is what `/metrics` exposes.
+
+    A registry made here also carries the standard `process_*` (CPU seconds, resident
+    memory, open fds) and `python_info` series, so the daemon's own cost is on the dashboard;
+    a registry passed in is left as it is (the global one already has them)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+        if registry is None:
+            registry = CollectorRegistry()
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+        self.registry = registry
         r = self.registry
         # --- per policy
         self.desired_replicas = Gauge(

@@ -138,6 +138,8 @@ def test_exposition_names_match_the_published_list() -> None:
     families = list(text_string_to_metric_families(generate_latest(m.registry).decode()))
     exposed = set()
     for family in families:
+        if family.name.startswith(("process_", "python_")):
+            continue  # the standard process collectors
         for s in family.samples:
             name = s.name
             for suffix in ("_bucket", "_sum", "_count", "_created"):
@@ -148,3 +150,14 @@ def test_exposition_names_match_the_published_list() -> None:
             exposed.add(name)
     assert exposed == set(METRIC_NAMES)
     assert all(n.startswith("autoscaler_") for n in METRIC_NAMES)
+
+
+def test_own_registry_carries_process_metrics() -> None:
+    m = Metrics()
+    assert m.registry.get_sample_value("process_resident_memory_bytes") is not None or (
+        # /proc is Linux-only; elsewhere the collector exports nothing
+        not __import__("os").path.exists("/proc/self/stat")
+    )
+    assert "python_info" in generate_latest(m.registry).decode()
+    # A registry passed in is not touched.
+    assert "python_info" not in generate_latest(Metrics(CollectorRegistry()).registry).decode()
