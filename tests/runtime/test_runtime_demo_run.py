@@ -119,3 +119,42 @@ def test_bad_arguments_exit_2(args: tuple[str, ...], message: str) -> None:
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_on_a_terminal_the_view_redraws_in_place() -> None:
+    """stdout is a real pseudo-terminal: the live view uses ANSI redraws, then the summary."""
+    import pty
+
+    main, secondary = pty.openpty()
+    process = subprocess.Popen(
+        demo_command("--duration", "4", "--speed", "4"),
+        stdout=secondary,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env=env(),
+    )
+    os.close(secondary)
+    chunks = []
+    killer = threading.Timer(90, process.kill)
+    killer.start()
+    try:
+        while True:
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        process.wait(30)
+    finally:
+        killer.cancel()
+        os.close(main)
+        if process.poll() is None:
+            process.kill()
+    text = b"".join(chunks).decode(errors="replace")
+    assert process.returncode == 0, text[-2000:]
+    assert "\x1b[" in text and "F\x1b[J" in text  # cursor up + clear: a redraw
+    assert "POLICY" in text and "REPLICAS" in text
+    assert "summary:" in text
