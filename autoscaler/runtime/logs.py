@@ -122,6 +122,7 @@ def renderer(fmt: str, stream: TextIO) -> list[Processor]:
     isatty = getattr(stream, "isatty", None)
     colors = bool(callable(isatty) and isatty())
     return [
+        structlog.processors.format_exc_info,  # to text first, so it can be redacted
         _redact_rendered_exception,
         structlog.dev.ConsoleRenderer(
             colors=colors, exception_formatter=structlog.dev.plain_traceback

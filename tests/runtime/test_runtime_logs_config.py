@@ -164,3 +164,15 @@ def test_capture_logs_sees_events_of_configured_loggers() -> None:
 )
 def test_redact_text(text: str, expected: str) -> None:
     assert redact_text(text) == expected
+
+
+def test_console_tracebacks_are_redacted_too() -> None:
+    out = io.StringIO()
+    configure_logging(LogConfig(format="console"), stream=out)
+    try:
+        raise RuntimeError(f"upstream said: Authorization: Bearer {TOKEN}")
+    except RuntimeError:
+        structlog.get_logger().exception("crashed")
+    text = out.getvalue()
+    assert "RuntimeError" in text and "Traceback" in text
+    assert TOKEN not in text
