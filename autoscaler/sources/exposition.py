@@ -25,8 +25,11 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 OPENMETRICS_TYPE = "application/openmetrics-text"
-# What Prometheus itself sends: OpenMetrics first, the classic text format as a fallback.
-ACCEPT = "application/openmetrics-text;version=1.0.0;q=0.9,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+# Ask for the classic text format only; a server that speaks only OpenMetrics still answers
+# in it and the Content-Type says so. Asking for OpenMetrics invites prometheus-client >= 0.22's
+# "underscores" escaping, which serves `vllm:x` sample lines as `vllm_x` under a
+# `# TYPE vllm:x` header (seen with prometheus-client 0.26), so the vLLM names vanish.
+ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
 
 SeriesKey = tuple[tuple[str, str], ...]  # sorted labels without `le` / `quantile`
 

@@ -12,16 +12,20 @@ import json
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 from tests.services import free_port, require
+from tests.sources.expositions import vllm_registry
 
 PROM_USER = "autoscaler"
 PROM_PASSWORD = "promql-pass"
@@ -57,12 +61,39 @@ def _wait_for_data(url: str, auth: tuple[str, str], proc: subprocess.Popen[bytes
     raise RuntimeError(f"prometheus did not scrape the exporter in time: {last}")
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def serve_text_exposition(registry: CollectorRegistry, port: int) -> WSGIServer:
+    """Serve `registry` always in the classic text format.
+
+    prometheus-client 0.26 answers any Accept that mentions OpenMetrics with OpenMetrics
+    "underscores" escaping, which rewrites `vllm:x` to `vllm_x` in sample lines but not in
+    HELP/TYPE; Prometheus 2.42 asks for OpenMetrics and cannot be told otherwise, so the
+    exporter drops the Accept header and serves text, as vLLM behind an older client does."""
+    app = make_wsgi_app(registry)
+
+    def text_only(environ: dict[str, Any], start_response: Any) -> Any:
+        environ.pop("HTTP_ACCEPT", None)
+        return app(environ, start_response)
+
+    server = make_server("127.0.0.1", port, text_only, handler_class=_QuietHandler)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    return server
+
+
 @pytest.fixture(scope="session")
 def prometheus_server() -> Iterator[PrometheusServer]:
     binary = shutil.which("prometheus")
     require(binary is not None, "the prometheus binary (Debian package prometheus)")
     assert binary is not None
-    registry = CollectorRegistry()
+    # The exporter serves a realistic vLLM exposition too, so PromQL can check our matching
+    # and aggregation of the same series.
+    registry = vllm_registry(with_process_metrics=False)
     depth = Gauge("test_queue_depth", "Jobs waiting.", ["queue"], registry=registry)
     depth.labels("a").set(5)
     depth.labels("b").set(7)
@@ -73,7 +104,7 @@ def prometheus_server() -> Iterator[PrometheusServer]:
     for value in LATENCY_OBSERVATIONS:
         latency.observe(value)
     exporter_port = free_port()
-    exporter, exporter_thread = start_http_server(exporter_port, "127.0.0.1", registry)
+    exporter = serve_text_exposition(registry, exporter_port)
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="autoscaler-prom-"))
     (workdir / "prometheus.yml").write_text(
@@ -111,5 +142,5 @@ def prometheus_server() -> Iterator[PrometheusServer]:
             proc.wait()
         log.close()
         exporter.shutdown()
-        exporter_thread.join(5)
+        exporter.server_close()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -86,7 +86,7 @@ async def test_openmetrics_by_content_type() -> None:
     ) as srv:
         src = source([srv.url("/om")], metric="vllm:kv_cache_usage_perc", aggregate="avg")
         assert await src.read() == 0.375
-        assert "openmetrics" in srv.requests[-1].headers["accept"]
+        assert srv.requests[-1].headers["accept"].startswith("text/plain;version=0.0.4")
         bad = source([srv.url("/bad")], metric="vllm:kv_cache_usage_perc")
         with pytest.raises(PermanentSourceError, match="malformed OpenMetrics"):
             await bad.read()
@@ -395,3 +395,23 @@ async def test_summary_quantile_series_and_interval_mean() -> None:
             await s.aclose()
     finally:
         server.stop()
+
+
+async def test_a_real_prometheus_client_exporter_keeps_vllm_names() -> None:
+    """prometheus-client's own HTTP server negotiates the format from Accept; asking for
+    OpenMetrics would get `vllm_num_requests_waiting` sample lines under a
+    `vllm:num_requests_waiting` header. The source asks for text and reads the real names."""
+    from prometheus_client import start_http_server
+
+    from tests.sources.expositions import vllm_registry
+
+    port = free_port()
+    server, thread = start_http_server(port, "127.0.0.1", vllm_registry())
+    try:
+        src = source([f"http://127.0.0.1:{port}/metrics"], metric="vllm:num_requests_waiting")
+        assert await src.read() == 8.0
+        await src.aclose()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -279,3 +279,67 @@ def test_non_json_answers_are_typed_errors(raw: bytes) -> None:
             await src.aclose()
 
     anyio.run(run)
+
+
+@pytest.mark.parametrize(
+    ("fields", "query"),
+    [
+        ({"metric": "vllm:num_requests_waiting"}, "sum(vllm:num_requests_waiting)"),
+        (
+            {"metric": "vllm:num_requests_running", "aggregate": "max"},
+            "max(vllm:num_requests_running)",
+        ),
+        (
+            {
+                "metric": "vllm:kv_cache_usage_perc",
+                "aggregate": "avg",
+                "labels_regex": {"engine": "0|1"},
+            },
+            'avg(vllm:kv_cache_usage_perc{engine=~"0|1"})',
+        ),
+        (
+            {"metric": "vllm:num_requests_waiting", "labels": {"engine": "1"}, "aggregate": "min"},
+            'min(vllm:num_requests_waiting{engine="1"})',
+        ),
+        (
+            {
+                "metric": "vllm:num_requests_waiting",
+                "labels_regex": {"model_name": "meta"},
+                "on_empty": "zero",
+            },
+            'sum(vllm:num_requests_waiting{model_name=~"meta"}) or vector(0)',
+        ),
+        (
+            {"metric": "vllm:num_requests_waiting", "labels": {"absent": ""}},
+            'sum(vllm:num_requests_waiting{absent=""})',
+        ),
+    ],
+)
+async def test_scrape_matching_agrees_with_promql(prom: PrometheusServer, fields, query) -> None:
+    """Our label matching and aggregation over the exporter's vLLM exposition give what
+    PromQL gives over the same series in a real Prometheus."""
+    from autoscaler.policy.model import PrometheusSource
+
+    src = build_source(PrometheusSource(urls=(prom.exporter_url,), **fields), name="waiting")
+    try:
+        ours = await src.read()
+    finally:
+        await src.aclose()
+    assert ours == pytest.approx(await read(prom, query))
+
+
+async def test_vllm_ttft_quantile_agrees_with_promql(prom: PrometheusServer) -> None:
+    async with httpx.AsyncClient() as client:
+        body = (await client.get(prom.exporter_url)).text
+    from autoscaler.sources.exposition import merge_histograms
+
+    selection = select(
+        parse_exposition(body, "text/plain", "vllm:time_to_first_token_seconds"),
+        Selector.build("vllm:time_to_first_token_seconds", {}, {}),
+    )
+    merged = merge_histograms(list(selection.series.values()), "ttft")
+    for q in (0.5, 0.9, 0.99):
+        theirs = await read(
+            prom, f"histogram_quantile({q}, sum by (le) (vllm:time_to_first_token_seconds_bucket))"
+        )
+        assert histogram_quantile(q, merged.buckets) == pytest.approx(theirs, rel=1e-9)
