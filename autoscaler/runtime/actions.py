@@ -16,8 +16,10 @@ exists (and `Provider.create` adopts by name as well).
 
 Test hook: `AUTOSCALER_CRASH_AT=<point>:<n>` kills this process with SIGKILL the n-th time
 (1-based) execution reaches the named point (`crash_point`). Tests use it to crash between an
-intent and its call, between a delete and its record, and so on. It is read once per process
-and does nothing when unset; never set it in production.
+intent and its call, between a delete and its record, and so on. `<point>:<n>:stop` sends
+SIGSTOP instead (once): the process freezes right there, and the leader-election tests resume
+it with SIGCONT after its lease has passed to another daemon, to show it does not act late.
+It is read once per process and does nothing when unset; never set it in production.
 
 Must not live here: deciding (core), scheduling, reading metrics.
 """
@@ -55,18 +57,23 @@ class _CrashHook:
     def __init__(self) -> None:
         self.point: str | None = None
         self.remaining = 0
+        self.signal = signal.SIGKILL
         raw = os.environ.get(CRASH_ENV, "").strip()
         if raw:
-            point, _, count = raw.partition(":")
+            point, _, rest = raw.partition(":")
+            count, _, how = rest.partition(":")
             self.point = point
             self.remaining = int(count or "1")
+            if how == "stop":
+                self.signal = signal.SIGSTOP
 
     def hit(self, point: str) -> None:
         if self.point != point:
             return
         self.remaining -= 1
         if self.remaining <= 0:
-            os.kill(os.getpid(), signal.SIGKILL)
+            self.point = None  # a stopped process resumes here; it must not stop again
+            os.kill(os.getpid(), self.signal)
 
 
 _crash = _CrashHook()
