@@ -50,14 +50,13 @@ def _ready(
     values = observation.metrics
     behavior = policy.behavior
     up, down = behavior.scale_up, behavior.scale_down
-    failed = failed_metrics(policy.metrics, values)
+    rec = recommend(policy.metrics, values, current, behavior.tolerance)
+    raw = rec.replicas
+    failed = rec.failed
     consecutive = state.metric_failures + 1 if failed else 0
     b = bounds(policy, now)
     reasons: list[str] = []
     parts: list[str] = []
-
-    rec = recommend(policy.metrics, values, current, behavior.tolerance)
-    raw = rec.replicas
     # A "keep current because metrics failed" is no recommendation: recording it would stretch
     # the down window over the outage (HPA records nothing then either).
     remember = rec.reason != R.METRICS_MISSING_NO_SCALE_DOWN

@@ -33,6 +33,7 @@ class Recommendation(NamedTuple):
     replicas: int
     reason: str  # within_tolerance | metrics_missing_no_scale_down | no_change | scale_up/down
     message: str
+    failed: tuple[str, ...] = ()  # metrics whose reading failed
 
 
 def _ceil(x: float) -> int:
@@ -44,7 +45,7 @@ def _ceil(x: float) -> int:
 def metric_value(values: Mapping[str, float | None], name: str) -> float | None:
     """The reading for `name`, or None when it failed (missing, null, NaN or infinite)."""
     v = values.get(name)
-    if v is None or v != v or v in (math.inf, -math.inf):
+    if v is None or not math.isfinite(v):
         return None
     return float(v)
 
@@ -57,32 +58,48 @@ def failed_metrics(
 
 def recommend_metric(
     metric: Metric, value: float, current: int, tolerance: Tolerance
-) -> tuple[int, bool, str]:
-    """One metric's recommendation: (replicas, inside the tolerance band, message fragment)."""
+) -> tuple[int, bool]:
+    """One metric's recommendation: (replicas, inside the tolerance band)."""
+    target = metric.target.value
+    if value < 0.0:
+        value = 0.0
+    if metric.target.type == "average_value":
+        if current <= 0:
+            return _ceil(value / target), False
+        ratio = value / (target * current)
+        out = value / target
+    else:
+        ratio = value / target
+        if current <= 0:
+            return _ceil(ratio), False
+        out = current * ratio
+    if ratio > 1.0:
+        if ratio - 1.0 <= tolerance.up + _EPS:
+            return current, True
+    elif 1.0 - ratio <= tolerance.down + _EPS:
+        return current, True
+    return _ceil(out), False
+
+
+def describe(metric: Metric, value: float, current: int, desired: int, within: bool) -> str:
+    """The message fragment for one metric's recommendation, with its numbers."""
     name = metric.name
     target = metric.target.value
     value = max(value, 0.0)
     if metric.target.type == "average_value":
         if current <= 0:
-            desired = _ceil(value / target)
-            return desired, False, f"{name}={value:g} / {target:g}/replica -> {desired}"
+            return f"{name}={value:g} / {target:g}/replica -> {desired}"
         ratio = value / (target * current)
-        desired_if_out = value / target
         sign = ">" if ratio > 1 else "<="
         text = f"{name}={value:g} {sign} {target:g}/replica x {current}"
     else:
         ratio = value / target
         if current <= 0:
-            desired = _ceil(ratio)
-            return desired, False, f"{name}={value:g} / target {target:g} -> {desired}"
-        desired_if_out = current * ratio
+            return f"{name}={value:g} / target {target:g} -> {desired}"
         text = f"{name}={value:g} vs target {target:g} x {current}"
-    if (ratio > 1 and ratio - 1 <= tolerance.up + _EPS) or (
-        ratio <= 1 and 1 - ratio <= tolerance.down + _EPS
-    ):
-        return current, True, f"{text} (ratio {ratio:.3g} within tolerance) -> {current}"
-    desired = _ceil(desired_if_out)
-    return desired, False, f"{text} -> {desired}"
+    if within:
+        return f"{text} (ratio {ratio:.3g} within tolerance) -> {desired}"
+    return f"{text} -> {desired}"
 
 
 def recommend(
@@ -93,32 +110,39 @@ def recommend(
 ) -> Recommendation:
     """The largest per-metric recommendation; never below `current` when a metric failed."""
     best = -1
-    best_text = ""
+    best_metric: Metric | None = None
+    best_value = 0.0
     best_within = False
     failed: list[str] = []
     for metric in metrics:
-        value = metric_value(values, metric.name)
-        if value is None:
+        value = values.get(metric.name)
+        if value is None or not math.isfinite(value):
             failed.append(metric.name)
             continue
-        desired, within, text = recommend_metric(metric, value, current, tolerance)
+        desired, within = recommend_metric(metric, value, current, tolerance)
         if desired > best or (desired == best and within):
-            best, best_text, best_within = desired, text, within
+            best, best_metric, best_value, best_within = desired, metric, value, within
+    best_text = describe(best_metric, best_value, current, best, best_within) if best_metric else ""
     if failed:
+        names = tuple(failed)
         missing = ",".join(failed)
         if best < 0:
             return Recommendation(
                 current,
                 R.METRICS_MISSING_NO_SCALE_DOWN,
                 f"all metrics failed ({missing}): keep {current}",
+                names,
             )
         if best < current:
             return Recommendation(
                 current,
                 R.METRICS_MISSING_NO_SCALE_DOWN,
                 f"{best_text}; {missing} failed: no scale down, keep {current}",
+                names,
             )
-        return Recommendation(best, _direction(best, current), f"{best_text}; {missing} failed")
+        return Recommendation(
+            best, _direction(best, current), f"{best_text}; {missing} failed", names
+        )
     if best < 0:  # a policy without metrics: nothing asks for change
         return Recommendation(current, R.NO_CHANGE, f"no metrics: keep {current}")
     if best_within:
