@@ -126,6 +126,10 @@ async def http_get(
     `accept_status` lets a caller take error statuses whose bodies it understands (the
     Prometheus API explains its 4xx/5xx answers in JSON)."""
     shown = redact_url(url)
+
+    def why(exc: Exception) -> str:  # httpx may quote the URL, password and all
+        return clip(str(exc).replace(url, shown))
+
     try:
         response = await client.get(url, headers=headers, auth=auth, params=params)
     except httpx.ConnectTimeout:
@@ -134,17 +138,17 @@ async def http_get(
         raise TemporarySourceError(name, f"{shown} did not answer in time (read timeout)") from None
     except httpx.ConnectError as exc:
         raise TemporarySourceError(
-            name, f"cannot connect to {shown}: {clip(str(exc)) or 'refused'}"
+            name, f"cannot connect to {shown}: {why(exc) or 'refused'}"
         ) from None
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
         raise TemporarySourceError(
-            name, f"connection to {shown} dropped while reading the answer ({clip(str(exc))})"
+            name, f"connection to {shown} dropped while reading the answer ({why(exc)})"
         ) from None
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise PermanentSourceError(name, f"invalid URL {shown!r}: {clip(str(exc))}") from None
+        raise PermanentSourceError(name, f"invalid URL {shown!r}: {why(exc)}") from None
     except httpx.HTTPError as exc:
         raise TemporarySourceError(
-            name, f"request to {shown} failed: {type(exc).__name__}: {clip(str(exc))}"
+            name, f"request to {shown} failed: {type(exc).__name__}: {why(exc)}"
         ) from None
     if response.is_success or (accept_status is not None and accept_status(response.status_code)):
         return response
