@@ -86,6 +86,8 @@ def rate_step_arrivals(trace: RateTrace, step_s: float, rng: np.random.Generator
     sel = live & ~poisson
     cv2 = cv[sel] ** 2
     out[sel] = rng.gamma(mean[sel] / cv2, cv2)
+    # A very bursty gamma draw is often a vanishing amount (1e-30 of a request): no request.
+    out[out < 1e-6] = 0.0
     return out
 
 
@@ -199,11 +201,16 @@ def run_aggregated(
                 else:
                     take = left
                     head[1] -= left
+                    if head[1] < 1e-9:  # rounding residue, not requests
+                        cohorts.popleft()
                 waits[lag] = waits.get(lag, 0.0) + take
                 left -= take
             waiting -= start
-            if not cohorts or waiting < 1e-9:
-                waiting = max(waiting, 0.0) if cohorts else 0.0
+            if waiting < 1e-9 or not cohorts:
+                # float residue: what is left in the cohorts is the rounding of `waiting`;
+                # leaving it would age forever at the head of the queue
+                waiting = 0.0
+                cohorts.clear()
             running += start
             for lo, wl, wh in offsets:
                 ring[(k + lo) % ring_len] += start * wl

@@ -75,7 +75,7 @@ def summarize(
         "wait_p50_s": _round(weighted_quantile(values, weights, 0.50)),
         "wait_p90_s": _round(weighted_quantile(values, weights, 0.90)),
         "wait_p99_s": _round(weighted_quantile(values, weights, 0.99)),
-        "wait_max_s": _round(float(values.max()) if values.size else math.nan),
+        "wait_max_s": _round(_max_wait(values, weights)),
         "slo_wait_s": slo_wait_s,
         "slo_attainment": round(met / result.requests_total, 6) if result.requests_total else 1.0,
         "scale_actions": dict(sorted(result.scale_actions.items())),
@@ -90,6 +90,14 @@ def summarize(
     if extra:
         summary.update(extra)
     return summary
+
+
+def _max_wait(values: np.ndarray, weights: np.ndarray | None) -> float:
+    """The longest wait of a whole request: aggregated amounts below a millionth of a request
+    are rounding, not requests."""
+    if weights is not None:
+        values = values[weights >= 1e-6]
+    return float(values.max()) if values.size else math.nan
 
 
 def _count(value: float) -> int | float:

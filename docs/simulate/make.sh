@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Reproduces docs/simulate/: the recommended policy against every baseline on the shared
+# traces. Run from the repository root: bash docs/simulate/make.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DATA=../shared/data/traces
+OUT=${OUT:-/tmp/autoscaler-simulate-docs}
+
+.venv/bin/autoscaler simulate \
+    --trace "$DATA/mooncake_conversation_1h.csv" \
+    --policy policies/llm-chat.yaml --baseline all \
+    --replica-hourly-usd 10 --out "$OUT/mooncake-1h"
+
+.venv/bin/autoscaler simulate \
+    --trace "$DATA/servegen_language_m_mid_14d_rate10min.csv" \
+    --sizes "$DATA/mooncake_conversation_1h.csv" --rate-scale 0.003 \
+    --policy policies/llm-chat.yaml --baseline all \
+    --replica-hourly-usd 10 --out "$OUT/servegen-14d"
+
+for run in mooncake-1h servegen-14d; do
+    cp "$OUT/$run/compare.png" "docs/simulate/$run-compare.png"
+    cp "$OUT/$run/llm-chat.png" "docs/simulate/$run-llm-chat.png"
+    cp "$OUT/$run/table.md" "docs/simulate/$run-table.md"
+    cp "$OUT/$run/summary.json" "docs/simulate/$run-summary.json"
+done
