@@ -290,9 +290,10 @@ async def test_serves_real_http_and_stops_on_cancel() -> None:
         async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
             assert (await client.get("/healthz")).status_code == 200
             text = (await client.get("/metrics")).text
-            assert 'autoscaler_decisions_total{action="scale",policy="chat",reason="scale_up"}' in (
-                text
-            )
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            [decided] = families["autoscaler_decisions"].samples
+            assert decided.labels == {"action": "scale", "policy": "chat", "reason": "scale_up"}
+            assert "process_resident_memory_bytes" in families
             response = await client.post("/policies/batch/pause", headers=bearer())
             assert response.status_code == 200
         tg.cancel_scope.cancel()

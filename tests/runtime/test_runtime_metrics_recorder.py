@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from autoscaler.runtime.control import Recorder
-from autoscaler.runtime.metrics import METRIC_NAMES, Metrics
+from autoscaler.runtime.metrics import METRIC_NAMES, Metrics, MetricsRegistry
 
 
 def sample(m: Metrics, name: str, **labels: str) -> float | None:
@@ -161,3 +161,51 @@ def test_own_registry_carries_process_metrics() -> None:
     assert "python_info" in generate_latest(m.registry).decode()
     # A registry passed in is not touched.
     assert "python_info" not in generate_latest(Metrics(CollectorRegistry()).registry).decode()
+
+
+def parsed(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    return {
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if not f.name.startswith(("process_", "python_"))
+    }
+
+
+def test_direct_text_writer_matches_prometheus_client() -> None:
+    m = Metrics()
+    m.replicas("chat", 5, 3)
+    m.decision("chat", "scale", ("scale_up", "panic"))
+    m.evaluation("chat", 0.25, 0.1)  # exactly on a bucket edge: counted in le="0.25"
+    m.evaluation("chat", 99.0, 20.0)  # above every bucket: only +Inf
+    m.scale_from_zero("batch", 61.0)
+    m.provider_request("neev", "scale", None, 0.5)
+    m.source_read('we"ird\\pol\nicy', "waiting", "prometheus", 0.01, ok=False)
+    m.leadership(True, 4)
+    registry = m.registry
+    assert isinstance(registry, MetricsRegistry)
+    fast = registry.render_text().decode()
+    generic = generate_latest(registry).decode()
+    assert parsed(fast) == parsed(generic)
+    assert "process_resident_memory_bytes" in fast
+    le = "autoscaler_evaluation_duration_seconds_bucket"
+    assert sample(m, le, policy="chat", le="0.25") == 1
+    assert sample(m, le, policy="chat", le="30.0") == 1
+    assert sample(m, le, policy="chat", le="+Inf") == 2
+
+
+def test_unlabelled_gauges_exist_from_the_start() -> None:
+    m = Metrics()
+    assert sample(m, "autoscaler_is_leader") == 0
+    assert sample(m, "autoscaler_leader_epoch") == 0
+
+
+def test_many_policies_removed_quickly() -> None:
+    m = Metrics()
+    for i in range(2000):
+        m.decision(f"p{i}", "none", ("within_tolerance",))
+        m.source_read(f"p{i}", "w", "redis", 0.01, ok=True)
+        m.replicas(f"p{i}", 1, 1)
+    for i in range(2000):
+        m.policy_removed(f"p{i}")
+    assert all(not f.series for f in m.families if f.label_names[:1] == ("policy",))
