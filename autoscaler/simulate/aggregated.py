@@ -179,7 +179,9 @@ def run_aggregated(
             )
             observation = controller.observe(status, obs_replicas, obs_ready, signals)
             decision = controller.evaluate(observation, signals, t)
-            label = deployment.apply(decision.action, decision.replicas, t)
+            label = "none"
+            if t >= settings.warmup_s:  # see RunSettings.warmup_s
+                label = deployment.apply(decision.action, decision.replicas, t)
             if label != "none":
                 actions[label] += 1
                 ready, provisioning, draining, billed_base = deployment.counts()

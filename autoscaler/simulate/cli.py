@@ -170,6 +170,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="replicas ready at the start (default: enough for the opening load)",
     )
     p.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="controllers observe but do not act for the first S seconds while the deployment "
+        "holds its opening size, so their windows start full (300)",
+    )
+    p.add_argument(
         "--max-replicas",
         type=int,
         default=None,
@@ -201,6 +209,7 @@ def _check(args: argparse.Namespace) -> str | None:
         ("--provision-seconds", args.provision_seconds),
         ("--create-seconds", args.create_seconds),
         ("--delete-seconds", args.delete_seconds),
+        ("--warmup-seconds", args.warmup_seconds),
     ):
         if not value >= 0:
             return f"{flag} must be >= 0 (got {value:g})"
@@ -274,6 +283,7 @@ def run(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             replica_hourly_usd=args.replica_hourly_usd,
             initial_replicas=args.initial_replicas,
+            warmup_s=args.warmup_seconds,
         )
         policies = _policies(args.policy)
         prepared = prepare(trace, sizes, settings)

@@ -40,6 +40,11 @@ class RunSettings:
     timing: DeploymentTiming = field(default_factory=DeploymentTiming)
     queue_timeout_s: float | None = None
     initial_replicas: int = 1  # used when the controller does not fix its own start
+    # The trace starts mid-traffic, but a controller started at t=0 has empty windows and
+    # sees an empty deployment: it would scale down at once. For `warmup_s` it observes and
+    # decides (its windows fill as in a daemon that has been running) while the deployment
+    # holds its opening size; decisions apply from then on. Costs and waits count from 0.
+    warmup_s: float = 0.0
 
 
 @dataclass
@@ -191,7 +196,9 @@ def run_requests(
             )
             observation = controller.observe(status, replicas, ready, signals)
             decision = controller.evaluate(observation, signals, now)
-            label = deployment.apply(decision.action, decision.replicas, now)
+            label = "none"
+            if now >= settings.warmup_s:
+                label = deployment.apply(decision.action, decision.replicas, now)
             if label != "none":
                 actions[label] += 1
             arrived_since_tick = 0

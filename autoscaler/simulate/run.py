@@ -67,6 +67,11 @@ class SimSettings:
     duration_s: float | None = None  # simulate only the first part of the trace
     replica_hourly_usd: float | None = 2.5
     initial_replicas: int | None = None  # None: sized for the opening load
+    warmup_s: float = 300.0  # see RunSettings.warmup_s; 300 s fills HPA's default window
+
+    def opening_s(self) -> float:
+        """The opening size covers the peak until the first decision can take effect."""
+        return self.warmup_s + self.provision_s
 
     def timing(self) -> DeploymentTiming:
         return DeploymentTiming(
@@ -141,7 +146,7 @@ def prepare(
         if len(requests) == 0:
             raise SimulationError(f"{trace.source}: the trace produces no requests")
         service = settings.service.service_s(requests.input_tokens, requests.output_tokens)
-        bound = request_bound(requests.arrival_s, service, mc, settings.provision_s)
+        bound = request_bound(requests.arrival_s, service, mc, settings.opening_s())
         load = _request_load(requests.arrival_s, service, mc)
         return Prepared(
             "request",
@@ -171,7 +176,7 @@ def prepare(
     )
     in_flight = fluid_in_flight(amounts, bins)
     needed = np.ceil(in_flight / mc - 1e-9).clip(0)
-    opening = int(needed[: max(int(settings.provision_s / step), 1)].max())
+    opening = int(needed[: max(int(settings.opening_s() / step), 1)].max())
     info["step_s"] = step
     return Prepared(
         "aggregated",
@@ -227,7 +232,9 @@ def run_one(
         start = prepared.opening_replicas
     start = max(start, controller.min_replicas, 1)
     start = min(start, max(controller.max_replicas, 1))
-    run_settings = RunSettings(settings.timing(), settings.queue_timeout_s, start)
+    run_settings = RunSettings(
+        settings.timing(), settings.queue_timeout_s, start, settings.warmup_s
+    )
     if prepared.mode == "request":
         assert prepared.requests is not None and prepared.service_s is not None
         return run_requests(
@@ -292,6 +299,7 @@ def simulate(
             "queue_timeout_s": settings.queue_timeout_s,
             "bill_from_ready": settings.bill_from_ready,
             "seed": settings.seed,
+            "warmup_s": settings.warmup_s,
             "bound_replica_seconds": round(prepared.bound_replica_seconds, 3),
             "peak_replicas": prepared.peak_replicas,
             "opening_replicas": prepared.opening_replicas,

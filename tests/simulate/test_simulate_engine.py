@@ -188,3 +188,15 @@ def test_aggregated_and_request_modes_agree_roughly_on_a_steady_load() -> None:
         settings,
     )
     assert fluid.billed_replica_seconds == pytest.approx(exact.billed_replica_seconds, rel=0.15)
+
+
+def test_warmup_holds_the_opening_size_while_the_controller_observes() -> None:
+    arrivals, service = burst_then_gap()
+    toy = ToyController(initial_replicas=None)
+    settings = RunSettings(timing(), None, initial_replicas=3, warmup_s=100.0)
+    result = run_requests(toy, arrivals, service, settings)
+    check_request_invariants(result, 2)
+    assert toy.evaluations > 100 / 5  # observed (and decided) during the warm-up
+    before = [row for row in result.timeline if row[0] < 100.0]
+    assert {(row[1], row[2], row[3]) for row in before} == {(3, 0, 3)}  # held, nothing applied
+    assert any(row[3] != 3 for row in result.timeline if row[0] >= 100.0)
