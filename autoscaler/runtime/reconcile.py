@@ -14,11 +14,17 @@ Never a second deployment: every path looks the name up first.
 
 An intent whose policy is no longer configured is resolved as `orphaned` without touching
 the provider (removing a policy never deletes its deployment).
+
+One intent is moved forward by one caller at a time: on election the daemon reconciles every
+pending intent while the policy's runner may be continuing the same one. The second caller
+waits, sees the intent resolved and does nothing (without this, both looked the deployment up,
+both saw it live, and both sent the delete or the create).
 Must not live here: the normal loop, scheduling.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,12 +39,34 @@ from autoscaler.store.base import Intent
 log = structlog.get_logger("autoscaler.reconcile")
 
 
+_intent_locks: dict[int, tuple[asyncio.Lock, int]] = {}  # intent id -> (lock, users)
+
+
 async def continue_intent(
     ctx: ActionContext, intent: Intent, policy: Policy | None, provider: Provider | None
 ) -> dict[str, Any] | None:
     """Move one pending intent forward. Returns the outcome written when it was resolved, or
     None when it must wait (deployment still terminating). Provider errors propagate and
     leave it pending."""
+    lock, users = _intent_locks.get(intent.id, (asyncio.Lock(), 0))
+    _intent_locks[intent.id] = (lock, users + 1)
+    try:
+        async with lock:
+            pending = await ctx.store.pending_intents(intent.policy)
+            if all(p.id != intent.id for p in pending):
+                return {"ok": True, "reconciled": "already_resolved"}
+            return await _continue(ctx, intent, policy, provider)
+    finally:
+        lock, users = _intent_locks[intent.id]
+        if users <= 1:
+            del _intent_locks[intent.id]
+        else:
+            _intent_locks[intent.id] = (lock, users - 1)
+
+
+async def _continue(
+    ctx: ActionContext, intent: Intent, policy: Policy | None, provider: Provider | None
+) -> dict[str, Any] | None:
     if policy is None or provider is None:
         outcome: dict[str, Any] = {"ok": False, "reconciled": "orphaned"}
         await ctx.resolve(intent, outcome)
