@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from autoscaler.runtime.control import DaemonControl, UnknownPolicyError
+from autoscaler.runtime.metrics import TEXT_CONTENT_TYPE, MetricsRegistry
 from autoscaler.secrets import Secret
 
 log = structlog.get_logger("autoscaler.http")
@@ -139,14 +140,17 @@ def create_http_app(
     """The daemon's HTTP app. `alive` (optional) reports whether the daemon's loop still
     runs; without it `/healthz` answers 200 whenever the event loop can serve a request."""
 
-    fast_text = getattr(registry, "render_text", None)  # MetricsRegistry's direct writer
+    # MetricsRegistry: snapshot on the loop, render in a worker thread (a 10,000-policy
+    # exposition takes about a second to write; evaluations must not wait for it).
+    fast = registry if isinstance(registry, MetricsRegistry) else None
 
     async def metrics(request: Request) -> Response:
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        # Our names are all classic ones, so the direct writer's 0.0.4 text is valid for any
-        # text/plain version asked for.
-        if fast_text is not None and content_type.startswith("text/plain"):
-            return Response(fast_text(), media_type=content_type)
+        accept = request.headers.get("accept", "")
+        if fast is not None and _accepts_classic_text(accept):
+            snapshot = fast.snapshot()
+            body = await anyio.to_thread.run_sync(fast.render_snapshot, snapshot)
+            return Response(body, media_type=TEXT_CONTENT_TYPE)
+        encoder, content_type = choose_encoder(accept)
         return Response(encoder(registry), media_type=content_type)
 
     async def healthz(request: Request) -> Response:
@@ -226,6 +230,12 @@ def create_http_app(
         Route("/policies/{name}/{action:str}", admin, methods=["POST"]),
     ]
     return Starlette(routes=routes)
+
+
+def _accepts_classic_text(accept: str) -> bool:
+    """Prometheus servers list text/plain (with a lower q) beside OpenMetrics: any client
+    that takes the classic format gets the fast writer."""
+    return not accept.strip() or "text/plain" in accept or "*/*" in accept
 
 
 def _client(request: Request) -> str | None:

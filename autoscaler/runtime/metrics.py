@@ -45,6 +45,8 @@ REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 Kind = Literal["gauge", "counter", "histogram"]
 Labels = tuple[str, ...]
+SeriesSnapshot = tuple[list[Labels], list[list[float]]]
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _float(value: float) -> str:
@@ -116,12 +118,21 @@ class Family:
     def sample_name(self) -> str:
         return self.name + "_total" if self.kind == "counter" else self.name
 
-    def render(self, out: list[str]) -> None:
+    def snapshot(self) -> SeriesSnapshot:
+        """The series as of now (a new series or a removal cannot disturb a render in
+        another thread). The value lists are shared: a render may see an observation made
+        meanwhile in one bucket and not yet in the count, as prometheus-client may too."""
+        # Two flat lists, not a tuple per series: no allocation storm, no GC pass.
+        return list(self.series), list(self.series.values())
+
+    def render(self, out: list[str], items: SeriesSnapshot | None = None) -> None:
         name = self.sample_name
+        keys, values_list = self.snapshot() if items is None else items
+        series = zip(keys, values_list, strict=True)  # lazy: no tuple per series kept
         out.append(f"# HELP {name} {self.help}\n# TYPE {name} {self.kind}\n")
         names = self.label_names
         if self.kind != "histogram":
-            for labels, values in self.series.items():
+            for labels, values in series:
                 if labels:
                     inner = ",".join(
                         f'{n}="{_escape(v)}"' for n, v in zip(names, labels, strict=True)
@@ -131,7 +142,7 @@ class Family:
                     out.append(f"{name} {_float(values[0])}\n")
             return
         les = [_float(b) for b in self.buckets] + ["+Inf"]
-        for labels, values in self.series.items():
+        for labels, values in series:
             inner = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, labels, strict=True))
             prefix = f"{name}_bucket{{{inner}," if inner else f"{name}_bucket{{"
             cumulative = 0.0
@@ -163,6 +174,9 @@ class Family:
                     points.append((le, cumulative))
                 family.add_metric(list(labels), points, sum_value=values[-2])
         return family
+
+
+Snapshot = list[tuple[Family, SeriesSnapshot]]
 
 
 class _FamiliesCollector:
@@ -199,9 +213,17 @@ class MetricsRegistry(CollectorRegistry):
 
     def render_text(self) -> bytes:
         """Prometheus text format 0.0.4 of everything in this registry."""
+        return self.render_snapshot(self.snapshot())
+
+    def snapshot(self) -> Snapshot:
+        """Take on the event loop thread; `render_snapshot` may then run in a worker thread,
+        so a big scrape does not stall evaluations."""
+        return [(family, family.snapshot()) for family in self.families]
+
+    def render_snapshot(self, snapshot: Snapshot) -> bytes:
         out: list[str] = []
-        for family in self.families:
-            family.render(out)
+        for family, items in snapshot:
+            family.render(out, items)
         return "".join(out).encode() + generate_latest(self.standard)
 
 

@@ -108,13 +108,30 @@ async def test_metrics_exposes_the_registry() -> None:
     assert sample.labels == {"policy": "chat"} and sample.value == 4
 
 
-async def test_metrics_openmetrics_when_asked() -> None:
-    async with make_client(FakeControl()) as client:
+async def test_metrics_openmetrics_only_when_nothing_else_is_accepted() -> None:
+    metrics = Metrics()
+    metrics.decision("chat", "scale", ("scale_up",))
+    async with make_client(FakeControl(), metrics=metrics) as client:
         response = await client.get(
             "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
         )
-    assert response.headers["content-type"].startswith("application/openmetrics-text")
-    assert response.text.endswith("# EOF\n")
+        assert response.headers["content-type"].startswith("application/openmetrics-text")
+        assert response.text.endswith("# EOF\n")
+        # What a Prometheus server sends: OpenMetrics preferred, text accepted -> the fast
+        # classic text, with the same samples.
+        prometheus_accept = (
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+            "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        )
+        text = await client.get("/metrics", headers={"Accept": prometheus_accept})
+    assert text.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    decided = {
+        (s.name, s.value)
+        for f in text_string_to_metric_families(text.text)
+        if f.name == "autoscaler_decisions"
+        for s in f.samples
+    }
+    assert decided == {("autoscaler_decisions_total", 1.0)}
 
 
 async def test_healthz_follows_the_alive_callback() -> None:
