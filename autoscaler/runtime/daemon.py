@@ -31,13 +31,20 @@ from autoscaler.providers.base import Provider
 from autoscaler.runtime.actions import ActionContext
 from autoscaler.runtime.control import Recorder, UnknownPolicyError
 from autoscaler.runtime.reconcile import reconcile_all
-from autoscaler.runtime.runner import PolicyRunner, RunnerEnv, SourceFactory, SourcePool
+from autoscaler.runtime.runner import (
+    DeploymentView,
+    PolicyRunner,
+    RunnerEnv,
+    SourceFactory,
+    SourcePool,
+)
 from autoscaler.runtime.scheduling import PolicyScheduler, start_spread
 from autoscaler.store.base import FencedError, Store
 
 log = structlog.get_logger("autoscaler.daemon")
 
 ProviderFactory = Callable[..., Provider]
+VIEW_SHARING_FROM = 50  # policies on one provider from which lookups share one list
 
 
 class LeadershipLike(Protocol):
@@ -92,6 +99,7 @@ class Daemon:
         self.leadership = leadership
         self.schedule_jobs = schedule  # False: tests drive `evaluate` themselves
         self.providers: dict[str, Provider] = {}
+        self.views: dict[str, DeploymentView] = {}
         self.runners: dict[str, PolicyRunner] = {}
         self.scheduler = PolicyScheduler()
         self.sources = SourcePool(self.source_factory)
@@ -204,11 +212,27 @@ class Daemon:
         if provider is None:
             provider = self.provider_factory(profile, on_request=self.recorder.provider_request)
             self.providers[profile.name] = provider
+            self.views[profile.name] = DeploymentView(provider)
         return provider
+
+    def _tune_views(self, policies: Sequence[Policy]) -> None:
+        """Few policies on a provider: list on every lookup (sharing concurrent ones). Many:
+        share one list for a quarter of their shortest interval (at most 5 s)."""
+        by_provider: dict[str, list[float]] = {}
+        for policy in policies:
+            by_provider.setdefault(policy.deployment.provider, []).append(policy.interval)
+        for name, view in self.views.items():
+            intervals = by_provider.get(name, [])
+            view.max_age = (
+                0.0 if len(intervals) < VIEW_SHARING_FROM else min(5.0, min(intervals) / 4)
+            )
 
     async def add_runner(self, policy: Policy) -> PolicyRunner:
         profile = self.config.providers[policy.deployment.provider]
-        runner = PolicyRunner(policy=policy, provider=self._provider(profile), env=self._env())
+        provider = self._provider(profile)
+        runner = PolicyRunner(
+            policy=policy, provider=provider, env=self._env(), view=self.views[profile.name]
+        )
         runner.attach_sources()
         await runner.load()
         self.runners[policy.name] = runner
@@ -226,6 +250,7 @@ class Daemon:
         await self.store.open()
         for policy in self._initial_policies:
             await self.add_runner(policy)
+        self._tune_views(self._initial_policies)
         if self.leadership is None and self.config.state.url.startswith(("postgres", "postgresql")):
             from autoscaler.store.leader import Leadership
 
@@ -414,6 +439,8 @@ class Daemon:
             report["removed"].append(name)
 
         old_providers = {n: self.providers.pop(n) for n in changed_profiles if n in self.providers}
+        for n in old_providers:
+            self.views.pop(n, None)
         for name, policy in wanted.items():
             existing = self.runners.get(name)
             if existing is None:
@@ -432,6 +459,7 @@ class Daemon:
                 existing.provider = self._provider(
                     self.config.providers[policy.deployment.provider]
                 )
+                existing.view = self.views[policy.deployment.provider]
                 if sources_changed:
                     await existing.detach_sources()
                     existing.attach_sources()
@@ -439,6 +467,7 @@ class Daemon:
                     self._schedule(existing, 1)
             self.recorder.dry_run(name, existing.dry_run())
             report["changed"].append(name)
+        self._tune_views(list(wanted.values()))
         for provider in old_providers.values():
             try:
                 await provider.aclose()

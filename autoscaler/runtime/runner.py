@@ -20,6 +20,8 @@ unchanged no-op decision logs at debug (one event per decision either way).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -115,6 +117,63 @@ async def _close_quietly(closable: Any) -> None:
         log.warning("close_failed", what=repr(closable), error=str(exc))
 
 
+# --- deployments ------------------------------------------------------------------------------
+
+
+class DeploymentView:
+    """One provider's deployments, listed once and shared by every policy on that provider.
+
+    Providers like NeevCloud have no lookup by name: `find` is a full (paginated) list. With
+    thousands of policies on one account, one list per evaluation would be thousands of pages
+    per second; instead one list is shared by every evaluation for `max_age` seconds, and
+    concurrent lookups share one list in flight. `max_age` 0 (few policies) still shares the
+    in-flight list. The daemon's own actions patch the view at once, and every provider write
+    path looks the name up directly again first (`actions.create`), so a stale view can delay
+    a decision by at most `max_age` but never duplicate a deployment.
+    """
+
+    def __init__(
+        self, provider: Provider, max_age: float = 0.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.provider = provider
+        self.max_age = max_age
+        self._clock = clock
+        self._by_name: dict[str, DeploymentInfo] = {}
+        self._listed_at = -math.inf
+        self._inflight: asyncio.Task[None] | None = None
+
+    async def find(self, name: str, *, fresh: bool = False) -> DeploymentInfo | None:
+        if fresh or self._clock() - self._listed_at > self.max_age:
+            await self._refresh()
+        return self._by_name.get(name)
+
+    async def _refresh(self) -> None:
+        task = self._inflight
+        if task is None or task.done():
+            task = asyncio.ensure_future(self._list())
+            self._inflight = task
+        await asyncio.shield(task)
+
+    async def _list(self) -> None:
+        started = self._clock()
+        deployments = await self.provider.list()
+        by_name: dict[str, DeploymentInfo] = {}
+        for dep in deployments:
+            # Never two with one name; a dying one beside a live one: the live one counts.
+            held = by_name.get(dep.name)
+            if held is None or held.status == "terminating":
+                by_name[dep.name] = dep
+        self._by_name = by_name
+        self._listed_at = started
+
+    def patch(self, name: str, info: DeploymentInfo | None) -> None:
+        """What our own action just did, before the next list shows it."""
+        if info is None:
+            self._by_name.pop(name, None)
+        else:
+            self._by_name[name] = info
+
+
 # --- the core, seen from here ----------------------------------------------------------------
 
 
@@ -161,6 +220,7 @@ class PolicyRunner:
     policy: Policy
     provider: Provider
     env: RunnerEnv
+    view: DeploymentView | None = None  # shared list of the provider's deployments
     state: Any = None  # core.CoreState
     pending: Intent | None = None  # an unfinished intent this runner must finish first
     created_at: float | None = None  # decision time of a create from zero, until ready
@@ -262,7 +322,7 @@ class PolicyRunner:
 
         metrics_task = asyncio.ensure_future(self._read_metrics())
         try:
-            deployment = await self.provider.find(self.policy.deployment.name)
+            deployment = await self._find()
         except ProviderError as exc:
             metrics_task.cancel()
             self._observe_failed(exc)
@@ -282,6 +342,15 @@ class PolicyRunner:
             acted_error = await self._act(decision, deployment, observation, now)
         self._record(decision, observation, now, acted_error, acting)
         self._update_watch(decision, observation, acted_error)
+
+    async def _find(self, *, fresh: bool = False) -> DeploymentInfo | None:
+        if self.view is None:
+            return await self.provider.find(self.policy.deployment.name)
+        return await self.view.find(self.policy.deployment.name, fresh=fresh)
+
+    def _patch(self, info: DeploymentInfo | None) -> None:
+        if self.view is not None:
+            self.view.patch(self.policy.deployment.name, info)
 
     async def _continue_pending(self) -> bool:
         """Move the unfinished intent on. True when it is resolved (evaluate normally)."""
@@ -356,19 +425,27 @@ class PolicyRunner:
         ctx = self.env.actions
         try:
             if decision.action == "scale" and deployment is not None:
-                await actions.scale(ctx, self.policy, self.provider, deployment, decision.replicas)
+                self._patch(
+                    await actions.scale(
+                        ctx, self.policy, self.provider, deployment, decision.replicas
+                    )
+                )
             elif decision.action == "delete" and deployment is not None:
                 await actions.delete_to_zero(ctx, self.policy, self.provider, deployment)
+                self._patch(_terminating(deployment))
             elif decision.action == "create" and deployment is not None:
                 if deployment.status != "failed":
                     raise ActionAborted(f"create asked while the deployment is {deployment.status}")
                 self.pending = await actions.begin_recreate(
                     ctx, self.policy, self.provider, deployment, max(1, decision.replicas)
                 )
+                self._patch(_terminating(deployment))
                 self.status_info.transition = "recreating"
                 self.created_at = now
             elif decision.action == "create":
-                await actions.create(ctx, self.policy, self.provider, max(1, decision.replicas))
+                self._patch(
+                    await actions.create(ctx, self.policy, self.provider, max(1, decision.replicas))
+                )
                 self.created_at = now
                 self.status_info.transition = "initializing"
             else:
@@ -467,13 +544,13 @@ class PolicyRunner:
                 if self.pending is not None:
                     await self.evaluate()
                     return
-                found = await self.provider.find(self.policy.deployment.name)
+                found = await self._find(fresh=True)
                 status = found.status if found else "absent"
                 if status != last.get("status"):
                     await self.evaluate()
                 return
             if last.get("status") in ("initializing", "terminating"):
-                found = await self.provider.find(self.policy.deployment.name)
+                found = await self._find(fresh=True)
                 if (found.status if found else "absent") != last.get("status"):
                     await self.evaluate()
                 return
@@ -525,6 +602,10 @@ class PolicyRunner:
             "last_error": self.status_info.last_error,
             "evaluations": self.status_info.evaluations,
         }
+
+
+def _terminating(deployment: DeploymentInfo) -> DeploymentInfo:
+    return dataclasses.replace(deployment, status="terminating", ready_replicas=0)
 
 
 def observe(deployment: DeploymentInfo | None, metrics: Mapping[str, float | None]) -> Observation:

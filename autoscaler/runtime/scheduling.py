@@ -107,9 +107,18 @@ class PolicyScheduler:
     ) -> None:
         self._remove(job_id)
         now = datetime.now(UTC)
+        # Each job gets its own phase on the interval grid: without it every policy added in
+        # one go fires in the same instant every interval (a thundering herd whose tail is
+        # the evaluation lag). The first run comes sooner (`first_in`), then the grid.
+        phase = timedelta(seconds=random.uniform(0.0, interval))
         self._sched().add_job(
             job,
-            IntervalTrigger(seconds=interval, jitter=jitter_for(interval), timezone=UTC),
+            IntervalTrigger(
+                seconds=interval,
+                jitter=jitter_for(interval),
+                timezone=UTC,
+                start_date=now + phase,
+            ),
             args=[name, job_id],
             id=job_id,
             name=job_id,

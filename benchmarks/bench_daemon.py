@@ -1,0 +1,274 @@
+"""Benchmark: one `autoscaler run` process with many policies at a 15 s interval.
+
+Starts the NeevCloud simulator server (`autoscaler sim-provider`, a separate process),
+pre-creates one deployment per policy, serves one shared Prometheus exposition from this
+process (every policy scrapes it: the "one gateway /metrics" layout), starts the daemon as a
+subprocess and measures over a window after the start-up spread:
+- p50 / p99 evaluation lag (actual start - due time), from the daemon's own
+  `autoscaler_evaluation_lag_seconds` histogram (the delta over the window, interpolated
+  within buckets, so the figure is bounded by bucket edges 0.1/0.25/0.5/1.0 s);
+- CPU share of the daemon process (utime+stime over the window / wall time, 1.0 = one core);
+- peak RSS of the daemon process.
+
+Usage:
+    .venv/bin/python benchmarks/bench_daemon.py --policies 1000 10000 --duration 75
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+TOKEN = "bench-token"
+SPEC = {
+    "catalog_id": "meta-llama-Llama-3.1-8B-Instruct",
+    "region": "in-west-1",
+    "gpu_config_id": "h100-80gb",
+    "gpu_count": 1,
+    "plan_id": "ondemand-h100",
+}
+EXPOSITION = (
+    "# HELP vllm:num_requests_waiting Requests waiting.\n"
+    "# TYPE vllm:num_requests_waiting gauge\n"
+    'vllm:num_requests_waiting{model_name="m"} 3\n'
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_exposition() -> tuple[ThreadingHTTPServer, int]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = EXPOSITION.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, int(server.server_address[1])
+
+
+def policy_name(i: int) -> str:
+    return f"bench-{i:05d}"
+
+
+def write_files(folder: Path, count: int, sim_port: int, metrics_port: int, http_port: int) -> Path:
+    spec = json.dumps(SPEC)
+    docs = []
+    for i in range(count):
+        docs.append(
+            f"""name: {policy_name(i)}
+deployment: {{provider: sim, name: {policy_name(i)}, create: {spec}}}
+replicas: {{min: 1, max: 3}}
+interval: 15s
+metrics:
+  - name: waiting
+    source: {{type: prometheus, url: "http://127.0.0.1:{metrics_port}/metrics",
+              metric: "vllm:num_requests_waiting", timeout: 5s}}
+    target: {{type: average_value, value: 5}}
+"""
+        )
+    (folder / "policies.yaml").write_text("---\n".join(docs))
+    (folder / "token").write_text(TOKEN)
+    config = folder / "config.yaml"
+    config.write_text(
+        f"""policies: {folder / "policies.yaml"}
+providers:
+  sim:
+    type: neevcloud
+    base_url: http://127.0.0.1:{sim_port}
+    org_id: org-b
+    project_id: prj-b
+    token: {{file: {folder / "token"}}}
+state:
+  url: sqlite:///{folder / "state.db"}
+http:
+  listen: 127.0.0.1:{http_port}
+log:
+  format: json
+  level: warning
+"""
+    )
+    return config
+
+
+async def precreate(sim_port: int, count: int) -> None:
+    url = f"http://127.0.0.1:{sim_port}/api/v1beta1/orgs/org-b/projects/prj-b/aimodels"
+    limit = asyncio.Semaphore(32)
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+
+        async def one(i: int) -> None:
+            async with limit:
+                r = await client.post(url, json={"name": policy_name(i), **SPEC}, timeout=30)
+                r.raise_for_status()
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+
+
+def wait_port(port: int, bound: float = 60) -> None:
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+BUCKET = re.compile(r'^autoscaler_evaluation_lag_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\S+)$')
+
+
+def lag_buckets(http_port: int) -> dict[float, float]:
+    text = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=30).text
+    totals: dict[float, float] = {}
+    for line in text.splitlines():
+        m = BUCKET.match(line)
+        if m:
+            le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+            totals[le] = totals.get(le, 0.0) + float(m.group(2))
+    return totals
+
+
+def quantile(before: dict[float, float], after: dict[float, float], q: float) -> tuple[float, int]:
+    edges = sorted(after)
+    counts = [after[e] - before.get(e, 0.0) for e in edges]
+    total = counts[-1] if counts else 0
+    if total <= 0:
+        return float("nan"), 0
+    rank = q * total
+    prev_edge, prev_count = 0.0, 0.0
+    for edge, cum in zip(edges, counts, strict=True):
+        if cum >= rank:
+            if edge == float("inf"):
+                return prev_edge, int(total)
+            span = cum - prev_count
+            frac = (rank - prev_count) / span if span else 1.0
+            return prev_edge + (edge - prev_edge) * frac, int(total)
+        prev_edge, prev_count = edge, cum
+    return edges[-1], int(total)
+
+
+def run_one(count: int, duration: float, warmup: float) -> dict[str, float]:
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-daemon-{count}-"))
+    sim_port, http_port = free_port(), free_port()
+    exposition, metrics_port = serve_exposition()
+    sim = subprocess.Popen(
+        [PYTHON, "-m", "autoscaler", "sim-provider", "--provider", "neevcloud",
+         "--port", str(sim_port), "--token", TOKEN, "--provision-seconds", "0"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    daemon = None
+    try:
+        wait_port(sim_port)
+        started = time.monotonic()
+        asyncio.run(precreate(sim_port, count))
+        print(f"  {count} deployments created in {time.monotonic() - started:.1f}s", flush=True)
+        config = write_files(folder, count, sim_port, metrics_port, http_port)
+        log = open(folder / "daemon.log", "wb")  # noqa: SIM115
+        daemon = subprocess.Popen(
+            [PYTHON, "-m", "autoscaler", "run", "--config", str(config), "--no-watch"],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_port(http_port, 300)
+        print(f"  daemon up after {time.monotonic() - started:.1f}s; warming up", flush=True)
+        time.sleep(warmup)
+        before = lag_buckets(http_port)
+        cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+        peak = rss_mb(daemon.pid)
+        while time.monotonic() - t0 < duration:
+            time.sleep(1)
+            peak = max(peak, rss_mb(daemon.pid))
+        cpu1, t1 = cpu_seconds(daemon.pid), time.monotonic()
+        after = lag_buckets(http_port)
+        delta = {e: after[e] - before.get(e, 0.0) for e in sorted(after)}
+        print("  lag histogram (cumulative, over the window):", delta, flush=True)
+        p99, evaluations = quantile(before, after, 0.99)
+        p50, _ = quantile(before, after, 0.50)
+        return {
+            "policies": count,
+            "window_s": round(t1 - t0, 1),
+            "evaluations": evaluations,
+            "evaluations_per_s": round(evaluations / (t1 - t0), 1),
+            "lag_p50_s": round(p50, 4),
+            "lag_p99_s": round(p99, 4),
+            "cpu_share": round((cpu1 - cpu0) / (t1 - t0), 3),
+            "rss_peak_mb": round(peak, 1),
+        }
+    finally:
+        if daemon is not None:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(60)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+        sim.terminate()
+        sim.wait(30)
+        exposition.shutdown()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--policies", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--duration", type=float, default=75.0, help="measured window, s")
+    parser.add_argument("--warmup", type=float, default=20.0, help="start-up spread to skip, s")
+    args = parser.parse_args()
+    results = []
+    for count in args.policies:
+        print(f"== {count} policies", flush=True)
+        result = run_one(count, args.duration, args.warmup)
+        print(json.dumps(result), flush=True)
+        results.append(result)
+    print("\npolicies  evals/s  lag p50  lag p99  cpu(1=core)  rss peak MB")
+    for r in results:
+        print(
+            f"{r['policies']:>8}  {r['evaluations_per_s']:>7}  {r['lag_p50_s']:>7}  "
+            f"{r['lag_p99_s']:>7}  {r['cpu_share']:>11}  {r['rss_peak_mb']:>11}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
