@@ -518,6 +518,10 @@ class Daemon:
 
     async def _change_state(self, name: str, change: Callable[[Any], Any]) -> dict[str, Any]:
         runner = self._runner(name)
+        if not self.can_act():
+            raise ValueError(
+                "this daemon is a standby (or stepping down): send admin requests to the leader"
+            )
         async with runner.lock:
             if runner.state is None:
                 await runner.load()

@@ -75,9 +75,13 @@ async def test_zero_up_down_zero_and_back(tmp_path: Path) -> None:
                 first_id = created[0]["id"]
                 await await_for(lambda: replicas() == 3, 30, "scaled to ceil(12/5)=3")
 
-                # Load rises -> up to max (4).
+                # Load rises -> up to max (4), done by the very next evaluation (at most one
+                # more may already have been running when the load arrived).
+                runner = daemon.runners["chat-e2e"]
+                before = runner.status_info.evaluations
                 r.rpush(key, *range(30))
                 await await_for(lambda: replicas() == 4, 30, "scaled up to max 4")
+                assert runner.status_info.evaluations - before <= 2
 
                 # Load ends -> down to 1, then deleted after the idle period.
                 r.delete(key)
