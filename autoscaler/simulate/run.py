@@ -27,7 +27,7 @@ from autoscaler.simulate.aggregated import (
 from autoscaler.simulate.controllers import Controller
 from autoscaler.simulate.deployment import DeploymentTiming
 from autoscaler.simulate.engine import RunResult, RunSettings, run_requests
-from autoscaler.simulate.plot import LoadSeries, plot_compare, plot_run
+from autoscaler.simulate.plot import LoadSeries, bucket_means, plot_compare, plot_run
 from autoscaler.simulate.results import (
     render_table,
     summarize,
@@ -204,10 +204,8 @@ def _request_load(arrival_s: np.ndarray, service_s: np.ndarray, mc: int) -> Load
     deltas = np.concatenate([np.ones(arrival_s.size), -np.ones(arrival_s.size)])
     order = np.lexsort((deltas, times))
     level = np.cumsum(deltas[order])
-    idx = np.clip(np.searchsorted(edges, times[order], side="right") - 1, 0, edges.size - 1)
-    peak = np.zeros(edges.size)
-    np.maximum.at(peak, idx, level)
-    return LoadSeries(edges, counts / width, np.ceil(peak / mc))
+    needed = np.ceil(level / mc)
+    return LoadSeries(edges, counts / width, bucket_means(times[order], needed, edges))
 
 
 def _fluid_load(amounts: np.ndarray, needed: np.ndarray, step: float) -> LoadSeries:
@@ -217,7 +215,7 @@ def _fluid_load(amounts: np.ndarray, needed: np.ndarray, step: float) -> LoadSer
     if n == 0:
         return LoadSeries(np.zeros(1), np.array([amounts.sum() / step]), needed[:1])
     rate = amounts[: n * per].reshape(n, per).sum(axis=1) / (per * step)
-    ideal = needed[: n * per].reshape(n, per).max(axis=1)
+    ideal = needed[: n * per].reshape(n, per).mean(axis=1)
     return LoadSeries(np.arange(n) * per * step, rate, ideal)
 
 
