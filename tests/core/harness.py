@@ -3,9 +3,10 @@
 `World` plays the provider (the next observation follows the decision, with create ->
 initializing -> ready and delete -> terminating -> absent), feeds `decide`, and `Checker`
 recomputes from its own records what product.md promises, without calling the stages:
-bounds (1), no scale-down inside the down window / cooldown / panic hold and no step beyond
-the rate policies (4), no scale-down on failed metrics (5), same inputs same output (6),
-plus a bounded, JSON round-tripping state. Schedule activity is the one thing it borrows
+bounds (1), nothing changes inside the tolerance band (2), more load never fewer replicas
+(3), no scale-down inside the down window / cooldown / panic hold and no step beyond the
+rate policies (4), no scale-down on failed metrics (5), same inputs same output (6), plus a
+bounded, JSON round-tripping state. Schedule activity is the one thing it borrows
 (`schedule.is_active`, which has its own table tests).
 """
 
@@ -141,7 +142,12 @@ class Checker:
             elif self.idle_since is None:
                 self.idle_since = now
 
+        if considered:
+            self._check_more_load(state, obs, now, decision)
         if obs.status == "ready" and considered:
+            # 2: inside the tolerance band (and the bounds) nothing changes
+            if not failed and lower <= current <= upper and self._in_band(obs):
+                assert decision.action in ("none", "delete"), decision
             if decision.action == "delete":
                 # 1: zero only with scale-to-zero on and idle for the whole period
                 assert p.scale_to_zero is not None and p.replicas.min == 0
@@ -168,6 +174,33 @@ class Checker:
             self.panic_until = now + p.behavior.panic.hold
         if obs.status == "absent" and considered:
             self.panic_until = None  # a new deployment starts without a panic
+
+    def _in_band(self, obs: Observation) -> bool:
+        tol = self.policy.behavior.tolerance
+        for m in self.policy.metrics:
+            value = max(obs.metrics.get(m.name) or 0.0, 0.0)
+            if m.target.type == "average_value":
+                ratio = value / (m.target.value * max(obs.replicas, 1))
+            else:
+                ratio = value / m.target.value
+            if ratio > 1 and ratio - 1 > tol.up + 1e-9:
+                return False
+            if ratio <= 1 and 1 - ratio > tol.down + 1e-9:
+                return False
+        return True
+
+    def _check_more_load(
+        self, state: CoreState, obs: Observation, now: float, decision: Decision
+    ) -> None:
+        """3: raising any one reading, all else equal, never gives fewer replicas."""
+        for name, value in obs.metrics.items():
+            if value is None:
+                continue
+            more = dict(obs.metrics)
+            more[name] = value * 1.5 + 1.0
+            bumped = Observation(obs.status, obs.replicas, more, obs.ready_replicas)
+            high, _ = decide(self.policy, state, bumped, now)
+            assert high.replicas >= decision.replicas, (name, decision, high)
 
     def _check_scale_down(self, current: int, d: Decision, now: float, failed: list[str]) -> None:
         down = self.policy.behavior.scale_down

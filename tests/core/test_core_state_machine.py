@@ -3,7 +3,7 @@
 A Hypothesis `RuleBasedStateMachine` plays load changes, metric failures and recoveries,
 provider status changes (failure, recovery, an outside delete), admin pause, and time moving
 in interval steps or jumping hours to days (in and out of schedule windows). `World` applies
-each decision as the provider would and `Checker` asserts invariants 1, 4, 5 and 6, a
+each decision as the provider would and `Checker` asserts invariants 1 to 6, a
 bounded JSON-round-tripping state and documented reason codes after every decision.
 """
 
