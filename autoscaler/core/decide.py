@@ -94,7 +94,10 @@ def _ready(
                     state.override,
                 )
             reasons.append(R.IDLE_PENDING)
-            parts.append(f"{text}, but {blocked}" if blocked else text)
+            if blocked:
+                idle_for = now - idle_since
+                text = f"{idle.message}: idle {idle_for:g}s, but {blocked}: no delete"
+            parts.append(text)
 
     panic_until = state.panic_until
     if panic_until is not None and panic_until <= now:

@@ -7,13 +7,20 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from autoscaler.core import reasons as R
 from autoscaler.core.clamp import bounds, clamp, cost_cap
-from autoscaler.core.schedule import crontab_day_of_week, is_active
+from autoscaler.core.schedule import (
+    crontab_day_of_week,
+    first_fire_at_or_after,
+    is_active,
+    trigger,
+)
 from autoscaler.policy.model import Cost, Schedule
 
-from .builders import policy
+from .builders import T0, policy
 
 IST = ZoneInfo("Asia/Kolkata")
 BUSINESS = Schedule("0 8 * * 1-5", 36000.0, "Asia/Kolkata", min=2)
@@ -127,3 +134,15 @@ def test_existing_deployment_never_clamped_to_zero() -> None:
     b = bounds(policy(min=0, max=5), 0.0)
     assert b.lower == 1
     assert bounds(policy(min=0, max=5), 0.0, floor_one=False).lower == 0
+
+
+@given(st.lists(st.integers(0, 30 * 86400), min_size=1, max_size=30))
+def test_fire_time_memo_returns_what_recomputing_would(offsets: list[int]) -> None:
+    """The memo is an optimisation only: any order of queries gives the uncached answer."""
+    cron, tz = "0 8 * * 1-5", "Asia/Kolkata"
+    for off in offsets:
+        start = T0 + off
+        cached = first_fire_at_or_after(cron, tz, start)
+        fresh = trigger(cron, tz).get_next_fire_time(None, datetime.fromtimestamp(start, IST))
+        assert fresh is not None and cached == fresh.timestamp()
+        assert cached >= start
