@@ -1,0 +1,466 @@
+"""Benchmark: several daemons on PostgreSQL (leader election).
+
+1. Takeover time. Two `autoscaler run` processes share one PostgreSQL database (a throwaway
+   database created on --pg-admin and dropped afterwards) and one NeevCloud simulator
+   (`autoscaler sim-provider`, its own process). The leader is SIGKILLed; the time from the
+   kill until the other daemon reports `"role": "leader"` on /status (polled every 20 ms) is
+   measured, the killed daemon is restarted as the new standby, and so on for --runs runs.
+   By design it lies between about 2/3 ttl and 4/3 ttl: the kill lands somewhere in the
+   leader's renewal period (ttl/3), the lease expires ttl after its last renewal, and the
+   standby tries every ttl/3; then the new leader reloads its policies' state before it says
+   leader.
+
+2. Policies one leader holds with the store on PostgreSQL. One daemon (leader of its own
+   database) with N policies at a 15 s interval against the simulator (one deployment per
+   policy, created beforehand; every policy reads one shared Prometheus exposition served from
+   this process). Over a window after the start-up spread: p50 / p99 evaluation lag (from the
+   daemon's own `autoscaler_evaluation_lag_seconds` histogram, interpolated within its
+   buckets), CPU share of the daemon process (1.0 = one core), peak RSS, and the evaluations
+   per second, each of which is one fenced state write to PostgreSQL.
+
+Usage:
+    .venv/bin/python benchmarks/bench_ha.py --runs 20 --ttl 3
+    .venv/bin/python benchmarks/bench_ha.py --runs 0 --policies 500 1000 2000 --duration 60
+Figures are printed, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+TOKEN = "bench-token"
+SPEC = {
+    "catalog_id": "meta-llama-Llama-3.1-8B-Instruct",
+    "region": "in-west-1",
+    "gpu_config_id": "h100-80gb",
+    "gpu_count": 1,
+    "plan_id": "ondemand-h100",
+}
+EXPOSITION = (
+    "# HELP vllm:num_requests_waiting Requests waiting.\n"
+    "# TYPE vllm:num_requests_waiting gauge\n"
+    'vllm:num_requests_waiting{model_name="m"} 3\n'
+)
+BUCKET = re.compile(r'^autoscaler_evaluation_lag_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\S+)$')
+
+
+# --- plumbing ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, bound: float = 60) -> None:
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {bound:g}s")
+
+
+def serve_exposition() -> tuple[ThreadingHTTPServer, int]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = EXPOSITION.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, int(server.server_address[1])
+
+
+async def _admin(admin_dsn: str, statement: str) -> None:
+    conn = await asyncpg.connect(admin_dsn, timeout=5)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+class Database:
+    def __init__(self, admin_dsn: str) -> None:
+        self.admin_dsn = admin_dsn
+        self.name = f"autoscaler_bench_ha_{secrets.token_hex(5)}"
+        base = admin_dsn.rsplit("/", 1)[0]
+        self.dsn = f"{base}/{self.name}"
+        asyncio.run(_admin(admin_dsn, f'CREATE DATABASE "{self.name}"'))
+
+    def drop(self) -> None:
+        asyncio.run(_admin(self.admin_dsn, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+
+
+def start_sim(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "autoscaler", "sim-provider", "--provider", "neevcloud",
+         "--port", str(port), "--token", TOKEN, "--provision-seconds", "0"],
+        cwd=REPO, stdout=(folder / "sim.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    wait_port(port)
+    return proc, port
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def policy_name(i: int) -> str:
+    return f"bench-{i:05d}"
+
+
+def write_config(
+    folder: Path,
+    *,
+    count: int,
+    sim_port: int,
+    metrics_port: int,
+    http_port: int,
+    dsn: str,
+    ttl: float,
+    interval: str,
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = json.dumps(SPEC)
+    docs = [
+        f"""name: {policy_name(i)}
+deployment: {{provider: sim, name: {policy_name(i)}, create: {spec}}}
+replicas: {{min: 1, max: 3}}
+interval: {interval}
+metrics:
+  - name: waiting
+    source: {{type: prometheus, url: "http://127.0.0.1:{metrics_port}/metrics",
+              metric: "vllm:num_requests_waiting", timeout: 5s}}
+    target: {{type: average_value, value: 5}}
+"""
+        for i in range(count)
+    ]
+    (folder / "policies.yaml").write_text("---\n".join(docs))
+    (folder / "token").write_text(TOKEN)
+    config = folder / "config.yaml"
+    config.write_text(
+        f"""policies: {folder / "policies.yaml"}
+providers:
+  sim:
+    type: neevcloud
+    base_url: http://127.0.0.1:{sim_port}
+    org_id: org-b
+    project_id: prj-b
+    token: {{file: {folder / "token"}}}
+state:
+  url: {dsn}
+  lease_ttl: {ttl}s
+http:
+  listen: 127.0.0.1:{http_port}
+log:
+  format: json
+  level: warning
+"""
+    )
+    return config
+
+
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [PYTHON, "-m", "autoscaler", "run", "--config", str(config), "--no-watch"],
+        cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def role(port: int, timeout: float = 0.5) -> str | None:
+    try:
+        r = httpx.get(f"http://127.0.0.1:{port}/status", timeout=timeout)
+    except httpx.HTTPError:
+        return None
+    if r.status_code != 200:
+        return None
+    body = r.json()
+    return str(body["role"]) if body.get("config_loaded") else None
+
+
+def until(cond: Any, what: str, bound: float = 60, poll: float = 0.02) -> Any:
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(poll)
+    raise RuntimeError(f"gave up waiting for: {what}")
+
+
+# --- 1. takeover --------------------------------------------------------------------------------
+
+
+def bench_takeover(admin_dsn: str, runs: int, ttl: float) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="bench-ha-takeover-"))
+    db = Database(admin_dsn)
+    exposition, metrics_port = serve_exposition()
+    sim, sim_port = start_sim(folder)
+    procs: list[subprocess.Popen[bytes] | None] = [None, None]
+    ports = [free_port(), free_port()]
+    configs = [
+        write_config(
+            folder / f"daemon{i}",
+            count=1,
+            sim_port=sim_port,
+            metrics_port=metrics_port,
+            http_port=ports[i],
+            dsn=db.dsn,
+            ttl=ttl,
+            interval="1s",
+        )
+        for i in range(2)
+    ]
+    times: list[float] = []
+    try:
+        for i in range(2):
+            procs[i] = start_daemon(configs[i], folder / f"daemon{i}.log")
+        for run in range(runs):
+            roles = until(
+                lambda: (r := [role(p) for p in ports]) and sorted(map(str, r)) == [
+                    "leader", "standby"
+                ] and r,
+                "one leader and one standby",
+            )  # fmt: skip
+            leader = roles.index("leader")
+            other = 1 - leader
+            proc = procs[leader]
+            assert proc is not None
+            proc.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            until(
+                lambda port=ports[other]: role(port, 0.2) == "leader",
+                "the standby leads",
+                60,
+                0.02,
+            )
+            seconds = time.monotonic() - killed
+            times.append(seconds)
+            proc.wait(10)
+            print(f"  run {run + 1:>2}: takeover {seconds:.3f}s", flush=True)
+            procs[leader] = start_daemon(configs[leader], folder / f"daemon{leader}.log")
+    finally:
+        for proc in procs:
+            if proc is not None:
+                stop(proc)
+        stop(sim)
+        exposition.shutdown()
+        db.drop()
+    ordered = sorted(times)
+    return {
+        "ttl_s": ttl,
+        "runs": len(times),
+        "p50_s": round(statistics.median(ordered), 3) if ordered else None,
+        "max_s": round(ordered[-1], 3) if ordered else None,
+        "min_s": round(ordered[0], 3) if ordered else None,
+        "design_bound_s": round(ttl + ttl / 3, 3),
+    }
+
+
+# --- 2. capacity ----------------------------------------------------------------------------
+
+
+async def precreate(sim_port: int, count: int) -> None:
+    url = f"http://127.0.0.1:{sim_port}/api/v1beta1/orgs/org-b/projects/prj-b/aimodels"
+    limit = asyncio.Semaphore(32)
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+
+        async def one(i: int) -> None:
+            async with limit:
+                r = await client.post(url, json={"name": policy_name(i), **SPEC}, timeout=30)
+                r.raise_for_status()
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def lag_buckets(http_port: int) -> dict[float, float]:
+    text = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=60).text
+    totals: dict[float, float] = {}
+    for line in text.splitlines():
+        m = BUCKET.match(line)
+        if m:
+            le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+            totals[le] = totals.get(le, 0.0) + float(m.group(2))
+    return totals
+
+
+def quantile(before: dict[float, float], after: dict[float, float], q: float) -> tuple[float, int]:
+    edges = sorted(after)
+    counts = [after[e] - before.get(e, 0.0) for e in edges]
+    total = counts[-1] if counts else 0
+    if total <= 0:
+        return float("nan"), 0
+    rank = q * total
+    prev_edge, prev_count = 0.0, 0.0
+    for edge, cum in zip(edges, counts, strict=True):
+        if cum >= rank:
+            if edge == float("inf"):
+                return prev_edge, int(total)
+            span = cum - prev_count
+            frac = (rank - prev_count) / span if span else 1.0
+            return prev_edge + (edge - prev_edge) * frac, int(total)
+        prev_edge, prev_count = edge, cum
+    return edges[-1], int(total)
+
+
+async def state_writes(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT n_tup_upd + n_tup_ins FROM pg_stat_user_tables WHERE relname = "
+                "'policy_state'"
+            )
+            or 0
+        )
+    finally:
+        await conn.close()
+
+
+def bench_capacity(
+    admin_dsn: str, count: int, duration: float, warmup: float, ttl: float
+) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-ha-capacity-{count}-"))
+    db = Database(admin_dsn)
+    exposition, metrics_port = serve_exposition()
+    sim, sim_port = start_sim(folder)
+    http_port = free_port()
+    daemon = None
+    try:
+        asyncio.run(precreate(sim_port, count))
+        config = write_config(
+            folder / "daemon", count=count, sim_port=sim_port, metrics_port=metrics_port,
+            http_port=http_port, dsn=db.dsn, ttl=ttl, interval="15s",
+        )  # fmt: skip
+        started = time.monotonic()
+        daemon = start_daemon(config, folder / "daemon.log")
+        until(lambda: role(http_port, 5) == "leader", "the daemon leads", 300, 0.2)
+        print(f"  {count} policies: leader after {time.monotonic() - started:.1f}s", flush=True)
+        time.sleep(warmup)  # the start-up spread of the first evaluations
+        before = lag_buckets(http_port)
+        writes0 = asyncio.run(state_writes(db.dsn))
+        cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+        peak = rss_mb(daemon.pid)
+        while time.monotonic() - t0 < duration:
+            time.sleep(1)
+            peak = max(peak, rss_mb(daemon.pid))
+        cpu1, t1 = cpu_seconds(daemon.pid), time.monotonic()
+        after = lag_buckets(http_port)
+        writes1 = asyncio.run(state_writes(db.dsn))
+        p99, evaluations = quantile(before, after, 0.99)
+        p50, _ = quantile(before, after, 0.50)
+        still_leader = role(http_port, 5) == "leader"
+        return {
+            "policies": count,
+            "window_s": round(t1 - t0, 1),
+            "evaluations_per_s": round(evaluations / (t1 - t0), 1),
+            "pg_state_writes_per_s": round((writes1 - writes0) / (t1 - t0), 1),
+            "lag_p50_s": round(p50, 4),
+            "lag_p99_s": round(p99, 4),
+            "cpu_share": round((cpu1 - cpu0) / (t1 - t0), 3),
+            "rss_peak_mb": round(peak, 1),
+            "leader_throughout": still_leader,
+        }
+    finally:
+        if daemon is not None:
+            stop(daemon)
+        stop(sim)
+        exposition.shutdown()
+        db.drop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--pg-admin", default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a DSN allowed to CREATE / DROP DATABASE",
+    )  # fmt: skip
+    parser.add_argument("--runs", type=int, default=20, help="takeover runs (0: skip)")
+    parser.add_argument("--ttl", type=float, default=3.0, help="lease ttl, seconds")
+    parser.add_argument("--policies", type=int, nargs="*", default=[500, 1000, 2000])
+    parser.add_argument("--duration", type=float, default=60.0, help="measured window, s")
+    parser.add_argument("--warmup", type=float, default=20.0, help="start-up spread, s")
+    args = parser.parse_args()
+
+    if args.runs > 0:
+        print(f"== takeover: 2 daemons, SIGKILL of the leader, ttl {args.ttl:g}s", flush=True)
+        result = bench_takeover(args.pg_admin, args.runs, args.ttl)
+        print(json.dumps(result), flush=True)
+        print(
+            f"takeover over {result['runs']} runs (ttl {result['ttl_s']:g}s): "
+            f"p50 {result['p50_s']}s, max {result['max_s']}s, min {result['min_s']}s "
+            f"(design bound ttl + ttl/3 = {result['design_bound_s']}s)"
+        )
+    results = []
+    for count in args.policies:
+        print(f"== capacity: one leader, {count} policies at 15s, state on PostgreSQL", flush=True)
+        result = bench_capacity(args.pg_admin, count, args.duration, args.warmup, args.ttl)
+        print(json.dumps(result), flush=True)
+        results.append(result)
+    if results:
+        print("\npolicies  evals/s  pg writes/s  lag p50  lag p99  cpu(1=core)  rss peak MB")
+        for r in results:
+            print(
+                f"{r['policies']:>8}  {r['evaluations_per_s']:>7}  {r['pg_state_writes_per_s']:>11}"
+                f"  {r['lag_p50_s']:>7}  {r['lag_p99_s']:>7}  {r['cpu_share']:>11}"
+                f"  {r['rss_peak_mb']:>11}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
