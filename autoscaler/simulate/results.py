@@ -168,7 +168,7 @@ def table_rows(runs: dict[str, Any]) -> list[list[str]]:
             "name": name,
             "mode": s["mode"],
             "billed_replica_seconds": f"{s['billed_replica_seconds'] / 3600:.1f}",
-            "cost_ratio_to_bound": _fmt(s.get("cost_ratio_to_bound"), "{:.2f}"),
+            "cost_ratio_to_bound": _fmt(s.get("cost_ratio_to_bound"), "{:.3f}"),
             "cost_usd": _fmt(s.get("cost_usd"), "{:.0f}"),
             "slo_attainment": f"{100 * s['slo_attainment']:.2f}%",
             "wait_p50_s": _fmt(s.get("wait_p50_s"), "{:.1f}"),
