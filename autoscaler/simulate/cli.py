@@ -263,9 +263,12 @@ def run(args: argparse.Namespace) -> int:
         trace = load_trace(args.trace, columns)
         sizes: RequestTrace | None = None
         if args.sizes:
+            if isinstance(trace, RequestTrace):
+                return _fail(
+                    f"--sizes applies to rate traces only; {args.trace} is a request trace "
+                    "with its own token sizes"
+                )
             sizes = load_request_trace(args.sizes)
-        elif isinstance(trace, RequestTrace):
-            sizes = None
         settings = SimSettings(
             max_concurrency=args.max_concurrency,
             service=service,

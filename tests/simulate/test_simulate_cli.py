@@ -224,6 +224,9 @@ def test_splitwise_service_model(mooncake_slice: Path, tmp_path: Path) -> None:
         (["--baseline", "hpa", "--rate-scale", "2"], "rate traces only"),
         (["--baseline", "hpa", "--service-model", "splitwise:nope:h100"], "available"),
         (["--policy", "/nonexistent.yaml"], "nonexistent.yaml"),
+        (["--baseline", "hpa", "--sizes", str(MOONCAKE)], "rate traces only"),
+        (["--baseline", "hpa", "--signal", "x"], "expected METRIC=SIGNAL"),
+        (["--baseline", "hpa", "--queue-timeout", "0"], "--queue-timeout must be > 0"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(
