@@ -90,12 +90,21 @@ def test_invariant_2_constant_load_converges_without_oscillating(
     p, [(_, readings)] = case
     world = World(p, replicas=min(max(start_replicas, 1), 12))
     counts = []
+    deleted_at = None
     now = T0
-    for _ in range(150):
+    for i in range(150):
         now += STEP
-        world.step(readings, now)
+        if world.step(readings, now).action == "delete":
+            assert deleted_at is None, "deleted twice under a constant load"
+            deleted_at = i
         counts.append(world.replicas if world.status != "absent" else 0)
-    moves = [b - a for a, b in pairwise(counts) if b != a]
+    # Going to zero is the activation metrics' call (0 <-> 1), independent of where the
+    # targets had taken the count (1 <-> N): once deleted it must stay at zero, and the
+    # counts before must not have turned around.
+    scaling = counts if deleted_at is None else counts[: deleted_at + 1]
+    if deleted_at is not None:
+        assert set(counts[deleted_at + 3 :]) <= {0}, counts
+    moves = [b - a for a, b in pairwise(scaling) if b != a]
     assert all(m > 0 for m in moves) or all(m < 0 for m in moves), counts
     assert len(set(counts[-30:])) == 1, counts  # converged
 
