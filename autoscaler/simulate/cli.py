@@ -131,6 +131,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep rate_cv as written when --rate-scale < 1 (default: thin it with the rate)",
     )
     p.add_argument(
+        "--fill-gaps",
+        action="store_true",
+        help="rate traces: read windows with rate 0 and no rate_cv as gaps in collection and "
+        "interpolate them from their neighbours",
+    )
+    p.add_argument(
         "--bill-from-ready",
         action="store_true",
         help="bill replicas from ready instead of from the call",
@@ -281,6 +287,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             rate_scale=args.rate_scale,
             keep_cv=args.keep_cv,
+            fill_gaps=args.fill_gaps,
             mode=args.mode,
             step_s=args.step_seconds,
             duration_s=args.duration,

@@ -62,6 +62,7 @@ class SimSettings:
     seed: int = 0
     rate_scale: float = 1.0
     keep_cv: bool = False  # --keep-cv: do not thin the burstiness with the rate
+    fill_gaps: bool = False  # --fill-gaps: interpolate rate-0 windows that have no cv
     mode: Mode = "auto"
     step_s: float = 1.0
     duration_s: float | None = None  # simulate only the first part of the trace
@@ -111,6 +112,9 @@ def prepare(
                 f"{trace.source} is a rate trace: give --sizes FILE (a request trace to draw "
                 "token sizes from)"
             )
+        filled = 0
+        if settings.fill_gaps:
+            trace, filled = trace.filled_gaps()
         trace = trace.scaled(settings.rate_scale, thin=not settings.keep_cv)
         if settings.duration_s is not None:
             keep = trace.window_start_s < settings.duration_s
@@ -141,6 +145,7 @@ def prepare(
     if isinstance(trace, RateTrace):
         info["rate_scale"] = settings.rate_scale
         info["rate_cv"] = "as written" if settings.keep_cv else "thinned with the rate"
+        info["gap_windows_filled"] = filled
     if mode == "request":
         requests = requests_from_rates(trace, sizes, rng) if isinstance(trace, RateTrace) else trace  # type: ignore[arg-type]
         if len(requests) == 0:

@@ -104,6 +104,23 @@ class RateTrace:
             self.window_start_s, self.window_s, self.rate_rps * factor, cv, self.source
         )
 
+    def filled_gaps(self) -> tuple[RateTrace, int]:
+        """Windows with rate 0 and no cv read as gaps in collection (not idle traffic): their
+        rate and cv are interpolated from the windows around them. Returns the trace and how
+        many windows were filled."""
+        gap = (self.rate_rps == 0) & np.isnan(self.rate_cv)
+        if not gap.any() or gap.all():
+            return self, 0
+        index = np.arange(self.rate_rps.size)
+        rate = self.rate_rps.copy()
+        rate[gap] = np.interp(index[gap], index[~gap], self.rate_rps[~gap])
+        cv = self.rate_cv.copy()
+        known = ~np.isnan(cv)
+        if known.any():
+            cv[gap] = np.interp(index[gap], index[known], self.rate_cv[known])
+        filled = RateTrace(self.window_start_s, self.window_s, rate, cv, self.source)
+        return filled, int(gap.sum())
+
     def expected_requests(self) -> float:
         return float(np.sum(self.rate_rps * self.window_s))
 

@@ -17,7 +17,14 @@ OUT=${OUT:-/tmp/autoscaler-simulate-docs}
     --policy policies/llm-chat.yaml --baseline all \
     --replica-hourly-usd 10 --out "$OUT/servegen-14d"
 
-for run in mooncake-1h servegen-14d; do
+# the same with the 84 rate-0 windows (gaps in collection, per the data README) interpolated
+.venv/bin/autoscaler simulate \
+    --trace "$DATA/servegen_language_m_mid_14d_rate10min.csv" \
+    --sizes "$DATA/mooncake_conversation_1h.csv" --rate-scale 0.003 --fill-gaps \
+    --policy policies/llm-chat.yaml --baseline all \
+    --replica-hourly-usd 10 --out "$OUT/servegen-14d-filled"
+
+for run in mooncake-1h servegen-14d servegen-14d-filled; do
     cp "$OUT/$run/compare.png" "docs/simulate/$run-compare.png"
     cp "$OUT/$run/llm-chat.png" "docs/simulate/$run-llm-chat.png"
     cp "$OUT/$run/table.md" "docs/simulate/$run-table.md"

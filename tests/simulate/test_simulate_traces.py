@@ -206,3 +206,21 @@ def test_sizes_are_drawn_from_the_sizes_trace_and_seeded(tmp_path: Path) -> None
     assert not np.array_equal(one.arrival_s[:50], other.arrival_s[:50])
     pairs = set(zip(sizes.input_tokens.tolist(), sizes.output_tokens.tolist(), strict=True))
     assert set(zip(one.input_tokens.tolist(), one.output_tokens.tolist(), strict=True)) <= pairs
+
+
+def test_fill_gaps_interpolates_rate_zero_windows_without_cv() -> None:
+    trace = RateTrace(
+        np.arange(5) * 600.0,
+        np.full(5, 600.0),
+        np.array([2.0, 0.0, 0.0, 8.0, 0.0]),
+        np.array([1.5, np.nan, np.nan, 3.0, 2.0]),  # the last window is idle, not a gap
+        "r",
+    )
+    filled, count = trace.filled_gaps()
+    assert count == 2
+    assert filled.rate_rps.tolist() == pytest.approx([2.0, 4.0, 6.0, 8.0, 0.0])
+    assert filled.rate_cv.tolist() == pytest.approx([1.5, 2.0, 2.5, 3.0, 2.0])
+    servegen = load_trace(str(SERVEGEN))
+    assert isinstance(servegen, RateTrace)
+    whole, gaps = servegen.filled_gaps()
+    assert gaps == 84 and (whole.rate_rps > 0).all()
