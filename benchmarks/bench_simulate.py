@@ -74,8 +74,10 @@ def timed(label: str, trace: object, sizes: object, settings: SimSettings) -> No
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         simulate(controllers(prepared.peak_replicas)[:1], prepared, settings, Path(out))
-        print(f"{label}: one run with every output file (CSV, timeline, PNG): "
-              f"{time.perf_counter() - t0:5.2f} s")
+        print(
+            f"{label}: one run with every output file (CSV, timeline, PNG): "
+            f"{time.perf_counter() - t0:5.2f} s"
+        )
 
 
 def main() -> None:
