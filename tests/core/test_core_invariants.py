@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -184,6 +183,5 @@ def test_invariant_6_same_inputs_same_output(
     assert run(False, cut % len(steps)) == first
 
 
-@pytest.mark.skip(reason="invariant 7 is the runtime's (crash safety needs I/O); not core")
-def test_invariant_7_no_spec_lost_no_duplicate_across_crash() -> None:
-    """Covered by the runtime and store tests: the core performs no action to crash in."""
+# Invariant 7 (no spec lost, no duplicate deployment across a crash) needs a process to
+# crash: tests/runtime/test_runtime_crash_kill.py and test_runtime_ha_kill.py test it.
