@@ -21,6 +21,7 @@
 Usage:
     .venv/bin/python benchmarks/bench_ha.py --runs 20 --ttl 3
     .venv/bin/python benchmarks/bench_ha.py --runs 0 --policies 500 1000 2000 --duration 60
+    .venv/bin/python benchmarks/bench_ha.py --runs 5 --ttl 15 --takeover-policies 2000 --policies
 Figures are printed, not asserted.
 """
 
@@ -62,6 +63,7 @@ EXPOSITION = (
     "# TYPE vllm:num_requests_waiting gauge\n"
     'vllm:num_requests_waiting{model_name="m"} 3\n'
 )
+POLICIES_PER_FILE = 250
 BUCKET = re.compile(r'^autoscaler_evaluation_lag_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\S+)$')
 
 
@@ -177,11 +179,16 @@ metrics:
 """
         for i in range(count)
     ]
-    (folder / "policies.yaml").write_text("---\n".join(docs))
+    # Several files: the loader caps the values of one file (about 2,000 policies' worth).
+    policy_dir = folder / "policies"
+    policy_dir.mkdir(exist_ok=True)
+    for start in range(0, count, POLICIES_PER_FILE):
+        chunk = docs[start : start + POLICIES_PER_FILE]
+        (policy_dir / f"policies-{start:05d}.yaml").write_text("---\n".join(chunk))
     (folder / "token").write_text(TOKEN)
     config = folder / "config.yaml"
     config.write_text(
-        f"""policies: {folder / "policies.yaml"}
+        f"""policies: {policy_dir}
 providers:
   sim:
     type: neevcloud
@@ -220,6 +227,16 @@ def role(port: int, timeout: float = 0.5) -> str | None:
     return str(body["role"]) if body.get("config_loaded") else None
 
 
+def alive(proc: subprocess.Popen[bytes]) -> bool:
+    """True while it runs; raises (pointing at its log) once it has exited."""
+    code = proc.poll()
+    if code is not None:
+        raise RuntimeError(
+            f"a daemon exited with {code}; see its log under {tempfile.gettempdir()}"
+        )
+    return True
+
+
 def until(cond: Any, what: str, bound: float = 60, poll: float = 0.02) -> Any:
     deadline = time.monotonic() + bound
     while time.monotonic() < deadline:
@@ -233,7 +250,7 @@ def until(cond: Any, what: str, bound: float = 60, poll: float = 0.02) -> Any:
 # --- 1. takeover --------------------------------------------------------------------------------
 
 
-def bench_takeover(admin_dsn: str, runs: int, ttl: float) -> dict[str, Any]:
+def bench_takeover(admin_dsn: str, runs: int, ttl: float, policies: int = 1) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="bench-ha-takeover-"))
     db = Database(admin_dsn)
     exposition, metrics_port = serve_exposition()
@@ -243,26 +260,31 @@ def bench_takeover(admin_dsn: str, runs: int, ttl: float) -> dict[str, Any]:
     configs = [
         write_config(
             folder / f"daemon{i}",
-            count=1,
+            count=policies,
             sim_port=sim_port,
             metrics_port=metrics_port,
             http_port=ports[i],
             dsn=db.dsn,
             ttl=ttl,
-            interval="1s",
+            interval="1s" if policies == 1 else "15s",
         )
         for i in range(2)
     ]
     times: list[float] = []
+    # /status lists every policy: with thousands it takes a while to answer.
+    poll_timeout = 0.2 if policies < 100 else 10.0
     try:
+        if policies > 1:
+            asyncio.run(precreate(sim_port, policies))
         for i in range(2):
             procs[i] = start_daemon(configs[i], folder / f"daemon{i}.log")
         for run in range(runs):
             roles = until(
-                lambda: (r := [role(p) for p in ports]) and sorted(map(str, r)) == [
+                lambda: (r := [role(p, poll_timeout) for p in ports]) and sorted(map(str, r)) == [
                     "leader", "standby"
                 ] and r,
                 "one leader and one standby",
+                bound=600,
             )  # fmt: skip
             leader = roles.index("leader")
             other = 1 - leader
@@ -271,9 +293,9 @@ def bench_takeover(admin_dsn: str, runs: int, ttl: float) -> dict[str, Any]:
             proc.send_signal(signal.SIGKILL)
             killed = time.monotonic()
             until(
-                lambda port=ports[other]: role(port, 0.2) == "leader",
+                lambda port=ports[other]: role(port, poll_timeout) == "leader",
                 "the standby leads",
-                60,
+                600,
                 0.02,
             )
             seconds = time.monotonic() - killed
@@ -290,6 +312,7 @@ def bench_takeover(admin_dsn: str, runs: int, ttl: float) -> dict[str, Any]:
         db.drop()
     ordered = sorted(times)
     return {
+        "policies": policies,
         "ttl_s": ttl,
         "runs": len(times),
         "p50_s": round(statistics.median(ordered), 3) if ordered else None,
@@ -388,7 +411,9 @@ def bench_capacity(
         )  # fmt: skip
         started = time.monotonic()
         daemon = start_daemon(config, folder / "daemon.log")
-        until(lambda: role(http_port, 5) == "leader", "the daemon leads", 300, 0.2)
+        until(
+            lambda: alive(daemon) and role(http_port, 5) == "leader", "the daemon leads", 300, 0.2
+        )
         print(f"  {count} policies: leader after {time.monotonic() - started:.1f}s", flush=True)
         time.sleep(warmup)  # the start-up spread of the first evaluations
         before = lag_buckets(http_port)
@@ -423,6 +448,10 @@ def bench_capacity(
         db.drop()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -431,17 +460,23 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--runs", type=int, default=20, help="takeover runs (0: skip)")
     parser.add_argument("--ttl", type=float, default=3.0, help="lease ttl, seconds")
+    parser.add_argument(
+        "--takeover-policies", type=int, default=1, help="policies the daemons hold (takeover)"
+    )
     parser.add_argument("--policies", type=int, nargs="*", default=[500, 1000, 2000])
     parser.add_argument("--duration", type=float, default=60.0, help="measured window, s")
     parser.add_argument("--warmup", type=float, default=20.0, help="start-up spread, s")
     args = parser.parse_args()
+    # SIGTERM runs the cleanup (child processes, throwaway databases) like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
 
     if args.runs > 0:
         print(f"== takeover: 2 daemons, SIGKILL of the leader, ttl {args.ttl:g}s", flush=True)
-        result = bench_takeover(args.pg_admin, args.runs, args.ttl)
+        result = bench_takeover(args.pg_admin, args.runs, args.ttl, args.takeover_policies)
         print(json.dumps(result), flush=True)
         print(
-            f"takeover over {result['runs']} runs (ttl {result['ttl_s']:g}s): "
+            f"takeover over {result['runs']} runs (ttl {result['ttl_s']:g}s, "
+            f"{result['policies']} policies): "
             f"p50 {result['p50_s']}s, max {result['max_s']}s, min {result['min_s']}s "
             f"(design bound ttl + ttl/3 = {result['design_bound_s']}s)"
         )
