@@ -97,11 +97,17 @@ metrics:
     target: {{type: average_value, value: 5}}
 """
         )
-    (folder / "policies.yaml").write_text("---\n".join(docs))
+    # Files of 1,000 policies: the loader refuses single files above 4 MB.
+    pol_dir = folder / "policies"
+    pol_dir.mkdir()
+    for start in range(0, count, 1000):
+        (pol_dir / f"part-{start // 1000:03d}.yaml").write_text(
+            "---\n".join(docs[start : start + 1000])
+        )
     (folder / "token").write_text(TOKEN)
     config = folder / "config.yaml"
     config.write_text(
-        f"""policies: {folder / "policies.yaml"}
+        f"""policies: {pol_dir}
 providers:
   sim:
     type: neevcloud
@@ -134,9 +140,11 @@ async def precreate(sim_port: int, count: int) -> None:
         await asyncio.gather(*(one(i) for i in range(count)))
 
 
-def wait_port(port: int, bound: float = 60) -> None:
+def wait_port(port: int, bound: float = 60, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + bound
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the daemon exited with {proc.returncode}; see its log")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -212,7 +220,7 @@ def run_one(count: int, duration: float, warmup: float) -> dict[str, float]:
             [PYTHON, "-m", "autoscaler", "run", "--config", str(config), "--no-watch"],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        wait_port(http_port, 300)
+        wait_port(http_port, 300, daemon)
         print(f"  daemon up after {time.monotonic() - started:.1f}s; warming up", flush=True)
         time.sleep(warmup)
         before = lag_buckets(http_port)

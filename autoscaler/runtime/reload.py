@@ -73,6 +73,7 @@ class Reloader:
         self._fingerprint: Fingerprint = {}
         self.rejected = 0
         self.applied = 0
+        self.daemon_http = daemon.config.http  # what the HTTP server was started with
 
     def _paths(self) -> list[str]:
         return watched_paths(self.config_path, self.daemon.config)
@@ -105,7 +106,18 @@ class Reloader:
                 }
                 return False
             config, policies = loaded
+            old_log = self.daemon.config.log
             report = await self.daemon.apply(config, policies)
+            if config.log != old_log:
+                from autoscaler.runtime.logs import configure_logging
+
+                configure_logging(config.log)
+            if config.http != self.daemon_http:
+                log.warning(
+                    "reload_ignored",
+                    key="http",
+                    note="a new listen address or admin token needs a restart",
+                )
             self.applied += 1
             log.info("reloaded", reason=reason, **report)
             self.daemon.last_reload = {"t": now, "reason": reason, "ok": True, **report}

@@ -53,6 +53,8 @@ class _PooledSource:
     source: Source
     refs: int = 0
     inflight: asyncio.Task[float] | None = None
+    value: float | None = None  # the last successful read ...
+    read_at: float = -math.inf  # ... and when it completed (monotonic)
 
 
 class SourcePool:
@@ -86,17 +88,23 @@ class SourcePool:
             del self._entries[key]
             await _close_quietly(entry.source)
 
-    async def read(self, key: str) -> float:
+    async def read(self, key: str, max_age: float = 0.0) -> float:
+        """A value read at most `max_age` seconds ago (0: a read that starts now, or the one
+        in flight). Only successful reads are reused; a failure is never cached."""
         entry = self._entries[key]
+        if entry.value is not None and time.monotonic() - entry.read_at <= max_age:
+            return entry.value
         task = entry.inflight
         if task is None or task.done():
-            task = asyncio.ensure_future(self._read_bounded(entry.source))
+            task = asyncio.ensure_future(self._read_bounded(entry))
             entry.inflight = task
         return await asyncio.shield(task)
 
-    async def _read_bounded(self, source: Source) -> float:
+    async def _read_bounded(self, entry: _PooledSource) -> float:
         async with self._limit:
-            return await source.read()
+            value = await entry.source.read()
+        entry.value, entry.read_at = value, time.monotonic()
+        return value
 
     def describe(self, key: str) -> str:
         entry = self._entries.get(key)
@@ -287,7 +295,7 @@ class PolicyRunner:
         started = time.perf_counter()
         source_type = key.split("(", 1)[0]
         try:
-            value: float | None = await self.env.sources.read(key)
+            value: float | None = await self.env.sources.read(key, self._source_max_age())
             ok = True
             if metric in self._source_errors:
                 del self._source_errors[metric]
@@ -308,6 +316,13 @@ class PolicyRunner:
             self.name, metric, _source_type(source_type), time.perf_counter() - started, ok
         )
         return value
+
+    def _source_max_age(self) -> float:
+        """Policies sharing one source (one gateway exposition, one queue) reuse a read made
+        within a tenth of their interval, at most 1 s: at a 15 s interval that is as fresh
+        as a Prometheus scrape, and 10,000 policies cost one request a second instead of
+        hundreds. Short test intervals (<= 0.5 s) get at most 50 ms."""
+        return min(1.0, self.policy.interval / 10)
 
     async def _evaluate(self) -> None:
         if self.state is None:
