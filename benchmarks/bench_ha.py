@@ -16,7 +16,10 @@
    this process). Over a window after the start-up spread: p50 / p99 evaluation lag (from the
    daemon's own `autoscaler_evaluation_lag_seconds` histogram, interpolated within its
    buckets), CPU share of the daemon process (1.0 = one core), peak RSS, and the evaluations
-   per second, each of which is one fenced state write to PostgreSQL.
+   per second, each of which is one fenced state write to PostgreSQL; `leader_throughout`
+   says whether it kept one lease (one epoch) over the whole window. Lease ttl: --capacity-ttl
+   (the default 15 s): the new leader reloads every policy's state inside the lease loop, so
+   with a short ttl and thousands of policies it loses the lease before it is done.
 
 Usage:
     .venv/bin/python benchmarks/bench_ha.py --runs 20 --ttl 3
@@ -237,6 +240,11 @@ def alive(proc: subprocess.Popen[bytes]) -> bool:
     return True
 
 
+def epoch(port: int) -> int | None:
+    body = httpx.get(f"http://127.0.0.1:{port}/status", timeout=30).json()
+    return int(body["epoch"]) if body.get("epoch") is not None else None
+
+
 def until(cond: Any, what: str, bound: float = 60, poll: float = 0.02) -> Any:
     deadline = time.monotonic() + bound
     while time.monotonic() < deadline:
@@ -416,6 +424,7 @@ def bench_capacity(
         )
         print(f"  {count} policies: leader after {time.monotonic() - started:.1f}s", flush=True)
         time.sleep(warmup)  # the start-up spread of the first evaluations
+        epoch0 = epoch(http_port)
         before = lag_buckets(http_port)
         writes0 = asyncio.run(state_writes(db.dsn))
         cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
@@ -428,7 +437,7 @@ def bench_capacity(
         writes1 = asyncio.run(state_writes(db.dsn))
         p99, evaluations = quantile(before, after, 0.99)
         p50, _ = quantile(before, after, 0.50)
-        still_leader = role(http_port, 5) == "leader"
+        still_leader = role(http_port, 5) == "leader" and epoch(http_port) == epoch0
         return {
             "policies": count,
             "window_s": round(t1 - t0, 1),
@@ -459,7 +468,10 @@ def main() -> int:
         help="a DSN allowed to CREATE / DROP DATABASE",
     )  # fmt: skip
     parser.add_argument("--runs", type=int, default=20, help="takeover runs (0: skip)")
-    parser.add_argument("--ttl", type=float, default=3.0, help="lease ttl, seconds")
+    parser.add_argument("--ttl", type=float, default=3.0, help="lease ttl (takeover runs), s")
+    parser.add_argument(
+        "--capacity-ttl", type=float, default=15.0, help="lease ttl (capacity runs), s"
+    )
     parser.add_argument(
         "--takeover-policies", type=int, default=1, help="policies the daemons hold (takeover)"
     )
@@ -483,7 +495,7 @@ def main() -> int:
     results = []
     for count in args.policies:
         print(f"== capacity: one leader, {count} policies at 15s, state on PostgreSQL", flush=True)
-        result = bench_capacity(args.pg_admin, count, args.duration, args.warmup, args.ttl)
+        result = bench_capacity(args.pg_admin, count, args.duration, args.warmup, args.capacity_ttl)
         print(json.dumps(result), flush=True)
         results.append(result)
     if results:
