@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 import redis
 
@@ -37,7 +38,7 @@ from tests.runtime.daemon_support import (
     start_daemon_process,
     write_config,
 )
-from tests.services import require_tcp
+from tests.services import free_port, require_tcp
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +66,7 @@ class Scenario:
         self.key = f"test:crash:{uuid.uuid4().hex}"
         self.tmp = tmp
         self.log = tmp / "daemon.log"
+        self.http_port = free_port()
         self.config = write_config(
             tmp,
             sim.url,
@@ -77,6 +79,7 @@ class Scenario:
                     cooldown=f"{COOLDOWN}s",
                 )
             },
+            http_port=self.http_port,
         )
         self.crash = crash
         self.rng = random.Random(seed)
@@ -119,6 +122,13 @@ class Scenario:
                 raise AssertionError(f"gave up waiting for: {what}; log {self.log}")
             time.sleep(0.05)
 
+    def ready(self) -> bool:
+        try:
+            r = httpx.get(f"http://127.0.0.1:{self.http_port}/readyz", timeout=1)
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200
+
     def current(self) -> list[dict[str, Any]]:
         return self.sim.current(NAME)
 
@@ -137,6 +147,9 @@ class Scenario:
             self.until(lambda: self.replicas() == 1, "recreated and ready")
             # Converged; stop cleanly (a clean stop resolves or keeps intents; none are open).
             self.kill_at = None
+            # A restart may still be starting up: stop it only once it is ready (a SIGTERM
+            # before the signal handlers exist ends the process the default way).
+            self.until(self.ready, "daemon ready before SIGTERM")
             assert self.proc is not None
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)
