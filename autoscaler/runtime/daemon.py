@@ -205,6 +205,7 @@ class Daemon:
             run_soon=self._run_soon,
             on_fenced=self._on_fenced,
             wait_ready_timeout=self._wait_ready_timeout,
+            fast_poll=lambda: self.config.zero_poll_interval,
         )
 
     def _provider(self, profile: ProviderProfile) -> Provider:

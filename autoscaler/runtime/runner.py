@@ -150,8 +150,10 @@ class DeploymentView:
         self._listed_at = -math.inf
         self._inflight: asyncio.Task[None] | None = None
 
-    async def find(self, name: str, *, fresh: bool = False) -> DeploymentInfo | None:
-        if fresh or self._clock() - self._listed_at > self.max_age:
+    async def find(self, name: str, *, max_age: float | None = None) -> DeploymentInfo | None:
+        """`max_age` tighter than the view's own (the fast watch wants fresher news)."""
+        limit = self.max_age if max_age is None else min(max_age, self.max_age)
+        if self._clock() - self._listed_at > limit:
             await self._refresh()
         return self._by_name.get(name)
 
@@ -212,6 +214,7 @@ class RunnerEnv:
     run_soon: Callable[[str], None]
     on_fenced: Callable[[FencedError], Awaitable[None]]
     wait_ready_timeout: Callable[[str], float]  # provider profile -> bound
+    fast_poll: Callable[[], float] = lambda: 2.0  # zero_poll_interval, seconds
 
 
 @dataclass
@@ -361,7 +364,10 @@ class PolicyRunner:
     async def _find(self, *, fresh: bool = False) -> DeploymentInfo | None:
         if self.view is None:
             return await self.provider.find(self.policy.deployment.name)
-        return await self.view.find(self.policy.deployment.name, fresh=fresh)
+        # Fresh (fast watch): a list younger than half the zero-poll period will do, so many
+        # policies in transition at once share one list instead of one list each.
+        max_age = self.env.fast_poll() / 2 if fresh else None
+        return await self.view.find(self.policy.deployment.name, max_age=max_age)
 
     def _patch(self, info: DeploymentInfo | None) -> None:
         if self.view is not None:
