@@ -105,7 +105,11 @@ def serve_exposition() -> tuple[ThreadingHTTPServer, int]:
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class QuietServer(ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass  # a SIGKILLed daemon resets its connections: expected here, not news
+
+    server = QuietServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, int(server.server_address[1])
