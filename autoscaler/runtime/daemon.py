@@ -117,6 +117,8 @@ class Daemon:
         self._term_epoch: int | None = None
         self._leader_scope: anyio.CancelScope | None = None
         self._leader_done = anyio.Event()
+        self._takeovers: anyio.abc.TaskGroup | None = None  # lives with the lease loop
+        self._takeover_done: anyio.Event | None = None
         self.last_reload: dict[str, Any] | None = None
         self.reconcile_results: list[dict[str, Any]] = []
 
@@ -142,20 +144,40 @@ class Daemon:
 
     async def _on_elected(self, epoch: int) -> None:
         """Leader now: forget what we believed (the previous leader changed the store), finish
-        every pending intent, then act again."""
+        every pending intent, then act again.
+
+        The lease loop awaits this callback and renews only after it, so the reload runs in a
+        task beside the loop: reloading thousands of policies inline outlasted the lease, and
+        the leader lost it and was re-elected over and over without ever acting (10,000
+        policies, 15 s ttl). Until the task is done, can_act() is false."""
         self.recorder.leadership(True, epoch)
         self._term_epoch = epoch
         self._needs_reconcile = True
+        if self._takeovers is None:
+            await self._take_over(epoch)
+            return
+        done = anyio.Event()
+        self._takeover_done = done
+        self._takeovers.start_soon(self._take_over, epoch, done)
+
+    async def _take_over(self, epoch: int, done: anyio.Event | None = None) -> None:
         try:
             for runner in list(self.runners.values()):
+                if self._term_epoch != epoch:
+                    return  # that term ended meanwhile; a newer takeover does the work
                 async with runner.lock:
                     await runner.load()
+            if self._term_epoch != epoch:
+                return
             self._fenced = False
             self._needs_reconcile = False
             await self.reconcile()
         except Exception as exc:
             self._needs_reconcile = False
             log.error("election_reconcile_failed", error=str(exc))
+        finally:
+            if done is not None:
+                done.set()
 
     async def _on_lost(self, epoch: int) -> None:
         self.recorder.leadership(False, epoch)
@@ -265,6 +287,8 @@ class Daemon:
         if self.leadership is not None and self._tg is not None:
             self._needs_reconcile = True  # no action before the first election settles
             await self._tg.start(self._lead)
+            while self._takeover_done is not None and not self._takeover_done.is_set():
+                await self._takeover_done.wait()  # (a newer term may replace the event)
             self._needs_reconcile = False
             if not self.leadership.is_leader:
                 self.recorder.leadership(False, 0)
@@ -312,8 +336,11 @@ class Daemon:
         try:
             with anyio.CancelScope() as scope:
                 self._leader_scope = scope
-                await self.leadership.run(task_status=task_status)
+                async with anyio.create_task_group() as takeovers:
+                    self._takeovers = takeovers
+                    await self.leadership.run(task_status=task_status)
         finally:
+            self._takeovers = None
             self._leader_done.set()
 
     def _schedule(self, runner: PolicyRunner, count: int) -> None:
