@@ -39,11 +39,12 @@ from autoscaler.runtime.runner import (
     SourcePool,
 )
 from autoscaler.runtime.scheduling import PolicyScheduler, start_spread
-from autoscaler.store.base import FencedError, Store
+from autoscaler.store.base import FencedError, Intent, Store
 
 log = structlog.get_logger("autoscaler.daemon")
 
 ProviderFactory = Callable[..., Provider]
+TAKEOVER_LOADS = 4  # concurrent state loads on election (the pool also serves the lease)
 VIEW_SHARING_FROM = 50  # policies on one provider from which lookups share one list
 
 
@@ -161,14 +162,22 @@ class Daemon:
         self._takeovers.start_soon(self._take_over, epoch, done)
 
     async def _take_over(self, epoch: int, done: anyio.Event | None = None) -> None:
-        try:
-            for runner in list(self.runners.values()):
-                if self._term_epoch != epoch:
-                    return  # that term ended meanwhile; a newer takeover does the work
-                async with runner.lock:
+        limiter = anyio.CapacityLimiter(TAKEOVER_LOADS)
+
+        async def reload(runner: PolicyRunner) -> None:
+            # Every runner's lock is waited for at once: a standby's evaluation holds it while
+            # it waits for a shared provider list (seconds with 10,000 deployments), and
+            # waiting for them one after another took minutes. The loads are bounded.
+            async with runner.lock, limiter:
+                if self._term_epoch == epoch:
                     await runner.load()
+
+        try:
+            async with anyio.create_task_group() as reloads:
+                for runner in list(self.runners.values()):
+                    reloads.start_soon(reload, runner)
             if self._term_epoch != epoch:
-                return
+                return  # that term ended meanwhile; a newer takeover does the work
             self._fenced = False
             self._needs_reconcile = False
             await self.reconcile()
@@ -327,8 +336,11 @@ class Daemon:
             {"intent": i.id, "policy": i.policy, "kind": i.kind, "outcome": o, "error": e}
             for i, o, e in results
         ]
+        still_open: dict[str, list[Intent]] = {}
+        for intent in await self.store.pending_intents() if self.store else []:
+            still_open.setdefault(intent.policy, []).append(intent)
         for runner in self.runners.values():  # whatever is still open, its runner finishes
-            pending = await self.store.pending_intents(runner.name) if self.store else []
+            pending = still_open.get(runner.name)
             runner.pending = min(pending, key=lambda i: i.id) if pending else None
 
     async def _lead(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
