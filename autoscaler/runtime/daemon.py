@@ -197,8 +197,9 @@ class Daemon:
             log.error("fenced", error=str(exc), note="another daemon leads; standing down")
         if self.leadership is not None:
             # The lease loop re-elects us (or not); until then can_act() is false because
-            # the lease says so. Without election a fence cannot happen (no epochs).
-            self.recorder.leadership(False, 0)
+            # the lease says so. Without election a fence cannot happen (no epochs). The
+            # epoch gauge keeps the term last held, as its help text says.
+            self.recorder.leadership(False, self._term_epoch or 0)
         else:
             self._fenced = True
 
@@ -302,6 +303,8 @@ class Daemon:
             if not self.leadership.is_leader:
                 self.recorder.leadership(False, 0)
                 log.info("standby", note="another daemon leads; evaluating without acting")
+        elif self.leadership is None:
+            self.recorder.leadership(True, 0)  # a single daemon (SQLite) always leads
         await self.reconcile()
         if self.schedule_jobs:
             self.scheduler.start()
@@ -528,10 +531,12 @@ class Daemon:
             return "leader"
         return "leader" if self.can_act() else "standby"
 
+    def leadership_status(self) -> dict[str, Any]:
+        return {"role": self.role(), "epoch": self._epoch()}
+
     def status(self) -> dict[str, Any]:
         return {
-            "role": self.role(),
-            "epoch": self._epoch(),
+            **self.leadership_status(),
             "config_loaded": self._started,
             "config_path": self.config_path,
             "dry_run": self.config.dry_run,

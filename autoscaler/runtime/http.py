@@ -163,7 +163,11 @@ def create_http_app(
             ready, problems = await control.ready()
         except Exception as exc:  # a broken check is "not ready", never a 500
             ready, problems = False, [f"readiness check failed: {type(exc).__name__}: {exc}"]
-        body = {"ready": ready, "problems": list(problems)}
+        body: dict[str, Any] = {"ready": ready, "problems": list(problems)}
+        try:
+            body.update(control.leadership_status())
+        except Exception as exc:
+            body["leadership_error"] = f"{type(exc).__name__}: {exc}"
         return json_response(body, status_code=200 if ready else 503)
 
     async def status(request: Request) -> Response:

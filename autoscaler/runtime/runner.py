@@ -375,28 +375,26 @@ class PolicyRunner:
 
     async def _continue_pending(self) -> bool:
         """Move the unfinished intent on. True when it is resolved (evaluate normally)."""
-        assert self.pending is not None
+        # A local: an election-time reconcile may clear `self.pending` while we await.
+        intent = self.pending
+        assert intent is not None
         try:
             await self.env.actions.check_leader()
-            outcome = await continue_intent(
-                self.env.actions, self.pending, self.policy, self.provider
-            )
+            outcome = await continue_intent(self.env.actions, intent, self.policy, self.provider)
         except (ProviderError, ActionAborted) as exc:
-            self.status_info.last_error = f"finishing {self.pending.kind}: {exc}"
-            log.warning(
-                "intent_retry_failed", policy=self.name, kind=self.pending.kind, error=str(exc)
-            )
+            self.status_info.last_error = f"finishing {intent.kind}: {exc}"
+            log.warning("intent_retry_failed", policy=self.name, kind=intent.kind, error=str(exc))
             if isinstance(exc, ProviderError) and self.pending is not None:
                 # continue_intent resolved it as failed when the create itself failed
                 still = await self.env.store.pending_intents(self.name)
                 self.pending = min(still, key=lambda i: i.id) if still else None
             return False
         if outcome is None:
-            self.status_info.transition = f"{self.pending.kind} in progress"
+            self.status_info.transition = f"{intent.kind} in progress"
             self.env.set_fast_watch(self.name, True)
             return False
-        log.info("intent_finished", policy=self.name, kind=self.pending.kind, outcome=outcome)
-        if self.pending.kind in ("create", "recreate") and self.created_at is None:
+        log.info("intent_finished", policy=self.name, kind=intent.kind, outcome=outcome)
+        if intent.kind in ("create", "recreate") and self.created_at is None:
             self.created_at = self.env.clock()
         self.pending = None
         self.status_info.transition = None

@@ -58,6 +58,11 @@ async def test_standby_takes_over(tmp_path: Path) -> None:
                 await tg.start(second.run)
                 roles = {first.status()["role"], second.status()["role"]}
                 assert roles == {"leader", "standby"}
+                for daemon in (first, second):  # /readyz tells the role and epoch too
+                    assert daemon.leadership_status() == {
+                        "role": daemon.status()["role"],
+                        "epoch": daemon.status()["epoch"],
+                    }
                 leader, standby = (
                     (first, second) if first.status()["role"] == "leader" else (second, first)
                 )

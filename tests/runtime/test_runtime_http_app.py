@@ -57,6 +57,9 @@ class FakeControl:
     async def ready(self) -> tuple[bool, list[str]]:
         return (not self.problems, list(self.problems))
 
+    def leadership_status(self) -> dict[str, Any]:
+        return {"role": "leader", "epoch": 3}
+
     def _get(self, policy: str) -> dict[str, Any]:
         if policy not in self.policies:
             raise UnknownPolicyError(policy)
@@ -146,11 +149,17 @@ async def test_readyz_lists_problems() -> None:
     control = FakeControl()
     async with make_client(control) as client:
         ok = await client.get("/readyz")
-        assert ok.status_code == 200 and ok.json() == {"ready": True, "problems": []}
+        assert ok.status_code == 200
+        assert ok.json() == {"ready": True, "problems": [], "role": "leader", "epoch": 3}
         control.problems = ["store not writable: disk full"]
         bad = await client.get("/readyz")
     assert bad.status_code == 503
-    assert bad.json() == {"ready": False, "problems": ["store not writable: disk full"]}
+    assert bad.json() == {
+        "ready": False,
+        "problems": ["store not writable: disk full"],
+        "role": "leader",
+        "epoch": 3,
+    }
 
 
 async def test_readyz_check_that_raises_is_not_ready() -> None:

@@ -63,7 +63,15 @@ def test_endpoints_of_a_running_daemon(tmp_path: Path) -> None:
             assert process.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
             with httpx.Client(base_url=base, timeout=5) as client:
                 assert client.get("/healthz").status_code == 200
-                assert client.get("/readyz").json() == {"ready": True, "problems": []}
+                # A single daemon on SQLite always leads; no lease, so no epoch.
+                assert client.get("/readyz").json() == {
+                    "ready": True,
+                    "problems": [],
+                    "role": "leader",
+                    "epoch": None,
+                }
+                metrics = client.get("/metrics").text
+                assert "autoscaler_is_leader 1.0" in metrics, metrics[:2000]
                 # The policy gets evaluated and its deployment created (min 1).
                 wait_for(lambda: sim.current("web-http"), 30, "deployment created")
                 wait_for(
