@@ -1,4 +1,5 @@
-"""JSON encoding shared by the store backends, and input checks common to both.
+"""JSON encoding shared by the store backends, input checks common to both, and the mapping
+of the per-policy documents (state, spec) onto their tables.
 
 Both backends store the same JSON text, so a value that round-trips through one round-trips
 through the other. NaN and infinity are refused: PostgreSQL's jsonb cannot hold them, and a
@@ -44,3 +45,37 @@ def check_kind(kind: str) -> None:
 def check_ttl(ttl: float) -> None:
     if not ttl > 0:
         raise ValueError(f"lease ttl must be positive seconds, got {ttl!r}")
+
+
+class PolicyDocuments:
+    """The per-policy JSON documents and where each lives: one table and column per kind.
+
+    A backend supplies `_load(table, column, policy)` and `_save(table, column, policy, value,
+    epoch)`; the Store protocol's state and spec methods are defined here once, so both
+    backends agree on the schema by construction.
+    """
+
+    async def _load(self, table: str, column: str, policy: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    async def _save(
+        self, table: str, column: str, policy: str, value: dict[str, Any], epoch: int | None
+    ) -> None:
+        raise NotImplementedError
+
+    async def load_state(self, policy: str) -> dict[str, Any] | None:
+        return await self._load("policy_state", "state", policy)
+
+    async def save_state(
+        self, policy: str, state: dict[str, Any], *, epoch: int | None = None
+    ) -> None:
+        await self._save("policy_state", "state", policy, state, epoch)
+
+    async def load_spec(self, policy: str) -> dict[str, Any] | None:
+        """The captured deployment spec kept across zero."""
+        return await self._load("policy_spec", "spec", policy)
+
+    async def save_spec(
+        self, policy: str, spec: dict[str, Any], *, epoch: int | None = None
+    ) -> None:
+        await self._save("policy_spec", "spec", policy, spec, epoch)

@@ -22,7 +22,14 @@ from typing import Any
 import asyncpg
 
 from autoscaler.store.base import FencedError, Intent, IntentKind, Lease, StoreError
-from autoscaler.store.codec import check_kind, check_policy, check_ttl, decode, encode
+from autoscaler.store.codec import (
+    PolicyDocuments,
+    check_kind,
+    check_policy,
+    check_ttl,
+    decode,
+    encode,
+)
 from autoscaler.store.url import redact_url
 
 # Arbitrary constant naming "autoscaler schema migration" for pg_advisory_xact_lock.
@@ -116,7 +123,7 @@ async def migrate(conn: AnyConnection, upto: int = SCHEMA_VERSION) -> int:
         return max(current, upto)
 
 
-class PostgresStore:
+class PostgresStore(PolicyDocuments):
     """The `Store` protocol over a small asyncpg pool."""
 
     def __init__(
@@ -235,23 +242,7 @@ class PostgresStore:
             return False
         return True
 
-    # ---- state and spec ----------------------------------------------------------------------
-
-    async def load_state(self, policy: str) -> dict[str, Any] | None:
-        return await self._load("policy_state", "state", policy)
-
-    async def save_state(
-        self, policy: str, state: dict[str, Any], *, epoch: int | None = None
-    ) -> None:
-        await self._save("policy_state", "state", policy, state, epoch)
-
-    async def load_spec(self, policy: str) -> dict[str, Any] | None:
-        return await self._load("policy_spec", "spec", policy)
-
-    async def save_spec(
-        self, policy: str, spec: dict[str, Any], *, epoch: int | None = None
-    ) -> None:
-        await self._save("policy_spec", "spec", policy, spec, epoch)
+    # ---- state and spec (the public methods come from PolicyDocuments) ----------------------
 
     async def _load(self, table: str, column: str, policy: str) -> dict[str, Any] | None:
         check_policy(policy)

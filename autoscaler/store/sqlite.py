@@ -25,7 +25,14 @@ from typing import Any, TypeVar, cast
 import anyio.to_thread
 
 from autoscaler.store.base import FencedError, Intent, IntentKind, Lease, StoreError
-from autoscaler.store.codec import check_kind, check_policy, check_ttl, decode, encode
+from autoscaler.store.codec import (
+    PolicyDocuments,
+    check_kind,
+    check_policy,
+    check_ttl,
+    decode,
+    encode,
+)
 
 T = TypeVar("T")
 
@@ -116,7 +123,7 @@ def migrate(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> int:
         return max(current, upto)
 
 
-class SQLiteStore:
+class SQLiteStore(PolicyDocuments):
     """The `Store` protocol over one SQLite file (or `:memory:` for tests)."""
 
     def __init__(
@@ -216,23 +223,7 @@ class SQLiteStore:
             return False
         return True
 
-    # ---- state and spec ----------------------------------------------------------------------
-
-    async def load_state(self, policy: str) -> dict[str, Any] | None:
-        return await self._load("policy_state", "state", policy)
-
-    async def save_state(
-        self, policy: str, state: dict[str, Any], *, epoch: int | None = None
-    ) -> None:
-        await self._save("policy_state", "state", policy, state, epoch)
-
-    async def load_spec(self, policy: str) -> dict[str, Any] | None:
-        return await self._load("policy_spec", "spec", policy)
-
-    async def save_spec(
-        self, policy: str, spec: dict[str, Any], *, epoch: int | None = None
-    ) -> None:
-        await self._save("policy_spec", "spec", policy, spec, epoch)
+    # ---- state and spec (the public methods come from PolicyDocuments) ----------------------
 
     async def _load(self, table: str, column: str, policy: str) -> dict[str, Any] | None:
         check_policy(policy)
