@@ -27,7 +27,7 @@ from autoscaler.simulate.signals import bind_metrics
 from autoscaler.simulate.traces import RequestTrace, load_request_trace, load_trace
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "traces"
+DATA = ROOT / "data" / "traces"
 MOONCAKE = DATA / "mooncake_conversation_1h.csv"
 SERVEGEN = DATA / "servegen_language_m_mid_14d_rate10min.csv"
 POLICY = ROOT / "policies" / "llm-chat.yaml"

@@ -27,9 +27,7 @@ from autoscaler.simulate.traces import (
     load_trace,
 )
 
-DEFAULT_PERF_MODEL = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / ("splitwise_perf_model.csv")
-)
+DEFAULT_PERF_MODEL = Path(__file__).resolve().parent / "data" / "splitwise_perf_model.csv"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

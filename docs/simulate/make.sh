@@ -3,7 +3,7 @@
 # traces. Run from the repository root: bash docs/simulate/make.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DATA=../shared/data/traces
+DATA=data/traces
 OUT=${OUT:-/tmp/autoscaler-simulate-docs}
 
 .venv/bin/autoscaler simulate \

@@ -15,7 +15,7 @@ from autoscaler.cli import main
 from autoscaler.simulate.results import timeline_integral
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data" / "traces"
+DATA = ROOT / "data" / "traces"
 MOONCAKE = DATA / "mooncake_conversation_1h.csv"
 SERVEGEN = DATA / "servegen_language_m_mid_14d_rate10min.csv"
 POLICY = ROOT / "policies" / "llm-chat.yaml"

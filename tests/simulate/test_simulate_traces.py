@@ -17,7 +17,7 @@ from autoscaler.simulate.traces import (
     requests_from_rates,
 )
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "traces"
+DATA = Path(__file__).resolve().parents[2] / "data" / "traces"
 MOONCAKE = DATA / "mooncake_conversation_1h.csv"
 SERVEGEN = DATA / "servegen_language_m_mid_14d_rate10min.csv"
 
