@@ -507,3 +507,25 @@ def test_sim_provider_refuses_a_zero_token_rate() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2 and "--token-rate" in done.stderr and "must be > 0" in done.stderr
+
+
+def test_api_faults_and_the_write_log_leave_inference_alone(served: Any) -> None:
+    """The provider API's random faults (`/_sim/faults`) do not touch inference, which has its
+    own (`/_sim/inference`), and inference calls do not fill the write log."""
+    sim, state, _clock = served("netmind")
+
+    async def scenario() -> int:
+        p, info = await deploy("netmind", sim.url)
+        route = p.inference_route(info)
+        assert route is not None
+        async with httpx.AsyncClient(headers=route.headers) as h:
+            await h.post(f"{sim.url}/_sim/faults", json={"error_rate": 1.0})
+            body = {"model": "m", "messages": CHAT, "max_tokens": 1}
+            answer = await h.post(route.base_url + "/chat/completions", json=body)
+            api = await h.get(f"{sim.url}/v1/inference-service/{info.id}")
+        await p.aclose()
+        assert api.status_code == 500  # the fault is on
+        return answer.status_code
+
+    assert asyncio.run(scenario()) == 200
+    assert [r["path"] for r in state.requests] == ["/v1/inference-service"]  # the create only
