@@ -793,6 +793,12 @@ HTTP_CONFIG = Obj(
             Str("HOST:PORT for /metrics /healthz /readyz /status and admin", check=_listen)
         ),
         "admin_token": Field(Secret("admin endpoints refuse requests without it"), nullable=True),
+        "header_timeout": Field(
+            Duration("bound on receiving a request head (slow clients are cut)", positive=True)
+        ),
+        "max_connections": Field(
+            Int("open connections at once; past it new ones get 503", ge=1, le=100_000)
+        ),
     },
     "the daemon's HTTP endpoint",
 )

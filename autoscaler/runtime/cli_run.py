@@ -10,6 +10,7 @@ unexpected error; exit 1) are logged as different events.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import sys
 from typing import Any
@@ -57,8 +58,9 @@ async def serve(
     config: DaemonConfig, policies: list[Policy], config_path: str, watch: bool = True
 ) -> int:
     """The whole service: daemon, HTTP, reload watcher, signals, sd_notify."""
+    from autoscaler.httpserver import raise_open_files_limit
     from autoscaler.runtime.daemon import Daemon
-    from autoscaler.runtime.http import create_http_app, serve_http
+    from autoscaler.runtime.http import create_http_app, serve_http, server_limits
     from autoscaler.runtime.metrics import Metrics
     from autoscaler.runtime.notify import Notifier, watchdog_loop
     from autoscaler.runtime.reload import Reloader
@@ -92,7 +94,13 @@ async def serve(
         async with anyio.create_task_group() as tg:
             tg.start_soon(handle_signals, stop, reload, name="signals")
             app = create_http_app(daemon, metrics.registry, admin_token, alive=_alive(daemon))
-            await tg.start(serve_http, app, config.http.listen, name="http")
+            raise_open_files_limit()
+            await tg.start(
+                functools.partial(serve_http, limits=server_limits(config.http)),
+                app,
+                config.http.listen,
+                name="http",
+            )
             await tg.start(daemon.run, name="daemon")
             tune_gc()
             notifier.ready(f"{len(daemon.runners)} policies")

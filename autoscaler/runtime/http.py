@@ -1,10 +1,10 @@
 """The daemon's HTTP side: `/metrics`, `/healthz`, `/readyz`, `/status` and the admin endpoints.
 
 `create_http_app` builds a Starlette app over a `DaemonControl` (the running daemon) and a
-Prometheus registry; `serve_http` runs it with uvicorn inside the daemon's task group. The
-daemon owns the process signals, so uvicorn is started without its own handlers and stops when
-its task is cancelled. Nothing here decides or acts: admin requests are forwarded to the
-control, which validates them against the policy.
+Prometheus registry; `serve_http` runs it inside the daemon's task group through
+`autoscaler.httpserver.serve_asgi` (header timeout, connection cap, body cap, rate-limited
+exhaustion logs; the daemon owns the process signals). Nothing here decides or acts: admin
+requests are forwarded to the control, which validates them against the policy.
 """
 
 from __future__ import annotations
@@ -13,14 +13,11 @@ import hmac
 import json
 import math
 import re
-import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import structlog
-import uvicorn
 from anyio.abc import TaskStatus
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -29,6 +26,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from autoscaler.httpserver import (
+    ListenAddressError,
+    ServerLimits,
+    bind_socket,
+    parse_listen,
+    serve_asgi,
+)
+from autoscaler.policy.model import HttpConfig
 from autoscaler.runtime.control import DaemonControl, UnknownPolicyError
 from autoscaler.runtime.metrics import TEXT_CONTENT_TYPE, MetricsRegistry
 from autoscaler.secrets import Secret
@@ -36,11 +41,7 @@ from autoscaler.secrets import Secret
 log = structlog.get_logger("autoscaler.http")
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
-SHUTDOWN_GRACE = 3.0  # seconds open connections get to finish when the daemon stops
-
-
-class ListenAddressError(ValueError):
-    """`http.listen` is not HOST:PORT, or the address cannot be bound."""
+ADMIN_MAX_BODY = 64 * 1024  # bytes; an override body is a few dozen
 
 
 # --- JSON helpers -------------------------------------------------------------------------
@@ -249,78 +250,34 @@ def _client(request: Request) -> str | None:
 # --- serving ------------------------------------------------------------------------------
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """("host", port) from `HOST:PORT` or `[IPv6]:PORT`; ListenAddressError otherwise."""
-    text = listen.strip()
-    if text.startswith("["):
-        host, sep, port_text = text[1:].partition("]:")
-    else:
-        host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ListenAddressError(
-            f"http.listen: {listen!r} must be HOST:PORT (e.g. {DEFAULT_LISTEN} or [::1]:9464)"
-        )
-    return host, int(port_text)
-
-
-def bind_socket(listen: str) -> socket.socket:
-    host, port = parse_listen(listen)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise ListenAddressError(f"http.listen: cannot resolve {host!r}: {exc}") from exc
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        raise ListenAddressError(f"http.listen: cannot listen on {listen!r}: {exc}") from exc
-    sock.setblocking(False)
-    return sock
-
-
-class _ServerWithoutSignals(uvicorn.Server):
-    """uvicorn would take SIGINT/SIGTERM for itself; the daemon owns them."""
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+def server_limits(config: HttpConfig) -> ServerLimits:
+    """The daemon's HTTP limits from `http:` (bodies are capped per route: admin only)."""
+    return ServerLimits(
+        header_timeout=config.header_timeout,
+        max_connections=config.max_connections,
+        max_body=ADMIN_MAX_BODY,
+    )
 
 
 async def serve_http(
     app: Any,
     listen: str,
     *,
+    limits: ServerLimits | None = None,
     task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `app` on `listen` until cancelled. `task_status.started((host, port))` is called
-    once the socket is bound (port 0 picks a free port). Raises ListenAddressError when the
-    address is malformed or taken. Needs the asyncio backend (uvicorn)."""
-    sock = bind_socket(listen)
-    bound = sock.getsockname()
-    config = uvicorn.Config(
-        app,
-        lifespan="off",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(SHUTDOWN_GRACE),
+    """Serve the daemon's app on `listen` until cancelled (see `autoscaler.httpserver`)."""
+    await serve_asgi(
+        app, listen, limits=limits or ServerLimits(), name="daemon", task_status=task_status
     )
-    config.load()
-    server = _ServerWithoutSignals(config)
-    server.lifespan = config.lifespan_class(config)
-    try:
-        await server.startup(sockets=[sock])
-        log.info("http_listening", address=f"{bound[0]}:{bound[1]}")
-        task_status.started((str(bound[0]), int(bound[1])))
-        await server.main_loop()
-    finally:
-        # Cancelled (daemon stopping) or main_loop ended: close the listener and give open
-        # connections a bounded moment, shielded so the cancellation cannot cut it short.
-        with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_GRACE + 1):
-            server.should_exit = True
-            if getattr(server, "started", False):
-                await server.shutdown(sockets=[sock])
-        sock.close()
+
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "ListenAddressError",
+    "bind_socket",
+    "create_http_app",
+    "parse_listen",
+    "serve_http",
+    "server_limits",
+]
