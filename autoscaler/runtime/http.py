@@ -27,6 +27,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from autoscaler.httpserver import (
+    BodyTooLarge,
+    EventLimiter,
     ListenAddressError,
     ServerLimits,
     bind_socket,
@@ -42,6 +44,7 @@ log = structlog.get_logger("autoscaler.http")
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 ADMIN_MAX_BODY = 64 * 1024  # bytes; an override body is a few dozen
+REFUSAL_LOG_INTERVAL = 10.0  # seconds between two log lines about refused admin requests
 
 
 # --- JSON helpers -------------------------------------------------------------------------
@@ -63,10 +66,6 @@ def _json_safe(value: Any) -> Any:
 def json_response(content: Any, status_code: int = 200) -> Response:
     body = json.dumps(_json_safe(content), separators=(",", ":"), sort_keys=False)
     return Response(body + "\n", status_code=status_code, media_type="application/json")
-
-
-def _error(status_code: int, message: str, **extra: Any) -> Response:
-    return json_response({"error": message, **extra}, status_code=status_code)
 
 
 # --- override body ------------------------------------------------------------------------
@@ -174,9 +173,30 @@ def create_http_app(
     async def status(request: Request) -> Response:
         return json_response(control.status())
 
+    refusals = EventLimiter(REFUSAL_LOG_INTERVAL)
+
+    def refused(request: Request, status_code: int, message: str, **headers: str) -> Response:
+        """A refused admin request: logged at most once per interval per status (with the
+        count not logged), never with what the client presented."""
+        refusals.warning(
+            "admin_refused",
+            key=f"admin_refused:{status_code}",
+            status=status_code,
+            path=request.url.path,
+            client=_client(request),
+            error=message,
+        )
+        return Response(
+            json.dumps({"error": message}) + "\n",
+            status_code=status_code,
+            media_type="application/json",
+            headers=headers or None,
+        )
+
     def refuse_unauthorized(request: Request) -> Response | None:
         if admin_token is None:
-            return _error(
+            return refused(
+                request,
                 403,
                 "admin endpoints are disabled: set http.admin_token in the daemon config",
             )
@@ -186,21 +206,18 @@ def create_http_app(
         # Always run the comparison, so the time taken does not tell what was wrong.
         ok = hmac.compare_digest(presented.strip().encode(), expected)
         if scheme.lower() != "bearer" or not ok:
-            log.warning(
-                "admin_refused", path=request.url.path, client=_client(request), reason="token"
-            )
-            return Response(
-                json.dumps({"error": "missing or wrong bearer token"}) + "\n",
-                status_code=401,
-                media_type="application/json",
-                headers={"WWW-Authenticate": 'Bearer realm="autoscaler"'},
+            return refused(
+                request,
+                401,
+                "missing or wrong bearer token",
+                **{"WWW-Authenticate": 'Bearer realm="autoscaler"'},
             )
         return None
 
     async def admin(request: Request) -> Response:
-        refused = refuse_unauthorized(request)
-        if refused is not None:
-            return refused
+        refusal = refuse_unauthorized(request)
+        if refusal is not None:
+            return refusal
         policy = request.path_params["name"]
         action = request.path_params["action"]
         try:
@@ -210,20 +227,24 @@ def create_http_app(
                 result = await control.resume(policy)
             elif action == "override":
                 try:
-                    body = await request.json()
+                    raw = await read_capped(request, ADMIN_MAX_BODY)
+                except BodyTooLarge:
+                    return refused(request, 413, f"body: larger than {ADMIN_MAX_BODY} bytes")
+                try:
+                    body = json.loads(raw)
                 except (json.JSONDecodeError, UnicodeDecodeError):
-                    return _error(400, "body: not valid JSON")
+                    return refused(request, 400, "body: not valid JSON")
                 try:
                     replicas, duration = parse_override(body)
                 except ValueError as exc:
-                    return _error(400, str(exc))
+                    return refused(request, 400, str(exc))
                 result = await control.override(policy, replicas, duration)
             else:
-                return _error(404, f"unknown admin action {action!r}")
+                return refused(request, 404, f"unknown admin action {action!r}")
         except UnknownPolicyError:
-            return _error(404, f"unknown policy {policy!r}")
+            return refused(request, 404, f"unknown policy {policy!r}")
         except ValueError as exc:
-            return _error(400, str(exc))
+            return refused(request, 400, str(exc))
         log.info("admin_action", policy=policy, action=action, client=_client(request))
         return json_response(result)
 
@@ -235,6 +256,22 @@ def create_http_app(
         Route("/policies/{name}/{action:str}", admin, methods=["POST"]),
     ]
     return Starlette(routes=routes)
+
+
+async def read_capped(request: Request, limit: int) -> bytes:
+    """The request body, read as it streams; BodyTooLarge as soon as it passes `limit` bytes
+    (a declared Content-Length past it is refused before anything is read)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _accepts_classic_text(accept: str) -> bool:
@@ -273,6 +310,7 @@ async def serve_http(
 
 
 __all__ = [
+    "ADMIN_MAX_BODY",
     "DEFAULT_LISTEN",
     "ListenAddressError",
     "bind_socket",
