@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import anyio
 import httpx
+import structlog
 
 from autoscaler.providers.base import (
     ConflictError,
@@ -31,6 +32,8 @@ from autoscaler.providers.base import (
     UnauthorizedError,
 )
 from autoscaler.secrets import Secret
+
+log = structlog.get_logger("autoscaler.providers")
 
 OnRequest = Callable[[str, str, int | None, float], None]
 """`on_request(provider, operation, status_or_None, seconds)`: one call per HTTP attempt."""
@@ -92,16 +95,34 @@ class Auth(Protocol):
 
 
 class StaticToken:
-    """A bearer token given directly (the NeevCloud `access_token`, a NetMind or Nebius key)."""
+    """A bearer token given directly (the NeevCloud `access_token`, a NetMind or Nebius key).
+    With `reread` (resolving the profile's reference again), a refused token is read again
+    once: a token rotated in its file or variable is picked up at the first 401."""
 
-    def __init__(self, token: Secret):
+    def __init__(self, token: Secret, reread: Callable[[], Secret | None] | None = None):
         self._token = token
+        self._reread = reread
 
     async def headers(self, http: ProviderHttp) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token.reveal()}"}
 
     async def refresh(self, http: ProviderHttp, stale: dict[str, str]) -> bool:
-        return False
+        if self._reread is None:
+            return False
+        try:
+            fresh = self._reread()
+        except Exception:  # unreadable now: the 401 stands, the reload path reports it
+            return False
+        if fresh is None or fresh == self._token:
+            return False
+        self._token = fresh
+        log.info(
+            "credentials_changed",
+            changed=[f"providers.{http.provider}.token"],
+            ref=fresh.origin,
+            how="re-read after the provider refused the one in use",
+        )
+        return True
 
     def secrets(self) -> list[Secret]:
         return [self._token]
@@ -155,6 +176,10 @@ class LoginToken:
 
     def secrets(self) -> list[Secret]:
         return [s for s in (self._token, self._password, self._username) if s is not None]
+
+    def credentials(self) -> dict[str, Secret]:
+        """The console credentials (not the access token), to tell whether they changed."""
+        return {"username": self._username, "password": self._password}
 
     def __repr__(self) -> str:
         return f"LoginToken(url={self.url!r}, logins={self.logins})"

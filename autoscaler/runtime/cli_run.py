@@ -60,7 +60,12 @@ async def serve(
     """The whole service: daemon, HTTP, reload watcher, signals, sd_notify."""
     from autoscaler.httpserver import raise_open_files_limit
     from autoscaler.runtime.daemon import Daemon
-    from autoscaler.runtime.http import create_http_app, serve_http, server_limits
+    from autoscaler.runtime.http import (
+        check_admin_token,
+        create_http_app,
+        serve_http,
+        server_limits,
+    )
     from autoscaler.runtime.metrics import Metrics
     from autoscaler.runtime.notify import Notifier, watchdog_loop
     from autoscaler.runtime.reload import Reloader
@@ -68,7 +73,7 @@ async def serve(
     from autoscaler.secrets import SecretError, resolve
 
     try:
-        admin_token = resolve(config.http.admin_token)
+        admin_token = check_admin_token(resolve(config.http.admin_token))
     except SecretError as exc:
         print(f"{config.source_file}: http.admin_token: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -76,6 +81,7 @@ async def serve(
     notifier = Notifier()
     daemon = Daemon(config, policies, config_path=config_path, recorder=metrics)
     reloader = Reloader(daemon, config_path)
+    reloader.admin_token = admin_token
     stopped_by: list[str] = []
 
     def stop(reason: str) -> None:
@@ -93,7 +99,9 @@ async def serve(
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(handle_signals, stop, reload, name="signals")
-            app = create_http_app(daemon, metrics.registry, admin_token, alive=_alive(daemon))
+            app = create_http_app(
+                daemon, metrics.registry, lambda: reloader.admin_token, alive=_alive(daemon)
+            )
             raise_open_files_limit()
             await tg.start(
                 functools.partial(serve_http, limits=server_limits(config.http)),

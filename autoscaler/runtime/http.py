@@ -38,12 +38,13 @@ from autoscaler.httpserver import (
 from autoscaler.policy.model import HttpConfig
 from autoscaler.runtime.control import DaemonControl, UnknownPolicyError
 from autoscaler.runtime.metrics import TEXT_CONTENT_TYPE, MetricsRegistry
-from autoscaler.secrets import Secret
+from autoscaler.secrets import Secret, SecretError
 
 log = structlog.get_logger("autoscaler.http")
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 ADMIN_MAX_BODY = 64 * 1024  # bytes; an override body is a few dozen
+MIN_ADMIN_TOKEN = 16  # characters; shorter (or empty) tokens stop the daemon at start
 REFUSAL_LOG_INTERVAL = 10.0  # seconds between two log lines about refused admin requests
 
 
@@ -130,15 +131,34 @@ def parse_override(body: Any) -> tuple[int, float]:
 # --- the app ------------------------------------------------------------------------------
 
 
+def check_admin_token(token: Secret | None) -> Secret | None:
+    """The token when it is long enough to guard the admin endpoints; SecretError naming
+    where it came from (never its value) when it is empty, blank or shorter than
+    MIN_ADMIN_TOKEN characters (after `resolve` stripped surrounding whitespace)."""
+    if token is None:
+        return None
+    value = token.reveal()
+    if len(value) < MIN_ADMIN_TOKEN:
+        what = "is empty" if not value else f"has {len(value)} characters"
+        raise SecretError(
+            f"the admin token from {token.origin} {what}; it must have at least "
+            f"{MIN_ADMIN_TOKEN} characters (e.g. `openssl rand -hex 24`)"
+        )
+    return token
+
+
 def create_http_app(
     control: DaemonControl,
     registry: CollectorRegistry,
-    admin_token: Secret | None,
+    admin_token: Secret | Callable[[], Secret | None] | None,
     *,
     alive: Callable[[], bool] | None = None,
 ) -> Starlette:
     """The daemon's HTTP app. `alive` (optional) reports whether the daemon's loop still
-    runs; without it `/healthz` answers 200 whenever the event loop can serve a request."""
+    runs; without it `/healthz` answers 200 whenever the event loop can serve a request.
+    `admin_token` may be a callable: it is asked on each admin request (a token rotated on
+    reload takes effect at once)."""
+    current_token = admin_token if callable(admin_token) else (lambda: admin_token)
 
     # MetricsRegistry: snapshot on the loop, render in a worker thread (a 10,000-policy
     # exposition takes about a second to write; evaluations must not wait for it).
@@ -194,7 +214,8 @@ def create_http_app(
         )
 
     def refuse_unauthorized(request: Request) -> Response | None:
-        if admin_token is None:
+        admin_token = current_token()
+        if admin_token is None or not admin_token.reveal():
             return refused(
                 request,
                 403,
@@ -314,6 +335,7 @@ __all__ = [
     "DEFAULT_LISTEN",
     "ListenAddressError",
     "bind_socket",
+    "check_admin_token",
     "create_http_app",
     "parse_listen",
     "serve_http",
