@@ -90,6 +90,8 @@ def build_provider(
         auth=_auth(profile),
         on_request=on_request,
         transport=transport,
+        clock=clock,
+        rate_limit_per_operation=cls.rate_limit_per_operation,
     )
     return cls(profile, http, retry=retry, sleep=sleep, clock=clock, rng=rng)
 
