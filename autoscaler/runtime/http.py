@@ -188,6 +188,11 @@ def create_http_app(
             body.update(control.leadership_status())
         except Exception as exc:
             body["leadership_error"] = f"{type(exc).__name__}: {exc}"
+        unauthorized = getattr(control, "unauthorized", None)  # optional on a control
+        if callable(unauthorized):
+            refused = unauthorized()
+            if refused:
+                body["unauthorized"] = refused
         return json_response(body, status_code=200 if ready else 503)
 
     async def status(request: Request) -> Response:
