@@ -769,6 +769,15 @@ def _listen(text: str) -> None:
         raise ValueError(f'must be HOST:PORT like "127.0.0.1:9464", got {quote(text)}')
 
 
+def _state_url(text: str) -> None:
+    from autoscaler.store.url import parse_store_url
+
+    try:
+        parse_store_url(text)
+    except ValueError as exc:  # its message names the URL (password redacted) and the forms
+        raise ValueError(str(exc).removeprefix("state.url ")) from None
+
+
 STATE = Obj(
     m.StateConfig,
     {
@@ -777,6 +786,7 @@ STATE = Obj(
                 "sqlite:///PATH (embedded) or postgresql://user@host/db (several daemons)",
                 pattern=r"(sqlite|postgresql|postgres)://.*",
                 pattern_text="a sqlite:// or postgresql:// URL",
+                check=_state_url,
             )
         ),
         "lease_ttl": Field(

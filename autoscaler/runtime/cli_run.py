@@ -119,12 +119,31 @@ async def serve(
             await _wait_stopped(daemon)
             tg.cancel_scope.cancel()
     except Exception as exc:
+        refused = _store_open_error(exc)
+        if refused is not None:  # a config problem, not a crash: one line, exit 2
+            print(f"{config.source_file or config_path}: {refused}", file=sys.stderr)
+            notifier.close()
+            return EXIT_CONFIG
         log.critical("crashed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
         notifier.close()
         return EXIT_CRASHED
     log.info("stopped", reason=stopped_by[0] if stopped_by else "requested")
     notifier.close()
     return 0
+
+
+def _store_open_error(exc: BaseException) -> str | None:
+    """The StoreOpenError message inside `exc` (task groups wrap it), or None."""
+    from autoscaler.store.opening import StoreOpenError
+
+    if isinstance(exc, StoreOpenError):
+        return str(exc)
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _store_open_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 GC_GEN0_THRESHOLD = 50_000

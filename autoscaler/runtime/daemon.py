@@ -280,7 +280,9 @@ class Daemon:
             from autoscaler.store import open_store
 
             self.store = open_store(self.config.state.url)
-        await self.store.open()
+        from autoscaler.store.opening import open_checked
+
+        await open_checked(self.store, self.config.state.url)  # StoreOpenError: one line
         for policy in self._initial_policies:
             await self.add_runner(policy)
         self._tune_views(self._initial_policies)
