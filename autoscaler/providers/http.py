@@ -45,6 +45,8 @@ CONFLICT_CODES = frozenset({"already_exists", "conflict", "duplicate_name"})
 """Error codes that mean "a duplicate" even when sent with 400 (NeevCloud's deploy has no 409)."""
 MAX_MESSAGE = 300  # characters of a provider's error text kept in our messages
 MAX_RESPONSE_BODY = 4 * 1024 * 1024  # bytes of one provider answer read at most
+GATED = "rate_limited_locally"
+"""`.code` of a RateLimitedError raised by the gate itself: nothing was sent."""
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
@@ -324,7 +326,7 @@ class ProviderHttp:
                 f"next call in {left:.0f}s",
                 retry_after=left,
                 status_code=429,
-                code="rate_limited_locally",
+                code=GATED,
             )
         try:
             response = await self._send(where, operation, method, url, json, params, headers)

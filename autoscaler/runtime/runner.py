@@ -33,6 +33,7 @@ from autoscaler import core
 from autoscaler.core.types import Decision, Observation
 from autoscaler.policy.model import MetricSource, Policy
 from autoscaler.providers.base import DeploymentInfo, Provider, ProviderError
+from autoscaler.providers.http import GATED
 from autoscaler.runtime import actions
 from autoscaler.runtime.actions import ActionAborted, ActionContext
 from autoscaler.runtime.control import Recorder
@@ -411,7 +412,10 @@ class PolicyRunner:
 
     def _observe_failed(self, exc: ProviderError) -> None:
         self.status_info.last_error = f"reading deployment: {exc}"
-        log.warning(
+        # While the provider's Retry-After runs, every evaluation is refused locally: the 429
+        # itself was logged, its repeats would be one line per interval.
+        emit = log.debug if exc.code == GATED else log.warning
+        emit(
             "deployment_read_failed",
             policy=self.name,
             provider=self.policy.deployment.provider,
