@@ -139,13 +139,40 @@ def test_rotated_credentials_take_effect_without_a_restart(tmp_path: Path) -> No
 
             wait_for(lambda: admin(new_admin) == 200, 60, "the new admin token accepted")
             assert admin(GOOD_ADMIN) == 401
+            # No signal this time: the watcher sees the credential file change.
+            newest = "admin-" + uuid.uuid4().hex
+            admin_file.write_text(newest + "\n")
+            wait_for(lambda: admin(newest) == 200, 60, "the watched file re-read")
+            assert admin(new_admin) == 401
+            # A rotation to a weak token is refused; the one in use stays.
+            admin_file.write_text("   \n")
+            wait_for(lambda: "credentials_error" in log.read_text(), 60, "weak token refused")
+            assert admin(newest) == 200
             text = log.read_text()
             events = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
             changed = [e for e in events if e.get("event") == "credentials_changed"]
             names = {n for e in changed for n in e["changed"]}
             assert {"providers.sim.token", "http.admin_token"} <= names, changed
-            for secret in (TOKEN, GOOD_ADMIN, new_admin, "a-stale-provider-token"):
+            for secret in (TOKEN, GOOD_ADMIN, new_admin, newest, "a-stale-provider-token"):
                 assert secret not in text
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+def test_an_empty_token_never_opens_the_admin_api() -> None:
+    import anyio
+
+    from tests.runtime.test_runtime_http_app import FakeControl, make_client
+
+    async def scenario() -> None:
+        control = FakeControl()
+        async with make_client(control, token="") as client:
+            for header in ("Bearer ", "Bearer", "bearer  "):
+                response = await client.post(
+                    "/policies/chat/pause", headers={"Authorization": header}
+                )
+                assert response.status_code == 403, (header, response.text)
+        assert control.calls == []
+
+    anyio.run(scenario)
