@@ -14,7 +14,9 @@ forever. `_LimitedH11Protocol` adds, per connection:
   closed at once, so hostile clients never hold more than `max_connections` descriptors;
 - a header timer started when a request head begins (connection made, or the first byte after
   a keep-alive pause) and stopped when the head is complete; when it fires the connection
-  gets a 408 and is closed.
+  gets a 408 and is closed;
+- a body timer from the end of the head to the end of the body; when it fires the
+  connection is closed.
 A loop exception handler turns asyncio's `socket.accept() out of system resource` (EMFILE)
 into one rate-limited line instead of a traceback per accept, and a logging filter does the
 same for uvicorn's per-request warnings. `raise_open_files_limit` lifts the soft descriptor
@@ -64,6 +66,9 @@ class ServerLimits:
     header_timeout: float = 10.0
     """Seconds a request head (request line and headers) may take from its first byte (or
     from the connection) to its end; past it: 408 and close. Stops slowloris clients."""
+    body_timeout: float = 30.0
+    """Seconds a request body may take once its head has arrived; past it the connection is
+    closed (the app sees a disconnect). Stops clients that dribble a declared body."""
     keepalive_timeout: float = 5.0
     """Seconds an idle keep-alive connection stays open between requests."""
     max_connections: int = 256
@@ -79,7 +84,7 @@ class ServerLimits:
     """Seconds between two log lines about the same kind of refusal or exhaustion."""
 
     def __post_init__(self) -> None:
-        for name in ("header_timeout", "keepalive_timeout", "log_interval"):
+        for name in ("header_timeout", "body_timeout", "keepalive_timeout", "log_interval"):
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
@@ -222,6 +227,7 @@ def _protocol_class(limits: ServerLimits, events: EventLimiter) -> type[H11Proto
         """h11 with an accept-side connection cap and a request-head timer (see module)."""
 
         _header_timer: asyncio.TimerHandle | None = None
+        _body_timer: asyncio.TimerHandle | None = None
         _refused = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -241,6 +247,7 @@ def _protocol_class(limits: ServerLimits, events: EventLimiter) -> type[H11Proto
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_header_timer()
+            self._stop_body_timer()
             if self._refused:
                 return
             super().connection_lost(exc)
@@ -249,12 +256,37 @@ def _protocol_class(limits: ServerLimits, events: EventLimiter) -> type[H11Proto
             if self._refused:
                 return
             super().data_received(data)
+            state = self.conn.their_state
             if self.transport.is_closing():
                 self._stop_header_timer()
-            elif self.conn.their_state is h11.IDLE:
+                self._stop_body_timer()
+            elif state is h11.IDLE:
                 self._arm_header_timer()  # a head has begun (or is still arriving)
+            elif state is h11.SEND_BODY:
+                self._stop_header_timer()  # the head is complete, its body is due
+                if self._body_timer is None:
+                    self._body_timer = self.loop.call_later(
+                        limits.body_timeout, self._body_timed_out
+                    )
             else:
-                self._stop_header_timer()  # the head is complete
+                self._stop_header_timer()
+                self._stop_body_timer()
+
+        def _stop_body_timer(self) -> None:
+            if self._body_timer is not None:
+                self._body_timer.cancel()
+                self._body_timer = None
+
+        def _body_timed_out(self) -> None:
+            self._body_timer = None
+            if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
+                return
+            events.warning(
+                "http_body_timeout",
+                client=self.client[0] if self.client else None,
+                body_timeout=limits.body_timeout,
+            )
+            self.transport.close()
 
         def _arm_header_timer(self) -> None:
             if self._header_timer is None:

@@ -217,6 +217,33 @@ async def test_header_timeout_cuts_a_byte_by_byte_client() -> None:
 
 
 @anyio_test
+async def test_body_timeout_closes_a_dribbled_body() -> None:
+    async def reader(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        while (await receive())["type"] == "http.request":  # type: ignore[operator]
+            pass  # until the disconnect
+
+    limits = ServerLimits(header_timeout=30, body_timeout=0.5)
+    async with anyio.create_task_group() as tg:
+        host, port = await tg.start(
+            lambda **kw: serve_asgi(reader, "127.0.0.1:0", limits=limits, **kw)
+        )
+        stream = await anyio.connect_tcp(host, port)
+        await stream.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        closed = False
+        with anyio.fail_after(30):
+            try:
+                while True:
+                    await stream.send(b"x")  # a byte at a time, never the whole body
+                    with anyio.move_on_after(0.1):
+                        if not await stream.receive():
+                            break
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                closed = True
+        assert closed
+        tg.cancel_scope.cancel()
+
+
+@anyio_test
 async def test_connection_cap_refuses_past_max_with_503() -> None:
     limits = ServerLimits(header_timeout=30, max_connections=3)
     async with anyio.create_task_group() as tg:
