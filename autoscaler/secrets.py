@@ -8,6 +8,7 @@ systemd's `$CREDENTIALS_DIRECTORY` (LoadCredential=) and then `/run/secrets` (Do
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from autoscaler.policy.model import SecretRef
@@ -80,3 +81,22 @@ def resolve(ref: SecretRef | str | None) -> Secret | None:
             f"credential file {ref.file!r} not found (looked in: {', '.join(map(str, tried))})"
         )
     raise SecretError("secret reference names neither env nor file")
+
+
+def describe_ref(ref: SecretRef) -> str:
+    """Where a reference points (`env:NAME` or `file:NAME`): safe to log, never the value."""
+    return f"env:{ref.env}" if ref.env is not None else f"file:{ref.file}"
+
+
+def credential_files(refs: Iterable[SecretRef | str | None]) -> list[str]:
+    """The files the `{file: ...}` references resolve to (the first candidate that exists,
+    else the first candidate), for the reload watcher: a rotated file is re-read."""
+    out: list[str] = []
+    for ref in refs:
+        if not isinstance(ref, SecretRef) or ref.file is None:
+            continue
+        candidates = _candidate_paths(ref.file)
+        found = next((p for p in candidates if p.exists()), candidates[0] if candidates else None)
+        if found is not None and str(found) not in out:
+            out.append(str(found))
+    return out

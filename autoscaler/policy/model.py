@@ -335,6 +335,8 @@ class StateConfig:
 class HttpConfig:
     listen: str = "127.0.0.1:9464"
     admin_token: SecretRef | None = None
+    header_timeout: float = 10.0  # seconds a request head may take (slow clients are cut)
+    max_connections: int = 256  # open connections at once; past it: 503 and close
 
 
 @dataclass(frozen=True, slots=True)

@@ -793,6 +793,15 @@ def _listen(text: str) -> None:
         raise ValueError(f'must be HOST:PORT like "127.0.0.1:9464", got {quote(text)}')
 
 
+def _state_url(text: str) -> None:
+    from autoscaler.store.url import parse_store_url
+
+    try:
+        parse_store_url(text)
+    except ValueError as exc:  # its message names the URL (password redacted) and the forms
+        raise ValueError(str(exc).removeprefix("state.url ")) from None
+
+
 STATE = Obj(
     m.StateConfig,
     {
@@ -801,6 +810,7 @@ STATE = Obj(
                 "sqlite:///PATH (embedded) or postgresql://user@host/db (several daemons)",
                 pattern=r"(sqlite|postgresql|postgres)://.*",
                 pattern_text="a sqlite:// or postgresql:// URL",
+                check=_state_url,
             )
         ),
         "lease_ttl": Field(
@@ -817,6 +827,12 @@ HTTP_CONFIG = Obj(
             Str("HOST:PORT for /metrics /healthz /readyz /status and admin", check=_listen)
         ),
         "admin_token": Field(Secret("admin endpoints refuse requests without it"), nullable=True),
+        "header_timeout": Field(
+            Duration("bound on receiving a request head (slow clients are cut)", positive=True)
+        ),
+        "max_connections": Field(
+            Int("open connections at once; past it new ones get 503", ge=1, le=100_000)
+        ),
     },
     "the daemon's HTTP endpoint",
 )

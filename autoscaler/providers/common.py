@@ -44,6 +44,9 @@ class BaseProvider:
     create_sets_replicas = True
     """False when the API's create has no replica field: the client deploys one replica and
     `wait_ready` scales to the requested count once the deployment is ready."""
+    rate_limit_per_operation = False
+    """True when the provider's 429s limit one operation (not the whole account): the
+    Retry-After gate then closes only that operation."""
 
     def __init__(
         self,
@@ -73,6 +76,10 @@ class BaseProvider:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+    def status(self) -> dict[str, Any]:
+        """For `/status`: last error with its time, failures in a row, rate-limit gate."""
+        return self.http.status()
 
     # --- plumbing ---------------------------------------------------------------------------
 

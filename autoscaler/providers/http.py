@@ -2,8 +2,10 @@
 auth (a static token or a console login refreshed once on 401), and the translation of httpx
 errors and HTTP statuses into the provider error tree (`raise ... from exc`).
 
-Mapping: timeouts and connection/protocol/read errors and 5xx -> TemporaryError; 429 ->
-RateLimitedError (Retry-After in seconds or as an HTTP-date); 400/422 -> InvalidRequestError;
+Mapping: timeouts and connection/protocol/read errors, 5xx and bodies past `MAX_RESPONSE_BODY`
+(4 MiB, read as they stream) -> TemporaryError; 429 -> RateLimitedError (Retry-After in
+seconds or as an HTTP-date), and the profile's `RateGate` then refuses further calls without
+sending them until that time has passed; 400/422 -> InvalidRequestError;
 401/403 -> UnauthorizedError; 404 -> NotFoundError; 409 -> ConflictError. The provider's own
 error body (`{code, message}` and common variants) is carried in the message and `.code`.
 Credentials are `Secret`s: they appear only in the Authorization header, never in messages,
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 
 import anyio
 import httpx
+import structlog
 
 from autoscaler.providers.base import (
     ConflictError,
@@ -31,6 +34,9 @@ from autoscaler.providers.base import (
     UnauthorizedError,
 )
 from autoscaler.secrets import Secret
+from autoscaler.timefmt import iso_utc
+
+log = structlog.get_logger("autoscaler.providers")
 
 OnRequest = Callable[[str, str, int | None, float], None]
 """`on_request(provider, operation, status_or_None, seconds)`: one call per HTTP attempt."""
@@ -38,6 +44,9 @@ OnRequest = Callable[[str, str, int | None, float], None]
 CONFLICT_CODES = frozenset({"already_exists", "conflict", "duplicate_name"})
 """Error codes that mean "a duplicate" even when sent with 400 (NeevCloud's deploy has no 409)."""
 MAX_MESSAGE = 300  # characters of a provider's error text kept in our messages
+MAX_RESPONSE_BODY = 4 * 1024 * 1024  # bytes of one provider answer read at most
+GATED = "rate_limited_locally"
+"""`.code` of a RateLimitedError raised by the gate itself: nothing was sent."""
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
@@ -92,16 +101,34 @@ class Auth(Protocol):
 
 
 class StaticToken:
-    """A bearer token given directly (the NeevCloud `access_token`, a NetMind or Nebius key)."""
+    """A bearer token given directly (the NeevCloud `access_token`, a NetMind or Nebius key).
+    With `reread` (resolving the profile's reference again), a refused token is read again
+    once: a token rotated in its file or variable is picked up at the first 401."""
 
-    def __init__(self, token: Secret):
+    def __init__(self, token: Secret, reread: Callable[[], Secret | None] | None = None):
         self._token = token
+        self._reread = reread
 
     async def headers(self, http: ProviderHttp) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token.reveal()}"}
 
     async def refresh(self, http: ProviderHttp, stale: dict[str, str]) -> bool:
-        return False
+        if self._reread is None:
+            return False
+        try:
+            fresh = self._reread()
+        except Exception:  # unreadable now: the 401 stands, the reload path reports it
+            return False
+        if fresh is None or fresh == self._token:
+            return False
+        self._token = fresh
+        log.info(
+            "credentials_changed",
+            changed=[f"providers.{http.provider}.token"],
+            ref=fresh.origin,
+            how="re-read after the provider refused the one in use",
+        )
+        return True
 
     def secrets(self) -> list[Secret]:
         return [self._token]
@@ -156,12 +183,58 @@ class LoginToken:
     def secrets(self) -> list[Secret]:
         return [s for s in (self._token, self._password, self._username) if s is not None]
 
+    def credentials(self) -> dict[str, Secret]:
+        """The console credentials (not the access token), to tell whether they changed."""
+        return {"username": self._username, "password": self._password}
+
     def __repr__(self) -> str:
         return f"LoginToken(url={self.url!r}, logins={self.logins})"
 
 
+class RateGate:
+    """Keeps calls away from a provider that answered 429 until its `Retry-After` has passed,
+    across calls and evaluations (not only between retries inside one call). Scoped per
+    profile (`"*"`), or per operation when the provider limits each operation on its own.
+    Without a Retry-After, `DEFAULT_WAIT` seconds."""
+
+    DEFAULT_WAIT = 1.0
+
+    def __init__(self, clock: Callable[[], float], *, per_operation: bool = False) -> None:
+        self.clock = clock
+        self.per_operation = per_operation
+        self._until: dict[str, float] = {}  # scope -> clock() time the next call may go
+
+    def _scope(self, operation: str) -> str:
+        return operation if self.per_operation else "*"
+
+    def remaining(self, operation: str) -> float:
+        until = self._until.get(self._scope(operation))
+        if until is None:
+            return 0.0
+        left = until - self.clock()
+        if left <= 0:
+            self._until.pop(self._scope(operation), None)
+            return 0.0
+        return left
+
+    def close_for(self, operation: str, seconds: float | None) -> None:
+        wait = self.DEFAULT_WAIT if seconds is None else max(0.0, seconds)
+        scope = self._scope(operation)
+        self._until[scope] = max(self._until.get(scope, 0.0), self.clock() + wait)
+
+    def status(self, wall: Callable[[], float] = time.time) -> dict[str, str]:
+        """{scope: ISO 8601 time the next call may go} for the scopes still closed."""
+        now = self.clock()
+        return {
+            scope: iso_utc(wall() + until - now) or ""
+            for scope, until in sorted(self._until.items())
+            if until > now
+        }
+
+
 class ProviderHttp:
-    """One profile's HTTP client: sends one request, maps errors, reports timings."""
+    """One profile's HTTP client: sends one request, maps errors, reports timings, keeps
+    the rate-limit gate and the last error (for `/status` and `/readyz`)."""
 
     def __init__(
         self,
@@ -172,10 +245,18 @@ class ProviderHttp:
         auth: Auth | None,
         on_request: OnRequest | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rate_limit_per_operation: bool = False,
+        max_body: int = MAX_RESPONSE_BODY,
     ):
         self.provider = provider
         self.auth = auth
         self.on_request = on_request
+        self.gate = RateGate(clock, per_operation=rate_limit_per_operation)
+        self.max_body = max_body
+        self.last_error: dict[str, Any] | None = None  # {"error", "status", "t"}; None: fine
+        self.failures = 0  # failed requests in a row
+        self.auth_error: dict[str, Any] | None = None  # the last 401/403 while it lasts
         self.client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout),
@@ -234,15 +315,53 @@ class ProviderHttp:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """Send once; a 2xx response comes back, anything else raises a ProviderError."""
+        """Send once; a 2xx response comes back, anything else raises a ProviderError.
+        While the rate-limit gate is closed for `operation`, RateLimitedError at once (no
+        network call), carrying the seconds left."""
+        where = f"{self.provider}: {operation} ({method} {httpx.URL(url).path})"
+        left = self.gate.remaining(operation)
+        if left > 0:
+            raise RateLimitedError(
+                f"{where}: not sent; the provider asked us to wait (Retry-After), "
+                f"next call in {left:.0f}s",
+                retry_after=left,
+                status_code=429,
+                code=GATED,
+            )
+        try:
+            response = await self._send(where, operation, method, url, json, params, headers)
+        except ProviderError as exc:
+            self._failed(exc)
+            raise
+        if self.auth_error is not None:
+            log.info("provider_authorized", provider=self.provider, note="credentials accepted")
+        self.last_error = None
+        self.failures = 0
+        self.auth_error = None
+        return response
+
+    async def _send(
+        self,
+        where: str,
+        operation: str,
+        method: str,
+        url: str,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
         started = time.perf_counter()
         status: int | None = None
-        where = f"{self.provider}: {operation} ({method} {httpx.URL(url).path})"
         try:
-            response = await self.client.request(
+            request = self.client.build_request(
                 method, url, json=json, params=dict(params) if params else None, headers=headers
             )
+            response = await self.client.send(request, stream=True)
             status = response.status_code
+            try:
+                await self._read_capped(where, response)
+            finally:
+                await response.aclose()
         except httpx.TimeoutException as exc:
             raise TemporaryError(f"{where}: timed out ({type(exc).__name__})") from exc
         except (httpx.TransportError, httpx.DecodingError) as exc:
@@ -253,7 +372,76 @@ class ProviderHttp:
                 self.on_request(self.provider, operation, status, time.perf_counter() - started)
         if response.is_success:
             return response
-        raise self._error(where, response)
+        error = self._error(where, response)
+        if isinstance(error, RateLimitedError):
+            self.gate.close_for(operation, error.retry_after)
+        raise error
+
+    async def _read_capped(self, where: str, response: httpx.Response) -> None:
+        """Read the body, at most `max_body` bytes (a huge answer must not fill memory);
+        past it: TemporaryError (the provider may answer sensibly next time)."""
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            raise TemporaryError(
+                f"{where}: response body of {int(declared)} bytes is larger than the "
+                f"{self.max_body}-byte cap; not read",
+                status_code=response.status_code,
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_body:
+                raise TemporaryError(
+                    f"{where}: response body larger than the {self.max_body}-byte cap; "
+                    "stopped reading",
+                    status_code=response.status_code,
+                )
+            chunks.append(chunk)
+        # What .content/.text/.json() return from now on: httpx's own read() sets this field
+        # the same way, from the same decoded chunks.
+        response._content = b"".join(chunks)
+
+    def _failed(self, exc: ProviderError) -> None:
+        now = time.time()
+        self.failures += 1
+        self.last_error = {"error": exc.message, "status": exc.status_code, "t": iso_utc(now)}
+        if isinstance(exc, UnauthorizedError):
+            first = self.auth_error is None
+            self.auth_error = {**self.last_error, "credential": self.credential_ref()}
+            if first:
+                log.error(
+                    "provider_unauthorized",
+                    provider=self.provider,
+                    status=exc.status_code,
+                    credential=self.auth_error["credential"],
+                    error=exc.message,
+                    note=(
+                        f"the provider refused the credentials of profile {self.provider!r}: "
+                        "check the token (or login) it names, its permissions on the "
+                        "project, and that it has not expired; a rotated file or variable "
+                        "is re-read on reload (SIGHUP)"
+                    ),
+                )
+
+    def credential_ref(self) -> str | None:
+        """Where the credential in use comes from (`env:NAME`, `file:PATH`), never its value."""
+        if self.auth is None:
+            return None
+        refs = [s.origin for s in self.auth.secrets() if not s.origin.startswith("login:")]
+        return ", ".join(refs) or None
+
+    def status(self) -> dict[str, Any]:
+        """For `/status`: the last error (cleared by the next answer), failures in a row,
+        and when the next call may go while rate limited (ISO 8601)."""
+        gate = self.gate.status()
+        return {
+            "last_error": self.last_error,
+            "failures_in_a_row": self.failures,
+            "next_call_at": max(gate.values()) if gate else None,
+            "rate_limited_until": gate,
+            "unauthorized": self.auth_error,
+        }
 
     def _error(self, where: str, response: httpx.Response) -> ProviderError:
         status = response.status_code

@@ -29,9 +29,10 @@ class ProviderConfigError(ValueError):
 
 def _auth(profile: ProviderProfile) -> Auth:
     if profile.token is not None:
-        token = resolve(profile.token)
+        ref = profile.token
+        token = resolve(ref)
         assert token is not None
-        return StaticToken(token)
+        return StaticToken(token, reread=lambda: resolve(ref))
     if profile.login is not None:
         if profile.type != "neevcloud":
             raise ProviderConfigError(
@@ -89,8 +90,41 @@ def build_provider(
         auth=_auth(profile),
         on_request=on_request,
         transport=transport,
+        clock=clock,
+        rate_limit_per_operation=cls.rate_limit_per_operation,
     )
     return cls(profile, http, retry=retry, sleep=sleep, clock=clock, rng=rng)
 
 
-__all__ = ["PROVIDER_TYPES", "ProviderConfigError", "Secret", "build_provider"]
+def refresh_credentials(provider: Provider, profile: ProviderProfile) -> list[str]:
+    """Resolve `profile`'s credentials again and give `provider` the new ones when they
+    changed; the names of those that changed (`providers.NAME.token`), never values.
+    Raises SecretError (naming the reference) when one cannot be read: the old ones stay."""
+    http = getattr(provider, "http", None)
+    if not isinstance(http, ProviderHttp) or http.auth is None:
+        return []
+    fresh = _auth(profile)
+    prefix = f"providers.{profile.name}"
+    if isinstance(fresh, StaticToken) and isinstance(http.auth, StaticToken):
+        if fresh.secrets() == http.auth.secrets():
+            return []
+        http.auth = fresh
+        return [f"{prefix}.token"]
+    if isinstance(fresh, LoginToken) and isinstance(http.auth, LoginToken):
+        old = http.auth.credentials()
+        new = fresh.credentials()
+        changed = [f"{prefix}.login.{k}" for k in ("username", "password") if old[k] != new[k]]
+        if changed or fresh.url != http.auth.url:
+            http.auth = fresh  # logs in again with the new credentials on the next call
+        return changed
+    http.auth = fresh  # token <-> login: a changed profile rebuilds the client anyway
+    return [prefix]
+
+
+__all__ = [
+    "PROVIDER_TYPES",
+    "ProviderConfigError",
+    "Secret",
+    "build_provider",
+    "refresh_credentials",
+]

@@ -10,6 +10,7 @@ unexpected error; exit 1) are logged as different events.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import sys
 from typing import Any
@@ -57,8 +58,14 @@ async def serve(
     config: DaemonConfig, policies: list[Policy], config_path: str, watch: bool = True
 ) -> int:
     """The whole service: daemon, HTTP, reload watcher, signals, sd_notify."""
+    from autoscaler.httpserver import raise_open_files_limit
     from autoscaler.runtime.daemon import Daemon
-    from autoscaler.runtime.http import create_http_app, serve_http
+    from autoscaler.runtime.http import (
+        check_admin_token,
+        create_http_app,
+        serve_http,
+        server_limits,
+    )
     from autoscaler.runtime.metrics import Metrics
     from autoscaler.runtime.notify import Notifier, watchdog_loop
     from autoscaler.runtime.reload import Reloader
@@ -66,7 +73,7 @@ async def serve(
     from autoscaler.secrets import SecretError, resolve
 
     try:
-        admin_token = resolve(config.http.admin_token)
+        admin_token = check_admin_token(resolve(config.http.admin_token))
     except SecretError as exc:
         print(f"{config.source_file}: http.admin_token: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -74,6 +81,7 @@ async def serve(
     notifier = Notifier()
     daemon = Daemon(config, policies, config_path=config_path, recorder=metrics)
     reloader = Reloader(daemon, config_path)
+    reloader.admin_token = admin_token
     stopped_by: list[str] = []
 
     def stop(reason: str) -> None:
@@ -91,8 +99,16 @@ async def serve(
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(handle_signals, stop, reload, name="signals")
-            app = create_http_app(daemon, metrics.registry, admin_token, alive=_alive(daemon))
-            await tg.start(serve_http, app, config.http.listen, name="http")
+            app = create_http_app(
+                daemon, metrics.registry, lambda: reloader.admin_token, alive=_alive(daemon)
+            )
+            raise_open_files_limit()
+            await tg.start(
+                functools.partial(serve_http, limits=server_limits(config.http)),
+                app,
+                config.http.listen,
+                name="http",
+            )
             await tg.start(daemon.run, name="daemon")
             tune_gc()
             notifier.ready(f"{len(daemon.runners)} policies")
@@ -103,12 +119,31 @@ async def serve(
             await _wait_stopped(daemon)
             tg.cancel_scope.cancel()
     except Exception as exc:
+        refused = _store_open_error(exc)
+        if refused is not None:  # a config problem, not a crash: one line, exit 2
+            print(f"{config.source_file or config_path}: {refused}", file=sys.stderr)
+            notifier.close()
+            return EXIT_CONFIG
         log.critical("crashed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
         notifier.close()
         return EXIT_CRASHED
     log.info("stopped", reason=stopped_by[0] if stopped_by else "requested")
     notifier.close()
     return 0
+
+
+def _store_open_error(exc: BaseException) -> str | None:
+    """The StoreOpenError message inside `exc` (task groups wrap it), or None."""
+    from autoscaler.store.opening import StoreOpenError
+
+    if isinstance(exc, StoreOpenError):
+        return str(exc)
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _store_open_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 GC_GEN0_THRESHOLD = 50_000

@@ -280,7 +280,9 @@ class Daemon:
             from autoscaler.store import open_store
 
             self.store = open_store(self.config.state.url)
-        await self.store.open()
+        from autoscaler.store.opening import open_checked
+
+        await open_checked(self.store, self.config.state.url)  # StoreOpenError: one line
         for policy in self._initial_policies:
             await self.add_runner(policy)
         self._tune_views(self._initial_policies)
@@ -542,8 +544,40 @@ class Daemon:
             "dry_run": self.config.dry_run,
             "stopping": self._stopping,
             "last_reload": self.last_reload,
+            "providers": self.provider_status(),
             "policies": {name: r.status() for name, r in sorted(self.runners.items())},
         }
+
+    def unauthorized(self) -> dict[str, Any]:
+        """Profiles whose provider refuses our credentials now (401/403), with the policies
+        that cannot act because of it; empty when every provider answers."""
+        return {
+            name: {**entry["unauthorized"], "policies": entry["policies"]}
+            for name, entry in self.provider_status().items()
+            if entry.get("unauthorized")
+        }
+
+    def unauthorized_problems(self) -> list[str]:
+        """/readyz problems: alive and leading, but unable to act for these policies."""
+        return [
+            f"provider {name!r} refuses our credentials (HTTP {u.get('status')} since "
+            f"{u.get('t')}): check {u.get('credential') or 'its token or login'}; "
+            f"policies that cannot act: {', '.join(u['policies']) or 'none'}"
+            for name, u in self.unauthorized().items()
+        ]
+
+    def provider_status(self) -> dict[str, Any]:
+        """Per profile: last error (ISO time, failures in a row), when the next call may go
+        while rate limited, a credential refusal; with the policies on it."""
+        out: dict[str, Any] = {}
+        for name, provider in sorted(self.providers.items()):
+            status = getattr(provider, "status", None)
+            entry: dict[str, Any] = dict(status()) if callable(status) else {}
+            entry["policies"] = sorted(
+                p for p, r in self.runners.items() if r.policy.deployment.provider == name
+            )
+            out[name] = entry
+        return out
 
     async def ready(self) -> tuple[bool, list[str]]:
         problems: list[str] = []
@@ -551,6 +585,7 @@ class Daemon:
             problems.append("config not loaded yet (daemon starting)")
         if self._stopping:
             problems.append("daemon stopping")
+        problems.extend(self.unauthorized_problems())
         if self.store is None:
             problems.append("store not open")
         else:

@@ -1,10 +1,10 @@
 """The daemon's HTTP side: `/metrics`, `/healthz`, `/readyz`, `/status` and the admin endpoints.
 
 `create_http_app` builds a Starlette app over a `DaemonControl` (the running daemon) and a
-Prometheus registry; `serve_http` runs it with uvicorn inside the daemon's task group. The
-daemon owns the process signals, so uvicorn is started without its own handlers and stops when
-its task is cancelled. Nothing here decides or acts: admin requests are forwarded to the
-control, which validates them against the policy.
+Prometheus registry; `serve_http` runs it inside the daemon's task group through
+`autoscaler.httpserver.serve_asgi` (header timeout, connection cap, body cap, rate-limited
+exhaustion logs; the daemon owns the process signals). Nothing here decides or acts: admin
+requests are forwarded to the control, which validates them against the policy.
 """
 
 from __future__ import annotations
@@ -13,14 +13,11 @@ import hmac
 import json
 import math
 import re
-import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import structlog
-import uvicorn
 from anyio.abc import TaskStatus
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -29,18 +26,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from autoscaler.httpserver import (
+    BodyTooLarge,
+    EventLimiter,
+    ListenAddressError,
+    ServerLimits,
+    bind_socket,
+    parse_listen,
+    serve_asgi,
+)
+from autoscaler.policy.model import HttpConfig
 from autoscaler.runtime.control import DaemonControl, UnknownPolicyError
 from autoscaler.runtime.metrics import TEXT_CONTENT_TYPE, MetricsRegistry
-from autoscaler.secrets import Secret
+from autoscaler.secrets import Secret, SecretError
 
 log = structlog.get_logger("autoscaler.http")
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
-SHUTDOWN_GRACE = 3.0  # seconds open connections get to finish when the daemon stops
-
-
-class ListenAddressError(ValueError):
-    """`http.listen` is not HOST:PORT, or the address cannot be bound."""
+ADMIN_MAX_BODY = 64 * 1024  # bytes; an override body is a few dozen
+MIN_ADMIN_TOKEN = 16  # characters; shorter (or empty) tokens stop the daemon at start
+REFUSAL_LOG_INTERVAL = 10.0  # seconds between two log lines about refused admin requests
 
 
 # --- JSON helpers -------------------------------------------------------------------------
@@ -62,10 +67,6 @@ def _json_safe(value: Any) -> Any:
 def json_response(content: Any, status_code: int = 200) -> Response:
     body = json.dumps(_json_safe(content), separators=(",", ":"), sort_keys=False)
     return Response(body + "\n", status_code=status_code, media_type="application/json")
-
-
-def _error(status_code: int, message: str, **extra: Any) -> Response:
-    return json_response({"error": message, **extra}, status_code=status_code)
 
 
 # --- override body ------------------------------------------------------------------------
@@ -130,15 +131,34 @@ def parse_override(body: Any) -> tuple[int, float]:
 # --- the app ------------------------------------------------------------------------------
 
 
+def check_admin_token(token: Secret | None) -> Secret | None:
+    """The token when it is long enough to guard the admin endpoints; SecretError naming
+    where it came from (never its value) when it is empty, blank or shorter than
+    MIN_ADMIN_TOKEN characters (after `resolve` stripped surrounding whitespace)."""
+    if token is None:
+        return None
+    value = token.reveal()
+    if len(value) < MIN_ADMIN_TOKEN:
+        what = "is empty" if not value else f"has {len(value)} characters"
+        raise SecretError(
+            f"the admin token from {token.origin} {what}; it must have at least "
+            f"{MIN_ADMIN_TOKEN} characters (e.g. `openssl rand -hex 24`)"
+        )
+    return token
+
+
 def create_http_app(
     control: DaemonControl,
     registry: CollectorRegistry,
-    admin_token: Secret | None,
+    admin_token: Secret | Callable[[], Secret | None] | None,
     *,
     alive: Callable[[], bool] | None = None,
 ) -> Starlette:
     """The daemon's HTTP app. `alive` (optional) reports whether the daemon's loop still
-    runs; without it `/healthz` answers 200 whenever the event loop can serve a request."""
+    runs; without it `/healthz` answers 200 whenever the event loop can serve a request.
+    `admin_token` may be a callable: it is asked on each admin request (a token rotated on
+    reload takes effect at once)."""
+    current_token = admin_token if callable(admin_token) else (lambda: admin_token)
 
     # MetricsRegistry: snapshot on the loop, render in a worker thread (a 10,000-policy
     # exposition takes about a second to write; evaluations must not wait for it).
@@ -168,14 +188,41 @@ def create_http_app(
             body.update(control.leadership_status())
         except Exception as exc:
             body["leadership_error"] = f"{type(exc).__name__}: {exc}"
+        unauthorized = getattr(control, "unauthorized", None)  # optional on a control
+        if callable(unauthorized):
+            refused = unauthorized()
+            if refused:
+                body["unauthorized"] = refused
         return json_response(body, status_code=200 if ready else 503)
 
     async def status(request: Request) -> Response:
         return json_response(control.status())
 
+    refusals = EventLimiter(REFUSAL_LOG_INTERVAL)
+
+    def refused(request: Request, status_code: int, message: str, **headers: str) -> Response:
+        """A refused admin request: logged at most once per interval per status (with the
+        count not logged), never with what the client presented."""
+        refusals.warning(
+            "admin_refused",
+            key=f"admin_refused:{status_code}",
+            status=status_code,
+            path=request.url.path,
+            client=_client(request),
+            error=message,
+        )
+        return Response(
+            json.dumps({"error": message}) + "\n",
+            status_code=status_code,
+            media_type="application/json",
+            headers=headers or None,
+        )
+
     def refuse_unauthorized(request: Request) -> Response | None:
-        if admin_token is None:
-            return _error(
+        admin_token = current_token()
+        if admin_token is None or not admin_token.reveal():
+            return refused(
+                request,
                 403,
                 "admin endpoints are disabled: set http.admin_token in the daemon config",
             )
@@ -185,21 +232,18 @@ def create_http_app(
         # Always run the comparison, so the time taken does not tell what was wrong.
         ok = hmac.compare_digest(presented.strip().encode(), expected)
         if scheme.lower() != "bearer" or not ok:
-            log.warning(
-                "admin_refused", path=request.url.path, client=_client(request), reason="token"
-            )
-            return Response(
-                json.dumps({"error": "missing or wrong bearer token"}) + "\n",
-                status_code=401,
-                media_type="application/json",
-                headers={"WWW-Authenticate": 'Bearer realm="autoscaler"'},
+            return refused(
+                request,
+                401,
+                "missing or wrong bearer token",
+                **{"WWW-Authenticate": 'Bearer realm="autoscaler"'},
             )
         return None
 
     async def admin(request: Request) -> Response:
-        refused = refuse_unauthorized(request)
-        if refused is not None:
-            return refused
+        refusal = refuse_unauthorized(request)
+        if refusal is not None:
+            return refusal
         policy = request.path_params["name"]
         action = request.path_params["action"]
         try:
@@ -209,20 +253,24 @@ def create_http_app(
                 result = await control.resume(policy)
             elif action == "override":
                 try:
-                    body = await request.json()
+                    raw = await read_capped(request, ADMIN_MAX_BODY)
+                except BodyTooLarge:
+                    return refused(request, 413, f"body: larger than {ADMIN_MAX_BODY} bytes")
+                try:
+                    body = json.loads(raw)
                 except (json.JSONDecodeError, UnicodeDecodeError):
-                    return _error(400, "body: not valid JSON")
+                    return refused(request, 400, "body: not valid JSON")
                 try:
                     replicas, duration = parse_override(body)
                 except ValueError as exc:
-                    return _error(400, str(exc))
+                    return refused(request, 400, str(exc))
                 result = await control.override(policy, replicas, duration)
             else:
-                return _error(404, f"unknown admin action {action!r}")
+                return refused(request, 404, f"unknown admin action {action!r}")
         except UnknownPolicyError:
-            return _error(404, f"unknown policy {policy!r}")
+            return refused(request, 404, f"unknown policy {policy!r}")
         except ValueError as exc:
-            return _error(400, str(exc))
+            return refused(request, 400, str(exc))
         log.info("admin_action", policy=policy, action=action, client=_client(request))
         return json_response(result)
 
@@ -234,6 +282,22 @@ def create_http_app(
         Route("/policies/{name}/{action:str}", admin, methods=["POST"]),
     ]
     return Starlette(routes=routes)
+
+
+async def read_capped(request: Request, limit: int) -> bytes:
+    """The request body, read as it streams; BodyTooLarge as soon as it passes `limit` bytes
+    (a declared Content-Length past it is refused before anything is read)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _accepts_classic_text(accept: str) -> bool:
@@ -249,78 +313,36 @@ def _client(request: Request) -> str | None:
 # --- serving ------------------------------------------------------------------------------
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """("host", port) from `HOST:PORT` or `[IPv6]:PORT`; ListenAddressError otherwise."""
-    text = listen.strip()
-    if text.startswith("["):
-        host, sep, port_text = text[1:].partition("]:")
-    else:
-        host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ListenAddressError(
-            f"http.listen: {listen!r} must be HOST:PORT (e.g. {DEFAULT_LISTEN} or [::1]:9464)"
-        )
-    return host, int(port_text)
-
-
-def bind_socket(listen: str) -> socket.socket:
-    host, port = parse_listen(listen)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise ListenAddressError(f"http.listen: cannot resolve {host!r}: {exc}") from exc
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        raise ListenAddressError(f"http.listen: cannot listen on {listen!r}: {exc}") from exc
-    sock.setblocking(False)
-    return sock
-
-
-class _ServerWithoutSignals(uvicorn.Server):
-    """uvicorn would take SIGINT/SIGTERM for itself; the daemon owns them."""
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+def server_limits(config: HttpConfig) -> ServerLimits:
+    """The daemon's HTTP limits from `http:` (bodies are capped per route: admin only)."""
+    return ServerLimits(
+        header_timeout=config.header_timeout,
+        max_connections=config.max_connections,
+        max_body=ADMIN_MAX_BODY,
+    )
 
 
 async def serve_http(
     app: Any,
     listen: str,
     *,
+    limits: ServerLimits | None = None,
     task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `app` on `listen` until cancelled. `task_status.started((host, port))` is called
-    once the socket is bound (port 0 picks a free port). Raises ListenAddressError when the
-    address is malformed or taken. Needs the asyncio backend (uvicorn)."""
-    sock = bind_socket(listen)
-    bound = sock.getsockname()
-    config = uvicorn.Config(
-        app,
-        lifespan="off",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(SHUTDOWN_GRACE),
+    """Serve the daemon's app on `listen` until cancelled (see `autoscaler.httpserver`)."""
+    await serve_asgi(
+        app, listen, limits=limits or ServerLimits(), name="daemon", task_status=task_status
     )
-    config.load()
-    server = _ServerWithoutSignals(config)
-    server.lifespan = config.lifespan_class(config)
-    try:
-        await server.startup(sockets=[sock])
-        log.info("http_listening", address=f"{bound[0]}:{bound[1]}")
-        task_status.started((str(bound[0]), int(bound[1])))
-        await server.main_loop()
-    finally:
-        # Cancelled (daemon stopping) or main_loop ended: close the listener and give open
-        # connections a bounded moment, shielded so the cancellation cannot cut it short.
-        with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_GRACE + 1):
-            server.should_exit = True
-            if getattr(server, "started", False):
-                await server.shutdown(sockets=[sock])
-        sock.close()
+
+
+__all__ = [
+    "ADMIN_MAX_BODY",
+    "DEFAULT_LISTEN",
+    "ListenAddressError",
+    "bind_socket",
+    "check_admin_token",
+    "create_http_app",
+    "parse_listen",
+    "serve_http",
+    "server_limits",
+]

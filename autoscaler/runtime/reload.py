@@ -2,10 +2,20 @@
 switch to it; an invalid change is rejected (every error logged) and the running config kept.
 
 Change detection polls file fingerprints (mtime, size, inode) every `POLL_SECONDS`: the config
-file, every policy file it names, and the policy folder itself (so added and removed files
-count). Polling instead of inotify/`watchfiles`: no extra dependency, a handful of `stat`
-calls per poll, and it sees what inotify misses (ConfigMap symlink swaps, network and bind
-mounts, editors that replace files by rename).
+file, every policy file it names, the policy folder itself (so added and removed files
+count), and every credential file the config refers to (`{file: ...}`).
+
+Credentials are re-read on every reload (SIGHUP, or any watched file changing, credential
+files included): a rotated provider token or admin token takes effect without a restart, and
+`credentials_changed` names what changed (`http.admin_token`, `providers.NAME.token`), never a
+value. An admin token that became empty or short, or a credential that cannot be read, is
+logged (`credentials_error`) and the one in use is kept. (Under systemd, `LoadCredential=`
+copies the files at start only: rotate them with `systemctl restart`, or point the config at
+a file outside `$CREDENTIALS_DIRECTORY`.)
+
+Polling instead of inotify/`watchfiles`: no extra dependency, a handful of `stat` calls per
+poll, and it sees what inotify misses (ConfigMap symlink swaps, network and bind mounts,
+editors that replace files by rename).
 
 Must not live here: applying a config to running policies (`Daemon.apply`), signals.
 """
@@ -21,7 +31,8 @@ import structlog
 
 from autoscaler.policy.errors import PolicyError, ValidationFailed
 from autoscaler.policy.loader import expand_paths, load_daemon
-from autoscaler.policy.model import DaemonConfig, Policy
+from autoscaler.policy.model import DaemonConfig, Policy, SecretRef
+from autoscaler.secrets import Secret, SecretError, credential_files, describe_ref, resolve
 
 log = structlog.get_logger("autoscaler.reload")
 
@@ -30,8 +41,19 @@ POLL_SECONDS = 2.0
 Fingerprint = dict[str, tuple[int, int, int] | None]
 
 
+def credential_refs(config: DaemonConfig) -> dict[str, SecretRef | str | None]:
+    """Every credential reference in the daemon config, by the name logs use."""
+    refs: dict[str, SecretRef | str | None] = {"http.admin_token": config.http.admin_token}
+    for name, profile in sorted(config.providers.items()):
+        refs[f"providers.{name}.token"] = profile.token
+        if profile.login is not None:
+            refs[f"providers.{name}.login.username"] = profile.login.username
+            refs[f"providers.{name}.login.password"] = profile.login.password
+    return refs
+
+
 def watched_paths(config_path: str, config: DaemonConfig) -> list[str]:
-    paths = [config_path]
+    paths = [config_path, *credential_files(credential_refs(config).values())]
     policies = config.policies
     if os.path.isdir(policies):
         paths.append(policies)
@@ -74,6 +96,7 @@ class Reloader:
         self.rejected = 0
         self.applied = 0
         self.daemon_http = daemon.config.http  # what the HTTP server was started with
+        self.admin_token: Secret | None = None  # the one in use; the HTTP app asks for it
 
     def _paths(self) -> list[str]:
         return watched_paths(self.config_path, self.daemon.config)
@@ -112,16 +135,55 @@ class Reloader:
                 from autoscaler.runtime.logs import configure_logging
 
                 configure_logging(config.log)
-            if config.http != self.daemon_http:
+            if config.http.listen != self.daemon_http.listen:
                 log.warning(
-                    "reload_ignored",
-                    key="http",
-                    note="a new listen address or admin token needs a restart",
+                    "reload_ignored", key="http.listen", note="a new listen address needs a restart"
                 )
+            self.refresh_credentials(config)
             self.applied += 1
             log.info("reloaded", reason=reason, **report)
             self.daemon.last_reload = {"t": now, "reason": reason, "ok": True, **report}
             return True
+
+    def refresh_credentials(self, config: DaemonConfig) -> list[str]:
+        """Re-read every credential; swap in the ones that changed (see the module).
+        Returns the names of those that changed."""
+        from autoscaler.providers.registry import refresh_credentials
+        from autoscaler.runtime.http import check_admin_token
+
+        changed: list[str] = []
+        ref = config.http.admin_token
+        try:
+            admin = check_admin_token(resolve(ref))
+        except SecretError as exc:
+            where = describe_ref(ref) if isinstance(ref, SecretRef) else "http.admin_token"
+            log.error(
+                "credentials_error",
+                name="http.admin_token",
+                ref=where,
+                error=str(exc),
+                note="the admin token in use is kept",
+            )
+        else:
+            if admin != self.admin_token:
+                self.admin_token = admin
+                changed.append("http.admin_token")
+        for name, provider in list(self.daemon.providers.items()):
+            profile = config.providers.get(name)
+            if profile is None:
+                continue
+            try:
+                changed.extend(refresh_credentials(provider, profile))
+            except (SecretError, ValueError) as exc:
+                log.error(
+                    "credentials_error",
+                    name=f"providers.{name}",
+                    error=str(exc),
+                    note="the credentials in use are kept",
+                )
+        if changed:
+            log.info("credentials_changed", changed=changed)
+        return changed
 
     async def watch(self, poll: float = POLL_SECONDS) -> None:
         """Poll the files forever; reload when any fingerprint changes."""

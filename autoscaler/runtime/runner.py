@@ -33,12 +33,14 @@ from autoscaler import core
 from autoscaler.core.types import Decision, Observation
 from autoscaler.policy.model import MetricSource, Policy
 from autoscaler.providers.base import DeploymentInfo, Provider, ProviderError
+from autoscaler.providers.http import GATED
 from autoscaler.runtime import actions
 from autoscaler.runtime.actions import ActionAborted, ActionContext
 from autoscaler.runtime.control import Recorder
 from autoscaler.runtime.reconcile import continue_intent
 from autoscaler.sources.base import Source, SourceError
 from autoscaler.store.base import FencedError, Intent, Store
+from autoscaler.timefmt import iso_utc
 
 log = structlog.get_logger("autoscaler.runner")
 
@@ -240,6 +242,8 @@ class PolicyRunner:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _last_logged: tuple[str, tuple[str, ...]] | None = None
     _source_errors: dict[str, str] = field(default_factory=dict)
+    # metric -> {"last_error", "last_error_at" (ISO 8601), "failures_in_a_row"} for /status
+    source_health: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -300,11 +304,17 @@ class PolicyRunner:
         try:
             value: float | None = await self.env.sources.read(key, self._source_max_age())
             ok = True
+            if metric in self.source_health:
+                self.source_health[metric]["failures_in_a_row"] = 0
             if metric in self._source_errors:
                 del self._source_errors[metric]
                 log.info("source_recovered", policy=self.name, metric=metric)
         except SourceError as exc:
             value, ok = None, False
+            health = self.source_health.setdefault(metric, {"failures_in_a_row": 0})
+            health["last_error"] = exc.message
+            health["last_error_at"] = iso_utc(self.env.clock())
+            health["failures_in_a_row"] += 1
             if self._source_errors.get(metric) != exc.message:
                 self._source_errors[metric] = exc.message
                 log.warning(
@@ -402,7 +412,10 @@ class PolicyRunner:
 
     def _observe_failed(self, exc: ProviderError) -> None:
         self.status_info.last_error = f"reading deployment: {exc}"
-        log.warning(
+        # While the provider's Retry-After runs, every evaluation is refused locally: the 429
+        # itself was logged, its repeats would be one line per interval.
+        emit = log.debug if exc.code == GATED else log.warning
+        emit(
             "deployment_read_failed",
             policy=self.name,
             provider=self.policy.deployment.provider,
@@ -620,6 +633,15 @@ class PolicyRunner:
             "transition": self.status_info.transition,
             "last_error": self.status_info.last_error,
             "evaluations": self.status_info.evaluations,
+            "sources": {
+                metric: {
+                    "last_error": None,
+                    "last_error_at": None,
+                    "failures_in_a_row": 0,
+                    **self.source_health.get(metric, {}),
+                }
+                for metric in self.source_keys
+            },
         }
 
 

@@ -74,6 +74,13 @@ def test_unit_declares_notify_watchdog_and_hardening() -> None:
     assert "@system-service" in unit_value("SystemCallFilter")
 
 
+def test_unit_gives_descriptors_well_beyond_the_connection_cap() -> None:
+    from autoscaler.policy.model import HttpConfig
+
+    (nofile,) = unit_value("LimitNOFILE")
+    assert int(nofile) >= 8 * HttpConfig().max_connections
+
+
 def test_unit_credentials_match_the_example_config() -> None:
     config = yaml.safe_load((DEPLOY / "config.yaml").read_text())
     names = {v.split(":", 1)[0] for v in unit_value("LoadCredential")}
