@@ -26,6 +26,7 @@ import structlog
 from anyio.abc import TaskStatus
 
 from autoscaler import core
+from autoscaler.core.timefmt import iso
 from autoscaler.policy.model import DaemonConfig, Policy, ProviderProfile
 from autoscaler.providers.base import Provider
 from autoscaler.runtime.actions import ActionContext
@@ -581,7 +582,8 @@ class Daemon:
 
     async def resume(self, policy: str) -> dict[str, Any]:
         log.info("admin_resume", policy=policy)
-        return await self._change_state(policy, lambda s: core.with_paused(s, False))
+        now = self.clock()
+        return await self._change_state(policy, lambda s: core.with_paused(s, False, now))
 
     async def override(self, policy: str, replicas: int, duration: float) -> dict[str, Any]:
         runner = self._runner(policy)
@@ -595,7 +597,7 @@ class Daemon:
         if not duration > 0:
             raise ValueError(f"duration must be > 0 seconds, got {duration!r}")
         until = self.clock() + float(duration)
-        log.info("admin_override", policy=policy, replicas=replicas, until=until)
+        log.info("admin_override", policy=policy, replicas=replicas, until=iso(until))
         return await self._change_state(policy, lambda s: core.with_override(s, replicas, until))
 
 

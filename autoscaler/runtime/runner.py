@@ -30,10 +30,11 @@ from typing import Any
 import structlog
 
 from autoscaler import core
+from autoscaler.core.timefmt import duration, iso
 from autoscaler.core.types import Decision, Observation
 from autoscaler.policy.model import MetricSource, Policy
 from autoscaler.providers.base import DeploymentInfo, Provider, ProviderError
-from autoscaler.runtime import actions
+from autoscaler.runtime import actions, readable
 from autoscaler.runtime.actions import ActionAborted, ActionContext
 from autoscaler.runtime.control import Recorder
 from autoscaler.runtime.reconcile import continue_intent
@@ -427,7 +428,7 @@ class PolicyRunner:
                 waited=now - self.created_at,
             )
             self.status_info.last_error = (
-                f"deployment not ready {now - self.created_at:.0f}s after create "
+                f"deployment not ready {duration(now - self.created_at)} after create "
                 f"(status {observation.status})"
             )
             self.created_at = None
@@ -598,15 +599,16 @@ class PolicyRunner:
     # -- status ---------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        """For /status: times as ISO 8601 and durations as `4m10s` (readable.py)."""
         state = self.state.to_dict() if self.state is not None else None
         return {
             "deployment": self.policy.deployment.name,
             "provider": self.policy.deployment.provider,
-            "last_observation": self.status_info.last_observation,
-            "last_decision": self.status_info.last_decision,
-            "state": state,
+            "last_observation": readable.stamped(self.status_info.last_observation),
+            "last_decision": readable.stamped(self.status_info.last_decision),
+            "state": readable.readable_state(state),
             "paused": _state_flag(state, "paused") or self.policy.paused,
-            "override": _state_value(state, "override"),
+            "override": readable.override_view(state, self.env.clock()),
             "dry_run": self.dry_run(),
             "pending_intent": (
                 None
@@ -614,7 +616,7 @@ class PolicyRunner:
                 else {
                     "id": self.pending.id,
                     "kind": self.pending.kind,
-                    "created_at": self.pending.created_at,
+                    "created_at": iso(self.pending.created_at),
                 }
             ),
             "transition": self.status_info.transition,
@@ -646,7 +648,3 @@ def _source_type(repr_prefix: str) -> str:
 
 def _state_flag(state: Mapping[str, Any] | None, key: str) -> bool:
     return bool(state and state.get(key))
-
-
-def _state_value(state: Mapping[str, Any] | None, key: str) -> Any:
-    return state.get(key) if state else None
