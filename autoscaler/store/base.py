@@ -40,6 +40,19 @@ class Intent:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One decision the daemon made and the observation it was made on (`autoscaler history`).
+    `observation` is a `replay` input line, `decision` its output line plus `executed`."""
+
+    t: float  # unix seconds of the decision (the core's `now`)
+    observation: dict[str, Any]
+    decision: dict[str, Any]
+
+
+HISTORY_KEEP = 2000  # decisions kept per policy (pruned on write): 8 h at a 15 s interval
+
+
+@dataclass(frozen=True, slots=True)
 class Lease:
     holder: str
     epoch: int
@@ -83,6 +96,25 @@ class Store(Protocol):
 
     async def policies(self) -> list[str]:
         """Policy names that have stored state."""
+        ...
+
+    async def record_decision(
+        self,
+        policy: str,
+        t: float,
+        observation: dict[str, Any],
+        decision: dict[str, Any],
+        *,
+        keep: int = HISTORY_KEEP,
+    ) -> None:
+        """Append one decision; the policy keeps only its `keep` newest (pruned here)."""
+        ...
+
+    async def decision_history(
+        self, policy: str, since: float | None = None, limit: int | None = None
+    ) -> list[HistoryEntry]:
+        """The policy's recorded decisions at or after `since`, oldest first; with `limit`,
+        the newest `limit` of them."""
         ...
 
     # Leader election. SQLite (single daemon) grants the lease to whoever asks.

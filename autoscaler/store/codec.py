@@ -79,3 +79,21 @@ class PolicyDocuments:
         self, policy: str, spec: dict[str, Any], *, epoch: int | None = None
     ) -> None:
         await self._save("policy_spec", "spec", policy, spec, epoch)
+
+
+def check_history(t: float, keep: int, limit: int | None) -> None:
+    if (
+        isinstance(t, bool)
+        or not isinstance(t, int | float)
+        or t != t
+        or t
+        in (
+            float("inf"),
+            float("-inf"),
+        )
+    ):
+        raise ValueError(f"decision time must be finite unix seconds, got {t!r}")
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ValueError(f"history keep must be a whole number >= 1, got {keep!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"history limit must be a whole number >= 1, got {limit!r}")

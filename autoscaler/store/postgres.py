@@ -21,9 +21,18 @@ from typing import Any
 
 import asyncpg
 
-from autoscaler.store.base import FencedError, Intent, IntentKind, Lease, StoreError
+from autoscaler.store.base import (
+    HISTORY_KEEP,
+    FencedError,
+    HistoryEntry,
+    Intent,
+    IntentKind,
+    Lease,
+    StoreError,
+)
 from autoscaler.store.codec import (
     PolicyDocuments,
+    check_history,
     check_kind,
     check_policy,
     check_ttl,
@@ -64,6 +73,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE heartbeat (
             id integer PRIMARY KEY CHECK (id = 1),
             checked_at timestamptz NOT NULL)""",
+    ),
+    (
+        # The decisions each policy made, with their observations (`autoscaler history`).
+        # `t` is the decision's own time (the daemon's `now`, unix seconds), not the database's.
+        """CREATE TABLE decisions (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            policy text NOT NULL,
+            t double precision NOT NULL,
+            observation jsonb NOT NULL,
+            decision jsonb NOT NULL)""",
+        "CREATE INDEX decisions_policy ON decisions (policy, id)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -289,6 +309,55 @@ class PostgresStore(PolicyDocuments):
                 "ORDER BY policy"
             )
         return [str(row[0]) for row in rows]
+
+    # ---- decision history --------------------------------------------------------------------
+
+    async def record_decision(
+        self,
+        policy: str,
+        t: float,
+        observation: dict[str, Any],
+        decision: dict[str, Any],
+        *,
+        keep: int = HISTORY_KEEP,
+    ) -> None:
+        check_policy(policy)
+        check_history(t, keep, None)
+        obs = encode(observation, f"observation of policy {policy!r}")
+        dec = encode(decision, f"decision of policy {policy!r}")
+        # One statement, one round trip: insert, then drop what falls out of the newest `keep`.
+        async with self._connection() as conn:
+            await conn.execute(
+                "WITH added AS (INSERT INTO decisions (policy, t, observation, decision) "
+                "VALUES ($1, $2, $3::jsonb, $4::jsonb) RETURNING id) "
+                "DELETE FROM decisions WHERE policy = $1 AND id <= (SELECT id FROM decisions "
+                "WHERE policy = $1 ORDER BY id DESC LIMIT 1 OFFSET $5 - 1)",
+                policy,
+                float(t),
+                obs,
+                dec,
+                keep,
+            )
+
+    async def decision_history(
+        self, policy: str, since: float | None = None, limit: int | None = None
+    ) -> list[HistoryEntry]:
+        check_policy(policy)
+        check_history(0.0 if since is None else since, 1, limit)
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT t, observation::text AS observation, decision::text AS decision FROM ("
+                "SELECT id, t, observation, decision FROM decisions WHERE policy = $1 "
+                "AND ($2::float8 IS NULL OR t >= $2) ORDER BY id DESC LIMIT $3) AS newest "
+                "ORDER BY id",
+                policy,
+                since,
+                limit,
+            )
+        return [
+            HistoryEntry(float(r["t"]), decode(r["observation"]), decode(r["decision"]))
+            for r in rows
+        ]
 
     # ---- intents -----------------------------------------------------------------------------
 

@@ -24,9 +24,18 @@ from typing import Any, TypeVar, cast
 
 import anyio.to_thread
 
-from autoscaler.store.base import FencedError, Intent, IntentKind, Lease, StoreError
+from autoscaler.store.base import (
+    HISTORY_KEEP,
+    FencedError,
+    HistoryEntry,
+    Intent,
+    IntentKind,
+    Lease,
+    StoreError,
+)
 from autoscaler.store.codec import (
     PolicyDocuments,
+    check_history,
     check_kind,
     check_policy,
     check_ttl,
@@ -69,6 +78,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE heartbeat (
             id INTEGER PRIMARY KEY CHECK (id = 1),
             checked_at REAL NOT NULL)""",
+    ),
+    (
+        # The decisions each policy made, with their observations (`autoscaler history`).
+        """CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            policy TEXT NOT NULL,
+            t REAL NOT NULL,
+            observation TEXT NOT NULL,
+            decision TEXT NOT NULL)""",
+        "CREATE INDEX decisions_policy ON decisions (policy, id)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -260,6 +279,56 @@ class SQLiteStore(PolicyDocuments):
             ).fetchall()
         )
         return [str(row[0]) for row in rows]
+
+    # ---- decision history --------------------------------------------------------------------
+
+    async def record_decision(
+        self,
+        policy: str,
+        t: float,
+        observation: dict[str, Any],
+        decision: dict[str, Any],
+        *,
+        keep: int = HISTORY_KEEP,
+    ) -> None:
+        check_policy(policy)
+        check_history(t, keep, None)
+        obs = encode(observation, f"observation of policy {policy!r}")
+        dec = encode(decision, f"decision of policy {policy!r}")
+
+        def write(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                cursor = conn.execute(
+                    "INSERT INTO decisions (policy, t, observation, decision) VALUES (?, ?, ?, ?)",
+                    (policy, float(t), obs, dec),
+                )
+                newest = int(cast(int, cursor.lastrowid))
+                # Ids grow per insert; the policy's rows older than its `keep` newest go.
+                conn.execute(
+                    "DELETE FROM decisions WHERE policy = ? AND id <= ("
+                    "SELECT id FROM decisions WHERE policy = ? AND id <= ? "
+                    "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (policy, policy, newest, keep),
+                )
+
+        await self._run(write)
+
+    async def decision_history(
+        self, policy: str, since: float | None = None, limit: int | None = None
+    ) -> list[HistoryEntry]:
+        check_policy(policy)
+        check_history(0.0 if since is None else since, 1, limit)
+
+        def read(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
+                "SELECT t, observation, decision FROM (SELECT id, t, observation, decision "
+                "FROM decisions WHERE policy = ? AND t >= ? ORDER BY id DESC LIMIT ?) "
+                "ORDER BY id",
+                (policy, -1e300 if since is None else float(since), -1 if limit is None else limit),
+            ).fetchall()
+
+        rows = await self._run(read)
+        return [HistoryEntry(float(r[0]), decode(r[1]), decode(r[2])) for r in rows]
 
     # ---- intents -----------------------------------------------------------------------------
 
