@@ -23,6 +23,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("autoscaler.simulate.cli", "replay request traces against policies"),
     "run": ("autoscaler.runtime.cli_run", "run the daemon"),
     "demo": ("autoscaler.runtime.cli_demo", "run the daemon on the embedded default"),
+    "status": ("autoscaler.ctl.cli_status", "show what running daemons are doing"),
+    "pause": ("autoscaler.ctl.cli_admin", "pause a policy (admin API, on the leader)"),
+    "resume": ("autoscaler.ctl.cli_admin", "resume a paused policy (admin API, on the leader)"),
+    "override": ("autoscaler.ctl.cli_admin", "hold a policy's replicas for a while (admin API)"),
+    "cancel-override": ("autoscaler.ctl.cli_admin", "end a policy's override now (admin API)"),
+    "history": ("autoscaler.ctl.cli_history", "a policy's recorded decisions (JSONL for replay)"),
 }
 
 

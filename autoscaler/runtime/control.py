@@ -15,6 +15,15 @@ class UnknownPolicyError(KeyError):
     """The named policy is not loaded."""
 
 
+class NotLeaderError(Exception):
+    """This daemon is a standby: admin changes go to the leader (HTTP 409). Not a ValueError,
+    so nothing mistakes it for a bad request."""
+
+    def __init__(self, message: str, leader: str | None = None) -> None:
+        super().__init__(message)
+        self.leader = leader  # the lease holder's id, when known
+
+
 class DaemonControl(Protocol):
     def status(self) -> dict[str, Any]:
         """JSON for /status: {"role", "epoch", "config_loaded", "policies": {name: {
@@ -37,6 +46,18 @@ class DaemonControl(Protocol):
     async def override(self, policy: str, replicas: int, duration: float) -> dict[str, Any]:
         """Hold the deployment at `replicas` (still within max and the cost cap) for
         `duration` seconds. Raises UnknownPolicyError or ValueError."""
+        ...
+
+    async def cancel_override(self, policy: str) -> dict[str, Any]:
+        """End the policy's admin override now (nothing to cancel is not an error)."""
+        ...
+
+    async def history(
+        self, policy: str, since: float | None, limit: int | None
+    ) -> list[dict[str, Any]]:
+        """The recorded decisions of `policy` at or after `since` (unix seconds), oldest
+        first: [{"t", "observation", "decision"}]. UnknownPolicyError when the policy is
+        neither loaded nor has any history."""
         ...
 
 

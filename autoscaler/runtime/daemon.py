@@ -30,7 +30,7 @@ from autoscaler.core.timefmt import iso
 from autoscaler.policy.model import DaemonConfig, Policy, ProviderProfile
 from autoscaler.providers.base import Provider
 from autoscaler.runtime.actions import ActionContext
-from autoscaler.runtime.control import Recorder, UnknownPolicyError
+from autoscaler.runtime.control import NotLeaderError, Recorder, UnknownPolicyError
 from autoscaler.runtime.reconcile import reconcile_all
 from autoscaler.runtime.runner import (
     DeploymentView,
@@ -565,7 +565,7 @@ class Daemon:
     async def _change_state(self, name: str, change: Callable[[Any], Any]) -> dict[str, Any]:
         runner = self._runner(name)
         if not self.can_act():
-            raise ValueError(
+            raise NotLeaderError(
                 "this daemon is a standby (or stepping down): send admin requests to the leader"
             )
         async with runner.lock:
@@ -599,6 +599,20 @@ class Daemon:
         until = self.clock() + float(duration)
         log.info("admin_override", policy=policy, replicas=replicas, until=iso(until))
         return await self._change_state(policy, lambda s: core.with_override(s, replicas, until))
+
+    async def cancel_override(self, policy: str) -> dict[str, Any]:
+        log.info("admin_cancel_override", policy=policy)
+        return await self._change_state(policy, lambda s: core.with_override(s, None))
+
+    async def history(
+        self, policy: str, since: float | None, limit: int | None
+    ) -> list[dict[str, Any]]:
+        if self.store is None:
+            raise ValueError("the store is not open yet")
+        entries = await self.store.decision_history(policy, since, limit)
+        if not entries and policy not in self.runners:
+            raise UnknownPolicyError(policy)
+        return [{"t": e.t, "observation": e.observation, "decision": e.decision} for e in entries]
 
 
 def _keep_state(new: DaemonConfig, old: DaemonConfig) -> DaemonConfig:

@@ -39,7 +39,7 @@ from autoscaler.runtime.actions import ActionAborted, ActionContext
 from autoscaler.runtime.control import Recorder
 from autoscaler.runtime.reconcile import continue_intent
 from autoscaler.sources.base import Source, SourceError
-from autoscaler.store.base import FencedError, Intent, Store
+from autoscaler.store.base import FencedError, Intent, Store, StoreError
 
 log = structlog.get_logger("autoscaler.runner")
 
@@ -360,6 +360,8 @@ class PolicyRunner:
         if decision.action != "none" and acting:
             acted_error = await self._act(decision, deployment, observation, now)
         self._record(decision, observation, now, acted_error, acting)
+        if self.env.can_act():  # one daemon's history: the leader's (the store is shared)
+            await self._remember(now)
         self._update_watch(decision, observation, acted_error)
 
     async def _find(self, *, fresh: bool = False) -> DeploymentInfo | None:
@@ -537,6 +539,20 @@ class PolicyRunner:
             dry_run=self.dry_run(),
             executed=entry["executed"],
         )
+
+    async def _remember(self, now: float) -> None:
+        """Append this decision and its observation to the store's bounded history, the
+        observation as a `replay` input line. Best effort: a failed write is logged, and
+        never stops the evaluation."""
+        observation = dict(self.status_info.last_observation or {})
+        observation["t"] = now
+        if observation.get("ready_replicas") is None:
+            observation.pop("ready_replicas", None)
+        decision = dict(self.status_info.last_decision or {})
+        try:
+            await self.env.store.record_decision(self.name, now, observation, decision)
+        except (StoreError, ValueError) as exc:
+            log.warning("history_write_failed", policy=self.name, error=str(exc))
 
     def _update_watch(
         self, decision: Decision, observation: Observation, acted_error: str | None
