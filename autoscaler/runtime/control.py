@@ -8,6 +8,7 @@ other's module, only these protocols.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 
@@ -65,6 +66,24 @@ class Recorder(Protocol):
     def decision(self, policy: str, action: str, reasons: tuple[str, ...]) -> None: ...
 
     def replicas(self, policy: str, desired: int, current: int) -> None: ...
+
+    def outcome(self, policy: str, action: str, outcome: str) -> None:
+        """What became of one decision: executed, no_action, failed, dry_run, paused or
+        standby (so a fleet of daemons counts each decision once)."""
+        ...
+
+    def observed(
+        self,
+        policy: str,
+        status: str,
+        ready: int,
+        values: Mapping[str, float | None],
+        targets: Mapping[str, float],
+        hourly_cost: float | None,
+    ) -> None:
+        """The deployment and metric values one evaluation saw, with the metrics' targets
+        and the hourly cost of the current replicas (None: the policy has no price)."""
+        ...
 
     def evaluation(self, policy: str, seconds: float, lag: float) -> None:
         """One evaluation took `seconds`; it started `lag` seconds after it was due."""

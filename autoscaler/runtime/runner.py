@@ -30,6 +30,7 @@ from typing import Any
 import structlog
 
 from autoscaler import core
+from autoscaler.core.reasons import PAUSED
 from autoscaler.core.timefmt import duration, iso
 from autoscaler.core.types import Decision, Observation
 from autoscaler.policy.model import MetricSource, Policy
@@ -506,6 +507,16 @@ class PolicyRunner:
         rec.decision(self.name, decision.action, decision.reasons)
         rec.replicas(self.name, decision.replicas, observation.replicas)
         rec.dry_run(self.name, self.dry_run())
+        rec.outcome(self.name, decision.action, self._outcome(decision, acting, acted_error))
+        price = self.policy.cost.replica_hourly_usd
+        rec.observed(
+            self.name,
+            observation.status,
+            observation.ready,
+            observation.metrics,
+            {m.name: m.target.value for m in self.policy.metrics},
+            None if price is None else price * observation.replicas,
+        )
         self.status_info.last_observation = {
             "t": now,
             "status": observation.status,
@@ -539,6 +550,18 @@ class PolicyRunner:
             dry_run=self.dry_run(),
             executed=entry["executed"],
         )
+
+    def _outcome(self, decision: Decision, acting: bool, acted_error: str | None) -> str:
+        """For metrics: what became of the decision (metrics.OUTCOMES)."""
+        if not self.env.can_act():
+            return "standby"  # first: a fleet counts outcome!="standby" once per decision
+        if PAUSED in decision.reasons:
+            return "paused"
+        if decision.action == "none":
+            return "no_action"
+        if not acting:
+            return "dry_run"
+        return "failed" if acted_error else "executed"
 
     async def _remember(self, now: float) -> None:
         """Append this decision and its observation to the store's bounded history, the

@@ -49,6 +49,12 @@ def with_admin_token(g: Group) -> None:
         member.config.write_text(text.replace(listen, listen + token))
 
 
+def counted(metrics: str, outcome: str) -> bool:
+    """Some decision of this outcome was counted (a series with a value above zero)."""
+    pattern = rf'^autoscaler_decision_outcomes_total{{[^}}]*outcome="{outcome}"[^}}]*}} [1-9]'
+    return re.search(pattern, metrics, re.MULTILINE) is not None
+
+
 def policy_of(status: dict[str, Any] | None) -> dict[str, Any]:
     assert status is not None
     return status["policies"][NAME]  # type: ignore[no-any-return]
@@ -116,4 +122,16 @@ def test_ctl_follows_the_leader_and_history_replays(tmp_path: Path) -> None:
         assert cli("history", "nope", "--url", url(leader)).returncode == 1
         table = cli("history", NAME, "--url", url(leader), "--table", "--limit", "3")
         assert table.returncode == 0 and len(table.stdout.splitlines()) == 1 + 2 * 3, table
+
+        # Metrics: a standby's decisions are counted as such, never as executed; the leader
+        # explains its decisions (value and target) and says what the deployment is.
+        standby_metrics, leader_metrics = standby.metrics(), leader.metrics()
+        assert counted(standby_metrics, "standby") and not counted(standby_metrics, "executed")
+        assert counted(leader_metrics, "executed") and not counted(leader_metrics, "standby")
+        target = f'autoscaler_metric_target{{policy="{NAME}",metric="backlog"}} 5.0'
+        assert target in leader_metrics
+        assert f'autoscaler_metric_value{{policy="{NAME}",metric="backlog"}}' in leader_metrics
+        ready = f'autoscaler_deployment_status{{policy="{NAME}",status="ready"}} 1.0'
+        assert ready in leader_metrics
+        assert "autoscaler_build_info{" in leader_metrics
         g.check_invariants()
