@@ -187,7 +187,7 @@ class FaultMiddleware:
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/_sim"):
+        if scope["type"] != "http" or scope["path"].startswith(("/_sim", "/healthz")):
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
