@@ -31,6 +31,7 @@ from autoscaler.policy.model import DaemonConfig, Policy, ProviderProfile
 from autoscaler.providers.base import Provider
 from autoscaler.runtime.actions import ActionContext
 from autoscaler.runtime.control import NotLeaderError, Recorder, UnknownPolicyError
+from autoscaler.runtime.history import HistoryBuffer
 from autoscaler.runtime.reconcile import reconcile_all
 from autoscaler.runtime.runner import (
     DeploymentView,
@@ -121,6 +122,7 @@ class Daemon:
         self._leader_done = anyio.Event()
         self._takeovers: anyio.abc.TaskGroup | None = None  # lives with the lease loop
         self._takeover_done: anyio.Event | None = None
+        self.history_buffer: HistoryBuffer | None = None
         self.last_reload: dict[str, Any] | None = None
         self.reconcile_results: list[dict[str, Any]] = []
 
@@ -239,7 +241,17 @@ class Daemon:
             on_fenced=self._on_fenced,
             wait_ready_timeout=self._wait_ready_timeout,
             fast_poll=lambda: self.config.zero_poll_interval,
+            record_history=self._history().add,
         )
+
+    def _history(self) -> HistoryBuffer:
+        """The decision history's batching writer, flushed by `run` (and at close)."""
+        if self.history_buffer is None:
+            assert self.store is not None
+            self.history_buffer = HistoryBuffer(self.store)
+            if self._tg is not None:
+                self._tg.start_soon(self.history_buffer.run, name="history")
+        return self.history_buffer
 
     def _provider(self, profile: ProviderProfile) -> Provider:
         provider = self.providers.get(profile.name)
@@ -442,6 +454,9 @@ class Daemon:
             self._leader_scope.cancel()
             with anyio.move_on_after(5):
                 await self._leader_done.wait()
+        if self.history_buffer is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await self.history_buffer.flush()  # the last decisions, before the store closes
         for runner in list(self.runners.values()):
             await runner.detach_sources()
         await self.sources.aclose()
@@ -609,6 +624,8 @@ class Daemon:
     ) -> list[dict[str, Any]]:
         if self.store is None:
             raise ValueError("the store is not open yet")
+        if self.history_buffer is not None:
+            await self.history_buffer.flush()  # include the decisions of the last second
         entries = await self.store.decision_history(policy, since, limit)
         if not entries and policy not in self.runners:
             raise UnknownPolicyError(policy)

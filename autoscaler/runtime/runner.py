@@ -40,7 +40,7 @@ from autoscaler.runtime.actions import ActionAborted, ActionContext
 from autoscaler.runtime.control import Recorder
 from autoscaler.runtime.reconcile import continue_intent
 from autoscaler.sources.base import Source, SourceError
-from autoscaler.store.base import FencedError, Intent, Store, StoreError
+from autoscaler.store.base import FencedError, Intent, Store
 
 log = structlog.get_logger("autoscaler.runner")
 
@@ -217,6 +217,8 @@ class RunnerEnv:
     on_fenced: Callable[[FencedError], Awaitable[None]]
     wait_ready_timeout: Callable[[str], float]  # provider profile -> bound
     fast_poll: Callable[[], float] = lambda: 2.0  # zero_poll_interval, seconds
+    # (policy, t, observation, decision) -> the decision history (history.HistoryBuffer.add)
+    record_history: Callable[[str, float, dict[str, Any], dict[str, Any]], None] | None = None
 
 
 @dataclass
@@ -362,7 +364,7 @@ class PolicyRunner:
             acted_error = await self._act(decision, deployment, observation, now)
         self._record(decision, observation, now, acted_error, acting)
         if self.env.can_act():  # one daemon's history: the leader's (the store is shared)
-            await self._remember(now)
+            self._remember(now)
         self._update_watch(decision, observation, acted_error)
 
     async def _find(self, *, fresh: bool = False) -> DeploymentInfo | None:
@@ -563,19 +565,20 @@ class PolicyRunner:
             return "dry_run"
         return "failed" if acted_error else "executed"
 
-    async def _remember(self, now: float) -> None:
-        """Append this decision and its observation to the store's bounded history, the
-        observation as a `replay` input line. Best effort: a failed write is logged, and
-        never stops the evaluation."""
+    def _remember(self, now: float) -> None:
+        """Hand this decision and its observation (a `replay` input line) to the history."""
+        if self.env.record_history is None:
+            return
         observation = dict(self.status_info.last_observation or {})
         observation["t"] = now
         if observation.get("ready_replicas") is None:
             observation.pop("ready_replicas", None)
+        observation["metrics"] = {
+            k: (v if v is None or math.isfinite(v) else None)
+            for k, v in (observation.get("metrics") or {}).items()
+        }
         decision = dict(self.status_info.last_decision or {})
-        try:
-            await self.env.store.record_decision(self.name, now, observation, decision)
-        except (StoreError, ValueError) as exc:
-            log.warning("history_write_failed", policy=self.name, error=str(exc))
+        self.env.record_history(self.name, now, observation, decision)
 
     def _update_watch(
         self, decision: Decision, observation: Observation, acted_error: str | None

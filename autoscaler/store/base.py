@@ -16,6 +16,7 @@ stale epoch raises `FencedError` and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -50,6 +51,16 @@ class HistoryEntry:
 
 
 HISTORY_KEEP = 2000  # decisions kept per policy (pruned on write): 8 h at a 15 s interval
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    """One decision to append (`record_decisions`)."""
+
+    policy: str
+    t: float
+    observation: dict[str, Any]
+    decision: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +119,18 @@ class Store(Protocol):
         keep: int = HISTORY_KEEP,
     ) -> None:
         """Append one decision; the policy keeps only its `keep` newest (pruned here)."""
+        ...
+
+    async def record_decisions(
+        self,
+        records: Sequence[HistoryRecord],
+        *,
+        prune: Iterable[str] = (),
+        keep: int = HISTORY_KEEP,
+    ) -> None:
+        """Append many decisions in one transaction, then cut each policy named in `prune`
+        back to its `keep` newest (the daemon prunes a policy every so many writes, so a
+        busy fleet does not pay a prune per decision)."""
         ...
 
     async def decision_history(

@@ -9,9 +9,10 @@ state that loads differently per backend would be a silent bug.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, get_args
 
-from autoscaler.store.base import IntentKind
+from autoscaler.store.base import HistoryRecord, IntentKind
 
 INTENT_KINDS: tuple[str, ...] = get_args(IntentKind)
 
@@ -97,3 +98,23 @@ def check_history(t: float, keep: int, limit: int | None) -> None:
         raise ValueError(f"history keep must be a whole number >= 1, got {keep!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"history limit must be a whole number >= 1, got {limit!r}")
+
+
+def encode_history(
+    records: Sequence[HistoryRecord], keep: int
+) -> list[tuple[str, float, str, str]]:
+    """(policy, t, observation JSON, decision JSON) rows, every record checked first so a bad
+    one refuses the whole batch before anything is written."""
+    rows = []
+    for r in records:
+        check_policy(r.policy)
+        check_history(r.t, keep, None)
+        rows.append(
+            (
+                r.policy,
+                float(r.t),
+                encode(r.observation, f"observation of policy {r.policy!r}"),
+                encode(r.decision, f"decision of policy {r.policy!r}"),
+            )
+        )
+    return rows

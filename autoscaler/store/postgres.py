@@ -15,7 +15,7 @@ broken connections, so the next call reconnects.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,6 +25,7 @@ from autoscaler.store.base import (
     HISTORY_KEEP,
     FencedError,
     HistoryEntry,
+    HistoryRecord,
     Intent,
     IntentKind,
     Lease,
@@ -38,6 +39,7 @@ from autoscaler.store.codec import (
     check_ttl,
     decode,
     encode,
+    encode_history,
 )
 from autoscaler.store.url import redact_url
 
@@ -321,22 +323,29 @@ class PostgresStore(PolicyDocuments):
         *,
         keep: int = HISTORY_KEEP,
     ) -> None:
-        check_policy(policy)
-        check_history(t, keep, None)
-        obs = encode(observation, f"observation of policy {policy!r}")
-        dec = encode(decision, f"decision of policy {policy!r}")
-        # One statement, one round trip: insert, then drop what falls out of the newest `keep`.
-        async with self._connection() as conn:
-            await conn.execute(
-                "WITH added AS (INSERT INTO decisions (policy, t, observation, decision) "
-                "VALUES ($1, $2, $3::jsonb, $4::jsonb) RETURNING id) "
+        record = HistoryRecord(policy, t, observation, decision)
+        await self.record_decisions([record], prune=[policy], keep=keep)
+
+    async def record_decisions(
+        self,
+        records: Sequence[HistoryRecord],
+        *,
+        prune: Iterable[str] = (),
+        keep: int = HISTORY_KEEP,
+    ) -> None:
+        rows = encode_history(records, keep)
+        pruned = sorted(set(prune))
+        async with self._connection() as conn, conn.transaction():
+            # executemany pipelines the statements: one round trip for the whole batch.
+            await conn.executemany(
+                "INSERT INTO decisions (policy, t, observation, decision) "
+                "VALUES ($1, $2, $3::jsonb, $4::jsonb)",
+                rows,
+            )
+            await conn.executemany(
                 "DELETE FROM decisions WHERE policy = $1 AND id <= (SELECT id FROM decisions "
-                "WHERE policy = $1 ORDER BY id DESC LIMIT 1 OFFSET $5 - 1)",
-                policy,
-                float(t),
-                obs,
-                dec,
-                keep,
+                "WHERE policy = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+                [(policy, keep) for policy in pruned],
             )
 
     async def decision_history(

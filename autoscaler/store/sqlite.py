@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
@@ -28,6 +28,7 @@ from autoscaler.store.base import (
     HISTORY_KEEP,
     FencedError,
     HistoryEntry,
+    HistoryRecord,
     Intent,
     IntentKind,
     Lease,
@@ -41,6 +42,7 @@ from autoscaler.store.codec import (
     check_ttl,
     decode,
     encode,
+    encode_history,
 )
 
 T = TypeVar("T")
@@ -291,24 +293,31 @@ class SQLiteStore(PolicyDocuments):
         *,
         keep: int = HISTORY_KEEP,
     ) -> None:
-        check_policy(policy)
-        check_history(t, keep, None)
-        obs = encode(observation, f"observation of policy {policy!r}")
-        dec = encode(decision, f"decision of policy {policy!r}")
+        record = HistoryRecord(policy, t, observation, decision)
+        await self.record_decisions([record], prune=[policy], keep=keep)
+
+    async def record_decisions(
+        self,
+        records: Sequence[HistoryRecord],
+        *,
+        prune: Iterable[str] = (),
+        keep: int = HISTORY_KEEP,
+    ) -> None:
+        rows = encode_history(records, keep)
+        pruned = sorted(set(prune))
 
         def write(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
-                cursor = conn.execute(
+                conn.executemany(
                     "INSERT INTO decisions (policy, t, observation, decision) VALUES (?, ?, ?, ?)",
-                    (policy, float(t), obs, dec),
+                    rows,
                 )
-                newest = int(cast(int, cursor.lastrowid))
-                # Ids grow per insert; the policy's rows older than its `keep` newest go.
-                conn.execute(
+                # The policy's rows older than its `keep` newest go (ids grow per insert).
+                conn.executemany(
                     "DELETE FROM decisions WHERE policy = ? AND id <= ("
-                    "SELECT id FROM decisions WHERE policy = ? AND id <= ? "
+                    "SELECT id FROM decisions WHERE policy = ? "
                     "ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (policy, policy, newest, keep),
+                    [(policy, policy, keep) for policy in pruned],
                 )
 
         await self._run(write)

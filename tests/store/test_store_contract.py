@@ -472,3 +472,21 @@ async def test_history_refuses_bad_values(store: Store) -> None:
     with pytest.raises(ValueError, match="not JSON-serializable"):
         await store.record_decision(p1, 1.0, {"metrics": {"x": float("inf")}}, _dec(1.0))
     assert await store.decision_history(p1) == []
+
+
+async def test_history_batches_prune_only_the_named_policies(store: Store) -> None:
+    from autoscaler.store.base import HistoryRecord
+
+    p1, p2 = _names()
+    batch = [
+        HistoryRecord(p, float(i), _obs(float(i)), _dec(float(i)))
+        for i in range(6)
+        for p in (p1, p2)
+    ]
+    await store.record_decisions(batch, prune=[p1], keep=3)
+    assert [e.t for e in await store.decision_history(p1)] == [3.0, 4.0, 5.0]
+    assert len(await store.decision_history(p2)) == 6  # not named: not pruned this time
+    bad = [HistoryRecord(p2, 9.0, _obs(9.0), _dec(9.0)), HistoryRecord(p2, float("inf"), {}, {})]
+    with pytest.raises(ValueError, match="finite"):
+        await store.record_decisions(bad)
+    assert len(await store.decision_history(p2)) == 6  # a bad record refuses the whole batch
