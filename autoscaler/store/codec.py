@@ -9,10 +9,10 @@ state that loads differently per backend would be a silent bug.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, get_args
 
-from autoscaler.store.base import HistoryRecord, IntentKind
+from autoscaler.store.base import HISTORY_KEEP, HistoryRecord, IntentKind
 
 INTENT_KINDS: tuple[str, ...] = get_args(IntentKind)
 
@@ -80,6 +80,25 @@ class PolicyDocuments:
         self, policy: str, spec: dict[str, Any], *, epoch: int | None = None
     ) -> None:
         await self._save("policy_spec", "spec", policy, spec, epoch)
+
+    # The decision history: a backend supplies the batch write, one record is a batch of one.
+
+    async def record_decisions(
+        self, records: Sequence[HistoryRecord], *, prune: Iterable[str] = (), keep: int = 0
+    ) -> None:
+        raise NotImplementedError
+
+    async def record_decision(
+        self,
+        policy: str,
+        t: float,
+        observation: dict[str, Any],
+        decision: dict[str, Any],
+        *,
+        keep: int = HISTORY_KEEP,
+    ) -> None:
+        record = HistoryRecord(policy, t, observation, decision)
+        await self.record_decisions([record], prune=[policy], keep=keep)
 
 
 def check_history(t: float, keep: int, limit: int | None) -> None:

@@ -284,18 +284,6 @@ class SQLiteStore(PolicyDocuments):
 
     # ---- decision history --------------------------------------------------------------------
 
-    async def record_decision(
-        self,
-        policy: str,
-        t: float,
-        observation: dict[str, Any],
-        decision: dict[str, Any],
-        *,
-        keep: int = HISTORY_KEEP,
-    ) -> None:
-        record = HistoryRecord(policy, t, observation, decision)
-        await self.record_decisions([record], prune=[policy], keep=keep)
-
     async def record_decisions(
         self,
         records: Sequence[HistoryRecord],
