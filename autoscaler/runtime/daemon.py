@@ -29,6 +29,7 @@ from autoscaler import core
 from autoscaler.core.timefmt import iso
 from autoscaler.policy.model import DaemonConfig, Policy, ProviderProfile
 from autoscaler.providers.base import Provider
+from autoscaler.runtime import readable
 from autoscaler.runtime.actions import ActionContext
 from autoscaler.runtime.control import NotLeaderError, Recorder, UnknownPolicyError
 from autoscaler.runtime.history import HistoryBuffer
@@ -557,7 +558,7 @@ class Daemon:
             "config_path": self.config_path,
             "dry_run": self.config.dry_run,
             "stopping": self._stopping,
-            "last_reload": self.last_reload,
+            "last_reload": readable.stamped(self.last_reload),
             "policies": {name: r.status() for name, r in sorted(self.runners.items())},
         }
 

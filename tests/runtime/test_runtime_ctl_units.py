@@ -4,7 +4,12 @@ and history routes, a standby's 409, the status table, URLs from `http.listen`."
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
+import sys
+import threading
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -131,3 +136,41 @@ def test_urls_from_flags_then_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert resolve_target(argparse.Namespace(url=None, config=None)).urls == [
         "http://127.0.0.1:9464"
     ]
+
+
+class _StatusHandler(BaseHTTPRequestHandler):
+    body = b'{"role": "leader", "epoch": null, "policies": {}}'
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/status" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_status_watch_redraws_until_stopped() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StatusHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autoscaler", "status", "--watch", "--interval", "0.2",
+         "--url", url],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        frames = 0
+        while frames < 3:
+            line = proc.stdout.readline()
+            assert line, "status --watch ended by itself"
+            frames += line.startswith(f"daemon {url}: leader")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+        server.shutdown()
+        server.server_close()
+    assert code == 130  # Ctrl-C ends the watch quietly
