@@ -435,10 +435,8 @@ class Metrics:
         hourly_cost: float | None,
     ) -> None:
         self.ready_replicas.set((policy,), ready)
-        for known in STATUSES:
-            labels = (policy, known)
-            self.deployment_status.set(labels, 1 if known == status else 0)
-            self._track(policy, self.deployment_status, labels)
+        for known in STATUSES:  # removed by name in policy_removed: no tracking needed
+            self.deployment_status.set((policy, known), 1 if known == status else 0)
         if hourly_cost is not None:
             self.hourly_cost.set((policy,), hourly_cost)
         for metric, target in targets.items():
@@ -493,6 +491,8 @@ class Metrics:
     def policy_removed(self, policy: str) -> None:
         for family in self._by_policy_only:
             family.remove((policy,))
+        for status in STATUSES:
+            self.deployment_status.remove((policy, status))
         for family, labels in self._policy_series.pop(policy, set()):
             family.remove(labels)
 
