@@ -64,10 +64,16 @@ def with_paused(state: CoreState, paused: bool, now: float | None = None) -> Cor
     if paused:
         return evolve(state, paused=True, resumed_at=None)
     if state.paused and now is not None:
-        if not _is_number(now) or not math.isfinite(now):
-            raise ValueError(f"resume time must be a finite epoch time, got {now!r}")
-        return evolve(state, paused=False, resumed_at=float(now))
+        return with_resumed(evolve(state, paused=False), now)
     return evolve(state, paused=False)
+
+
+def with_resumed(state: CoreState, now: float) -> CoreState:
+    """A pause ended at `now` (the admin's, or `paused: true` taken out of the policy file):
+    scale-down waits a whole down-stabilization window from here."""
+    if not _is_number(now) or not math.isfinite(now):
+        raise ValueError(f"resume time must be a finite epoch time, got {now!r}")
+    return evolve(state, resumed_at=float(now))
 
 
 def with_override(state: CoreState, replicas: int | None, until: float | None = None) -> CoreState:

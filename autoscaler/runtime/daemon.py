@@ -513,6 +513,9 @@ class Daemon:
             if policy == existing.policy and not profile_changed:
                 continue
             async with existing.lock:
+                if existing.policy.paused and not policy.paused and existing.state is not None:
+                    # The file's pause ended: scale-down waits out its window again.
+                    existing.state = core.with_resumed(existing.state, self.clock())
                 interval_changed = policy.interval != existing.policy.interval
                 sources_changed = policy.metrics != existing.policy.metrics
                 existing.policy = policy

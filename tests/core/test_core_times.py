@@ -122,3 +122,21 @@ def test_resume_without_a_time_and_pause_reset_it() -> None:
     assert s.resumed_at == T0
     assert with_paused(s, True).resumed_at is None
     assert with_paused(initial_state(), False, now=T0).resumed_at is None  # was not paused
+
+
+def test_a_policy_file_pause_ends_with_the_same_wait() -> None:
+    """`paused: true` taken out of the policy (a reload): the daemon applies with_resumed."""
+    from autoscaler.core import with_resumed
+
+    p = policy(max=20, scale_down=rules(window=300.0))
+    d, s = decide(p, initial_state(), ready(8, waiting=40.0), T0)
+    paused = policy(max=20, scale_down=rules(window=300.0), paused=True)
+    d, s = decide(paused, s, ready(8, waiting=0.0), T0 + 3600)
+    assert d.reasons == (R.PAUSED,)
+    s = with_resumed(s, T0 + 3600)
+    d, _ = decide(p, s, ready(8, waiting=0.0), T0 + 3610)
+    assert d.replicas == 8 and R.STABILIZED_DOWN in d.reasons
+    d, _ = decide(p, s, ready(8, waiting=0.0), T0 + 3600 + 300)
+    assert d.replicas < 8
+    with pytest.raises(ValueError, match="finite"):
+        with_resumed(s, float("nan"))
