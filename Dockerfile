@@ -1,4 +1,7 @@
-# The autoscaler daemon as a container image.
+# The autoscaler daemon as a container image, built in two stages: `builder` installs the
+# package and its pinned dependencies (constraints.txt) into a virtual environment; the
+# runtime stage copies only that environment onto a fresh slim base (no pip cache, no build
+# files, no numpy or matplotlib: `autoscaler simulate` is not in the image).
 #
 #   docker build -t autoscaler .
 #   docker run -d --name autoscaler \
@@ -7,15 +10,37 @@
 #     -v /srv/autoscaler/secrets:/run/secrets:ro \         # neevcloud_token, admin_token
 #     -p 127.0.0.1:9464:9464 autoscaler
 #
-# The config must listen on 0.0.0.0:9464 for the published port to reach it (see
-# deploy/config.yaml). `{file: NAME}` credentials are found in /run/secrets. The daemon logs
-# JSON lines to stderr and stops cleanly on SIGTERM (`docker stop`).
+# The daemon listens on AUTOSCALER_LISTEN (0.0.0.0:9464 here, over the config's http.listen)
+# so the published port reaches it. `{file: NAME}` credentials are found in /run/secrets.
+# AUTOSCALER_CONFIG names the config and AUTOSCALER_LOG_LEVEL overrides log.level. The daemon
+# logs JSON lines to stderr and stops cleanly on SIGTERM (`docker stop`).
+FROM python:3.11-slim AS builder
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+COPY pyproject.toml README.md constraints.txt ./
+COPY autoscaler/ ./autoscaler/
+RUN python -m venv /opt/autoscaler \
+ && /opt/autoscaler/bin/pip install --constraint constraints.txt . \
+ && /opt/autoscaler/bin/autoscaler --version
+
 FROM python:3.11-slim
+
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="autoscaler" \
+      org.opencontainers.image.description="Autoscaling controller daemon for dedicated LLM model deployments on GPU clouds" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="python:3.11-slim"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PATH=/opt/autoscaler/bin:$PATH \
+    AUTOSCALER_CONFIG=/etc/autoscaler/config.yaml \
+    AUTOSCALER_LISTEN=0.0.0.0:9464
 
 # A fixed numeric id, so orchestrators can check runAsNonRoot and volumes can be chowned.
 RUN groupadd --system --gid 10001 autoscaler \
@@ -24,17 +49,14 @@ RUN groupadd --system --gid 10001 autoscaler \
  && install -d -o autoscaler -g autoscaler -m 0700 /var/lib/autoscaler \
  && install -d -m 0755 /etc/autoscaler
 
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY autoscaler/ ./autoscaler/
-RUN pip install . && rm -rf build && autoscaler --version
+COPY --from=builder /opt/autoscaler /opt/autoscaler
 
 WORKDIR /var/lib/autoscaler
 USER 10001:10001
 VOLUME /var/lib/autoscaler
 EXPOSE 9464
 
-# No curl in slim images: Python's urllib does the probe. Override the URL when the config
+# No curl in slim images: Python's urllib does the probe. Override the URL when the daemon
 # listens elsewhere.
 ENV AUTOSCALER_HEALTH_URL=http://127.0.0.1:9464/healthz
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
@@ -42,4 +64,3 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["autoscaler", "run"]
-CMD ["--config", "/etc/autoscaler/config.yaml"]

@@ -23,7 +23,33 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("autoscaler.simulate.cli", "replay request traces against policies"),
     "run": ("autoscaler.runtime.cli_run", "run the daemon"),
     "demo": ("autoscaler.runtime.cli_demo", "run the daemon on the embedded default"),
+    "status": ("autoscaler.ctl.cli_status", "show what running daemons are doing"),
+    "pause": ("autoscaler.ctl.cli_admin", "pause a policy (admin API, on the leader)"),
+    "resume": ("autoscaler.ctl.cli_admin", "resume a paused policy (admin API, on the leader)"),
+    "override": ("autoscaler.ctl.cli_admin", "hold a policy's replicas for a while (admin API)"),
+    "cancel-override": ("autoscaler.ctl.cli_admin", "end a policy's override now (admin API)"),
+    "history": ("autoscaler.ctl.cli_history", "a policy's recorded decisions (JSONL for replay)"),
 }
+
+# Commands whose packages come with an extra: name -> (extra, import names).
+EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "simulate": ("simulate", ("numpy", "matplotlib")),
+}
+
+
+def missing_extra(command: str) -> str | None:
+    """The one-line message for a command whose extra is not installed, else None."""
+    import importlib.util
+
+    extra, modules = EXTRAS.get(command, ("", ()))
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return (
+        f"autoscaler {command} needs {' and '.join(missing)}, which "
+        f"{'is' if len(missing) == 1 else 'are'} not installed: "
+        f"pip install 'autoscaler[{extra}]'"
+    )
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -46,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, subparsers = build_parser()
     # Parse the command name first, then let only that module add its arguments.
     command = next((a for a in argv if not a.startswith("-")), None)
+    if command in EXTRAS:
+        problem = missing_extra(command)
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 2
     if command in COMMANDS:
         module = importlib.import_module(COMMANDS[command][0])
         module.add_arguments(subparsers[command])

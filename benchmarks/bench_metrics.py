@@ -31,6 +31,10 @@ def fill(metrics: Metrics, n: int) -> None:
         metrics.scale_from_zero(p, 42.0)
         for metric, kind in (("waiting", "prometheus"), ("backlog", "redis")):
             metrics.source_read(p, metric, kind, 0.003, ok=True)
+        metrics.outcome(p, "none", "no_action")
+        metrics.outcome(p, "scale", "executed")
+        metrics.observed(p, "ready", 2, {"waiting": 7.0, "backlog": 3.0},
+                         {"waiting": 5.0, "backlog": 20.0}, 19.0)  # fmt: skip
     for op in ("get", "list", "scale", "create", "delete"):
         metrics.provider_request("neevcloud-prod", op, 200, 0.05)
 

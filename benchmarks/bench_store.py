@@ -32,6 +32,7 @@ import asyncpg
 import structlog
 
 from autoscaler.store import Lease, Store, open_store
+from autoscaler.store.base import HistoryRecord
 from autoscaler.store.leader import Leadership
 from autoscaler.store.postgres import PostgresStore
 
@@ -101,6 +102,33 @@ async def bench(name: str, store: Store, ops: int, concurrency: int, policies: i
             rate, p99 = await timed(ops, workers, op)
             results[label] = rate
             print(f"{name:<11} {label:<32} {rate:>9.0f} ops/s   p99 {p99:6.2f} ms")
+        # Decision history: one record per call (pruned each time) against the daemon's
+        # batches (HistoryBuffer: one transaction a second, a policy pruned every keep/10).
+        observation = {"t": 1.0, "status": "ready", "replicas": 3, "metrics": {"waiting": 7.0}}
+        decision = {"t": 1.0, "action": "none", "replicas": 3, "reasons": ["no_change"]}
+
+        async def one_record(i: int) -> None:
+            await store.record_decision(f"policy-{i % policies}", float(i), observation, decision)
+
+        batch = 250
+
+        async def batched(i: int) -> None:
+            records = [
+                HistoryRecord(
+                    f"policy-{(i * batch + j) % policies}", float(i), observation, decision
+                )
+                for j in range(batch)
+            ]
+            prune = [r.policy for r in records[: batch // 10]]
+            await store.record_decisions(records, prune=prune)
+
+        rate, p99 = await timed(ops, 1, one_record)
+        print(f"{name:<11} {'record_decision (pruned)':<32} {rate:>9.0f} ops/s   p99 {p99:6.2f} ms")
+        rate, p99 = await timed(max(1, ops // batch), 1, batched)
+        print(
+            f"{name:<11} {f'record_decisions x{batch} batch':<32} {rate * batch:>9.0f} records/s"
+            f"   p99 {p99:6.2f} ms a batch"
+        )
         best = max(results["save_state fenced"], results[f"save_state fenced x{concurrency}"])
         print(
             f"{name:<11} => one leader can evaluate ~{best * INTERVAL:,.0f} policies per "

@@ -14,6 +14,7 @@ from .state import (
     to_dict,
     with_override,
     with_paused,
+    with_resumed,
 )
 from .types import Decision, Observation
 
@@ -29,4 +30,5 @@ __all__ = [
     "to_dict",
     "with_override",
     "with_paused",
+    "with_resumed",
 ]

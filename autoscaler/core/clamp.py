@@ -27,6 +27,7 @@ class Bounds(NamedTuple):
     lower_reason: str  # min_replicas | schedule_min
     upper_reason: str  # max_replicas | schedule_max | cost_cap
     schedule_min: int  # the largest min of the active windows (0 if none)
+    floored: bool = False  # lower is 1 only because a running deployment has at least one
 
 
 class Clamped(NamedTuple):
@@ -58,16 +59,22 @@ def bounds(policy: Policy, now: float, floor_one: bool = True) -> Bounds:
     cap = cost_cap(policy.cost)
     if cap is not None and cap < upper:
         upper, upper_reason = cap, R.COST_CAP
+    floored = False
     if floor_one and lower < 1:
-        lower = 1
+        lower, floored = 1, True
     if lower > upper:
         lower = upper
-    return Bounds(lower, upper, lower_reason, upper_reason, schedule_min)
+    return Bounds(lower, upper, lower_reason, upper_reason, schedule_min, floored)
 
 
 def clamp(replicas: int, b: Bounds) -> Clamped:
     if replicas > b.upper:
         return Clamped(b.upper, b.upper_reason, f"capped at {b.upper} ({b.upper_reason})")
     if replicas < b.lower:
+        if b.floored:
+            # replicas.min is 0 (scale to zero): the code stays min_replicas, but the words
+            # say what holds it: zero is reached by deleting, never by scaling.
+            why = "a running deployment keeps at least 1; zero means deleting it"
+            return Clamped(b.lower, b.lower_reason, f"raised to {b.lower} ({why})")
         return Clamped(b.lower, b.lower_reason, f"raised to {b.lower} ({b.lower_reason})")
     return Clamped(replicas, None, "")

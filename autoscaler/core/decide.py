@@ -19,6 +19,7 @@ from .recommend import failed_metrics, recommend
 from .stabilize import record, stabilize
 from .state import CoreState, evolve
 from .status import WAIT_REASONS
+from .timefmt import duration, iso
 from .types import Action, Decision, Observation
 from .zero import activity, idle_message, track_idle, zero_enabled
 
@@ -96,18 +97,21 @@ def _ready(
             reasons.append(R.IDLE_PENDING)
             if blocked:
                 idle_for = now - idle_since
-                text = f"{idle.message}: idle {idle_for:g}s, but {blocked}: no delete"
+                text = f"{idle.message}: idle {duration(idle_for)}, but {blocked}: no delete"
             parts.append(text)
 
     panic_until = state.panic_until
     if panic_until is not None and panic_until <= now:
         panic_until = None
     up_history, down_history = state.up_history, state.down_history
+    resumed_at = state.resumed_at
+    if resumed_at is not None and not now - resumed_at < down.stabilization_window:
+        resumed_at = None  # the window after the resume has passed
 
     if state.override is not None:
         wanted, until = state.override
         reasons.insert(0, R.OVERRIDE)
-        parts.insert(0, f"override {wanted} until t={until:g}")
+        parts.insert(0, f"override {wanted} until {iso(until)}")
         value = raw if remember else None
         up_history = record(up_history, now, up.stabilization_window, value, False)
         down_history = record(down_history, now, down.stabilization_window, value, True)
@@ -155,6 +159,14 @@ def _ready(
             if st.reason is not None:
                 reasons.append(st.reason)
                 parts.append(st.message)
+            if resumed_at is not None and proposed < current:
+                proposed = current
+                if st.reason != R.STABILIZED_DOWN:
+                    reasons.append(R.STABILIZED_DOWN)
+                parts.append(
+                    f"held at {current}: resumed {duration(now - resumed_at)} ago, scale-down "
+                    f"waits out the {duration(down.stabilization_window)} window"
+                )
         last_at = state.last_action[0] if state.last_action is not None else None
         lim = limit(current, proposed, now, up, down, state.events, last_at, panicking, panic_until)
         if lim.reason is not None:
@@ -196,6 +208,7 @@ def _ready(
         0,
         state.paused,
         state.override,
+        resumed_at,
     )
 
 
@@ -221,7 +234,7 @@ def _absent(
     if state.override is not None:
         wanted, until = state.override
         reasons.append(R.OVERRIDE)
-        parts.append(f"override {wanted} until t={until:g}")
+        parts.append(f"override {wanted} until {iso(until)}")
         count = wanted
     else:
         if active:
@@ -275,14 +288,14 @@ def _failed(
     waited = now - failed_since
     if waited < delay:
         text = (
-            f"deployment failed {waited:g}s ago; recreate attempt {state.recreates + 1} "
-            f"after {delay:g}s"
+            f"deployment failed {duration(waited)} ago; recreate attempt {state.recreates + 1} "
+            f"after {duration(delay)}"
         )
         return Decision("none", current, (R.DEPLOYMENT_FAILED, R.RECREATE_BACKOFF), text), waiting
     b = bounds(policy, now)
     count = clamp(max(current, 1), b).replicas
     text = (
-        f"deployment failed {waited:g}s ago: delete and create again with {count} "
+        f"deployment failed {duration(waited)} ago: delete and create again with {count} "
         f"(attempt {state.recreates + 1})"
     )
     decision = Decision("create", count, (R.DEPLOYMENT_FAILED, R.RECREATE), text)

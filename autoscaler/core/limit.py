@@ -18,9 +18,10 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from autoscaler.policy.model import Panic, ScalingRules
+from autoscaler.policy.model import Panic, RatePolicy, ScalingRules
 
 from . import reasons as R
+from .timefmt import duration
 
 Events = tuple[tuple[float, int], ...]
 
@@ -59,7 +60,7 @@ def scale_up_limit(
             or (rules.select == "max" and proposed > best)
             or (rules.select == "min" and proposed < best)
         ):
-            best, which = proposed, f"{policy.type} policy ({policy.value}/{policy.period:g}s)"
+            best, which = proposed, _named(policy)
     if best is None:
         return UNLIMITED, "none"
     return max(best, current), which
@@ -84,10 +85,14 @@ def scale_down_limit(
             or (rules.select == "max" and proposed < best)
             or (rules.select == "min" and proposed > best)
         ):
-            best, which = proposed, f"{policy.type} policy ({policy.value}/{policy.period:g}s)"
+            best, which = proposed, _named(policy)
     if best is None:
         return 0, "none"
     return min(best, current), which
+
+
+def _named(policy: RatePolicy) -> str:
+    return f"{policy.type} policy ({policy.value}/{duration(policy.period)})"
 
 
 def is_panic(panic: Panic | None, desired: int, current: int, ready: int) -> bool:
@@ -116,7 +121,7 @@ def limit(
                 return Limited(
                     current,
                     R.COOLDOWN_UP,
-                    f"cooldown: {since:g}s since the last action < {up.cooldown:g}s, "
+                    f"cooldown: {duration(since)} since the last action < {duration(up.cooldown)}, "
                     f"keep {current}",
                 )
         ceiling, which = scale_up_limit(current, events, now, up)
@@ -130,7 +135,7 @@ def limit(
             return Limited(
                 current,
                 R.PANIC_HOLD,
-                f"panic hold for {panic_until - now:g}s more: keep {current}",
+                f"panic hold for {duration(panic_until - now)} more: keep {current}",
             )
         if last_action_at is not None and down.cooldown > 0:
             since = now - last_action_at
@@ -138,7 +143,8 @@ def limit(
                 return Limited(
                     current,
                     R.COOLDOWN_DOWN,
-                    f"cooldown: {since:g}s since the last action < {down.cooldown:g}s, "
+                    f"cooldown: {duration(since)} since the last action < "
+                    f"{duration(down.cooldown)}, "
                     f"keep {current}",
                 )
         floor, which = scale_down_limit(current, events, now, down)

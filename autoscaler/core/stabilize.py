@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from . import reasons as R
+from .timefmt import duration
 
 History = tuple[tuple[float, int], ...]
 
@@ -85,7 +86,7 @@ def stabilize(
         return Stabilized(
             result,
             R.STABILIZED_DOWN,
-            f"held at {result} by the highest recommendation in the last {down_window:g}s",
+            f"held at {result} by the highest recommendation in the last {duration(down_window)}",
             up_history,
             down_history,
         )
@@ -93,7 +94,7 @@ def stabilize(
         return Stabilized(
             result,
             R.STABILIZED_UP,
-            f"held at {result} by the lowest recommendation in the last {up_window:g}s",
+            f"held at {result} by the lowest recommendation in the last {duration(up_window)}",
             up_history,
             down_history,
         )

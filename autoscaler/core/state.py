@@ -40,6 +40,9 @@ class CoreState:
     recreates: int = 0  # recreate attempts since the deployment was last ready
     paused: bool = False  # admin pause
     override: tuple[int, float] | None = None  # admin (replicas, until)
+    # When an admin pause ended: scale-down waits a whole down window from here, as if the
+    # recommendations seen before the pause had been forgotten (they describe another load).
+    resumed_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -55,8 +58,22 @@ def initial_state(policy: object = None) -> CoreState:
     return CoreState()
 
 
-def with_paused(state: CoreState, paused: bool) -> CoreState:
-    return evolve(state, paused=bool(paused))
+def with_paused(state: CoreState, paused: bool, now: float | None = None) -> CoreState:
+    """Pause or resume. Resuming a paused state at `now` starts the down-stabilization window
+    again: no scale-down before `now + scale_down.stabilization_window`."""
+    if paused:
+        return evolve(state, paused=True, resumed_at=None)
+    if state.paused and now is not None:
+        return with_resumed(evolve(state, paused=False), now)
+    return evolve(state, paused=False)
+
+
+def with_resumed(state: CoreState, now: float) -> CoreState:
+    """A pause ended at `now` (the admin's, or `paused: true` taken out of the policy file):
+    scale-down waits a whole down-stabilization window from here."""
+    if not _is_number(now) or not math.isfinite(now):
+        raise ValueError(f"resume time must be a finite epoch time, got {now!r}")
+    return evolve(state, resumed_at=float(now))
 
 
 def with_override(state: CoreState, replicas: int | None, until: float | None = None) -> CoreState:
@@ -116,6 +133,7 @@ def to_dict(state: CoreState) -> dict[str, Any]:
         "recreates": state.recreates,
         "paused": state.paused,
         "override": list(state.override) if state.override else None,
+        "resumed_at": state.resumed_at,
     }
 
 
@@ -213,4 +231,5 @@ def from_dict(d: object) -> CoreState:
         recreates=_count(d.get("recreates", 0), "state.recreates"),
         paused=paused,
         override=override,
+        resumed_at=_time(d, "resumed_at"),
     )

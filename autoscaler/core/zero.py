@@ -19,6 +19,7 @@ from autoscaler.policy.model import Activation, Policy, ScaleToZero
 
 from . import reasons as R
 from .recommend import metric_value
+from .timefmt import duration
 
 
 class Idle(NamedTuple):
@@ -80,5 +81,5 @@ def idle_for_long_enough(stz: ScaleToZero, idle_since: float | None, now: float)
 def idle_message(stz: ScaleToZero, idle_since: float, now: float, text: str) -> tuple[str, str]:
     idle = now - idle_since
     if idle >= stz.after:
-        return R.IDLE_TO_ZERO, f"{text}: idle {idle:g}s >= {stz.after:g}s -> delete"
-    return R.IDLE_PENDING, f"{text}: idle {idle:g}s of {stz.after:g}s"
+        return R.IDLE_TO_ZERO, f"{text}: idle {duration(idle)} >= {duration(stz.after)} -> delete"
+    return R.IDLE_PENDING, f"{text}: idle {duration(idle)} of {duration(stz.after)}"

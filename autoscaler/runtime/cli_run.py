@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import os
 import sys
 from typing import Any
 
@@ -27,7 +28,13 @@ EXIT_CRASHED = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, metavar="FILE", help="daemon config (YAML)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=os.environ.get("AUTOSCALER_CONFIG") or None,
+        help="daemon config (YAML); default: $AUTOSCALER_CONFIG. $AUTOSCALER_LISTEN and "
+        "$AUTOSCALER_LOG_LEVEL override http.listen and log.level",
+    )
     parser.add_argument(
         "--no-watch",
         action="store_true",
@@ -38,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from autoscaler.runtime.reload import load_checked
 
+    if not args.config:
+        print(
+            "autoscaler run: no config: pass --config FILE or set AUTOSCALER_CONFIG",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     loaded = load_checked(args.config)
     if isinstance(loaded, list):
         for line in loaded:

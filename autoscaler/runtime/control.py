@@ -8,11 +8,21 @@ other's module, only these protocols.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 
 class UnknownPolicyError(KeyError):
     """The named policy is not loaded."""
+
+
+class NotLeaderError(Exception):
+    """This daemon is a standby: admin changes go to the leader (HTTP 409). Not a ValueError,
+    so nothing mistakes it for a bad request."""
+
+    def __init__(self, message: str, leader: str | None = None) -> None:
+        super().__init__(message)
+        self.leader = leader  # the lease holder's id, when known
 
 
 class DaemonControl(Protocol):
@@ -39,11 +49,41 @@ class DaemonControl(Protocol):
         `duration` seconds. Raises UnknownPolicyError or ValueError."""
         ...
 
+    async def cancel_override(self, policy: str) -> dict[str, Any]:
+        """End the policy's admin override now (nothing to cancel is not an error)."""
+        ...
+
+    async def history(
+        self, policy: str, since: float | None, limit: int | None
+    ) -> list[dict[str, Any]]:
+        """The recorded decisions of `policy` at or after `since` (unix seconds), oldest
+        first: [{"t", "observation", "decision"}]. UnknownPolicyError when the policy is
+        neither loaded nor has any history."""
+        ...
+
 
 class Recorder(Protocol):
     def decision(self, policy: str, action: str, reasons: tuple[str, ...]) -> None: ...
 
     def replicas(self, policy: str, desired: int, current: int) -> None: ...
+
+    def outcome(self, policy: str, action: str, outcome: str) -> None:
+        """What became of one decision: executed, no_action, failed, dry_run, paused or
+        standby (so a fleet of daemons counts each decision once)."""
+        ...
+
+    def observed(
+        self,
+        policy: str,
+        status: str,
+        ready: int,
+        values: Mapping[str, float | None],
+        targets: Mapping[str, float],
+        hourly_cost: float | None,
+    ) -> None:
+        """The deployment and metric values one evaluation saw, with the metrics' targets
+        and the hourly cost of the current replicas (None: the policy has no price)."""
+        ...
 
     def evaluation(self, policy: str, seconds: float, lag: float) -> None:
         """One evaluation took `seconds`; it started `lag` seconds after it was due."""

@@ -26,10 +26,13 @@ import structlog
 from anyio.abc import TaskStatus
 
 from autoscaler import core
+from autoscaler.core.timefmt import iso
 from autoscaler.policy.model import DaemonConfig, Policy, ProviderProfile
 from autoscaler.providers.base import Provider
+from autoscaler.runtime import readable
 from autoscaler.runtime.actions import ActionContext
-from autoscaler.runtime.control import Recorder, UnknownPolicyError
+from autoscaler.runtime.control import NotLeaderError, Recorder, UnknownPolicyError
+from autoscaler.runtime.history import HistoryBuffer
 from autoscaler.runtime.reconcile import reconcile_all
 from autoscaler.runtime.runner import (
     DeploymentView,
@@ -120,6 +123,7 @@ class Daemon:
         self._leader_done = anyio.Event()
         self._takeovers: anyio.abc.TaskGroup | None = None  # lives with the lease loop
         self._takeover_done: anyio.Event | None = None
+        self.history_buffer: HistoryBuffer | None = None
         self.last_reload: dict[str, Any] | None = None
         self.reconcile_results: list[dict[str, Any]] = []
 
@@ -238,7 +242,17 @@ class Daemon:
             on_fenced=self._on_fenced,
             wait_ready_timeout=self._wait_ready_timeout,
             fast_poll=lambda: self.config.zero_poll_interval,
+            record_history=self._history().add,
         )
+
+    def _history(self) -> HistoryBuffer:
+        """The decision history's batching writer, flushed by `run` (and at close)."""
+        if self.history_buffer is None:
+            assert self.store is not None
+            self.history_buffer = HistoryBuffer(self.store)
+            if self._tg is not None:
+                self._tg.start_soon(self.history_buffer.run, name="history")
+        return self.history_buffer
 
     def _provider(self, profile: ProviderProfile) -> Provider:
         provider = self.providers.get(profile.name)
@@ -443,6 +457,9 @@ class Daemon:
             self._leader_scope.cancel()
             with anyio.move_on_after(5):
                 await self._leader_done.wait()
+        if self.history_buffer is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await self.history_buffer.flush()  # the last decisions, before the store closes
         for runner in list(self.runners.values()):
             await runner.detach_sources()
         await self.sources.aclose()
@@ -498,6 +515,9 @@ class Daemon:
             if policy == existing.policy and not profile_changed:
                 continue
             async with existing.lock:
+                if existing.policy.paused and not policy.paused and existing.state is not None:
+                    # The file's pause ended: scale-down waits out its window again.
+                    existing.state = core.with_resumed(existing.state, self.clock())
                 interval_changed = policy.interval != existing.policy.interval
                 sources_changed = policy.metrics != existing.policy.metrics
                 existing.policy = policy
@@ -543,7 +563,7 @@ class Daemon:
             "config_path": self.config_path,
             "dry_run": self.config.dry_run,
             "stopping": self._stopping,
-            "last_reload": self.last_reload,
+            "last_reload": readable.stamped(self.last_reload),
             "providers": self.provider_status(),
             "policies": {name: r.status() for name, r in sorted(self.runners.items())},
         }
@@ -599,7 +619,7 @@ class Daemon:
     async def _change_state(self, name: str, change: Callable[[Any], Any]) -> dict[str, Any]:
         runner = self._runner(name)
         if not self.can_act():
-            raise ValueError(
+            raise NotLeaderError(
                 "this daemon is a standby (or stepping down): send admin requests to the leader"
             )
         async with runner.lock:
@@ -616,7 +636,8 @@ class Daemon:
 
     async def resume(self, policy: str) -> dict[str, Any]:
         log.info("admin_resume", policy=policy)
-        return await self._change_state(policy, lambda s: core.with_paused(s, False))
+        now = self.clock()
+        return await self._change_state(policy, lambda s: core.with_paused(s, False, now))
 
     async def override(self, policy: str, replicas: int, duration: float) -> dict[str, Any]:
         runner = self._runner(policy)
@@ -630,8 +651,24 @@ class Daemon:
         if not duration > 0:
             raise ValueError(f"duration must be > 0 seconds, got {duration!r}")
         until = self.clock() + float(duration)
-        log.info("admin_override", policy=policy, replicas=replicas, until=until)
+        log.info("admin_override", policy=policy, replicas=replicas, until=iso(until))
         return await self._change_state(policy, lambda s: core.with_override(s, replicas, until))
+
+    async def cancel_override(self, policy: str) -> dict[str, Any]:
+        log.info("admin_cancel_override", policy=policy)
+        return await self._change_state(policy, lambda s: core.with_override(s, None))
+
+    async def history(
+        self, policy: str, since: float | None, limit: int | None
+    ) -> list[dict[str, Any]]:
+        if self.store is None:
+            raise ValueError("the store is not open yet")
+        if self.history_buffer is not None:
+            await self.history_buffer.flush()  # include the decisions of the last second
+        entries = await self.store.decision_history(policy, since, limit)
+        if not entries and policy not in self.runners:
+            raise UnknownPolicyError(policy)
+        return [{"t": e.t, "observation": e.observation, "decision": e.decision} for e in entries]
 
 
 def _keep_state(new: DaemonConfig, old: DaemonConfig) -> DaemonConfig:

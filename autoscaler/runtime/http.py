@@ -13,7 +13,9 @@ import hmac
 import json
 import math
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -36,7 +38,7 @@ from autoscaler.httpserver import (
     serve_asgi,
 )
 from autoscaler.policy.model import HttpConfig
-from autoscaler.runtime.control import DaemonControl, UnknownPolicyError
+from autoscaler.runtime.control import DaemonControl, NotLeaderError, UnknownPolicyError
 from autoscaler.runtime.metrics import TEXT_CONTENT_TYPE, MetricsRegistry
 from autoscaler.secrets import Secret, SecretError
 
@@ -67,6 +69,10 @@ def _json_safe(value: Any) -> Any:
 def json_response(content: Any, status_code: int = 200) -> Response:
     body = json.dumps(_json_safe(content), separators=(",", ":"), sort_keys=False)
     return Response(body + "\n", status_code=status_code, media_type="application/json")
+
+
+def _error(status_code: int, message: str, **extra: Any) -> Response:
+    return json_response({"error": message, **extra}, status_code=status_code)
 
 
 # --- override body ------------------------------------------------------------------------
@@ -274,14 +280,75 @@ def create_http_app(
         log.info("admin_action", policy=policy, action=action, client=_client(request))
         return json_response(result)
 
+    async def cancel_override(request: Request) -> Response:
+        refused = refuse_unauthorized(request)
+        if refused is not None:
+            return refused
+        policy = request.path_params["name"]
+        try:
+            result = await control.cancel_override(policy)
+        except UnknownPolicyError:
+            return _error(404, f"unknown policy {policy!r}")
+        log.info("admin_action", policy=policy, action="cancel-override", client=_client(request))
+        return json_response(result)
+
+    async def history(request: Request) -> Response:
+        policy = request.path_params["name"]
+        try:
+            since, limit = parse_history_query(request.query_params, time.time())
+            entries = await control.history(policy, since, limit)
+        except UnknownPolicyError:
+            return _error(404, f"unknown policy {policy!r}")
+        except ValueError as exc:
+            return _error(400, str(exc))
+        return json_response({"policy": policy, "entries": entries})
+
     routes = [
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/status", status, methods=["GET"]),
+        Route("/policies/{name}/history", history, methods=["GET"]),
+        Route("/policies/{name}/cancel-override", cancel_override, methods=["POST"]),
+        Route("/policies/{name}/override", cancel_override, methods=["DELETE"]),
         Route("/policies/{name}/{action:str}", admin, methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={NotLeaderError: _not_leader})
+
+
+async def _not_leader(request: Request, exc: Exception) -> Response:
+    """A standby refuses admin changes with 409: `autoscaler pause ...` then tries the next
+    daemon it was given (`--url` may repeat)."""
+    leader = getattr(exc, "leader", None)
+    return _error(409, str(exc), role="standby", leader=leader)
+
+
+def parse_history_query(query: Mapping[str, str], now: float) -> tuple[float | None, int | None]:
+    """(since as unix seconds, limit) from `?since=1h` (a duration back from `now`) or
+    `?since=2026-12-01T02:00:00Z` (an instant), and `?limit=N`; ValueError naming the field."""
+    since: float | None = None
+    text = query.get("since")
+    if text:
+        try:
+            since = now - parse_duration(text)
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(
+                    f"since: {text!r} is neither a duration (e.g. '1h', '30m') nor an "
+                    "ISO 8601 time (e.g. 2026-12-01T02:00:00Z)"
+                ) from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            since = moment.timestamp()
+    limit: int | None = None
+    if query.get("limit"):
+        raw = query["limit"]
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"limit: {raw!r} must be a whole number >= 1")
+        limit = int(raw)
+    return since, limit
 
 
 async def read_capped(request: Request, limit: int) -> bytes:

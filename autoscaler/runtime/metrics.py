@@ -17,8 +17,9 @@ Serving lives in `http.py`, not here.
 from __future__ import annotations
 
 import math
+import platform
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Literal
 
 from prometheus_client import (
@@ -47,6 +48,16 @@ Kind = Literal["gauge", "counter", "histogram"]
 Labels = tuple[str, ...]
 SeriesSnapshot = tuple[list[Labels], list[list[float]]]
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# The deployment statuses `autoscaler_deployment_status` has a series for (the core's).
+STATUSES = ("ready", "initializing", "failed", "terminating", "absent")
+# What became of a decision (`autoscaler_decision_outcomes_total{outcome}`).
+OUTCOMES = ("executed", "no_action", "failed", "dry_run", "paused", "standby")
+
+
+def _build_labels() -> Labels:
+    from autoscaler import __version__
+
+    return (__version__, platform.python_version())
 
 
 def _float(value: float) -> str:
@@ -312,6 +323,50 @@ class Metrics:
             "counter",
             ["policy", "metric", "type"],
         )
+        self.decision_outcomes = Family(
+            p + "decision_outcomes",
+            "Decisions by what became of them: executed (the provider action was carried "
+            "out), no_action, failed, dry_run, paused, standby (decided by a daemon that "
+            'does not lead; count a fleet\'s decisions with outcome!="standby").',
+            "counter",
+            ["policy", "action", "outcome"],
+        )
+        self.ready_replicas = Family(
+            p + "ready_replicas",
+            "Replicas serving at the last evaluation.",
+            "gauge",
+            ["policy"],
+        )
+        self.deployment_status = Family(
+            p + "deployment_status",
+            "1 for the deployment's status at the last evaluation, 0 for the others.",
+            "gauge",
+            ["policy", "status"],
+        )
+        self.hourly_cost = Family(
+            p + "hourly_cost_usd",
+            "Current replicas x cost.replica_hourly_usd (policies with a replica price).",
+            "gauge",
+            ["policy"],
+        )
+        self.metric_value = Family(
+            p + "metric_value",
+            "The value a policy metric read at the last evaluation (NaN: the read failed).",
+            "gauge",
+            ["policy", "metric"],
+        )
+        self.metric_target = Family(
+            p + "metric_target",
+            "The policy metric's target (per replica for average_value).",
+            "gauge",
+            ["policy", "metric"],
+        )
+        self.build_info = Family(
+            p + "build_info",
+            "1, labelled with the autoscaler and Python versions.",
+            "gauge",
+            ["version", "python"],
+        )
         # --- leadership
         self.is_leader = Family(
             p + "is_leader", "1 while this daemon holds the leader lease.", "gauge"
@@ -333,7 +388,15 @@ class Metrics:
             self.source_errors,
             self.is_leader,
             self.epoch,
+            self.decision_outcomes,
+            self.ready_replicas,
+            self.deployment_status,
+            self.hourly_cost,
+            self.metric_value,
+            self.metric_target,
+            self.build_info,
         )
+        self.build_info.set(_build_labels(), 1)
         self._by_policy_only = tuple(f for f in self.families if f.label_names == ("policy",))
         # Series with more labels than the policy, per policy: removal without a full scan.
         self._policy_series: dict[str, set[tuple[Family, Labels]]] = {}
@@ -356,6 +419,33 @@ class Metrics:
         if known is None:
             known = self._policy_series[policy] = set()
         known.add((family, labels))
+
+    def outcome(self, policy: str, action: str, outcome: str) -> None:
+        labels = (policy, action, outcome)
+        self.decision_outcomes.inc(labels)
+        self._track(policy, self.decision_outcomes, labels)
+
+    def observed(
+        self,
+        policy: str,
+        status: str,
+        ready: int,
+        values: Mapping[str, float | None],
+        targets: Mapping[str, float],
+        hourly_cost: float | None,
+    ) -> None:
+        self.ready_replicas.set((policy,), ready)
+        for known in STATUSES:  # removed by name in policy_removed: no tracking needed
+            self.deployment_status.set((policy, known), 1 if known == status else 0)
+        if hourly_cost is not None:
+            self.hourly_cost.set((policy,), hourly_cost)
+        for metric, target in targets.items():
+            labels = (policy, metric)
+            value = values.get(metric)
+            self.metric_value.set(labels, math.nan if value is None else value)
+            self.metric_target.set(labels, target)
+            self._track(policy, self.metric_value, labels)
+            self._track(policy, self.metric_target, labels)
 
     def replicas(self, policy: str, desired: int, current: int) -> None:
         self.desired_replicas.set((policy,), desired)
@@ -401,6 +491,8 @@ class Metrics:
     def policy_removed(self, policy: str) -> None:
         for family in self._by_policy_only:
             family.remove((policy,))
+        for status in STATUSES:
+            self.deployment_status.remove((policy, status))
         for family, labels in self._policy_series.pop(policy, set()):
             family.remove(labels)
 
@@ -422,6 +514,13 @@ METRIC_NAMES: tuple[str, ...] = tuple(
         "source_errors_total",
         "is_leader",
         "leader_epoch",
+        "decision_outcomes_total",
+        "ready_replicas",
+        "deployment_status",
+        "hourly_cost_usd",
+        "metric_value",
+        "metric_target",
+        "build_info",
     )
 )
 """Exposed family names (counters with their `_total` suffix); histograms also expose

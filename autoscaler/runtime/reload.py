@@ -79,10 +79,14 @@ def fingerprint(paths: list[str]) -> Fingerprint:
 
 def load_checked(config_path: str) -> tuple[DaemonConfig, list[Policy]] | list[str]:
     """The config and policies, or the error lines (`FILE:LINE:COL: key.path: message`)."""
+    from autoscaler.runtime.environment import with_environment
+
     try:
-        return load_daemon(config_path)
+        config, policies = load_daemon(config_path)
     except ValidationFailed as exc:
         return [str(e) for e in exc.errors]
+    overridden = with_environment(config)  # AUTOSCALER_LISTEN, AUTOSCALER_LOG_LEVEL
+    return overridden if isinstance(overridden, list) else (overridden, policies)
 
 
 class Reloader:

@@ -30,11 +30,13 @@ from typing import Any
 import structlog
 
 from autoscaler import core
+from autoscaler.core.reasons import PAUSED
+from autoscaler.core.timefmt import duration, iso
 from autoscaler.core.types import Decision, Observation
 from autoscaler.policy.model import MetricSource, Policy
 from autoscaler.providers.base import DeploymentInfo, Provider, ProviderError
 from autoscaler.providers.http import GATED
-from autoscaler.runtime import actions
+from autoscaler.runtime import actions, readable
 from autoscaler.runtime.actions import ActionAborted, ActionContext
 from autoscaler.runtime.control import Recorder
 from autoscaler.runtime.reconcile import continue_intent
@@ -217,6 +219,8 @@ class RunnerEnv:
     on_fenced: Callable[[FencedError], Awaitable[None]]
     wait_ready_timeout: Callable[[str], float]  # provider profile -> bound
     fast_poll: Callable[[], float] = lambda: 2.0  # zero_poll_interval, seconds
+    # (policy, t, observation, decision) -> the decision history (history.HistoryBuffer.add)
+    record_history: Callable[[str, float, dict[str, Any], dict[str, Any]], None] | None = None
 
 
 @dataclass
@@ -369,6 +373,8 @@ class PolicyRunner:
         if decision.action != "none" and acting:
             acted_error = await self._act(decision, deployment, observation, now)
         self._record(decision, observation, now, acted_error, acting)
+        if self.env.can_act():  # one daemon's history: the leader's (the store is shared)
+            self._remember(now)
         self._update_watch(decision, observation, acted_error)
 
     async def _find(self, *, fresh: bool = False) -> DeploymentInfo | None:
@@ -440,7 +446,7 @@ class PolicyRunner:
                 waited=now - self.created_at,
             )
             self.status_info.last_error = (
-                f"deployment not ready {now - self.created_at:.0f}s after create "
+                f"deployment not ready {duration(now - self.created_at)} after create "
                 f"(status {observation.status})"
             )
             self.created_at = None
@@ -516,6 +522,16 @@ class PolicyRunner:
         rec.decision(self.name, decision.action, decision.reasons)
         rec.replicas(self.name, decision.replicas, observation.replicas)
         rec.dry_run(self.name, self.dry_run())
+        rec.outcome(self.name, decision.action, self._outcome(decision, acting, acted_error))
+        price = self.policy.cost.replica_hourly_usd
+        rec.observed(
+            self.name,
+            observation.status,
+            observation.ready,
+            observation.metrics,
+            {m.name: m.target.value for m in self.policy.metrics},
+            None if price is None else price * observation.replicas,
+        )
         self.status_info.last_observation = {
             "t": now,
             "status": observation.status,
@@ -549,6 +565,33 @@ class PolicyRunner:
             dry_run=self.dry_run(),
             executed=entry["executed"],
         )
+
+    def _outcome(self, decision: Decision, acting: bool, acted_error: str | None) -> str:
+        """For metrics: what became of the decision (metrics.OUTCOMES)."""
+        if not self.env.can_act():
+            return "standby"  # first: a fleet counts outcome!="standby" once per decision
+        if PAUSED in decision.reasons:
+            return "paused"
+        if decision.action == "none":
+            return "no_action"
+        if not acting:
+            return "dry_run"
+        return "failed" if acted_error else "executed"
+
+    def _remember(self, now: float) -> None:
+        """Hand this decision and its observation (a `replay` input line) to the history."""
+        if self.env.record_history is None:
+            return
+        observation = dict(self.status_info.last_observation or {})
+        observation["t"] = now
+        if observation.get("ready_replicas") is None:
+            observation.pop("ready_replicas", None)
+        observation["metrics"] = {
+            k: (v if v is None or math.isfinite(v) else None)
+            for k, v in (observation.get("metrics") or {}).items()
+        }
+        decision = dict(self.status_info.last_decision or {})
+        self.env.record_history(self.name, now, observation, decision)
 
     def _update_watch(
         self, decision: Decision, observation: Observation, acted_error: str | None
@@ -611,15 +654,16 @@ class PolicyRunner:
     # -- status ---------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        """For /status: times as ISO 8601 and durations as `4m10s` (readable.py)."""
         state = self.state.to_dict() if self.state is not None else None
         return {
             "deployment": self.policy.deployment.name,
             "provider": self.policy.deployment.provider,
-            "last_observation": self.status_info.last_observation,
-            "last_decision": self.status_info.last_decision,
-            "state": state,
+            "last_observation": readable.stamped(self.status_info.last_observation),
+            "last_decision": readable.stamped(self.status_info.last_decision),
+            "state": readable.readable_state(state),
             "paused": _state_flag(state, "paused") or self.policy.paused,
-            "override": _state_value(state, "override"),
+            "override": readable.override_view(state, self.env.clock()),
             "dry_run": self.dry_run(),
             "pending_intent": (
                 None
@@ -627,7 +671,7 @@ class PolicyRunner:
                 else {
                     "id": self.pending.id,
                     "kind": self.pending.kind,
-                    "created_at": self.pending.created_at,
+                    "created_at": iso(self.pending.created_at),
                 }
             ),
             "transition": self.status_info.transition,
@@ -668,7 +712,3 @@ def _source_type(repr_prefix: str) -> str:
 
 def _state_flag(state: Mapping[str, Any] | None, key: str) -> bool:
     return bool(state and state.get(key))
-
-
-def _state_value(state: Mapping[str, Any] | None, key: str) -> Any:
-    return state.get(key) if state else None

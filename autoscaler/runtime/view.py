@@ -275,3 +275,90 @@ class LiveView:
         self._drawn = 0
         self.stream.write(text + "\n")
         self.stream.flush()
+
+
+# --- a running daemon's /status (`autoscaler status`) --------------------------------------
+
+
+def status_rows(status: Mapping[str, Any]) -> list[PolicyRow]:
+    """One row per policy of a daemon's /status, in the demo's row shape."""
+    rows = []
+    for name, p in sorted((status.get("policies") or {}).items()):
+        obs = p.get("last_observation") or {}
+        decision = p.get("last_decision") or {}
+        notes = []
+        if p.get("paused"):
+            notes.append("PAUSED")
+        override = p.get("override")
+        if isinstance(override, Mapping):
+            notes.append(
+                f"OVERRIDE {override.get('replicas')} until {override.get('until')} "
+                f"({override.get('remaining')} left)"
+            )
+        if p.get("dry_run"):
+            notes.append("dry run")
+        if p.get("transition"):
+            notes.append(str(p["transition"]))
+        if p.get("last_error"):
+            notes.append(f"error: {p['last_error']}")
+        if decision.get("executed") is False and decision.get("not_executed"):
+            notes.append(f"not executed ({decision['not_executed']})")
+        message = str(decision.get("message", ""))
+        if decision.get("t"):
+            message = f"{decision['t']}: {message}"
+        metrics = obs.get("metrics") or {}
+        if metrics:
+            message += " | " + ", ".join(
+                f"{k}={'failed' if v is None else format(v, 'g')}"
+                for k, v in sorted(metrics.items())
+            )
+        rows.append(
+            PolicyRow(
+                policy=name,
+                deployment=str(p.get("deployment", "")),
+                rate=None,
+                waiting=None,
+                running=None,
+                status=str(obs.get("status", "?")),
+                current=int(obs.get("replicas") or 0),
+                serving=int(obs.get("ready_replicas") or 0),
+                desired=decision.get("replicas"),
+                action=decision.get("action"),
+                reasons=tuple(decision.get("reasons") or ()),
+                message=message,
+                note="; ".join(notes) or None,
+            )
+        )
+    return rows
+
+
+def format_status(
+    daemons: Sequence[Mapping[str, Any]], status: Mapping[str, Any] | None, width: int = 160
+) -> list[str]:
+    """`autoscaler status`: who leads, then one block per policy (replicas
+    current/ready/desired, deployment status, the last decision, its reasons and message,
+    pauses and overrides)."""
+    lines = []
+    for d in daemons:
+        role = d.get("role") or "unreachable"
+        epoch = f" epoch {d['epoch']}" if d.get("epoch") is not None else ""
+        error = f" ({d['error']})" if d.get("error") else ""
+        lines.append(f"daemon {d.get('url')}: {role}{epoch}{error}")
+    if status is None:
+        lines.append("no daemon answered /status")
+        return [line[:width] for line in lines]
+    header = f"{'POLICY':<16} {'DEPLOYMENT':<20} {'STATUS':<12} {'REPLICAS':<10} LAST DECISION"
+    lines += ["", header]
+    for row in status_rows(status):
+        replicas = f"{row.current}/{row.serving}/{_num(row.desired, '{:d}')}"
+        lines.append(
+            f"{row.policy:<16} {row.deployment:<20} {row.status:<12} {replicas:<10} "
+            f"{describe_decision(row)}"
+        )
+        if row.note:
+            lines.append(f"{'':<16} {row.note}")
+        if row.message:
+            lines.append(f"{'':<16} {row.message}")
+    lines.append("")
+    lines.append("REPLICAS is current/ready/desired")
+    return [line[:width] for line in lines]

@@ -1,6 +1,6 @@
 """Assembling a simulator app: provider routes + `/_sim/` inspection + fault middleware.
 
-`/_sim/` (never subject to faults, no token needed: it is a local test tool):
+`/healthz` and `/_sim/` (never subject to faults, no token needed: it is a local test tool):
 - `GET  /_sim/deployments`: every deployment ever created, the current ids, name collisions,
   replica-seconds per deployment;
 - `POST /_sim/faults`: partial update of the random faults (`Faults` field names), or with
@@ -82,12 +82,18 @@ async def sim_advance(request: Request) -> Response:
     return json_response({"now": sim.now()})
 
 
+async def healthz(request: Request) -> Response:
+    """For container probes and scripts waiting for the simulator (no token, no faults)."""
+    return json_response({"status": "ok", "provider": sim_of(request).provider})
+
+
 async def sim_revoke(request: Request) -> Response:
     sim_of(request).revoke_tokens()
     return json_response({"revoked": True})
 
 
 SIM_ROUTES: list[BaseRoute] = [
+    Route("/healthz", healthz, methods=["GET"]),
     Route("/_sim/deployments", sim_deployments, methods=["GET"]),
     Route("/_sim/requests", sim_requests, methods=["GET"]),
     Route("/_sim/faults", sim_faults, methods=["POST"]),

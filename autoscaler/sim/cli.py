@@ -1,9 +1,10 @@
 """`autoscaler sim-provider`: serve one provider simulator over HTTP with uvicorn.
 
-Prints the base URL and the token (a random one when `--token` is not given) on start, so a
-daemon config or curl can use them at once. Fault flags set the simulator's random faults;
-`/_sim/faults` changes them while it runs. Inference flags set the fake vLLM every ready
-deployment serves (`/_sim/inference` changes them while it runs); the inference key is printed.
+Prints the base URL, the token (a random one when `--token` is not given) and the inference key
+on start, then a ready-to-paste `providers:` snippet for a daemon config, so a daemon or curl can
+use them at once. `/healthz` answers without a token. Fault flags set the simulator's random
+faults; `/_sim/faults` changes them while it runs. Inference flags set the fake vLLM every ready
+deployment serves (`/_sim/inference` changes them while it runs).
 """
 
 from __future__ import annotations
@@ -39,22 +40,74 @@ def _seconds(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--provider", required=True, choices=PROVIDERS)
-    parser.add_argument("--port", type=int, required=True, help="TCP port (0: any free port)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--token", help="bearer token to accept (default: a random one)")
     parser.add_argument(
-        "--provision-seconds", type=_seconds, default=5.0, help="create -> ready delay"
+        "--provider", required=True, choices=PROVIDERS, help="which provider's API to serve"
     )
-    faults = parser.add_argument_group("faults (each a probability per API request)")
-    faults.add_argument("--error-rate", type=_probability, default=0.0)
-    faults.add_argument("--error-status", type=int, default=500, help="status of injected errors")
-    faults.add_argument("--latency", type=_seconds, default=0.0, help="seconds added per request")
-    faults.add_argument("--rate-limit-rate", type=_probability, default=0.0, help="429 rate")
-    faults.add_argument("--retry-after", type=_seconds, default=1.0, help="Retry-After of a 429")
-    faults.add_argument("--drop-rate", type=_probability, default=0.0, help="dropped connections")
+    parser.add_argument("--port", type=int, required=True, help="TCP port (0: any free port)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--token", help="bearer token to accept (default: a random one, printed on start)"
+    )
+    parser.add_argument(
+        "--provision-seconds",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds from create to ready; scale and delete take half (default: %(default)s)",
+    )
+    faults = parser.add_argument_group(
+        "faults (probabilities per API request; /_sim/faults changes them while running)"
+    )
     faults.add_argument(
-        "--fail-rate", type=_probability, default=0.0, help="deployments that end failed"
+        "--error-rate",
+        type=_probability,
+        metavar="P",
+        default=0.0,
+        help="requests answered with an error (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--error-status",
+        type=int,
+        metavar="STATUS",
+        default=500,
+        help="status of injected errors (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--latency",
+        type=_seconds,
+        metavar="SECONDS",
+        default=0.0,
+        help="seconds added per request (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--rate-limit-rate",
+        type=_probability,
+        metavar="P",
+        default=0.0,
+        help="requests answered 429 (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--retry-after",
+        type=_seconds,
+        metavar="SECONDS",
+        default=1.0,
+        help="Retry-After of a 429 (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--drop-rate",
+        type=_probability,
+        metavar="P",
+        default=0.0,
+        help="connections dropped unanswered (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--fail-rate",
+        type=_probability,
+        metavar="P",
+        default=0.0,
+        help="deployments that end failed (default: %(default)s)",
     )
     add_inference_arguments(parser)
 
@@ -124,6 +177,28 @@ def inference_settings(args: argparse.Namespace) -> InferenceSettings:
     )
 
 
+# What a daemon config needs per provider besides base_url and token (the simulator accepts
+# any NeevCloud org and project: these are placeholders to keep).
+_PROFILE_EXTRA = {"neevcloud": ("org_id: org-sim", "project_id: prj-sim")}
+TOKEN_ENV = "AUTOSCALER_SIM_TOKEN"
+
+
+def config_snippet(provider: str, url: str, token: str) -> list[str]:
+    """The lines printed on start: how to point a daemon config at this simulator."""
+    lines = [
+        f"# health: {url}/healthz; inspect: {url}/_sim/deployments",
+        f"# a daemon config for it (the token comes from the environment: export {TOKEN_ENV}=...):",
+        f"export {TOKEN_ENV}={token}",
+        "providers:",
+        "  sim:",
+        f"    type: {provider}",
+        f"    base_url: {url}",
+    ]
+    lines += [f"    {extra}" for extra in _PROFILE_EXTRA.get(provider, ())]
+    lines.append(f"    token: {{env: {TOKEN_ENV}}}")
+    return lines
+
+
 class _HideSimulatedDrops(logging.Filter):
     """A dropped connection is the point of the fault: do not print its traceback."""
 
@@ -175,10 +250,13 @@ def run(args: argparse.Namespace) -> int:
         for srv in getattr(server, "servers", []):
             for sock in srv.sockets:
                 port = sock.getsockname()[1]
-        print(f"{args.provider} simulator at http://{args.host}:{port}", flush=True)
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        url = f"http://{host}:{port}"
+        print(f"{args.provider} simulator at {url}", flush=True)
         print(f"token: {token}", flush=True)
         key = inference.inference_key or default_inference_key(args.provider, token)
         print(f"inference key: {key}", flush=True)
+        print("\n".join(config_snippet(args.provider, url, token)), flush=True)
 
     server.startup = startup  # type: ignore[method-assign]
     server.run()

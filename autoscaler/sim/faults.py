@@ -182,7 +182,7 @@ class FaultMiddleware:
         bypass: tuple[str, ...] = (),
     ):
         self.app = app
-        self.bypass = ("/_sim", *bypass)  # paths that get no faults and no log entry
+        self.bypass = ("/_sim", "/healthz", *bypass)  # paths that get no faults and no log entry
         self.plan = plan
         self.error_body = error_body
         self.log = log

@@ -16,6 +16,7 @@ stale epoch raises `FencedError` and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -37,6 +38,29 @@ class Intent:
     kind: IntentKind
     payload: dict[str, Any]  # deployment name, target replicas, spec, provider profile ...
     created_at: float  # unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One decision the daemon made and the observation it was made on (`autoscaler history`).
+    `observation` is a `replay` input line, `decision` its output line plus `executed`."""
+
+    t: float  # unix seconds of the decision (the core's `now`)
+    observation: dict[str, Any]
+    decision: dict[str, Any]
+
+
+HISTORY_KEEP = 2000  # decisions kept per policy (pruned on write): 8 h at a 15 s interval
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    """One decision to append (`record_decisions`)."""
+
+    policy: str
+    t: float
+    observation: dict[str, Any]
+    decision: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +107,37 @@ class Store(Protocol):
 
     async def policies(self) -> list[str]:
         """Policy names that have stored state."""
+        ...
+
+    async def record_decision(
+        self,
+        policy: str,
+        t: float,
+        observation: dict[str, Any],
+        decision: dict[str, Any],
+        *,
+        keep: int = HISTORY_KEEP,
+    ) -> None:
+        """Append one decision; the policy keeps only its `keep` newest (pruned here)."""
+        ...
+
+    async def record_decisions(
+        self,
+        records: Sequence[HistoryRecord],
+        *,
+        prune: Iterable[str] = (),
+        keep: int = HISTORY_KEEP,
+    ) -> None:
+        """Append many decisions in one transaction, then cut each policy named in `prune`
+        back to its `keep` newest (the daemon prunes a policy every so many writes, so a
+        busy fleet does not pay a prune per decision)."""
+        ...
+
+    async def decision_history(
+        self, policy: str, since: float | None = None, limit: int | None = None
+    ) -> list[HistoryEntry]:
+        """The policy's recorded decisions at or after `since`, oldest first; with `limit`,
+        the newest `limit` of them."""
         ...
 
     # Leader election. SQLite (single daemon) grants the lease to whoever asks.

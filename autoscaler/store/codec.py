@@ -9,9 +9,10 @@ state that loads differently per backend would be a silent bug.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from typing import Any, get_args
 
-from autoscaler.store.base import IntentKind
+from autoscaler.store.base import HISTORY_KEEP, HistoryRecord, IntentKind
 
 INTENT_KINDS: tuple[str, ...] = get_args(IntentKind)
 
@@ -79,3 +80,60 @@ class PolicyDocuments:
         self, policy: str, spec: dict[str, Any], *, epoch: int | None = None
     ) -> None:
         await self._save("policy_spec", "spec", policy, spec, epoch)
+
+    # The decision history: a backend supplies the batch write, one record is a batch of one.
+
+    async def record_decisions(
+        self, records: Sequence[HistoryRecord], *, prune: Iterable[str] = (), keep: int = 0
+    ) -> None:
+        raise NotImplementedError
+
+    async def record_decision(
+        self,
+        policy: str,
+        t: float,
+        observation: dict[str, Any],
+        decision: dict[str, Any],
+        *,
+        keep: int = HISTORY_KEEP,
+    ) -> None:
+        record = HistoryRecord(policy, t, observation, decision)
+        await self.record_decisions([record], prune=[policy], keep=keep)
+
+
+def check_history(t: float, keep: int, limit: int | None) -> None:
+    if (
+        isinstance(t, bool)
+        or not isinstance(t, int | float)
+        or t != t
+        or t
+        in (
+            float("inf"),
+            float("-inf"),
+        )
+    ):
+        raise ValueError(f"decision time must be finite unix seconds, got {t!r}")
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ValueError(f"history keep must be a whole number >= 1, got {keep!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"history limit must be a whole number >= 1, got {limit!r}")
+
+
+def encode_history(
+    records: Sequence[HistoryRecord], keep: int
+) -> list[tuple[str, float, str, str]]:
+    """(policy, t, observation JSON, decision JSON) rows, every record checked first so a bad
+    one refuses the whole batch before anything is written."""
+    rows = []
+    for r in records:
+        check_policy(r.policy)
+        check_history(r.t, keep, None)
+        rows.append(
+            (
+                r.policy,
+                float(r.t),
+                encode(r.observation, f"observation of policy {r.policy!r}"),
+                encode(r.decision, f"decision of policy {r.policy!r}"),
+            )
+        )
+    return rows

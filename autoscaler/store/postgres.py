@@ -15,20 +15,31 @@ broken connections, so the next call reconnects.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 
-from autoscaler.store.base import FencedError, Intent, IntentKind, Lease, StoreError
+from autoscaler.store.base import (
+    HISTORY_KEEP,
+    FencedError,
+    HistoryEntry,
+    HistoryRecord,
+    Intent,
+    IntentKind,
+    Lease,
+    StoreError,
+)
 from autoscaler.store.codec import (
     PolicyDocuments,
+    check_history,
     check_kind,
     check_policy,
     check_ttl,
     decode,
     encode,
+    encode_history,
 )
 from autoscaler.store.url import redact_url
 
@@ -64,6 +75,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE heartbeat (
             id integer PRIMARY KEY CHECK (id = 1),
             checked_at timestamptz NOT NULL)""",
+    ),
+    (
+        # The decisions each policy made, with their observations (`autoscaler history`).
+        # `t` is the decision's own time (the daemon's `now`, unix seconds), not the database's.
+        """CREATE TABLE decisions (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            policy text NOT NULL,
+            t double precision NOT NULL,
+            observation jsonb NOT NULL,
+            decision jsonb NOT NULL)""",
+        "CREATE INDEX decisions_policy ON decisions (policy, id)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -289,6 +311,50 @@ class PostgresStore(PolicyDocuments):
                 "ORDER BY policy"
             )
         return [str(row[0]) for row in rows]
+
+    # ---- decision history --------------------------------------------------------------------
+
+    async def record_decisions(
+        self,
+        records: Sequence[HistoryRecord],
+        *,
+        prune: Iterable[str] = (),
+        keep: int = HISTORY_KEEP,
+    ) -> None:
+        rows = encode_history(records, keep)
+        pruned = sorted(set(prune))
+        async with self._connection() as conn, conn.transaction():
+            # executemany pipelines the statements: one round trip for the whole batch.
+            await conn.executemany(
+                "INSERT INTO decisions (policy, t, observation, decision) "
+                "VALUES ($1, $2, $3::jsonb, $4::jsonb)",
+                rows,
+            )
+            await conn.executemany(
+                "DELETE FROM decisions WHERE policy = $1 AND id <= (SELECT id FROM decisions "
+                "WHERE policy = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+                [(policy, keep) for policy in pruned],
+            )
+
+    async def decision_history(
+        self, policy: str, since: float | None = None, limit: int | None = None
+    ) -> list[HistoryEntry]:
+        check_policy(policy)
+        check_history(0.0 if since is None else since, 1, limit)
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT t, observation::text AS observation, decision::text AS decision FROM ("
+                "SELECT id, t, observation, decision FROM decisions WHERE policy = $1 "
+                "AND ($2::float8 IS NULL OR t >= $2) ORDER BY id DESC LIMIT $3) AS newest "
+                "ORDER BY id",
+                policy,
+                since,
+                limit,
+            )
+        return [
+            HistoryEntry(float(r["t"]), decode(r["observation"]), decode(r["decision"]))
+            for r in rows
+        ]
 
     # ---- intents -----------------------------------------------------------------------------
 

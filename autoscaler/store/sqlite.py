@@ -18,20 +18,31 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 import anyio.to_thread
 
-from autoscaler.store.base import FencedError, Intent, IntentKind, Lease, StoreError
+from autoscaler.store.base import (
+    HISTORY_KEEP,
+    FencedError,
+    HistoryEntry,
+    HistoryRecord,
+    Intent,
+    IntentKind,
+    Lease,
+    StoreError,
+)
 from autoscaler.store.codec import (
     PolicyDocuments,
+    check_history,
     check_kind,
     check_policy,
     check_ttl,
     decode,
     encode,
+    encode_history,
 )
 
 T = TypeVar("T")
@@ -69,6 +80,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE heartbeat (
             id INTEGER PRIMARY KEY CHECK (id = 1),
             checked_at REAL NOT NULL)""",
+    ),
+    (
+        # The decisions each policy made, with their observations (`autoscaler history`).
+        """CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            policy TEXT NOT NULL,
+            t REAL NOT NULL,
+            observation TEXT NOT NULL,
+            decision TEXT NOT NULL)""",
+        "CREATE INDEX decisions_policy ON decisions (policy, id)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -260,6 +281,51 @@ class SQLiteStore(PolicyDocuments):
             ).fetchall()
         )
         return [str(row[0]) for row in rows]
+
+    # ---- decision history --------------------------------------------------------------------
+
+    async def record_decisions(
+        self,
+        records: Sequence[HistoryRecord],
+        *,
+        prune: Iterable[str] = (),
+        keep: int = HISTORY_KEEP,
+    ) -> None:
+        rows = encode_history(records, keep)
+        pruned = sorted(set(prune))
+
+        def write(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(
+                    "INSERT INTO decisions (policy, t, observation, decision) VALUES (?, ?, ?, ?)",
+                    rows,
+                )
+                # The policy's rows older than its `keep` newest go (ids grow per insert).
+                conn.executemany(
+                    "DELETE FROM decisions WHERE policy = ? AND id <= ("
+                    "SELECT id FROM decisions WHERE policy = ? "
+                    "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    [(policy, policy, keep) for policy in pruned],
+                )
+
+        await self._run(write)
+
+    async def decision_history(
+        self, policy: str, since: float | None = None, limit: int | None = None
+    ) -> list[HistoryEntry]:
+        check_policy(policy)
+        check_history(0.0 if since is None else since, 1, limit)
+
+        def read(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
+                "SELECT t, observation, decision FROM (SELECT id, t, observation, decision "
+                "FROM decisions WHERE policy = ? AND t >= ? ORDER BY id DESC LIMIT ?) "
+                "ORDER BY id",
+                (policy, -1e300 if since is None else float(since), -1 if limit is None else limit),
+            ).fetchall()
+
+        rows = await self._run(read)
+        return [HistoryEntry(float(r[0]), decode(r[1]), decode(r[2])) for r in rows]
 
     # ---- intents -----------------------------------------------------------------------------
 

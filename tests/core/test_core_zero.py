@@ -92,7 +92,7 @@ def test_delete_after_idle_for_the_whole_period() -> None:
     ds = run(zero_policy(), idle)
     assert all(d.action == "none" for d in ds[:20])
     assert R.IDLE_PENDING in ds[0].reasons
-    assert "idle 0s of 300s" in ds[0].message
+    assert "idle 0s of 5m" in ds[0].message
     assert (ds[20].action, ds[20].replicas, ds[20].reasons) == ("delete", 0, (R.IDLE_TO_ZERO,))
 
 

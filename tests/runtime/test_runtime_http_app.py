@@ -83,6 +83,18 @@ class FakeControl:
         self.calls.append(("override", policy, replicas, duration))
         return {"policy": policy, "override": p["override"]}
 
+    async def cancel_override(self, policy: str) -> dict[str, Any]:
+        self._get(policy)["override"] = None
+        self.calls.append(("cancel_override", policy))
+        return {"policy": policy, "override": None}
+
+    async def history(
+        self, policy: str, since: float | None, limit: int | None
+    ) -> list[dict[str, Any]]:
+        self._get(policy)
+        self.calls.append(("history", policy, since, limit))
+        return [{"t": 1.0, "observation": {"t": 1.0}, "decision": {"action": "none"}}]
+
 
 def make_client(
     control: FakeControl, token: str | None = TOKEN, metrics: Metrics | None = None, **kw: Any

@@ -135,6 +135,8 @@ def test_exposition_names_match_the_published_list() -> None:
     m.provider_request("x", "get", 200, 0.1)
     m.source_read("p", "m", "redis", 0.1, ok=True)
     m.leadership(True, 1)
+    m.outcome("p", "none", "no_action")
+    m.observed("p", "ready", 1, {"m": 1.0}, {"m": 2.0}, 1.0)
     families = list(text_string_to_metric_families(generate_latest(m.registry).decode()))
     exposed = set()
     for family in families:
@@ -209,3 +211,40 @@ def test_many_policies_removed_quickly() -> None:
     for i in range(2000):
         m.policy_removed(f"p{i}")
     assert all(not f.series for f in m.families if f.label_names[:1] == ("policy",))
+
+
+def test_values_targets_status_cost_and_build_info() -> None:
+    import math
+    import platform
+
+    from autoscaler import __version__
+
+    m = Metrics()
+    m.observed("chat", "ready", 2, {"waiting": 7.0, "kv": None}, {"waiting": 5.0, "kv": 0.8}, 6.5)
+    assert sample(m, "autoscaler_metric_value", policy="chat", metric="waiting") == 7.0
+    failed = sample(m, "autoscaler_metric_value", policy="chat", metric="kv")
+    assert failed is not None and math.isnan(failed)  # a failed read is NaN, not a made-up 0
+    assert sample(m, "autoscaler_metric_target", policy="chat", metric="kv") == 0.8
+    assert sample(m, "autoscaler_ready_replicas", policy="chat") == 2
+    assert sample(m, "autoscaler_hourly_cost_usd", policy="chat") == 6.5
+    assert sample(m, "autoscaler_deployment_status", policy="chat", status="ready") == 1
+    assert sample(m, "autoscaler_deployment_status", policy="chat", status="absent") == 0
+    m.observed("chat", "absent", 0, {"waiting": 0.0}, {"waiting": 5.0}, None)
+    assert sample(m, "autoscaler_deployment_status", policy="chat", status="ready") == 0
+    assert sample(m, "autoscaler_deployment_status", policy="chat", status="absent") == 1
+    assert sample(m, "autoscaler_hourly_cost_usd", policy="chat") == 6.5  # no price: untouched
+    python = platform.python_version()
+    assert sample(m, "autoscaler_build_info", version=__version__, python=python) == 1
+    m.policy_removed("chat")
+    text = generate_latest(m.registry).decode()
+    assert 'policy="chat"' not in text
+
+
+def test_outcomes_tell_executed_from_not_executed() -> None:
+    m = Metrics()
+    m.outcome("chat", "scale", "executed")
+    m.outcome("chat", "scale", "standby")
+    m.outcome("chat", "scale", "standby")
+    total = "autoscaler_decision_outcomes_total"
+    assert sample(m, total, policy="chat", action="scale", outcome="executed") == 1
+    assert sample(m, total, policy="chat", action="scale", outcome="standby") == 2

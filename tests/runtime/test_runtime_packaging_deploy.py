@@ -145,6 +145,8 @@ def exported_series_names() -> set[str]:
     m.provider_request("x", "get", 200, 0.1)
     m.source_read("p", "m", "redis", 0.1, ok=True)
     m.leadership(True, 1)
+    m.outcome("p", "scale", "executed")
+    m.observed("p", "ready", 1, {"m": 2.0}, {"m": 5.0}, 3.5)
     names = set()
     for family in text_string_to_metric_families(generate_latest(m.registry).decode()):
         names |= {s.name for s in family.samples if not s.name.endswith("_created")}
@@ -193,11 +195,35 @@ def test_dashboard_shape() -> None:
         "source",
         "zero",
         "leader",
+        "value vs target",
+        "what it costs",
+        "deployment status",
+        "outcomes",
+        "build",
     ):
         assert topic in titles
     for panel in board["panels"]:
         pos = panel["gridPos"]
         assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24
+
+
+def test_dashboard_scopes_every_query_to_job_instance_and_the_leader() -> None:
+    """Several daemons scrape into one Prometheus: every query is scoped by the `job` and
+    `instance` variables, and a per-policy query shows only the leader's series (the
+    `leader` variable: 1 leader only, 0 all daemons) or leaves standby decisions out."""
+    board = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert {"job", "instance", "leader", "policy"} <= set(variables)
+    assert {o["value"] for o in variables["leader"]["options"]} == {"0", "1"}
+    assert "$job" in variables["instance"]["query"]["query"]
+    for expr in dashboard_exprs():
+        if expr.startswith("label_values("):
+            continue
+        for selector in re.findall(r"\b(?:autoscaler|process)_[a-z_]+(\{[^}]*\})?", expr):
+            assert 'job=~"$job"' in selector and 'instance=~"$instance"' in selector, expr
+        if "$policy" in expr:
+            leader_only = "and on (job, instance) (autoscaler_is_leader{" in expr
+            assert leader_only or 'outcome!="standby"' in expr, expr
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
@@ -209,6 +235,8 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
         if expr.startswith("label_values("):
             continue  # a Grafana function, not PromQL
         concrete = expr.replace("$__rate_interval", "5m").replace("$policy", ".*")
+        concrete = concrete.replace("$job", ".*").replace("$instance", ".*")
+        concrete = concrete.replace("$leader", "1")
         rules.append({"record": f"dashboard:query_{i}", "expr": concrete})
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))

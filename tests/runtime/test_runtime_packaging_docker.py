@@ -48,12 +48,29 @@ def values(keyword: str) -> list[str]:
     return [args for kw, args in instructions() if kw == keyword]
 
 
+VENV = "/opt/autoscaler"  # where the builder stage installs, copied whole into the runtime
+
+
 def test_dockerfile_shape() -> None:
-    assert values("FROM") == ["python:3.11-slim"]
+    # Two stages on one base: the builder installs, the runtime gets only the venv.
+    assert values("FROM") == ["python:3.11-slim AS builder", "python:3.11-slim"]
+    assert values("COPY")[-1] == f"--from=builder {VENV} {VENV}"
+    assert any("constraints.txt" in c for c in values("COPY"))
+    [install] = [r for r in values("RUN") if "pip install" in r]
+    assert "--constraint constraints.txt" in install and install.startswith(
+        f"python -m venv {VENV}"
+    )
+    labels = " ".join(values("LABEL"))
+    for key in ("title", "description", "version", "licenses"):
+        assert f"org.opencontainers.image.{key}=" in labels
+    env = " ".join(values("ENV"))
+    assert f"PATH={VENV}/bin:$PATH" in env
+    assert "AUTOSCALER_CONFIG=/etc/autoscaler/config.yaml" in env
+    assert "AUTOSCALER_LISTEN=0.0.0.0:9464" in env
     [user] = values("USER")
     assert user.split(":")[0] not in ("root", "0")
     assert json.loads(values("ENTRYPOINT")[0]) == ["autoscaler", "run"]
-    assert json.loads(values("CMD")[-1]) == ["--config", "/etc/autoscaler/config.yaml"]
+    assert values("CMD") == []  # the config comes from AUTOSCALER_CONFIG
     assert values("VOLUME") == ["/var/lib/autoscaler"]
     assert values("EXPOSE") == ["9464"]
     [health] = values("HEALTHCHECK")
@@ -62,6 +79,29 @@ def test_dockerfile_shape() -> None:
     # USER comes after every RUN: nothing runs as root at run time.
     order = [kw for kw, _ in instructions()]
     assert max(i for i, kw in enumerate(order) if kw == "RUN") < order.index("USER")
+
+
+def test_constraints_pin_every_runtime_dependency() -> None:
+    """constraints.txt (scripts/lock.sh) pins each dependency of pyproject.toml, at a version
+    its specifier accepts, and nothing of the `simulate` extra."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"not pinned: {line}"
+            pins[canonicalize_name(name)] = version.strip()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for text in project["dependencies"]:
+        requirement = Requirement(text.split("#")[0])
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not pinned in constraints.txt"
+        assert requirement.specifier.contains(pins[name]), (name, pins[name])
+    assert "numpy" not in pins and "matplotlib" not in pins
 
 
 def healthcheck_command() -> list[str]:
@@ -113,6 +153,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         elif keyword == "WORKDIR":
             workdir = Path(args)
             (image_root / workdir.relative_to("/")).mkdir(parents=True, exist_ok=True)
+        elif keyword == "COPY" and args.startswith("--from="):
+            continue  # the stages share `image_root`: what the builder made is already there
         elif keyword == "COPY":
             *sources, dest = shlex.split(args)
             target = image_root / workdir.relative_to("/") / dest
@@ -125,9 +167,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         elif keyword == "RUN" and "pip install" in args:
             # The install step, run with the venv's pip/python first on PATH (in the image
             # they are the base image's). pip uses the package index configured on this host.
+            # The venv path is absolute in the image: here it lives under `image_root`.
             cwd = image_root / workdir.relative_to("/")
+            command = args.replace(VENV, str(image_root / VENV.lstrip("/")))
             result = subprocess.run(
-                ["/bin/sh", "-c", args],
+                ["/bin/sh", "-c", command],
                 cwd=cwd,
                 env=env,
                 capture_output=True,
@@ -137,7 +181,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
             installed_steps += 1
     assert installed_steps >= 1, "the Dockerfile has no `pip install` step"
-    yield venv
+    yield image_root / VENV.lstrip("/")
 
 
 def run_installed(
@@ -225,3 +269,21 @@ def test_healthcheck_probe(installed: Path) -> None:
         server.server_close()
     down = run_installed(installed, *probe, extra_env={"AUTOSCALER_HEALTH_URL": url})
     assert down.returncode != 0
+
+
+@pytest.mark.slow
+def test_image_is_without_the_simulate_extra(installed: Path) -> None:
+    python = str(installed / "bin" / "python")
+    absent = run_installed(installed, python, "-c", "import numpy")
+    assert absent.returncode != 0 and "No module named 'numpy'" in absent.stderr
+    simulate = run_installed(installed, str(installed / "bin" / "autoscaler"), "simulate")
+    assert simulate.returncode == 2
+    assert "pip install 'autoscaler[simulate]'" in simulate.stderr
+    # The config path comes from the environment, as the image sets it.
+    missing = run_installed(
+        installed,
+        str(installed / "bin" / "autoscaler"),
+        "run",
+        extra_env={"AUTOSCALER_CONFIG": str(installed / "nope.yaml")},
+    )
+    assert missing.returncode == 2 and "nope.yaml" in missing.stderr, missing.stderr

@@ -417,3 +417,76 @@ async def test_a_committed_intent_survives_sigkill(backend: Backend) -> None:
         assert await s.load_spec("p1") == {"name": "d1"}
     finally:
         await s.close()
+
+
+# ---- decision history ------------------------------------------------------------------------
+
+
+def _names() -> tuple[str, str]:
+    """Policy names of this test only (the PostgreSQL database lives for the session)."""
+    tag = os.urandom(4).hex()
+    return f"h1-{tag}", f"h2-{tag}"
+
+
+def _obs(t: float, replicas: int = 2) -> dict[str, Any]:
+    return {"t": t, "status": "ready", "replicas": replicas, "metrics": {"waiting": 3.0}}
+
+
+def _dec(t: float) -> dict[str, Any]:
+    return {"t": t, "action": "none", "replicas": 2, "reasons": ["no_change"], "executed": False}
+
+
+async def test_history_round_trips_oldest_first(store: Store) -> None:
+    p1, p2 = _names()
+    assert await store.decision_history(p1) == []
+    for i in range(5):
+        await store.record_decision(p1, 100.0 + i, _obs(100.0 + i), _dec(100.0 + i))
+    await store.record_decision(p2, 50.0, _obs(50.0, 7), _dec(50.0))
+    got = await store.decision_history(p1)
+    assert [e.t for e in got] == [100.0, 101.0, 102.0, 103.0, 104.0]
+    assert got[0].observation == _obs(100.0) and got[0].decision == _dec(100.0)
+    assert [e.observation["replicas"] for e in await store.decision_history(p2)] == [7]
+    since = await store.decision_history(p1, since=102.5)
+    assert [e.t for e in since] == [103.0, 104.0]
+    newest = await store.decision_history(p1, limit=2)
+    assert [e.t for e in newest] == [103.0, 104.0]
+
+
+async def test_history_is_bounded_per_policy_on_write(store: Store) -> None:
+    p1, p2 = _names()
+    for i in range(12):
+        await store.record_decision(p1, float(i), _obs(float(i)), _dec(float(i)), keep=4)
+        await store.record_decision(p2, float(i), _obs(float(i)), _dec(float(i)), keep=10)
+    assert [e.t for e in await store.decision_history(p1)] == [8.0, 9.0, 10.0, 11.0]
+    assert len(await store.decision_history(p2)) == 10
+    await store.record_decision(p1, 12.0, _obs(12.0), _dec(12.0), keep=1)
+    assert [e.t for e in await store.decision_history(p1)] == [12.0]
+
+
+async def test_history_refuses_bad_values(store: Store) -> None:
+    p1, _ = _names()
+    with pytest.raises(ValueError, match="finite"):
+        await store.record_decision(p1, float("nan"), _obs(1.0), _dec(1.0))
+    with pytest.raises(ValueError, match="keep"):
+        await store.record_decision(p1, 1.0, _obs(1.0), _dec(1.0), keep=0)
+    with pytest.raises(ValueError, match="not JSON-serializable"):
+        await store.record_decision(p1, 1.0, {"metrics": {"x": float("inf")}}, _dec(1.0))
+    assert await store.decision_history(p1) == []
+
+
+async def test_history_batches_prune_only_the_named_policies(store: Store) -> None:
+    from autoscaler.store.base import HistoryRecord
+
+    p1, p2 = _names()
+    batch = [
+        HistoryRecord(p, float(i), _obs(float(i)), _dec(float(i)))
+        for i in range(6)
+        for p in (p1, p2)
+    ]
+    await store.record_decisions(batch, prune=[p1], keep=3)
+    assert [e.t for e in await store.decision_history(p1)] == [3.0, 4.0, 5.0]
+    assert len(await store.decision_history(p2)) == 6  # not named: not pruned this time
+    bad = [HistoryRecord(p2, 9.0, _obs(9.0), _dec(9.0)), HistoryRecord(p2, float("inf"), {}, {})]
+    with pytest.raises(ValueError, match="finite"):
+        await store.record_decisions(bad)
+    assert len(await store.decision_history(p2)) == 6  # a bad record refuses the whole batch
