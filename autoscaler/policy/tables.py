@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from autoscaler import cron
+from autoscaler.policy import create_specs
 from autoscaler.policy import model as m
 from autoscaler.policy.errors import quote
 from autoscaler.policy.fields import (
@@ -326,8 +327,17 @@ DEPLOYMENT = Obj(
             ),
             nullable=True,
         ),
+        "provider_type": Field(
+            Enum(
+                create_specs.PROVIDER_TYPES,
+                "the provider API of deployment.create, so `validate` checks it without the "
+                "daemon config (the daemon uses its profile's type and requires they agree)",
+            ),
+            nullable=True,
+        ),
     },
     "the deployment this policy scales",
+    schema_extra={"allOf": create_specs.deployment_schema_branches()},
 )
 
 
