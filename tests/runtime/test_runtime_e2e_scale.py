@@ -40,17 +40,20 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url("redis://127.0.0.1:6379/0")
 
 
+def _daemon(folder: Path, sim_url: str, key: str, metrics: Metrics) -> Daemon:
+    """A daemon (not started) with one scale-to-zero policy `chat-e2e` on Redis list `key`."""
+    config_path = write_config(folder, sim_url, {"chat": policy_yaml("chat-e2e", redis_key=key)})
+    config, policies = load_daemon(config_path)
+    return Daemon(config, policies, config_path=str(config_path), recorder=metrics)
+
+
 @pytest.mark.slow
 async def test_zero_up_down_zero_and_back(tmp_path: Path) -> None:
     r = _redis()
     key = f"test:e2e:{uuid.uuid4().hex}"
     with sim_server(provision_seconds=0.5) as sim:
-        config_path = write_config(
-            tmp_path, sim.url, {"chat": policy_yaml("chat-e2e", redis_key=key)}
-        )
-        config, policies = load_daemon(config_path)
         metrics = Metrics()
-        daemon = Daemon(config, policies, config_path=str(config_path), recorder=metrics)
+        daemon = _daemon(tmp_path, sim.url, key, metrics)
 
         def dep() -> list[dict[str, Any]]:
             return sim.current("chat-e2e")
@@ -144,11 +147,7 @@ async def test_a_create_from_zero_is_in_transition_until_it_returns(
     r = _redis()
     key = f"test:e2e:{uuid.uuid4().hex}"
     with sim_server(provision_seconds=0.5) as sim:
-        config_path = write_config(
-            tmp_path, sim.url, {"chat": policy_yaml("chat-e2e", redis_key=key)}
-        )
-        config, policies = load_daemon(config_path)
-        daemon = Daemon(config, policies, config_path=str(config_path), recorder=Metrics())
+        daemon = _daemon(tmp_path, sim.url, key, Metrics())
         async with anyio.create_task_group() as tg:
             await tg.start(daemon.run)
             try:
