@@ -2,18 +2,43 @@
 # The whole test suite on a fresh machine: installs what is missing (Debian packages, a venv
 # with the project and its dev extras), makes sure the local services answer, then runs
 # ruff, mypy and pytest. `.ci/run` calls exactly this.
+#
+# It never stops or kills a process it did not start. Installing Debian's prometheus may start
+# the package's own service on :9090; it is left alone: the tests start their own prometheus
+# on free ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# command -> Debian package that provides it; the tests need every one of these.
+declare -A provides=(
+    [prometheus]=prometheus                # tests/sources: a real Prometheus for PromQL
+    [promtool]=prometheus                  # tests/runtime: the deploy/ alert rules
+    [pg_ctlcluster]=postgresql             # the PostgreSQL store, HA
+    [redis-server]=redis-server            # the Redis source, queues in end-to-end tests
+    [rabbitmq-server]=rabbitmq-server      # the RabbitMQ source
+    [nats-server]=nats-server              # the NATS JetStream source
+    [systemd-analyze]=systemd              # tests/runtime: the deploy/ unit verifies
+)
 apt_missing=()
-command -v prometheus >/dev/null 2>&1 || apt_missing+=(prometheus)
+for cmd in "${!provides[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || apt_missing+=("${provides[$cmd]}")
+done
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_missing+=(python3-venv)
+fresh_postgresql=false
+[ -d /etc/postgresql ] || fresh_postgresql=true
 if [ ${#apt_missing[@]} -gt 0 ]; then
+    mapfile -t apt_missing < <(printf '%s\n' "${apt_missing[@]}" | sort -u)
     echo "installing Debian packages: ${apt_missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
-    # The package starts a system-wide instance on :9090; the tests start their own.
-    (systemctl stop prometheus 2>/dev/null || pkill -x prometheus 2>/dev/null) || true
+fi
+if $fresh_postgresql && [ -d /etc/postgresql ]; then
+    # A cluster this script just installed: the tests connect as postgres over loopback
+    # without a password (only 127.0.0.1, only this new cluster).
+    for hba in /etc/postgresql/*/main/pg_hba.conf; do
+        sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+    done
 fi
 
 bash scripts/services.sh

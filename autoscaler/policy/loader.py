@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from yaml.nodes import MappingNode, Node
 
+from autoscaler.policy.create_specs import check_deployment, infer_type
 from autoscaler.policy.durations import parse_duration
 from autoscaler.policy.errors import (
     FILE_PATH,
@@ -114,6 +115,37 @@ def _check_unique(located: list[LocatedPolicy], sink_for: dict[str, Collector]) 
             deployments.setdefault(key, item)
 
 
+def _check_create_specs(
+    located: list[LocatedPolicy],
+    sink_for: dict[str, Collector],
+    profile_types: Mapping[str, str] | None,
+) -> None:
+    """`deployment.name` and `deployment.create` against the rules of the policy's provider:
+    its profile's type when the daemon config is known (`profile_types`: profile -> type),
+    else `deployment.provider_type`, else the type its create keys suggest."""
+    for item in located:
+        sink = sink_for[item.filename]
+        deployment = item.policy.deployment
+        written = deployment.provider_type
+        if profile_types is None:
+            provider_type = written or infer_type(deployment.create)
+        else:
+            provider_type = profile_types.get(deployment.provider)
+            if provider_type is None:
+                continue  # an unknown profile is reported by load_daemon
+            if written is not None and written != provider_type:
+                node, path = locate(item.root, (), ["deployment", "provider_type"], sink)
+                sink.error(
+                    node,
+                    path,
+                    f"is {quote(written)} but provider profile {quote(deployment.provider)} "
+                    f"is of type {quote(provider_type)}",
+                )
+                continue
+        if provider_type is not None:
+            check_deployment(item.root, provider_type, sink)
+
+
 def load_policy_text(text: str, filename: str = "<string>") -> list[Policy]:
     """Every policy in `text` (one per YAML document). Raises ValidationFailed."""
     sink = Collector(filename)
@@ -122,6 +154,7 @@ def load_policy_text(text: str, filename: str = "<string>") -> list[Policy]:
         raise ValidationFailed(sink.errors)
     located = _policies_from_text(text, filename, sink)
     _check_unique(located, {filename: sink})
+    _check_create_specs(located, {filename: sink}, None)
     if sink.errors:
         raise ValidationFailed(sorted(sink.errors, key=lambda e: (e.line, e.col)))
     return [item.policy for item in located]
@@ -191,8 +224,12 @@ def _as_list(paths: PathLike | Iterable[PathLike]) -> list[PathLike]:
 
 def load_located(
     paths: PathLike | Iterable[PathLike],
+    profile_types: Mapping[str, str] | None = None,
 ) -> tuple[list[LocatedPolicy], list[Path], list[PolicyError]]:
-    """Policies with their nodes, the files read, and every error (nothing raised)."""
+    """Policies with their nodes, the files read, and every error (nothing raised).
+
+    `profile_types` (provider profile -> provider type, from the daemon config) makes the
+    create specs be checked against their profile's provider."""
     errors: list[PolicyError] = []
     files = expand_paths(_as_list(paths), errors)
     located: list[LocatedPolicy] = []
@@ -203,6 +240,7 @@ def load_located(
         if text is not None:
             located.extend(_policies_from_text(text, str(file), sink))
     _check_unique(located, sinks)
+    _check_create_specs(located, sinks, profile_types)
     for sink in sinks.values():
         errors.extend(sorted(sink.errors, key=lambda e: (e.line, e.col)))
     return located, files, errors
@@ -270,7 +308,8 @@ def load_daemon_config(path: PathLike) -> DaemonConfig:
 def load_daemon(config_path: PathLike) -> tuple[DaemonConfig, list[Policy]]:
     """The config and its policies; every policy's `deployment.provider` must be a profile."""
     config = load_daemon_config(config_path)
-    located, _files, errors = load_located([config.policies])
+    profile_types = {name: profile.type for name, profile in config.providers.items()}
+    located, _files, errors = load_located([config.policies], profile_types)
     for item in located:
         provider = item.policy.deployment.provider
         if provider not in config.providers:

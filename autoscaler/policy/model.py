@@ -160,6 +160,9 @@ class Deployment:
     provider: str  # a provider profile name from the daemon config
     name: str  # identity at the provider across delete / recreate
     create: Mapping[str, Any] | None = None  # provider-specific spec used to deploy again
+    # The provider API `create` is written for, when the policy says (validate without a
+    # daemon config); the daemon checks it against its profile's type.
+    provider_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from autoscaler import cron
+from autoscaler.policy import create_specs
 from autoscaler.policy import model as m
 from autoscaler.policy.errors import quote
 from autoscaler.policy.fields import (
@@ -325,8 +327,17 @@ DEPLOYMENT = Obj(
             ),
             nullable=True,
         ),
+        "provider_type": Field(
+            Enum(
+                create_specs.PROVIDER_TYPES,
+                "the provider API of deployment.create, so `validate` checks it without the "
+                "daemon config (the daemon uses its profile's type and requires they agree)",
+            ),
+            nullable=True,
+        ),
     },
     "the deployment this policy scales",
+    schema_extra={"allOf": create_specs.deployment_schema_branches()},
 )
 
 
@@ -547,22 +558,22 @@ def _check_schedule(here: Here) -> None:
 def cron_error(expr: str, timezone: str) -> str | None:
     """Why `expr` cannot open schedule windows, or None when it can.
 
-    Parsed by the decision core's own `trigger` (APScheduler's CronTrigger, with crontab
-    weekday numbers, 0 and 7 = Sunday), so what validates here is exactly what runs.
+    Checked by `autoscaler.cron`, the module the decision core reads fire times from, so
+    what validates here is exactly what runs.
     """
-    from autoscaler.core.schedule import trigger
-
     try:
-        zone = ZoneInfo(timezone)
-        first = trigger(expr, timezone).get_next_fire_time(None, datetime(2000, 1, 1, tzinfo=zone))
-    except Exception as exc:
+        first = cron.next_fire(expr, timezone, _Y2000)
+    except Exception as exc:  # APScheduler and zoneinfo raise several types for bad input
         return (
             f"must be a five-field crontab expression (minute hour day month day_of_week), "
             f"got {quote(expr)}: {exc}"
         )
-    if first is None:
+    if first == math.inf:
         return f"cron expression {quote(expr)} never fires (no such date)"
     return None
+
+
+_Y2000 = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 
 
 SCHEDULE = Obj(

@@ -1,7 +1,8 @@
 """`autoscaler run --config FILE`: the daemon as a service.
 
-Load and validate the config and every policy first; on any error print every error line
-(`FILE:LINE:COL: key.path: message`) to stderr and exit 2 with nothing started. Otherwise run
+Load and validate the config and every policy first, and resolve every credential they name;
+on any error print every error line (`FILE:LINE:COL: key.path: message`) to stderr and exit 2
+with nothing started. Otherwise run
 under anyio (asyncio backend, which APScheduler and uvicorn need) until SIGTERM / SIGINT
 (exit 0). SIGHUP and edits to the files reload. "stopped" (asked to) and "crashed" (an
 unexpected error; exit 1) are logged as different events.
@@ -58,6 +59,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"autoscaler run: {len(loaded)} error(s); nothing started", file=sys.stderr)
         return EXIT_CONFIG
     config, policies = loaded
+    from autoscaler.policy.credentials import check_credentials
+
+    missing = check_credentials(config, policies)
+    if missing:
+        for error in missing:
+            print(error, file=sys.stderr)
+        print(
+            f"autoscaler run: {len(missing)} missing credential(s); nothing started",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     from autoscaler.runtime.logs import configure_logging
 
     configure_logging(config.log)

@@ -481,10 +481,14 @@ class PolicyRunner:
                 self.status_info.transition = "recreating"
                 self.created_at = now
             elif decision.action == "create":
+                # In transition from the decision on, not from when the create returns: until
+                # then /status (and anyone waiting for "ready again") must not read the last
+                # observation, made before the create, as the new deployment's.
+                self.created_at = now
+                self.status_info.transition = "creating"
                 self._patch(
                     await actions.create(ctx, self.policy, self.provider, max(1, decision.replicas))
                 )
-                self.created_at = now
                 self.status_info.transition = "initializing"
             else:
                 raise ActionAborted(
@@ -493,6 +497,9 @@ class PolicyRunner:
         except FencedError:
             raise
         except (ProviderError, ActionAborted) as exc:
+            if decision.action == "create" and deployment is None:
+                self.created_at = None  # nothing was created: not in transition
+                self.status_info.transition = None
             permanent = isinstance(exc, ActionAborted) or exc.permanent
             message = f"{decision.action} failed: {exc}"
             self.status_info.last_error = message

@@ -144,6 +144,29 @@ def migrate(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> int:
         return max(current, upto)
 
 
+def use_wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode (a setting kept in the file: the first opener switches it).
+
+    SQLite does not call the busy handler for every lock the switch takes: when another
+    connection to the same new file is switching it, or migrating it, at that moment, the
+    switch fails at once with "database is locked" instead of waiting (seen with three
+    concurrent first opens). Then wait for that connection by taking the write lock, which
+    does honour the busy timeout, and look again: normally it has switched the file already.
+    """
+    for _ in range(10):
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            return
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            conn.execute("BEGIN IMMEDIATE")  # waits (busy timeout) for the other writer
+            conn.execute("ROLLBACK")
+    conn.execute("PRAGMA journal_mode = WAL")
+
+
 class SQLiteStore(PolicyDocuments):
     """The `Store` protocol over one SQLite file (or `:memory:` for tests)."""
 
@@ -180,9 +203,9 @@ class SQLiteStore(PolicyDocuments):
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite state file {self.path!r}: cannot open: {exc}") from exc
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA busy_timeout = 5000")
+            use_wal(conn)
+            conn.execute("PRAGMA synchronous = FULL")
             migrate(conn)
         except sqlite3.Error as exc:
             conn.close()

@@ -47,10 +47,10 @@ def test_validate_errors_go_to_stdout_one_per_line(
     assert all(ERROR_LINE.match(line) for line in out.splitlines())
 
 
-def test_validate_needs_a_path(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as caught:
-        main(["validate"])
-    assert caught.value.code == 2
+def test_validate_needs_a_path_or_a_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate"]) == 2
+    assert "give PATH... or --config FILE" in capsys.readouterr().err
+    assert main(["validate", "x.yaml", "--config", "c.yaml"]) == 2
 
 
 def test_schema_prints_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -148,19 +148,20 @@ def test_every_source_type_and_secrets() -> None:
 
 
 def test_create_is_frozen_recursively() -> None:
+    # Keys of no known provider: no provider's rules apply, the spec is kept as written.
     text = BASE.replace(
         "name: chat}",
-        "name: chat, create: {gpu_count: 1, config: {max_model_len: 8192}, args: [--a, --b]}}",
+        "name: chat, create: {size: 1, serving: {max_model_len: 8192}, args: [--a, --b]}}",
     )
     (policy,) = load_policy_text(text)
     create = policy.deployment.create
     assert create is not None
-    assert create["config"]["max_model_len"] == 8192
+    assert create["serving"]["max_model_len"] == 8192
     assert create["args"] == ("--a", "--b")
     with pytest.raises(TypeError):
-        create["gpu_count"] = 2  # type: ignore[index]
+        create["size"] = 2  # type: ignore[index]
     with pytest.raises(TypeError):
-        create["config"]["max_model_len"] = 1  # type: ignore[index]
+        create["serving"]["max_model_len"] = 1  # type: ignore[index]
 
 
 def test_scale_to_zero_policy() -> None:

@@ -1,39 +1,29 @@
-"""Contract tests: the JSON blocks of seed 001 merged into one OpenAPI document; every request
-the NeevCloud client sends and every response the simulator gives are validated against it
-with openapi-core (including error responses, 201 deploy and 204 delete)."""
+"""Contract tests: our OpenAPI description of NeevCloud's documented deployments API
+(contracts/neevcloud-openapi.yaml, provenance in its header); every request the NeevCloud
+client sends and every response the simulator gives are validated against it with
+openapi-core (including error responses, 201 deploy and 204 delete)."""
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from tests.providers.helpers import SPECS, TOKEN, client, in_process, run
 
-SEED = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "001_25bbe0307393051e.txt"
+CONTRACT = Path(__file__).resolve().parent / "contracts" / "neevcloud-openapi.yaml"
 SERVER = "https://api.ai.neevcloud.com/aimodels"  # the document's server URL
 
 
-def merged_document() -> dict[str, Any]:
-    blocks = re.findall(r"```json\n(.*?)\n```", SEED.read_text(), re.S)
-    assert len(blocks) == 5, "seed 001 should hold one OpenAPI block per operation"
-    merged: dict[str, Any] = {}
-    for block in map(json.loads, blocks):
-        if not merged:
-            merged = {k: v for k, v in block.items() if k not in ("paths", "components")}
-            merged["paths"], merged["components"] = {}, {}
-        for path, operations in block["paths"].items():
-            merged["paths"].setdefault(path, {}).update(operations)
-        for section, entries in block["components"].items():
-            merged["components"].setdefault(section, {}).update(entries)
-    return merged
+def contract() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(CONTRACT.read_text())
+    return document
 
 
 class OARequest:
@@ -76,9 +66,7 @@ class Recording(httpx.AsyncBaseTransport):
 
 @pytest.fixture(scope="module")
 def openapi() -> OpenAPI:
-    if not SEED.exists():
-        pytest.fail(f"seed document {SEED} is missing")
-    return OpenAPI.from_dict(merged_document())
+    return OpenAPI.from_dict(contract())
 
 
 def validate_all(openapi: OpenAPI, recording: Recording) -> set[tuple[str, int]]:
@@ -93,9 +81,12 @@ def validate_all(openapi: OpenAPI, recording: Recording) -> set[tuple[str, int]]
     return seen
 
 
-def test_merged_document_has_all_five_operations(openapi: OpenAPI) -> None:
+def test_the_contract_has_all_five_operations(openapi: OpenAPI) -> None:
     ops = {
-        op["operationId"] for item in merged_document()["paths"].values() for op in item.values()
+        op["operationId"]
+        for item in contract()["paths"].values()
+        for method, op in item.items()
+        if method != "parameters"
     }
     assert ops == {
         "listDeployedAIModels",

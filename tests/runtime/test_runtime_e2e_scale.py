@@ -40,17 +40,20 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url("redis://127.0.0.1:6379/0")
 
 
+def _daemon(folder: Path, sim_url: str, key: str, metrics: Metrics) -> Daemon:
+    """A daemon (not started) with one scale-to-zero policy `chat-e2e` on Redis list `key`."""
+    config_path = write_config(folder, sim_url, {"chat": policy_yaml("chat-e2e", redis_key=key)})
+    config, policies = load_daemon(config_path)
+    return Daemon(config, policies, config_path=str(config_path), recorder=metrics)
+
+
 @pytest.mark.slow
 async def test_zero_up_down_zero_and_back(tmp_path: Path) -> None:
     r = _redis()
     key = f"test:e2e:{uuid.uuid4().hex}"
     with sim_server(provision_seconds=0.5) as sim:
-        config_path = write_config(
-            tmp_path, sim.url, {"chat": policy_yaml("chat-e2e", redis_key=key)}
-        )
-        config, policies = load_daemon(config_path)
         metrics = Metrics()
-        daemon = Daemon(config, policies, config_path=str(config_path), recorder=metrics)
+        daemon = _daemon(tmp_path, sim.url, key, metrics)
 
         def dep() -> list[dict[str, Any]]:
             return sim.current("chat-e2e")
@@ -115,6 +118,43 @@ async def test_zero_up_down_zero_and_back(tmp_path: Path) -> None:
                 assert status["last_decision"]["reasons"]
                 exposition = _exposition(metrics)
                 assert 'autoscaler_scale_from_zero_seconds_count{policy="chat-e2e"}' in exposition
+            finally:
+                daemon.request_stop()
+                r.delete(key)
+
+
+@pytest.mark.slow
+async def test_a_create_from_zero_is_in_transition_until_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the create from zero is in flight, the runner says so: `created_at` is set and the
+    transition is `creating`. Before, both were set only when the create returned, so the
+    observation made before it (the delete's `ready`) looked current, and
+    test_zero_up_down_zero_and_back's "ready again" could pass with the create intent still
+    pending (seen under load; here made certain by holding the intent's resolve)."""
+    from autoscaler.runtime import actions
+
+    seen: list[tuple[float | None, str | None]] = []
+    resolve = actions.ActionContext.resolve
+
+    async def held_resolve(self: actions.ActionContext, intent: Any, outcome: Any) -> None:
+        if intent.kind == "create":
+            runner = daemon.runners["chat-e2e"]
+            seen.append((runner.created_at, runner.status_info.transition))
+        await resolve(self, intent, outcome)
+
+    monkeypatch.setattr(actions.ActionContext, "resolve", held_resolve)
+    r = _redis()
+    key = f"test:e2e:{uuid.uuid4().hex}"
+    with sim_server(provision_seconds=0.5) as sim:
+        daemon = _daemon(tmp_path, sim.url, key, Metrics())
+        async with anyio.create_task_group() as tg:
+            await tg.start(daemon.run)
+            try:
+                r.rpush(key, *range(3))
+                await await_for(lambda: seen, 30, "a create from zero")
+                created_at, transition = seen[0]
+                assert created_at is not None and transition == "creating"
             finally:
                 daemon.request_stop()
                 r.delete(key)

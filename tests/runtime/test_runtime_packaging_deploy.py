@@ -16,6 +16,7 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from autoscaler.runtime.cli_run import EXIT_CONFIG
 from autoscaler.runtime.metrics import METRIC_NAMES, Metrics
 from tests.services import require
 
@@ -52,6 +53,8 @@ def test_unit_declares_notify_watchdog_and_hardening() -> None:
     ]
     assert unit_value("ExecReload") == ["/bin/kill -HUP $MAINPID"]
     assert unit_value("Restart") == ["on-failure"]
+    # `autoscaler run` exits 2 on config errors (autoscaler.runtime.cli_run.EXIT_CONFIG)
+    assert unit_value("RestartPreventExitStatus") == [str(EXIT_CONFIG)]
     assert unit_value("DynamicUser") == ["yes"]
     assert unit_value("StateDirectory") == ["autoscaler"]
     credentials = dict(v.split(":", 1) for v in unit_value("LoadCredential"))
