@@ -65,10 +65,11 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         for error in missing:
             print(error, file=sys.stderr)
-        print(
-            f"autoscaler run: {len(missing)} missing credential(s); nothing started",
-            file=sys.stderr,
-        )
+        if len(missing) > 1:  # one missing credential is one line, as the unit's log shows it
+            print(
+                f"autoscaler run: {len(missing)} missing credentials; nothing started",
+                file=sys.stderr,
+            )
         return EXIT_CONFIG
     from autoscaler.runtime.logs import configure_logging
 

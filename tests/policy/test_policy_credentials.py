@@ -158,7 +158,6 @@ def test_run_exits_2_with_nothing_started(tmp_path: Path) -> None:
     assert done.stderr.splitlines() == [
         f"{config}:8:18: providers.neevcloud-prod.token.env: environment variable {ENV!r} is "
         'not set (provider profile "neevcloud-prod")',
-        "autoscaler run: 1 missing credential(s); nothing started",
     ]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "state.db").exists()  # nothing started: not even the store

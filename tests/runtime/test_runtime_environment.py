@@ -48,7 +48,7 @@ def test_overrides_and_their_errors() -> None:
 
 
 def test_every_load_applies_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    policy = policy_yaml("p", redis_key="unused")
+    policy = policy_yaml("p-env", redis_key="unused")
     config = write_config(tmp_path, "http://127.0.0.1:1", {"p": policy})
     monkeypatch.setenv("AUTOSCALER_LISTEN", "127.0.0.1:9999")
     loaded = load_checked(str(config))
