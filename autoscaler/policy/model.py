@@ -358,6 +358,14 @@ class LoginSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class InferenceProfile:
+    """How the gateway reaches a provider's OpenAI-compatible inference endpoints."""
+
+    token: SecretRef | None = None  # the inference key (NeevCloud: sk-nc-*, not the API token)
+    base_url: str | None = None  # Nebius-style shared base; elsewhere when none is reported
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderProfile:
     name: str  # the key under `providers:`
     type: Literal["neevcloud", "netmind", "nebius"]
@@ -369,6 +377,7 @@ class ProviderProfile:
     timeout: float = 10.0
     max_retries: int = 4  # retry budget per call for temporary errors
     wait_ready_timeout: float = 1800.0  # bound on waiting for `ready` after create
+    inference: InferenceProfile | None = None  # the gateway's way to the deployments
 
 
 @dataclass(frozen=True, slots=True)

@@ -834,6 +834,29 @@ LOGIN = Obj(
     "console credentials exchanged for an access token; refreshed on 401",
 )
 
+INFERENCE = Obj(
+    m.InferenceProfile,
+    {
+        "token": Field(
+            Secret(
+                "inference key sent upstream by the gateway (NeevCloud: an sk-nc-* key, not the "
+                "API token; NetMind and Nebius-style default to the profile's token)"
+            ),
+            nullable=True,
+        ),
+        "base_url": Field(
+            Url(
+                "OpenAI-compatible base ending in /v1: the shared base of Nebius-style endpoints "
+                "(default: the API base_url + /v1); elsewhere used only when a ready deployment "
+                "reports no endpoint",
+                HTTP,
+            ),
+            nullable=True,
+        ),
+    },
+    "how the gateway reaches this provider's OpenAI-compatible inference endpoints",
+)
+
 PROVIDER = Obj(
     m.ProviderProfile,
     {
@@ -848,6 +871,7 @@ PROVIDER = Obj(
         "wait_ready_timeout": Field(
             Duration("bound on waiting for ready after create", positive=True)
         ),
+        "inference": Field(INFERENCE, nullable=True),
     },
     "a provider account that policies name in deployment.provider",
     checks=[_check_login],

@@ -29,6 +29,25 @@ class DeploymentInfo:
     spec: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """Everything `Provider.create` needs to deploy it again with the same name (recreate)."""
     raw_status: str = ""  # the provider's own status word, for messages
+    served_model: str | None = None
+    """The model name inference requests must carry, when the provider names one: NeevCloud's
+    `model_id`, a Nebius-style `routing_key`. None: the deployment serves whatever it serves."""
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceRoute:
+    """Where and how to send OpenAI-compatible requests for one ready deployment.
+
+    Built by `Provider.inference_route` with the provider's inference credential from the daemon
+    config (`providers.NAME.inference.token`), never a client's. `headers` hold that credential,
+    so they never appear in `repr`.
+    """
+
+    base_url: str  # OpenAI-compatible base: append /chat/completions, /models ...
+    headers: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
+    )  # the provider's inference credential (Authorization) and any routing header
+    model: str | None = None  # the model name to send upstream; None keeps the client's
 
 
 class ProviderError(Exception):
@@ -105,6 +124,11 @@ class Provider(Protocol):
     async def wait_ready(self, name: str, timeout: float) -> DeploymentInfo:
         """Poll until `ready` (returns it), `failed` or absent (raises), or timeout (raises
         TemporaryError)."""
+        ...
+
+    def inference_route(self, info: DeploymentInfo) -> InferenceRoute | None:
+        """How to reach `info`'s OpenAI-compatible endpoint, or None when it is not routable
+        (not ready, no endpoint). Pure: no request is made."""
         ...
 
     async def aclose(self) -> None: ...

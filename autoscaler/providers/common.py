@@ -22,6 +22,7 @@ from autoscaler.providers.base import (
     ConflictError,
     DeploymentFailedError,
     DeploymentInfo,
+    InferenceRoute,
     InvalidRequestError,
     NotFoundError,
     ProviderError,
@@ -117,6 +118,9 @@ class BaseProvider:
         raise NotImplementedError
 
     async def delete(self, deployment: DeploymentInfo) -> None:
+        raise NotImplementedError
+
+    def inference_route(self, info: DeploymentInfo) -> InferenceRoute | None:
         raise NotImplementedError
 
     def validate_spec(self, name: str, spec: Mapping[str, Any]) -> None:

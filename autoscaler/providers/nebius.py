@@ -17,6 +17,10 @@ turns the provider's range into an exact count, and one request keeps min <= max
 
 The spec a recreate needs (`model_name`, `flavor_name`, `gpu_type`, `gpu_count`) is echoed by
 the provider and rebuilt from each response.
+
+Inference: every endpoint shares one OpenAI-compatible base (`inference.base_url`, default the
+API `base_url` + `/v1`) and is chosen by `model` = its `routing_key`; the bearer token is
+`inference.token`, else the API token (the seed documents one).
 """
 
 from __future__ import annotations
@@ -27,12 +31,14 @@ from typing import Any
 
 from autoscaler.providers.base import (
     DeploymentInfo,
+    InferenceRoute,
     InvalidRequestError,
     NormalizedStatus,
     NotFoundError,
     TemporaryError,
 )
 from autoscaler.providers.common import BaseProvider
+from autoscaler.providers.inference import configured_base, inference_token, route
 
 BASE = "/v0/dedicated_endpoints"
 SPEC_REQUIRED = ("model_name", "flavor_name", "gpu_type", "gpu_count")
@@ -58,6 +64,10 @@ class NebiusProvider(BaseProvider):
     provider_type = "nebius"
     create_sets_replicas = True
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._inference_token = inference_token(self.profile, api_token_fallback=True)
+
     def to_info(self, item: Mapping[str, Any]) -> DeploymentInfo:
         raw = str(item.get("status") or item.get("state") or "")
         status: NormalizedStatus = STATUSES.get(raw.lower(), "initializing")
@@ -77,7 +87,16 @@ class NebiusProvider(BaseProvider):
             endpoint_url=url if status == "ready" else None,
             spec=MappingProxyType(spec),
             raw_status=raw,
+            served_model=str(item.get("routing_key") or "") or None,
         )
+
+    def inference_route(self, info: DeploymentInfo) -> InferenceRoute | None:
+        """The shared OpenAI-compatible base (`inference.base_url`, default the API base + /v1)
+        with `model` = the endpoint's `routing_key`; no routing key, no route."""
+        if info.served_model is None:
+            return None
+        base = configured_base(self.profile) or info.endpoint_url
+        return route(info, base, self._inference_token, info.served_model)
 
     async def templates(self) -> list[dict[str, Any]]:
         body = await self._request_json("templates", "GET", f"{BASE}/templates")

@@ -7,6 +7,8 @@ list `GET /aimodels?page&limit` (follows `pagination.total_pages`), deploy `POST
 Statuses are already the normalized words (`initializing ready failed terminating`).
 Auth: the profile's `token` (an `access_token`, not an `sk-nc-*` inference key) or its `login`
 (console credentials exchanged at `POST /api/v1/auth/login`, one re-login on 401).
+Inference (`inference_route`): `{endpoint_url}/chat/completions` with the profile's
+`inference.token` (an `sk-nc-*` key) and `model` = the response's `model_id`.
 
 The spec a recreate needs (`DeploymentInfo.spec`), key by key:
 - `region`, `gpu_config_id`, `gpu_count`: echoed by every response, taken from it.
@@ -29,12 +31,14 @@ from typing import Any
 
 from autoscaler.providers.base import (
     DeploymentInfo,
+    InferenceRoute,
     InvalidRequestError,
     NormalizedStatus,
     NotFoundError,
     TemporaryError,
 )
 from autoscaler.providers.common import BaseProvider
+from autoscaler.providers.inference import configured_base, inference_token, route
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_MIN, NAME_MAX = 3, 30
@@ -75,6 +79,7 @@ class NeevCloudProvider(BaseProvider):
         org, project = self.profile.org_id, self.profile.project_id
         self.prefix = f"/api/v1beta1/orgs/{org}/projects/{project}/aimodels"
         self._sent_specs: dict[str, dict[str, Any]] = {}
+        self._inference_token = inference_token(self.profile, api_token_fallback=False)
 
     # --- mapping ----------------------------------------------------------------------------
 
@@ -91,6 +96,7 @@ class NeevCloudProvider(BaseProvider):
             endpoint_url=(item.get("endpoint_url") or None) if status == "ready" else None,
             spec=MappingProxyType(self.spec_from_response(item)),
             raw_status=raw,
+            served_model=str(item.get("model_id") or "") or None,
         )
 
     def spec_from_response(self, item: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,6 +109,13 @@ class NeevCloudProvider(BaseProvider):
             if item.get(key) is not None:
                 spec[key] = item[key]
         return spec
+
+    def inference_route(self, info: DeploymentInfo) -> InferenceRoute | None:
+        """`endpoint_url` once `ready` (seed 001: send to `{endpoint_url}/chat/completions`),
+        the model named by its `model_id` (what the deployment serves under), and the profile's
+        `inference.token` (an `sk-nc-*` key)."""
+        base = info.endpoint_url or configured_base(self.profile)
+        return route(info, base, self._inference_token, info.served_model)
 
     # --- operations -------------------------------------------------------------------------
 

@@ -21,6 +21,10 @@ The spec a recreate needs: `flavor_id` (or `flavor`: a flavor's `display_name` o
 `cluster_flavor_id`, resolved through the flavor list), `deploy_metadata`, optional
 `description` and `payment_type` (default `usd`). All are echoed by get, so the spec is
 rebuilt from the response.
+
+Inference: the seed elides `endpoint_metadata` ("..."); we read `endpoint_metadata.endpoint_url`
+(or `url`) as the OpenAI-compatible base, present once `available`, and send the API token
+(NetMind documents one bearer token) unless the profile names an `inference.token`.
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ from typing import Any
 
 from autoscaler.providers.base import (
     DeploymentInfo,
+    InferenceRoute,
     InvalidRequestError,
     NormalizedStatus,
     NotFoundError,
     TemporaryError,
 )
 from autoscaler.providers.common import BaseProvider
+from autoscaler.providers.inference import configured_base, inference_token, route
 
 BASE = "/v1/inference-service"
 SPEC_KEYS = ("flavor_id", "flavor", "deploy_metadata", "description", "payment_type")
@@ -73,6 +79,7 @@ class NetMindProvider(BaseProvider):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._ids: dict[str, str] = {}
+        self._inference_token = inference_token(self.profile, api_token_fallback=True)
 
     def to_info(self, item: Mapping[str, Any]) -> DeploymentInfo:
         raw = str(item.get("status") or "")
@@ -106,6 +113,13 @@ class NetMindProvider(BaseProvider):
             spec=MappingProxyType(spec),
             raw_status=raw,
         )
+
+    def inference_route(self, info: DeploymentInfo) -> InferenceRoute | None:
+        """`endpoint_metadata.endpoint_url` once `available` (else `inference.base_url`), with
+        `inference.token` or, as NetMind has one bearer token for everything, the API token.
+        The model name is the client's: the container serves what it serves."""
+        base = info.endpoint_url or configured_base(self.profile)
+        return route(info, base, self._inference_token)
 
     async def flavors(self) -> list[dict[str, Any]]:
         body = await self._request_json("flavors", "GET", f"{BASE}/flavor")

@@ -1,0 +1,151 @@
+"""`Provider.inference_route` per provider: where the gateway sends OpenAI-compatible requests,
+with which model name and which credential (the profile's `inference.token`, never a client's),
+and None while the deployment is not routable. Also the `inference:` profile section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from autoscaler.policy.loader import ValidationFailed, load_daemon_config
+from autoscaler.policy.model import InferenceProfile, SecretRef
+from autoscaler.providers.base import DeploymentInfo, InferenceRoute
+from autoscaler.secrets import SecretError
+from tests.providers.helpers import SPECS, TOKEN, client, in_process, run
+
+INFERENCE_KEY = "sk-nc-inference-key-42"
+
+
+def ready_info(kind: str, **inference: str) -> tuple[DeploymentInfo, DeploymentInfo, object]:
+    """(the deployment while initializing, once ready, the client) from the simulator."""
+    app, _sim, clock = in_process(kind, provision_seconds=30)
+    profile_inference = InferenceProfile(**inference) if inference else None  # type: ignore[arg-type]
+    base = f"http://{kind}.sim"
+    p = client(
+        kind, base, clock, transport=httpx.ASGITransport(app=app), inference=profile_inference
+    )
+
+    async def scenario() -> tuple[DeploymentInfo, DeploymentInfo]:
+        made = await p.create("chat-llama", SPECS[kind], 1)
+        return made, await p.wait_ready("chat-llama", 900)
+
+    made, ready = run(scenario())
+    return made, ready, p
+
+
+def test_neevcloud_routes_to_endpoint_url_with_the_inference_key_and_model_id() -> None:
+    made, ready, p = ready_info("neevcloud", token=INFERENCE_KEY)
+    assert p.inference_route(made) is None  # type: ignore[attr-defined]
+    got = p.inference_route(ready)  # type: ignore[attr-defined]
+    assert isinstance(got, InferenceRoute)
+    assert ready.endpoint_url and got.base_url == ready.endpoint_url.rstrip("/")
+    assert got.headers == {"Authorization": f"Bearer {INFERENCE_KEY}"}
+    assert got.model == "meta-llama/Llama-3.1-8B-Instruct"  # the model_id it serves under
+    assert INFERENCE_KEY not in repr(got)
+
+
+def test_neevcloud_never_sends_the_api_access_token_for_inference() -> None:
+    _made, ready, p = ready_info("neevcloud")
+    got = p.inference_route(ready)  # type: ignore[attr-defined]
+    assert got is not None and "Authorization" not in got.headers
+    assert TOKEN not in str(dict(got.headers))
+
+
+def test_netmind_routes_to_endpoint_metadata_and_falls_back_to_the_api_token() -> None:
+    made, ready, p = ready_info("netmind")
+    assert p.inference_route(made) is None  # type: ignore[attr-defined]
+    got = p.inference_route(ready)  # type: ignore[attr-defined]
+    assert got is not None and ready.endpoint_url
+    assert got.base_url == ready.endpoint_url.rstrip("/")
+    assert got.headers == {"Authorization": f"Bearer {TOKEN}"}
+    assert got.model is None  # the container serves what it serves: keep the client's
+
+
+def test_netmind_prefers_the_inference_token() -> None:
+    _made, ready, p = ready_info("netmind", token="nm-inference")
+    got = p.inference_route(ready)  # type: ignore[attr-defined]
+    assert got is not None and got.headers == {"Authorization": "Bearer nm-inference"}
+
+
+def test_nebius_routes_by_routing_key_on_the_shared_base() -> None:
+    made, ready, p = ready_info("nebius", token="neb-inference")
+    assert p.inference_route(made) is None  # type: ignore[attr-defined]
+    got = p.inference_route(ready)  # type: ignore[attr-defined]
+    assert got is not None
+    assert got.base_url == "http://nebius.sim/v1"
+    assert got.model == ready.served_model and got.model and got.model.startswith("gpt-oss-120b")
+    assert got.headers == {"Authorization": "Bearer neb-inference"}
+
+
+def test_nebius_configured_base_wins_and_no_routing_key_means_no_route() -> None:
+    _made, ready, p = ready_info("nebius", base_url="https://inference.example/v1/")
+    got = p.inference_route(ready)  # type: ignore[attr-defined]
+    assert got is not None and got.base_url == "https://inference.example/v1"
+    keyless = DeploymentInfo(id="x", name="x", status="ready", replicas=1, endpoint_url="http://a")
+    assert p.inference_route(keyless) is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("status", ["initializing", "failed", "terminating", "absent"])
+@pytest.mark.parametrize("kind", ["neevcloud", "netmind", "nebius"])
+def test_only_ready_deployments_are_routable(kind: str, status: str) -> None:
+    _made, ready, p = ready_info(kind, token="k")
+    assert p.inference_route(ready) is not None  # type: ignore[attr-defined]
+    fields = {f: getattr(ready, f) for f in ready.__slots__}  # type: ignore[attr-defined]
+    not_ready = DeploymentInfo(**{**fields, "status": status})
+    assert p.inference_route(not_ready) is None  # type: ignore[attr-defined]
+
+
+def test_a_missing_inference_secret_fails_when_the_client_is_built() -> None:
+    app, _sim, clock = in_process("netmind")
+    with pytest.raises(SecretError, match="AUTOSCALER_TEST_UNSET_INFERENCE"):
+        client(
+            "netmind",
+            "http://netmind.sim",
+            clock,
+            transport=httpx.ASGITransport(app=app),
+            inference=InferenceProfile(token=SecretRef(env="AUTOSCALER_TEST_UNSET_INFERENCE")),
+        )
+
+
+CONFIG = """\
+policies: policies
+providers:
+  nebius-prod:
+    type: nebius
+    base_url: https://api.studio.nebius.example
+    token: {env: NEBIUS_TOKEN}
+    inference:
+      token: {file: nebius_inference_key}
+      base_url: https://api.studio.nebius.example/v1
+"""
+
+
+def test_the_inference_section_loads_as_secret_references(tmp_path: Path) -> None:
+    path = tmp_path / "autoscaler.yaml"
+    path.write_text(CONFIG)
+    profile = load_daemon_config(path).providers["nebius-prod"]
+    assert profile.inference == InferenceProfile(
+        token=SecretRef(file="nebius_inference_key"),
+        base_url="https://api.studio.nebius.example/v1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("inference", "message"),
+    [
+        ("token: sk-nc-literal", ":8:14: providers.nebius-prod.inference.token:"),
+        ("base_url: ftp://x/v1", ":8:17: providers.nebius-prod.inference.base_url:"),
+        ("tokne: {env: X}", ":8:7: providers.nebius-prod.inference.tokne:"),
+    ],
+)
+def test_the_inference_section_errors_are_located(
+    tmp_path: Path, inference: str, message: str
+) -> None:
+    path = tmp_path / "autoscaler.yaml"
+    head = CONFIG.split("    inference:")[0]
+    path.write_text(f"{head}    inference:\n      {inference}\n")
+    with pytest.raises(ValidationFailed) as info:
+        load_daemon_config(path)
+    assert message in str(info.value)
