@@ -27,8 +27,9 @@ Outcome = Literal["answered", "refused", "cancelled"]
 QUEUE_FULL = "queue_full"  # the model's max_held requests are held already
 HOLD_TIMEOUT = "hold_timeout"  # held past the request's deadline
 UPSTREAM_UNAVAILABLE = "upstream_unavailable"  # ready deployment did not answer (connection)
+UPSTREAM_ERROR = "upstream_error"  # the deployment broke off a response it had begun
 SHUTTING_DOWN = "shutting_down"  # the gateway stops while the request is held
-REASONS = (QUEUE_FULL, HOLD_TIMEOUT, UPSTREAM_UNAVAILABLE, SHUTTING_DOWN)
+REASONS = (QUEUE_FULL, HOLD_TIMEOUT, UPSTREAM_UNAVAILABLE, UPSTREAM_ERROR, SHUTTING_DOWN)
 
 
 @dataclass(frozen=True, slots=True)

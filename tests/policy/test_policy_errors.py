@@ -253,7 +253,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         BASE.replace("type: prometheus", "type: kafka"),
         [
             "6:20: metrics[0].source.type: must be one of [prometheus, promql, redis, rabbitmq, "
-            'nats, http_json], got "kafka"'
+            'nats, http_json, gateway], got "kafka"'
         ],
     ),
     (
@@ -261,7 +261,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         BASE.replace("type: prometheus, ", ""),
         [
             '6:13: metrics[0].source: missing required key "type" (one of [prometheus, promql, '
-            "redis, rabbitmq, nats, http_json])"
+            "redis, rabbitmq, nats, http_json, gateway])"
         ],
     ),
     (

@@ -1,0 +1,192 @@
+"""Running the gateway: inside `autoscaler run` (its `gateway:` section), and as its own
+process (`autoscaler gateway --config FILE`, the same daemon config file).
+
+Inside the daemon the gateway shares the daemon's providers and deployment lists
+(`DaemonRoutes`), asks for activation by calling `Daemon.activate` directly, and its traffic
+reaches `gateway` sources through the process's `SignalHub` with no scrape. As its own process
+it builds its own provider clients from the config (`ConfigRoutes`: read-only lookups) and
+asks the daemons listed in `gateway.daemons` through their admin API; it keeps holding while
+no daemon answers, so a restarted daemon, or a new leader, still gets the demand.
+Must not live here: the proxy and the hold rules (`autoscaler/gateway/`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import structlog
+import uvicorn
+from anyio.abc import TaskStatus
+
+from autoscaler.gateway.activation import InProcessActivator, RemoteActivator
+from autoscaler.gateway.app import create_app
+from autoscaler.gateway.auth import ApiKeys
+from autoscaler.gateway.routes import RouteTable, routable
+from autoscaler.gateway.service import Gateway
+from autoscaler.gateway.signals import DEFAULT_HUB, SignalHub
+from autoscaler.policy.model import DaemonConfig, GatewayConfig, Policy
+from autoscaler.providers.base import InferenceRoute, Provider
+from autoscaler.runtime.http import _ServerWithoutSignals, bind_socket
+from autoscaler.runtime.runner import DeploymentView
+from autoscaler.secrets import Secret, SecretError, resolve
+
+log = structlog.get_logger("autoscaler.gateway")
+
+KEEP_ALIVE = 5  # seconds an idle client connection stays open
+HEADER_LIMIT = 64 * 1024  # bytes of request line + headers (h11)
+# TODO(harden-daemon): use the shared hardened server helper (header-read timeout) once merged.
+
+
+class GatewayConfigError(ValueError):
+    """A gateway secret cannot be resolved; the message names the key, never the value."""
+
+
+def api_keys(config: DaemonConfig) -> ApiKeys:
+    gw = _section(config)
+    keys: list[Secret] = []
+    for i, ref in enumerate(gw.api_keys):
+        try:
+            secret = resolve(ref)
+        except SecretError as exc:
+            raise GatewayConfigError(f"{config.source_file}: gateway.api_keys[{i}]: {exc}") from exc
+        assert secret is not None
+        keys.append(secret)
+    return ApiKeys(keys)
+
+
+def _section(config: DaemonConfig) -> GatewayConfig:
+    if config.gateway is None:
+        raise GatewayConfigError(f"{config.source_file}: no gateway section")
+    return config.gateway
+
+
+class DaemonRoutes:
+    """Routes from the running daemon's runners and their shared deployment lists."""
+
+    def __init__(self, daemon: Any) -> None:
+        self.daemon = daemon
+
+    async def resolve(self, policy: str, *, fresh: bool) -> InferenceRoute | None:
+        runner = self.daemon.runners.get(policy)
+        if runner is None:
+            return None
+        view: DeploymentView | None = runner.view
+        name = runner.policy.deployment.name
+        if view is None:
+            info = await runner.provider.find(name)
+        else:
+            info = await view.find(name, max_age=0.0 if fresh else None)
+        return routable(info, runner.provider)
+
+
+class ConfigRoutes:
+    """Routes of a separate gateway: its own provider clients, read-only lookups."""
+
+    def __init__(self, config: DaemonConfig, policies: Sequence[Policy], **provider_options: Any):
+        from autoscaler.providers.registry import build_provider
+
+        self.providers: dict[str, Provider] = {}
+        self.views: dict[str, DeploymentView] = {}
+        for name, profile in config.providers.items():
+            provider = build_provider(profile, **provider_options)
+            self.providers[name] = provider
+            self.views[name] = DeploymentView(provider)
+        self.set_policies(policies)
+
+    def set_policies(self, policies: Sequence[Policy]) -> None:
+        self.deployments = {p.name: (p.deployment.provider, p.deployment.name) for p in policies}
+
+    async def resolve(self, policy: str, *, fresh: bool) -> InferenceRoute | None:
+        where = self.deployments.get(policy)
+        if where is None:
+            return None
+        provider_name, name = where
+        info = await self.views[provider_name].find(name, max_age=0.0 if fresh else 2.0)
+        return routable(info, self.providers[provider_name])
+
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            await provider.aclose()
+
+
+def in_daemon(daemon: Any, hub: SignalHub = DEFAULT_HUB) -> Gateway:
+    """The gateway of `autoscaler run`: the daemon's config, policies and providers."""
+    config: DaemonConfig = daemon.config
+    gw = _section(config)
+    policies = [r.policy for r in daemon.runners.values()] or list(daemon._initial_policies)
+    gateway = Gateway(
+        gw,
+        RouteTable.build(policies, gw),
+        DaemonRoutes(daemon),
+        api_keys(config),
+        activator=InProcessActivator(daemon.activate, origin="in-process"),
+    )
+    hub.attach(gateway.stats)
+    return gateway
+
+
+def separate(
+    config: DaemonConfig, policies: Sequence[Policy], **provider_options: Any
+) -> tuple[Gateway, ConfigRoutes]:
+    """The gateway of `autoscaler gateway --config FILE`."""
+    gw = _section(config)
+    token_ref = gw.admin_token or config.http.admin_token
+    try:
+        token = resolve(token_ref)
+    except SecretError as exc:
+        raise GatewayConfigError(f"{config.source_file}: gateway.admin_token: {exc}") from exc
+    routes = ConfigRoutes(config, policies, **provider_options)
+    activator = RemoteActivator(gw.daemons, token, origin="") if gw.daemons else None
+    gateway = Gateway(
+        gw, RouteTable.build(policies, gw), routes, api_keys(config), activator=activator
+    )
+    if isinstance(activator, RemoteActivator):
+        activator.origin = gateway.origin
+    return gateway, routes
+
+
+async def serve_gateway(
+    gateway: Gateway,
+    listen: str,
+    *,
+    task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the gateway's app on `listen` until cancelled; then refuse what is held
+    (`shutting_down`) and close. `task_status.started((host, port))` once bound."""
+    sock = bind_socket(listen)
+    bound = sock.getsockname()
+    config = uvicorn.Config(
+        create_app(gateway),
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        http="auto",  # httptools when installed (measured faster), else h11
+        limit_concurrency=gateway.config.max_connections,
+        timeout_keep_alive=KEEP_ALIVE,
+        h11_max_incomplete_event_size=HEADER_LIMIT,
+        timeout_graceful_shutdown=3,
+        backlog=2048,
+    )
+    config.load()
+    server = _ServerWithoutSignals(config)
+    server.lifespan = config.lifespan_class(config)
+    try:
+        await server.startup(sockets=[sock])
+        log.info("gateway_listening", address=f"{bound[0]}:{bound[1]}")
+        task_status.started((str(bound[0]), int(bound[1])))
+        await server.main_loop()
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            await gateway.aclose()
+            server.should_exit = True
+            if getattr(server, "started", False):
+                await server.shutdown(sockets=[sock])
+        sock.close()
+
+
+def report_config_error(exc: Exception) -> int:
+    print(str(exc), file=sys.stderr)
+    return 2
