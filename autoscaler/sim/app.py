@@ -8,7 +8,10 @@
 - `POST /_sim/deployments/{id}/fail`: turn a deployment `failed`;
 - `GET  /_sim/requests`: the log of write calls (method, path, body, status, fault);
 - `POST /_sim/clock/advance {"seconds": s}`: move a virtual clock;
-- `POST /_sim/revoke-tokens`: expire the access tokens the login issued.
+- `POST /_sim/revoke-tokens`: expire the access tokens the login issued;
+- `GET|POST /_sim/inference`: the fake vLLM's settings (token rate, ttft, max_num_seqs, faults).
+Every simulated deployment also serves OpenAI-compatible inference once ready: see
+`autoscaler.sim.inference_http`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from starlette.routing import BaseRoute, Route
 
 from autoscaler.sim.clock import Clock, VirtualClock, WallClock
 from autoscaler.sim.faults import FaultMiddleware, Faults, ScriptedFault
+from autoscaler.sim.inference import InferenceSettings
+from autoscaler.sim.inference_http import InferenceFake, bypass_prefixes
+from autoscaler.sim.inference_http import routes as inference_routes
 from autoscaler.sim.state import SimState, UnknownDeployment
 from autoscaler.sim.web import ApiError, json_object, json_response, sim_of
 
@@ -101,12 +107,15 @@ def create_app(
     scale_seconds: float | None = None,
     terminate_seconds: float | None = None,
     users: Mapping[str, str] | None = None,
+    inference: InferenceSettings | None = None,
 ) -> Starlette:
     """A simulator for `provider`; its state is `app.state.sim` (a `SimState`).
 
     `scale_seconds` and `terminate_seconds` default to half the provisioning delay.
     `users` (NeevCloud login): username -> password; by default any username logs in with the
     simulator's token as the password.
+    `inference`: how the deployments' fake vLLM serves (`autoscaler.sim.inference_http`);
+    its state is `app.state.inference`.
     """
     if provider not in PROVIDERS:
         raise ValueError(f"provider {provider!r} must be one of {', '.join(PROVIDERS)}")
@@ -138,8 +147,10 @@ def create_app(
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
         return json_response(error_body(exc.status_code, code, str(exc.detail)), exc.status_code)
 
+    shared_base: bool = module.INFERENCE_SHARED_BASE
+    fake = InferenceFake(sim, module, inference if inference is not None else InferenceSettings())
     app = Starlette(
-        routes=[*module.routes(), *SIM_ROUTES],
+        routes=[*module.routes(), *inference_routes(shared_base), *SIM_ROUTES],
         exception_handlers={ApiError: api_error, HTTPException: http_error},
         middleware=[
             Middleware(
@@ -148,9 +159,11 @@ def create_app(
                 error_body=error_body,
                 log=sim.requests,
                 clock=sim.now,
+                bypass=bypass_prefixes(shared_base),
             )
         ],
     )
     app.state.sim = sim
+    app.state.inference = fake
     app.state.users = dict(users or {})
     return app

@@ -2,7 +2,8 @@
 
 Prints the base URL and the token (a random one when `--token` is not given) on start, so a
 daemon config or curl can use them at once. Fault flags set the simulator's random faults;
-`/_sim/faults` changes them while it runs.
+`/_sim/faults` changes them while it runs. Inference flags set the fake vLLM every ready
+deployment serves (`/_sim/inference` changes them while it runs); the inference key is printed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 
 from autoscaler.sim.app import PROVIDERS, create_app
 from autoscaler.sim.faults import Faults, SimulatedDrop
+from autoscaler.sim.inference import InferenceSettings, default_inference_key
 
 
 def _probability(text: str) -> float:
@@ -54,6 +56,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument(
         "--fail-rate", type=_probability, default=0.0, help="deployments that end failed"
     )
+    add_inference_arguments(parser)
+
+
+def _positive(text: str) -> float:
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """The fake vLLM every ready deployment serves (see autoscaler.sim.inference_http)."""
+    d = InferenceSettings()
+    group = parser.add_argument_group(
+        "inference (the OpenAI-compatible fake vLLM each ready deployment serves)"
+    )
+    group.add_argument(
+        "--token-rate",
+        type=_positive,
+        default=d.token_rate,
+        help=f"generated tokens per second per request (default {d.token_rate:g})",
+    )
+    group.add_argument(
+        "--ttft",
+        type=_seconds,
+        default=d.ttft,
+        help=f"prefill seconds from admission to the first token (default {d.ttft:g})",
+    )
+    group.add_argument(
+        "--max-num-seqs",
+        type=_count,
+        default=d.max_num_seqs,
+        help="requests one replica runs at once; more wait in a FIFO queue "
+        f"(vLLM's default {d.max_num_seqs})",
+    )
+    group.add_argument(
+        "--inference-key",
+        help="bearer key inference requests need (default: the API token; "
+        "NeevCloud: sk-nc-<token>)",
+    )
+    group.add_argument(
+        "--max-tokens",
+        type=_count,
+        default=d.default_max_tokens,
+        help=f"completion length when a request sets none (default {d.default_max_tokens})",
+    )
+
+
+def inference_settings(args: argparse.Namespace) -> InferenceSettings:
+    return InferenceSettings(
+        token_rate=args.token_rate,
+        ttft=args.ttft,
+        max_num_seqs=args.max_num_seqs,
+        inference_key=args.inference_key,
+        default_max_tokens=args.max_tokens,
+    )
 
 
 class _HideSimulatedDrops(logging.Filter):
@@ -86,8 +154,13 @@ def run(args: argparse.Namespace) -> int:
         drop_rate=args.drop_rate,
         provision_fail_rate=args.fail_rate,
     )
+    inference = inference_settings(args)
     app = create_app(
-        args.provider, token=token, provision_seconds=args.provision_seconds, faults=faults
+        args.provider,
+        token=token,
+        provision_seconds=args.provision_seconds,
+        faults=faults,
+        inference=inference,
     )
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
     server = uvicorn.Server(config)
@@ -104,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
                 port = sock.getsockname()[1]
         print(f"{args.provider} simulator at http://{args.host}:{port}", flush=True)
         print(f"token: {token}", flush=True)
+        key = inference.inference_key or default_inference_key(args.provider, token)
+        print(f"inference key: {key}", flush=True)
 
     server.startup = startup  # type: ignore[method-assign]
     server.run()

@@ -179,15 +179,17 @@ class FaultMiddleware:
         error_body: ErrorBody,
         log: list[dict[str, Any]],
         clock: Callable[[], float],
+        bypass: tuple[str, ...] = (),
     ):
         self.app = app
+        self.bypass = ("/_sim", *bypass)  # paths that get no faults and no log entry
         self.plan = plan
         self.error_body = error_body
         self.log = log
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/_sim"):
+        if scope["type"] != "http" or scope["path"].startswith(self.bypass):
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]

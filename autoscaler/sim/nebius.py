@@ -7,7 +7,8 @@ assumed to follow it: `GET /v0/dedicated_endpoints/templates`, `GET|POST
 `scaling.max_replicas`, checked against the templates ("the model must have a corresponding
 template"). PATCH is partial: only the fields sent change. Status words (assumed):
 `creating` -> `running`; `updating` while a scaling change applies; `failed`; `deleting`.
-Inference (`POST /v1/chat/completions` with `model` = the endpoint's `routing_key`) answers 404
+Inference (`POST /v1/chat/completions` ... on the simulator's shared `/v1`, with `model` = the
+endpoint's `routing_key`) is the fake vLLM of `autoscaler.sim.inference_http`; it answers 404
 until the endpoint is running, as the seed warns. Errors are `{"detail", "code"}`; 400 for
 invalid bodies, 401, 404, 409 for a name in use.
 """
@@ -84,7 +85,7 @@ def check_scaling(scaling: Any, current: dict[str, int] | None = None) -> dict[s
 
 def render(request: Request, dep: SimDeployment) -> dict[str, Any]:
     spec = dep.spec  # defaults below cover deployments made in-process with a partial spec
-    dep.extra.setdefault("routing_key", f"{spec.get('model_name', 'model')}-{dep.id}")
+    served_model(dep)
     dep.extra.setdefault("scaling", {"min_replicas": dep.replicas, "max_replicas": dep.replicas})
     status = STATUS_WORDS[dep.status]
     if dep.status == "initializing" and dep.ready_since is None and dep.extra.get("updating"):
@@ -179,27 +180,20 @@ async def delete_endpoint(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def chat_completions(request: Request) -> Response:
-    require_token(request)
-    body = await json_object(request)
-    model = body.get("model")
-    for dep in _sim(request).current():
-        if dep.extra.get("routing_key") == model and dep.status == "ready":
-            return json_response(
-                {
-                    "id": "chatcmpl-sim",
-                    "object": "chat.completion",
-                    "model": model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": "ok"},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                }
-            )
-    raise ApiError(404, "model_not_found", f"model {model!r} is not served (yet)")
+INFERENCE_SHARED_BASE = True
+
+
+def inference_label(dep: SimDeployment) -> None:
+    """No base of its own: every endpoint is on the shared `/v1`, chosen by `model`."""
+    return None
+
+
+def served_model(dep: SimDeployment) -> str:
+    """The routing key: inference names it as `model`."""
+    key: str = dep.extra.setdefault(
+        "routing_key", f"{dep.spec.get('model_name', 'model')}-{dep.id}"
+    )
+    return key
 
 
 def routes() -> list[BaseRoute]:
@@ -210,5 +204,4 @@ def routes() -> list[BaseRoute]:
         Route(BASE + "/{endpoint_id}", get_endpoint, methods=["GET"]),
         Route(BASE + "/{endpoint_id}", patch_endpoint, methods=["PATCH"]),
         Route(BASE + "/{endpoint_id}", delete_endpoint, methods=["DELETE"]),
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
     ]

@@ -14,6 +14,8 @@ A duplicate name is refused with 400 `{"code": "already_exists"}`: the deploy op
 documents no 409, and names are "unique within the project".
 The scale "transitional state" is reported as `initializing` (the only non-terminal word in
 the status enum), with `endpoint_url` null and `uptime_seconds` 0 until `ready` again.
+Inference: `endpoint_url` is `{simulator}/inference/{name}.{project}.{org}/v1`, served by the
+fake vLLM (`autoscaler.sim.inference_http`) with `model` = the `model_id`.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from autoscaler.sim.inference_http import endpoint_base
 from autoscaler.sim.state import DuplicateName, InvalidState, SimDeployment, UnknownDeployment
 from autoscaler.sim.web import ApiError, is_int, json_object, json_response, require_token, rfc3339
 from autoscaler.sim.web import sim_of as _sim
@@ -60,18 +64,34 @@ def scope_of(request: Request) -> str:
     return f"{request.path_params['org_id']}/{request.path_params['project_id']}"
 
 
+def served_model(dep: SimDeployment) -> str:
+    """The slash `model_id` the deployment serves under (what inference requests name)."""
+    if "model_id" not in dep.extra:
+        catalog_id = str(dep.spec.get("catalog_id", "unknown-model"))
+        dep.extra["model_id"], dep.extra["model_name"] = catalog_item(catalog_id)
+    return str(dep.extra["model_id"])
+
+
+INFERENCE_SHARED_BASE = False
+
+
+def inference_label(dep: SimDeployment) -> str:
+    """`name.project.org`: the simulator's stand-in for the public inference hostname
+    `<name>.<project>.<org>.<region>.<env>.inference.ai.neevcloud.com` (by name, so a
+    deployment recreated with the same name answers at the same URL)."""
+    org, _, project = dep.scope.partition("/")
+    return quote(f"{dep.name}.{project}.{org}", safe="")
+
+
 def render(request: Request, dep: SimDeployment) -> dict[str, Any]:
     """The AIModelResponse of a deployment. Tolerates deployments made in-process with
     `SimState.create` and a partial spec (tests, the demo): missing fields get defaults."""
     sim = _sim(request)
-    org, project = request.path_params["org_id"], request.path_params["project_id"]
+    project = request.path_params["project_id"]
     spec = dep.spec
-    if "model_id" not in dep.extra:
-        catalog_id = str(spec.get("catalog_id", "unknown-model"))
-        dep.extra["model_id"], dep.extra["model_name"] = catalog_item(catalog_id)
+    served_model(dep)
     region = str(spec.get("region", "sim-region-1"))
     ready = dep.status == "ready"
-    host = f"{dep.name}.{project}.{org}.{region}.sim.inference.ai.neevcloud.com"
     return {
         "id": dep.id,
         "name": dep.name,
@@ -80,7 +100,7 @@ def render(request: Request, dep: SimDeployment) -> dict[str, Any]:
         "model_name": dep.extra["model_name"],
         "region": region,
         "status": dep.status,
-        "endpoint_url": f"https://{host}/v1" if ready else None,
+        "endpoint_url": endpoint_base(request, inference_label(dep)) if ready else None,
         "gpu_config_id": str(spec.get("gpu_config_id", "sim-gpu")),
         "gpu_count": spec.get("gpu_count", 1),
         "replicas": dep.replicas,

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from autoscaler.sim.inference_http import endpoint_base
 from autoscaler.sim.state import DuplicateName, InvalidState, SimDeployment, UnknownDeployment
 from autoscaler.sim.web import ApiError, is_int, json_object, json_response, require_token, rfc3339
 from autoscaler.sim.web import sim_of as _sim
@@ -79,13 +80,27 @@ def instance_count(value: Any, where: str) -> int:
     return count
 
 
+INFERENCE_SHARED_BASE = False
+
+
+def inference_label(dep: SimDeployment) -> str:
+    """The service id: the seed's endpoint_metadata is elided, ours carries
+    `{simulator}/inference/{service_id}/v1`."""
+    return dep.id
+
+
+def served_model(dep: SimDeployment) -> None:
+    """Any model name: the container serves what its command says, unknown to the API."""
+    return None
+
+
 def render(request: Request, dep: SimDeployment) -> dict[str, Any]:
     spec = dep.spec  # defaults below cover deployments made in-process with a partial spec
     flavor = FLAVOR_IDS.get(spec.get("flavor_id", ""), FLAVORS[0])
     ready = dep.status == "ready"
     endpoint: dict[str, Any] = {}
     if ready:
-        endpoint = {"endpoint_url": f"https://{dep.id}.sim.inference.netmind.ai/v1"}
+        endpoint = {"endpoint_url": endpoint_base(request, inference_label(dep))}
     return {
         "service_id": dep.id,
         "name": dep.name,

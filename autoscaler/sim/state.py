@@ -9,6 +9,9 @@ Lifecycle: create -> initializing -> ready after `provision_seconds` (or -> fail
 provisioning failure is injected); scale -> initializing (the transitional state) -> ready
 after `scale_seconds`; delete -> terminating -> gone after `terminate_seconds`. Billing
 (`replica_seconds`) accrues replicas x time from create until the deployment is gone.
+Serving (`serving_replicas`, what the fake vLLM in `autoscaler.sim.inference_http` runs on):
+every replica while `ready`; during a scale, the replicas that were ready before it (a rolling
+change keeps serving); none while provisioning, failed or terminating.
 """
 
 from __future__ import annotations
@@ -140,6 +143,7 @@ class SimState:
         done = dep.transition_until
         dep.transition_until = None
         dep.updated_at = done
+        dep.extra.pop("serving_replicas", None)
         if dep.status == "initializing":
             if dep.fail_when_done:
                 dep.status = "failed"
@@ -203,6 +207,8 @@ class SimState:
         if replicas == dep.replicas:
             return dep
         now = self.now()
+        if dep.status == "ready":
+            dep.extra["serving_replicas"] = dep.replicas
         dep.replicas = replicas
         dep.updated_at = now
         if dep.status == "ready":
@@ -218,6 +224,7 @@ class SimState:
             return dep
         now = self.now()
         dep.status = "terminating"
+        dep.extra.pop("serving_replicas", None)
         dep.ready_since = None
         dep.fail_when_done = False
         dep.updated_at = now
@@ -230,10 +237,20 @@ class SimState:
         """Turn a deployment `failed` now (what a GPU node loss looks like)."""
         dep = self.get(deployment_id)
         dep.status = "failed"
+        dep.extra.pop("serving_replicas", None)
         dep.ready_since = None
         dep.transition_until = None
         dep.updated_at = self.now()
         return dep
+
+    def serving_replicas(self, dep: SimDeployment) -> int:
+        """Replicas answering inference now (see the module header)."""
+        self._settle(dep, self.now())
+        if dep.status == "ready":
+            return dep.replicas
+        if dep.status == "initializing":
+            return int(dep.extra.get("serving_replicas", 0))
+        return 0
 
     def uptime(self, dep: SimDeployment) -> int:
         if dep.status != "ready" or dep.ready_since is None:
