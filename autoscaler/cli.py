@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("autoscaler.simulate.cli", "replay request traces against policies"),
     "run": ("autoscaler.runtime.cli_run", "run the daemon"),
     "demo": ("autoscaler.runtime.cli_demo", "run the daemon on the embedded default"),
+    "gateway": (
+        "autoscaler.runtime.gateway_wiring",
+        "serve the OpenAI-compatible gateway as its own process",
+    ),
 }
 
 

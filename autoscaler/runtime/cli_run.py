@@ -94,6 +94,9 @@ async def serve(
             app = create_http_app(daemon, metrics.registry, admin_token, alive=_alive(daemon))
             await tg.start(serve_http, app, config.http.listen, name="http")
             await tg.start(daemon.run, name="daemon")
+            from autoscaler.runtime.gateway_wiring import start_in_daemon
+
+            await start_in_daemon(tg, daemon)
             tune_gc()
             notifier.ready(f"{len(daemon.runners)} policies")
             tg.start_soon(watchdog_loop, notifier, _alive(daemon), name="watchdog")

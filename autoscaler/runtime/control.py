@@ -39,6 +39,13 @@ class DaemonControl(Protocol):
         `duration` seconds. Raises UnknownPolicyError or ValueError."""
         ...
 
+    async def activate(
+        self, policy: str, origin: str | None = None, held: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        """Evaluate `policy` now: a gateway holds `held[model]` requests for it. Raises
+        UnknownPolicyError, or ValueError on a standby."""
+        ...
+
 
 class Recorder(Protocol):
     def decision(self, policy: str, action: str, reasons: tuple[str, ...]) -> None: ...

@@ -122,6 +122,9 @@ class Daemon:
         self._takeover_done: anyio.Event | None = None
         self.last_reload: dict[str, Any] | None = None
         self.reconcile_results: list[dict[str, Any]] = []
+        # Held counts a gateway reports with its activation request (gateway_wiring sets the
+        # process's SignalHub.report; `gateway` sources read it).
+        self.on_gateway_demand: Callable[[str, Mapping[str, int]], None] | None = None
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -597,6 +600,25 @@ class Daemon:
         until = self.clock() + float(duration)
         log.info("admin_override", policy=policy, replicas=replicas, until=until)
         return await self._change_state(policy, lambda s: core.with_override(s, replicas, until))
+
+    async def activate(
+        self, policy: str, origin: str | None = None, held: Mapping[str, int] | None = None
+    ) -> dict[str, Any]:
+        """A gateway holds requests for `policy`: evaluate it now instead of at its next
+        interval, with the gateway's demand visible to its sources, so the policy's own
+        activation rule (the core) decides. A standby notes the demand (it sees it if it
+        becomes leader) and refuses with ValueError."""
+        runner = self._runner(policy)
+        if held and self.on_gateway_demand is not None:
+            self.on_gateway_demand(origin or "gateway", held)
+        if not self.can_act():
+            raise ValueError(
+                "this daemon is a standby (or stepping down): send activation to the leader"
+            )
+        for key in runner.source_keys.values():
+            self.sources.forget(key)
+        await self._tracked(runner.evaluate(0.0))
+        return runner.status()
 
 
 def _keep_state(new: DaemonConfig, old: DaemonConfig) -> DaemonConfig:

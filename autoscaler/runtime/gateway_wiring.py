@@ -12,6 +12,8 @@ Must not live here: the proxy and the hold rules (`autoscaler/gateway/`).
 
 from __future__ import annotations
 
+import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import anyio
 import structlog
 import uvicorn
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 
 from autoscaler.gateway.activation import InProcessActivator, RemoteActivator
 from autoscaler.gateway.app import create_app
@@ -35,6 +37,7 @@ from autoscaler.secrets import Secret, SecretError, resolve
 
 log = structlog.get_logger("autoscaler.gateway")
 
+EXIT_CONFIG = 2
 KEEP_ALIVE = 5  # seconds an idle client connection stays open
 HEADER_LIMIT = 64 * 1024  # bytes of request line + headers (h11)
 # TODO(harden-daemon): use the shared hardened server helper (header-read timeout) once merged.
@@ -187,6 +190,72 @@ async def serve_gateway(
         sock.close()
 
 
-def report_config_error(exc: Exception) -> int:
-    print(str(exc), file=sys.stderr)
-    return 2
+async def start_in_daemon(tg: TaskGroup, daemon: Any, hub: SignalHub = DEFAULT_HUB) -> None:
+    """Hook for `autoscaler run` (after the daemon started): demand reported by separate
+    gateways reaches `hub`; with a `gateway:` section, the gateway serves in `tg` and follows
+    policy reloads."""
+    daemon.on_gateway_demand = hub.report
+    if daemon.config.gateway is None:
+        return
+    gateway = in_daemon(daemon, hub)
+    await tg.start(serve_gateway, gateway, daemon.config.gateway.listen, name="gateway")
+    tg.start_soon(_follow_policies, gateway, daemon, name="gateway-routes")
+
+
+async def _follow_policies(gateway: Gateway, daemon: Any) -> None:
+    """Reloads change the runners; the route table follows within a second."""
+    seen: list[Policy] = []
+    while True:
+        policies = [r.policy for r in daemon.runners.values()]
+        if policies != seen and daemon.config.gateway is not None:
+            gateway.set_table(RouteTable.build(policies, daemon.config.gateway))
+            seen = policies
+        await anyio.sleep(1.0)
+
+
+# --- autoscaler gateway --config FILE ----------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", required=True, metavar="FILE", help="daemon config with a gateway: section"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from autoscaler.runtime.logs import configure_logging
+    from autoscaler.runtime.reload import load_checked
+
+    loaded = load_checked(args.config)
+    if isinstance(loaded, list):
+        for line in loaded:
+            print(line, file=sys.stderr)
+        print(f"autoscaler gateway: {len(loaded)} error(s); nothing started", file=sys.stderr)
+        return EXIT_CONFIG
+    config, policies = loaded
+    if config.gateway is None:
+        print(f"{args.config}: gateway: missing (listen, api_keys)", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(config.log)
+    try:
+        gateway, routes = separate(config, policies)
+    except GatewayConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        anyio.run(_serve_separate, gateway, routes, config.gateway.listen)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def _serve_separate(gateway: Gateway, routes: ConfigRoutes, listen: str) -> None:
+    async with anyio.create_task_group() as tg:
+        await tg.start(serve_gateway, gateway, listen)
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("signal", signal=signal.Signals(signum).name, action="stop")
+                break
+        tg.cancel_scope.cancel()
+    await routes.aclose()
+    log.info("stopped")

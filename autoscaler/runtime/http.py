@@ -127,6 +127,29 @@ def parse_override(body: Any) -> tuple[int, float]:
     return replicas, duration
 
 
+def parse_activate(raw: bytes) -> tuple[str | None, dict[str, int]]:
+    """(origin, held per model) from `{"origin": "gw-1", "held": {"chat": 3}}` (both
+    optional), or ValueError naming the field."""
+    if not raw.strip():
+        return None, {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ValueError("body: not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError('body: must be a JSON object like {"origin": "gw", "held": {"m": 1}}')
+    origin = body.get("origin")
+    if origin is not None and not isinstance(origin, str):
+        raise ValueError("origin: must be a string")
+    held = body.get("held", {})
+    if not isinstance(held, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        for k, v in held.items()
+    ):
+        raise ValueError("held: must map model names to whole numbers >= 0")
+    return origin, held
+
+
 # --- the app ------------------------------------------------------------------------------
 
 
@@ -217,6 +240,12 @@ def create_http_app(
                 except ValueError as exc:
                     return _error(400, str(exc))
                 result = await control.override(policy, replicas, duration)
+            elif action == "activate":
+                try:
+                    origin, held = parse_activate(await request.body())
+                except ValueError as exc:
+                    return _error(400, str(exc))
+                result = await control.activate(policy, origin, held)
             else:
                 return _error(404, f"unknown admin action {action!r}")
         except UnknownPolicyError:
