@@ -42,7 +42,7 @@ log = structlog.get_logger("autoscaler.gateway")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
-RENEW = 5.0  # seconds between activation requests while still holding (after one accepted)
+RENEW = 2.0  # seconds between activation requests while still holding (after one accepted)
 RETRY = 1.0  # seconds between activation attempts while no daemon accepts
 ROUTE_MAX_AGE = 30.0  # a route in use is looked up again in the background after this
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an upstream error body read to pass on
@@ -186,7 +186,7 @@ class Gateway:
         started = self.clock()
         self.stats.held_changed(ticket.model, +1, started)
         if verdict.activate and gate.resolved:
-            self._start_activation(gate)
+            self._start_activation(gate, restart=True)
         self._start_watcher(gate)
         gone: asyncio.Future[Any] = asyncio.ensure_future(_disconnected(receive))
         either: set[asyncio.Future[Any]] = {future, gone}
@@ -209,8 +209,14 @@ class Gateway:
         if gate.watcher is None or gate.watcher.done():
             gate.watcher = asyncio.ensure_future(self._watch(gate))
 
-    def _start_activation(self, gate: _Gate) -> None:
-        if self.activator is not None and (gate.activating is None or gate.activating.done()):
+    def _start_activation(self, gate: _Gate, restart: bool = False) -> None:
+        """`restart`: the first held request of a new episode; a loop still sleeping from the
+        last one must not delay it."""
+        if self.activator is None:
+            return
+        if restart and gate.activating is not None and not gate.activating.done():
+            gate.activating.cancel()
+        if gate.activating is None or gate.activating.done():
             gate.activating = asyncio.ensure_future(self._activate(gate))
 
     async def _watch(self, gate: _Gate) -> None:

@@ -125,7 +125,11 @@ def in_daemon(daemon: Any, hub: SignalHub = DEFAULT_HUB) -> Gateway:
         RouteTable.build(policies, gw),
         DaemonRoutes(daemon),
         api_keys(config),
-        activator=InProcessActivator(daemon.activate, origin="in-process"),
+        # In-process the demand is visible through the hub already: no report (it would count
+        # twice).
+        activator=InProcessActivator(
+            lambda policy, origin, held: daemon.activate(policy), origin="in-process"
+        ),
     )
     hub.attach(gateway.stats)
     return gateway
