@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import json
 import math
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -44,6 +45,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 RENEW = 2.0  # seconds between activation requests while still holding (after one accepted)
 RETRY = 1.0  # seconds between activation attempts while no daemon accepts
+POOLS = 16  # upstream connection pools (see Gateway.__init__)
 ROUTE_MAX_AGE = 30.0  # a route in use is looked up again in the background after this
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an upstream error body read to pass on
 USAGE_BODY_LIMIT = 1 << 20  # bytes of a non-streamed body kept to read its usage
@@ -100,12 +102,20 @@ class Gateway:
         self._ids = itertools.count(1)
         self._gates: dict[str, _Gate] = {}
         self._closing = False
-        self.client = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(config.upstream_timeout, connect=10.0, pool=30.0),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            follow_redirects=False,
-        )
+        # Several small pools instead of one large: httpcore scans every pooled connection
+        # (a poll() each) on every request, so one pool of 64 connections cost ~1 ms per
+        # request (benchmarks/bench_gateway.py); requests are spread by their number.
+        tls = ssl.create_default_context()  # one context: loading CA files 16 times is slow
+        self.clients = [
+            httpx.AsyncClient(
+                transport=transport,
+                verify=tls,
+                timeout=httpx.Timeout(config.upstream_timeout, connect=10.0, pool=30.0),
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+                follow_redirects=False,
+            )
+            for _ in range(POOLS)
+        ]
 
     # -- routing --------------------------------------------------------------------------
 
@@ -304,13 +314,14 @@ class Gateway:
         if target.model is not None and document.get("model") != target.model:
             body = json.dumps({**document, "model": target.model}).encode()
         url = target.base_url.rstrip("/") + path
-        request = self.client.build_request(
+        client = self.clients[ticket.rid % POOLS]
+        request = client.build_request(
             "POST", url, headers=upstream.request_headers(headers, target.headers), content=body
         )
         self.stats.in_flight_changed(model, +1, self.clock())
         try:
             try:
-                response = await self.client.send(request, stream=True)
+                response = await client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 if await self._not_answering(gate, target):
                     return True
@@ -456,7 +467,8 @@ class Gateway:
                 if task is not None:
                     task.cancel()
         await asyncio.sleep(0)
-        await self.client.aclose()
+        for client in self.clients:
+            await client.aclose()
         if self.activator is not None:
             await self.activator.aclose()
 
