@@ -55,7 +55,9 @@ scale_to_zero:
 """
 
 
-def _config(folder: Path, sim_url: str, *, http_port: int, gateway: str = "") -> Path:
+def _config(
+    folder: Path, sim_url: str, *, http_port: int, gateway: str = "", state: str | None = None
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "policies").mkdir(exist_ok=True)
     (folder / "policies" / "chat.yaml").write_text(_policy())
@@ -78,7 +80,8 @@ providers:
     max_retries: 1
     wait_ready_timeout: 60s
 state:
-  url: sqlite:///{folder.parent / "state.db"}
+  url: {state or f"sqlite:///{folder.parent / 'state.db'}"}
+  lease_ttl: 3s
 http:
   listen: 127.0.0.1:{http_port}
   admin_token: {{file: {folder / "admin"}}}
