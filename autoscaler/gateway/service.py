@@ -20,19 +20,18 @@ import asyncio
 import itertools
 import json
 import math
-import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import structlog
 
 from autoscaler.gateway import hold, upstream
 from autoscaler.gateway.activation import ActivationError, Activator
 from autoscaler.gateway.auth import ApiKeys
+from autoscaler.gateway.client import UpstreamClient, UpstreamError, UpstreamResponse
 from autoscaler.gateway.routes import ModelRoute, RouteResolver, RouteTable
 from autoscaler.gateway.stats import Stats
 from autoscaler.policy.model import GatewayConfig
@@ -45,7 +44,6 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 RENEW = 2.0  # seconds between activation requests while still holding (after one accepted)
 RETRY = 1.0  # seconds between activation attempts while no daemon accepts
-POOLS = 16  # upstream connection pools (see Gateway.__init__)
 ROUTE_MAX_AGE = 30.0  # a route in use is looked up again in the background after this
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an upstream error body read to pass on
 USAGE_BODY_LIMIT = 1 << 20  # bytes of a non-streamed body kept to read its usage
@@ -88,7 +86,6 @@ class Gateway:
         activator: Activator | None = None,
         stats: Stats | None = None,
         clock: Callable[[], float] = time.monotonic,
-        transport: httpx.AsyncBaseTransport | None = None,
         origin: str | None = None,
     ) -> None:
         self.config = config
@@ -102,20 +99,7 @@ class Gateway:
         self._ids = itertools.count(1)
         self._gates: dict[str, _Gate] = {}
         self._closing = False
-        # Several small pools instead of one large: httpcore scans every pooled connection
-        # (a poll() each) on every request, so one pool of 64 connections cost ~1 ms per
-        # request (benchmarks/bench_gateway.py); requests are spread by their number.
-        tls = ssl.create_default_context()  # one context: loading CA files 16 times is slow
-        self.clients = [
-            httpx.AsyncClient(
-                transport=transport,
-                verify=tls,
-                timeout=httpx.Timeout(config.upstream_timeout, connect=10.0, pool=30.0),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
-                follow_redirects=False,
-            )
-            for _ in range(POOLS)
-        ]
+        self.client = UpstreamClient(read_timeout=config.upstream_timeout)
 
     # -- routing --------------------------------------------------------------------------
 
@@ -314,20 +298,15 @@ class Gateway:
         if target.model is not None and document.get("model") != target.model:
             body = json.dumps({**document, "model": target.model}).encode()
         url = target.base_url.rstrip("/") + path
-        client = self.clients[ticket.rid % POOLS]
-        request = client.build_request(
-            "POST", url, headers=upstream.request_headers(headers, target.headers), content=body
-        )
+        sent_headers = upstream.request_headers(headers, target.headers)
         self.stats.in_flight_changed(model, +1, self.clock())
         try:
             try:
-                response = await client.send(request, stream=True)
-            except httpx.HTTPError as exc:
+                response = await self.client.request("POST", url, sent_headers, body)
+            except UpstreamError as exc:
                 if await self._not_answering(gate, target):
                     return True
-                await self._refuse(
-                    ticket, send, hold.UPSTREAM_UNAVAILABLE, 1.0, f"{type(exc).__name__}"
-                )
+                await self._refuse(ticket, send, hold.UPSTREAM_UNAVAILABLE, 1.0, str(exc))
                 return False
             try:
                 if response.status_code == 404 and await self._not_answering(gate, target):
@@ -337,7 +316,7 @@ class Gateway:
                 if response.status_code >= 400:
                     await self._pass_error(ticket, response, send)
                 else:
-                    await self._pass_through(ticket, response, send, bool(document.get("stream")))
+                    await self._pass_through(ticket, response, send)
             finally:
                 await response.aclose()
         finally:
@@ -369,34 +348,32 @@ class Gateway:
         if found is not None:
             gate.upstream = found
 
-    async def _pass_error(self, ticket: _Ticket, response: httpx.Response, send: Send) -> None:
-        data = b""
-        async for chunk in response.aiter_bytes():
-            data += chunk
-            if len(data) > ERROR_BODY_LIMIT:
-                break
+    async def _pass_error(self, ticket: _Ticket, response: UpstreamResponse, send: Send) -> None:
+        try:
+            data = await response.read(ERROR_BODY_LIMIT, self.config.upstream_timeout)
+        except UpstreamError:
+            data = b""
         payload = upstream.as_openai_error(response.status_code, data)
         extra = [
             (k, v)
-            for k, v in upstream.response_headers(response.headers.raw)
+            for k, v in upstream.response_headers(response.headers)
             if k.lower() in (b"retry-after", b"x-request-id")
         ]
         self._first_byte(ticket)
         await _respond(send, response.status_code, payload, extra)
         self._end(ticket, "answered")
 
-    async def _pass_through(
-        self, ticket: _Ticket, response: httpx.Response, send: Send, streaming: bool
-    ) -> None:
-        headers = upstream.response_headers(response.headers.raw)
-        is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
+    async def _pass_through(self, ticket: _Ticket, response: UpstreamResponse, send: Send) -> None:
+        headers = upstream.response_headers(response.headers)
+        content_type = response.header(b"content-type") or b""
+        is_sse = content_type.startswith(b"text/event-stream")
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
         sse = upstream.SseUsage() if is_sse else None
         kept = bytearray()
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.chunks(self.config.upstream_timeout):
                 if not chunk:
                     continue
                 self._first_byte(ticket)
@@ -405,8 +382,9 @@ class Gateway:
                 elif len(kept) < USAGE_BODY_LIMIT:
                     kept += chunk
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.HTTPError as exc:
-            log.warning("upstream_broke_off", model=ticket.model, error=type(exc).__name__)
+        except UpstreamError as exc:
+            log.warning("upstream_broke_off", model=ticket.model, error=str(exc))
+            self._end(ticket, "refused_" + hold.UPSTREAM_ERROR)
             if is_sse:
                 await send(
                     {
@@ -417,13 +395,11 @@ class Gateway:
                         "more_body": False,
                     }
                 )
-                self._end(ticket, "refused_" + hold.UPSTREAM_ERROR)
                 return
-            self._end(ticket, "refused_" + hold.UPSTREAM_ERROR)
             raise  # the server drops the connection: a truncated body must not look whole
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         usage = sse.usage if sse is not None else None
-        if usage is None and sse is None and not response.headers.get("content-encoding"):
+        if usage is None and sse is None and not response.header(b"content-encoding"):
             usage = upstream.json_usage(bytes(kept))
         if usage is not None:
             self.stats.tokens(ticket.model, usage[0], usage[1], self.clock())
@@ -467,8 +443,7 @@ class Gateway:
                 if task is not None:
                     task.cancel()
         await asyncio.sleep(0)
-        for client in self.clients:
-            await client.aclose()
+        await self.client.aclose()
         if self.activator is not None:
             await self.activator.aclose()
 
