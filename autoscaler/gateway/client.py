@@ -66,6 +66,7 @@ class _Conn(asyncio.Protocol):
         self.got_bytes = False
         self.paused = False
         self.until_close = False
+        self.keep_alive = False
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -104,6 +105,8 @@ class _Conn(asyncio.Protocol):
         self.status = self.parser.get_status_code()
         names = {n.lower() for n, _ in self.headers}
         self.until_close = b"content-length" not in names and b"transfer-encoding" not in names
+        # Asked here: after the message is complete the parser answers False.
+        self.keep_alive = self.parser.should_keep_alive() and not self.until_close
         if not self.head.done():
             self.head.set_result(None)
 
@@ -134,9 +137,7 @@ class _Conn(asyncio.Protocol):
             waiter.set_result(None)
 
     def reusable(self) -> bool:
-        return (
-            self.done and self.error is None and not self.closed and self.parser.should_keep_alive()
-        )
+        return self.done and self.error is None and not self.closed and self.keep_alive
 
     def close(self) -> None:
         self.closed = True
