@@ -29,6 +29,7 @@ from tests.gateway.support import (
     serving,
     until,
 )
+from tests.services import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -275,3 +276,45 @@ async def test_client_disconnect_while_held_leaves_the_queue() -> None:
         await until(lambda: sample(gateway, REQUESTS, model="chat", outcome="cancelled") == 1)
         assert sample(gateway, "autoscaler_gateway_held_requests", model="chat") == 0
         assert gateway.held() == {"chat": 0}
+
+
+async def test_gateway_source_sums_separate_gateways_over_http() -> None:
+    from autoscaler.policy.model import GatewaySource
+    from autoscaler.sources.gateway import GatewaySignalSource
+
+    upstream = Upstream()
+    async with serving(upstream) as up:
+        first = make_gateway([policy("p", "chat")], StaticRoutes({"p": route_to(up)}))
+        second = make_gateway([policy("p", "chat")], StaticRoutes(), RecordingActivator())
+        async with (
+            running(first) as gw1,
+            running(second) as gw2,
+            httpx.AsyncClient(timeout=60) as client,
+        ):
+            for _ in range(3):
+                r = await client.post(gw1 + "/v1/chat/completions", json=CHAT, headers=AUTH)
+                assert r.status_code == 200
+            held = asyncio.ensure_future(
+                client.post(gw2 + "/v1/chat/completions", json=CHAT, headers=AUTH)
+            )
+            await until(lambda: second.held() == {"chat": 1})
+
+            def source(signal: str, *urls: str) -> GatewaySignalSource:
+                spec = GatewaySource(signal=signal, models=("chat",), urls=urls, window=60)
+                return GatewaySignalSource(spec, name="demand")
+
+            dead = f"http://127.0.0.1:{free_port()}"
+            both = source("held", gw1, gw2, dead)  # a gateway that is gone holds nothing
+            assert await both.read() == 1
+            arrivals = source("arrival_rate", gw1, gw2)
+            assert await arrivals.read() == pytest.approx(4 / 60)
+            tokens = source("completion_tokens_rate", gw1)
+            assert await tokens.read() == pytest.approx(12 / 60)
+            nobody = source("held", dead)
+            from autoscaler.sources.base import SourceError
+
+            with pytest.raises(SourceError, match="no gateway answered"):
+                await nobody.read()
+            for s in (both, arrivals, tokens, nobody):
+                await s.aclose()
+            held.cancel()
