@@ -191,6 +191,11 @@ class UpstreamResponse:
                 break
         return bytes(data)
 
+    def abort(self) -> None:
+        """Close the connection now (the client went away); a reader gets UpstreamBroken."""
+        self._conn.close()
+        self._conn._fail(UpstreamBroken("closed: the client went away"))
+
     async def aclose(self) -> None:
         self._client._release(self._origin, self._conn)
 

@@ -161,7 +161,9 @@ class Gateway:
                 if target is None:  # released by a route that has just been dropped
                     verdict = gate.queue.requeue(ticket.rid, ticket.deadline, self.clock())
                     continue
-                again = await self._proxy(gate, ticket, target, path, body, document, headers, send)
+                again = await self._proxy(
+                    gate, ticket, target, path, body, document, headers, send, receive
+                )
                 if not again:
                     return
                 verdict = gate.queue.requeue(ticket.rid, ticket.deadline, self.clock())
@@ -292,6 +294,7 @@ class Gateway:
         document: dict[str, Any],
         headers: list[tuple[bytes, bytes]],
         send: Send,
+        receive: Receive,
     ) -> bool:
         """Send the request on. True: the deployment is not answering yet (hold again)."""
         model = ticket.model
@@ -316,7 +319,7 @@ class Gateway:
                 if response.status_code >= 400:
                     await self._pass_error(ticket, response, send)
                 else:
-                    await self._pass_through(ticket, response, send)
+                    await self._pass_through(ticket, response, send, receive)
             finally:
                 await response.aclose()
         finally:
@@ -363,10 +366,32 @@ class Gateway:
         await _respond(send, response.status_code, payload, extra)
         self._end(ticket, "answered")
 
-    async def _pass_through(self, ticket: _Ticket, response: UpstreamResponse, send: Send) -> None:
-        headers = upstream.response_headers(response.headers)
+    async def _pass_through(
+        self, ticket: _Ticket, response: UpstreamResponse, send: Send, receive: Receive
+    ) -> None:
         content_type = response.header(b"content-type") or b""
         is_sse = content_type.startswith(b"text/event-stream")
+        gone: asyncio.Future[None] | None = None
+        if is_sse:
+            # A stream can run for minutes: when its client goes away, close the upstream
+            # connection (vLLM then aborts the generation) instead of reading it to the end.
+            gone = asyncio.ensure_future(_disconnected(receive))
+            gone.add_done_callback(lambda f: None if f.cancelled() else response.abort())
+        try:
+            await self._stream_body(ticket, response, send, is_sse, gone)
+        finally:
+            if gone is not None:
+                gone.cancel()
+
+    async def _stream_body(
+        self,
+        ticket: _Ticket,
+        response: UpstreamResponse,
+        send: Send,
+        is_sse: bool,
+        gone: asyncio.Future[None] | None,
+    ) -> None:
+        headers = upstream.response_headers(response.headers)
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
@@ -383,6 +408,9 @@ class Gateway:
                     kept += chunk
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except UpstreamError as exc:
+            if gone is not None and gone.done():
+                self._end(ticket, "cancelled")  # the client left; we closed the upstream
+                return
             log.warning("upstream_broke_off", model=ticket.model, error=str(exc))
             self._end(ticket, "refused_" + hold.UPSTREAM_ERROR)
             if is_sse:

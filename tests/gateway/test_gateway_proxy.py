@@ -318,3 +318,21 @@ async def test_gateway_source_sums_separate_gateways_over_http() -> None:
             for s in (both, arrivals, tokens, nobody):
                 await s.aclose()
             held.cancel()
+
+
+async def test_client_leaving_a_stream_closes_the_upstream() -> None:
+    upstream = Upstream(gate=asyncio.Event())
+    async with serving(upstream) as up:
+        gateway = make_gateway([policy("p", "chat")], StaticRoutes({"p": route_to(up)}))
+        async with running(gateway) as gw:
+            client = httpx.AsyncClient(base_url=gw)
+            async with client.stream(
+                "POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=AUTH
+            ) as r:
+                first = await r.aiter_bytes().__anext__()
+                assert b"t0" in first
+            await client.aclose()  # gone mid-stream, the upstream still generating
+            await until(lambda: sample(gateway, REQUESTS, model="chat", outcome="cancelled") == 1)
+            assert sample(gateway, "autoscaler_gateway_in_flight_requests", model="chat") == 0
+            assert upstream.gate is not None
+            upstream.gate.set()
