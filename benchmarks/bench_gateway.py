@@ -153,14 +153,11 @@ def run_gateway(port: int, upstream_port: int, http: str) -> None:
 
     config = GatewayConfig(max_connections=4096)
     gateway = Gateway(config, RouteTable.build([policy], config), Ready(), ApiKeys([Secret(KEY)]))
-    original = gateway_wiring.uvicorn.Config
-
-    def with_http(*args: Any, **kw: Any) -> Any:
-        kw["http"] = http
-        return original(*args, **kw)
-
-    gateway_wiring.uvicorn.Config = with_http  # type: ignore[misc]
-    anyio.run(gateway_wiring.serve_gateway, gateway, f"127.0.0.1:{port}")
+    serve = gateway_wiring.serve_gateway
+    if http == "h11":
+        anyio.run(lambda: serve(gateway, f"127.0.0.1:{port}", http="h11"))
+    else:
+        anyio.run(serve, gateway, f"127.0.0.1:{port}")
 
 
 # --- the load generator: raw HTTP/1.1 keep-alive ----------------------------------------------

@@ -13,6 +13,7 @@ Must not live here: the proxy and the hold rules (`autoscaler/gateway/`).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import signal
 import sys
 from collections.abc import Sequence
@@ -39,8 +40,52 @@ log = structlog.get_logger("autoscaler.gateway")
 
 EXIT_CONFIG = 2
 KEEP_ALIVE = 5  # seconds an idle client connection stays open
-HEADER_LIMIT = 64 * 1024  # bytes of request line + headers (h11)
-# TODO(harden-daemon): use the shared hardened server helper (header-read timeout) once merged.
+HEADER_TIMEOUT = 10.0  # seconds a request's line and headers may take to arrive
+# TODO(harden-daemon): its shared `autoscaler.httpserver.serve_asgi` is h11 only, which
+# bench_gateway measured at a fifth of httptools' throughput; the header timer is ours here.
+
+
+def _header_timed_protocol(timeout: float) -> type:
+    """uvicorn's httptools protocol with a bound on how long a request head may take: a
+    client sending its headers a byte at a time would otherwise hold its connection (and a
+    descriptor) for ever; `limit_concurrency` only counts requests whose head arrived."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class HeaderTimedProtocol(HttpToolsProtocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_timer = self.loop.call_later(timeout, self._head_too_slow)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_too_slow(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._head_timer is None:
+                self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderTimedProtocol
 
 
 class GatewayConfigError(ValueError):
@@ -159,6 +204,8 @@ async def serve_gateway(
     gateway: Gateway,
     listen: str,
     *,
+    header_timeout: float = HEADER_TIMEOUT,
+    http: str | type = "",
     task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the gateway's app on `listen` until cancelled; then refuse what is held
@@ -170,10 +217,9 @@ async def serve_gateway(
         lifespan="off",
         log_config=None,
         access_log=False,
-        http="auto",  # httptools when installed (measured faster), else h11
+        http=http or _header_timed_protocol(header_timeout),  # httptools (measured faster)
         limit_concurrency=gateway.config.max_connections,
         timeout_keep_alive=KEEP_ALIVE,
-        h11_max_incomplete_event_size=HEADER_LIMIT,
         timeout_graceful_shutdown=3,
         backlog=2048,
     )
