@@ -164,7 +164,7 @@ def in_daemon(daemon: Any, hub: SignalHub = DEFAULT_HUB) -> Gateway:
     """The gateway of `autoscaler run`: the daemon's config, policies and providers."""
     config: DaemonConfig = daemon.config
     gw = _section(config)
-    policies = [r.policy for r in daemon.runners.values()] or list(daemon._initial_policies)
+    policies = [r.policy for r in daemon.runners.values()]
     gateway = Gateway(
         gw,
         RouteTable.build(policies, gw),
