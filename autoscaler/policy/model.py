@@ -157,7 +157,9 @@ class GatewaySource:
 
     signal: str  # one of GATEWAY_SIGNALS
     models: tuple[str, ...] = ()  # `model:` one name or a list; default: the policy's gateway
-    window: float = 60.0  # seconds the windowed signals look back over
+    # Seconds the windowed signals look back over. None: the policy's interval, so a request
+    # between two evaluations is never missed and idle counts from the last request.
+    window: float | None = None
     urls: tuple[str, ...] = ()  # separate gateway processes' base URLs; empty: in-process
     timeout: float = 5.0
     type: Literal["gateway"] = "gateway"

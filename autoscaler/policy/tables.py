@@ -268,7 +268,12 @@ GATEWAY_SOURCE = Obj(
             OneOrList(MODEL_NAME, "the model(s) to read; default: the policy's gateway.model")
         ),
         "window": Field(
-            Duration("how far back the windowed signals look (rates, means, peaks)", positive=True)
+            Duration(
+                "how far back the windowed signals look (rates, means, peaks); "
+                "default: the policy's interval",
+                positive=True,
+            ),
+            nullable=True,
         ),
         "urls": Field(
             ListOf(
@@ -665,21 +670,24 @@ def _check_gateway_sources(here: Here) -> None:
 
 
 def _build_policy(**values: Any) -> m.Policy:
-    """The policy, with its gateway sources reading the policy's models when they name none."""
-    policy = m.Policy(**values)
-    if policy.gateway is None:
-        return policy
+    """The policy, with its gateway sources reading the policy's models when they name none,
+    over the policy's interval when they set no window."""
     import dataclasses
 
-    metrics = tuple(
-        dataclasses.replace(
-            metric, source=dataclasses.replace(metric.source, models=policy.gateway.models)
-        )
-        if isinstance(metric.source, m.GatewaySource) and not metric.source.models
-        else metric
-        for metric in policy.metrics
-    )
-    return dataclasses.replace(policy, metrics=metrics)
+    policy = m.Policy(**values)
+    models = policy.gateway.models if policy.gateway is not None else ()
+    metrics = []
+    for metric in policy.metrics:
+        source = metric.source
+        if isinstance(source, m.GatewaySource):
+            source = dataclasses.replace(
+                source,
+                models=source.models or models,
+                window=source.window if source.window is not None else policy.interval,
+            )
+            metric = dataclasses.replace(metric, source=source)
+        metrics.append(metric)
+    return dataclasses.replace(policy, metrics=tuple(metrics))
 
 
 # --- the policy -----------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from autoscaler.policy.model import GatewaySource
 from autoscaler.sources.base import SourceError, TemporarySourceError
 from autoscaler.sources.common import bounded_read, clip, http_get, redact_url
 
+DEFAULT_WINDOW = 60.0  # seconds, for a spec built outside a policy (a policy sets its interval)
+
 
 class GatewaySignalSource:
     def __init__(
@@ -34,9 +36,10 @@ class GatewaySignalSource:
         self.spec = spec
         self.name = name
         self.hub = hub if hub is not None else DEFAULT_HUB
+        self.window = spec.window if spec.window is not None else DEFAULT_WINDOW
         where = ", ".join(redact_url(u) for u in spec.urls) or "in-process"
         self.describe = (
-            f"gateway {spec.signal} models={','.join(spec.models)} window={spec.window:g}s "
+            f"gateway {spec.signal} models={','.join(spec.models)} window={self.window:g}s "
             f"({where})"
         )
         self._client = (
@@ -47,8 +50,8 @@ class GatewaySignalSource:
 
     async def read(self) -> float:
         if self._client is None:
-            windows = self.hub.windows(self.spec.models, self.spec.window)
-            return signal_value(windows, self.spec.signal, self.spec.window)
+            windows = self.hub.windows(self.spec.models, self.window)
+            return signal_value(windows, self.spec.signal, self.window)
         return await bounded_read(self.name, self.spec.timeout, self._read_remote)
 
     async def _read_remote(self) -> float:
@@ -66,13 +69,13 @@ class GatewaySignalSource:
                 windows.extend(result)
         if errors and len(errors) == len(results):
             raise TemporarySourceError(self.name, "no gateway answered: " + "; ".join(errors))
-        return signal_value(windows, self.spec.signal, self.spec.window)
+        return signal_value(windows, self.spec.signal, self.window)
 
     async def _read_one(self, url: str) -> list[Window]:
         assert self._client is not None
         target = url.rstrip("/") + "/signals"
         response = await http_get(
-            self._client, self.name, target, params={"window": f"{self.spec.window:g}"}
+            self._client, self.name, target, params={"window": f"{self.window:g}"}
         )
         try:
             document = json.loads(response.content)

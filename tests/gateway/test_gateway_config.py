@@ -42,6 +42,8 @@ def test_gateway_models_fill_the_source_and_bounds_are_kept() -> None:
     source = p.metrics[0].source
     assert source.type == "gateway" and source.models == ("chat", "chat-xl")
     assert source.window == 30.0
+    [q] = load_policy_text(policy("q", "gateway: {model: q}\n", "{type: gateway, signal: held}"))
+    assert q.metrics[0].source.window == q.interval == 15.0  # default: the policy's interval
 
 
 def test_errors_name_where() -> None:
