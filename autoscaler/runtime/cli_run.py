@@ -70,6 +70,14 @@ async def serve(
     except SecretError as exc:
         print(f"{config.source_file}: http.admin_token: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if config.gateway is not None:
+        from autoscaler.runtime.gateway_wiring import GatewayConfigError, api_keys
+
+        try:
+            api_keys(config)  # resolved again when the gateway starts; fail before anything runs
+        except GatewayConfigError as exc:
+            print(str(exc), file=sys.stderr)
+            return EXIT_CONFIG
     metrics = Metrics()
     notifier = Notifier()
     daemon = Daemon(config, policies, config_path=config_path, recorder=metrics)

@@ -92,3 +92,26 @@ def test_gateway_command_needs_a_gateway_section(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "gateway" in result.stderr
+
+
+def test_run_refuses_a_gateway_key_it_cannot_read(tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "chat.yaml").write_text(
+        policy("chat", "gateway: {model: chat}\n", "{type: gateway, signal: held}")
+    )
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "policies: p\nproviders: {sim: {type: neevcloud, base_url: http://127.0.0.1:1}}\n"
+        f"state: {{url: 'sqlite:///{tmp_path}/s.db'}}\n"
+        "gateway: {api_keys: [{env: AUTOSCALER_TEST_NO_SUCH_KEY}]}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "autoscaler", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "gateway.api_keys[0]" in result.stderr
+    assert "AUTOSCALER_TEST_NO_SUCH_KEY" in result.stderr
