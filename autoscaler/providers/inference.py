@@ -5,6 +5,7 @@ the OpenAI base, which model name to send, which credential) and this one shared
 `ready` deployment with a base URL is routable. The credential is the profile's
 `inference.token`, resolved once when the client is built (a missing variable or file is a
 start-up error, as for every other credential); the client's own key is never forwarded.
+During a scale a deployment keeps its last route (see `InferenceRoutes`).
 """
 
 from __future__ import annotations
@@ -28,18 +29,30 @@ def inference_token(profile: ProviderProfile, *, api_token_fallback: bool) -> Se
     return None
 
 
-def configured_base(profile: ProviderProfile) -> str | None:
-    """The profile's `inference.base_url`, if any."""
-    return profile.inference.base_url if profile.inference is not None else None
+class InferenceRoutes:
+    """One client's routes: its inference credential, and the last route of each deployment it
+    saw ready. A deployment that was ready and turns `initializing` is changing its replica count
+    (a scale), not starting: its replicas keep serving where they served, although NeevCloud
+    then reports no `endpoint_url` and Nebius-style says `updating`. So its last route stays
+    valid until it is ready again (a fresh route) or fails, terminates or goes (None)."""
 
+    def __init__(self, profile: ProviderProfile, *, api_token_fallback: bool):
+        self.token = inference_token(profile, api_token_fallback=api_token_fallback)
+        self.configured_base = profile.inference.base_url if profile.inference else None
+        self._last: dict[str, InferenceRoute] = {}
 
-def route(
-    info: DeploymentInfo, base_url: str | None, token: Secret | None, model: str | None = None
-) -> InferenceRoute | None:
-    """The route to a ready deployment at `base_url`, or None when it is not routable."""
-    if info.status != "ready" or not base_url:
+    def route(
+        self, info: DeploymentInfo, base_url: str | None, model: str | None = None
+    ) -> InferenceRoute | None:
+        """The route to `info` at `base_url`, or None when it is not routable."""
+        if info.status == "ready" and base_url:
+            headers = {"Authorization": f"Bearer {self.token.reveal()}"} if self.token else {}
+            found = InferenceRoute(
+                base_url=base_url.rstrip("/"), headers=MappingProxyType(headers), model=model
+            )
+            self._last[info.id] = found
+            return found
+        if info.status == "initializing" and info.id in self._last:
+            return self._last[info.id]
+        self._last.pop(info.id, None)
         return None
-    headers = {"Authorization": f"Bearer {token.reveal()}"} if token is not None else {}
-    return InferenceRoute(
-        base_url=base_url.rstrip("/"), headers=MappingProxyType(headers), model=model
-    )

@@ -38,7 +38,7 @@ from autoscaler.providers.base import (
     TemporaryError,
 )
 from autoscaler.providers.common import BaseProvider
-from autoscaler.providers.inference import configured_base, inference_token, route
+from autoscaler.providers.inference import InferenceRoutes
 
 BASE = "/v0/dedicated_endpoints"
 SPEC_REQUIRED = ("model_name", "flavor_name", "gpu_type", "gpu_count")
@@ -66,7 +66,7 @@ class NebiusProvider(BaseProvider):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._inference_token = inference_token(self.profile, api_token_fallback=True)
+        self._routes = InferenceRoutes(self.profile, api_token_fallback=True)
 
     def to_info(self, item: Mapping[str, Any]) -> DeploymentInfo:
         raw = str(item.get("status") or item.get("state") or "")
@@ -95,8 +95,8 @@ class NebiusProvider(BaseProvider):
         with `model` = the endpoint's `routing_key`; no routing key, no route."""
         if info.served_model is None:
             return None
-        base = configured_base(self.profile) or info.endpoint_url
-        return route(info, base, self._inference_token, info.served_model)
+        base = self._routes.configured_base or info.endpoint_url
+        return self._routes.route(info, base, info.served_model)
 
     async def templates(self) -> list[dict[str, Any]]:
         body = await self._request_json("templates", "GET", f"{BASE}/templates")

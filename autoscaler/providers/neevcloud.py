@@ -38,7 +38,7 @@ from autoscaler.providers.base import (
     TemporaryError,
 )
 from autoscaler.providers.common import BaseProvider
-from autoscaler.providers.inference import configured_base, inference_token, route
+from autoscaler.providers.inference import InferenceRoutes
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_MIN, NAME_MAX = 3, 30
@@ -79,7 +79,7 @@ class NeevCloudProvider(BaseProvider):
         org, project = self.profile.org_id, self.profile.project_id
         self.prefix = f"/api/v1beta1/orgs/{org}/projects/{project}/aimodels"
         self._sent_specs: dict[str, dict[str, Any]] = {}
-        self._inference_token = inference_token(self.profile, api_token_fallback=False)
+        self._routes = InferenceRoutes(self.profile, api_token_fallback=False)
 
     # --- mapping ----------------------------------------------------------------------------
 
@@ -114,8 +114,8 @@ class NeevCloudProvider(BaseProvider):
         """`endpoint_url` once `ready` (seed 001: send to `{endpoint_url}/chat/completions`),
         the model named by its `model_id` (what the deployment serves under), and the profile's
         `inference.token` (an `sk-nc-*` key)."""
-        base = info.endpoint_url or configured_base(self.profile)
-        return route(info, base, self._inference_token, info.served_model)
+        base = info.endpoint_url or self._routes.configured_base
+        return self._routes.route(info, base, info.served_model)
 
     # --- operations -------------------------------------------------------------------------
 

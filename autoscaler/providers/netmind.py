@@ -42,7 +42,7 @@ from autoscaler.providers.base import (
     TemporaryError,
 )
 from autoscaler.providers.common import BaseProvider
-from autoscaler.providers.inference import configured_base, inference_token, route
+from autoscaler.providers.inference import InferenceRoutes
 
 BASE = "/v1/inference-service"
 SPEC_KEYS = ("flavor_id", "flavor", "deploy_metadata", "description", "payment_type")
@@ -79,7 +79,7 @@ class NetMindProvider(BaseProvider):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._ids: dict[str, str] = {}
-        self._inference_token = inference_token(self.profile, api_token_fallback=True)
+        self._routes = InferenceRoutes(self.profile, api_token_fallback=True)
 
     def to_info(self, item: Mapping[str, Any]) -> DeploymentInfo:
         raw = str(item.get("status") or "")
@@ -118,8 +118,8 @@ class NetMindProvider(BaseProvider):
         """`endpoint_metadata.endpoint_url` once `available` (else `inference.base_url`), with
         `inference.token` or, as NetMind has one bearer token for everything, the API token.
         The model name is the client's: the container serves what it serves."""
-        base = info.endpoint_url or configured_base(self.profile)
-        return route(info, base, self._inference_token)
+        base = info.endpoint_url or self._routes.configured_base
+        return self._routes.route(info, base)
 
     async def flavors(self) -> list[dict[str, Any]]:
         body = await self._request_json("flavors", "GET", f"{BASE}/flavor")

@@ -87,14 +87,44 @@ def test_nebius_configured_base_wins_and_no_routing_key_means_no_route() -> None
     assert p.inference_route(keyless) is None  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("status", ["initializing", "failed", "terminating", "absent"])
+@pytest.mark.parametrize("status", ["failed", "terminating", "absent"])
 @pytest.mark.parametrize("kind", ["neevcloud", "netmind", "nebius"])
-def test_only_ready_deployments_are_routable(kind: str, status: str) -> None:
+def test_failed_terminating_or_absent_deployments_are_not_routable(kind: str, status: str) -> None:
     _made, ready, p = ready_info(kind, token="k")
     assert p.inference_route(ready) is not None  # type: ignore[attr-defined]
     fields = {f: getattr(ready, f) for f in ready.__slots__}  # type: ignore[attr-defined]
     not_ready = DeploymentInfo(**{**fields, "status": status})
     assert p.inference_route(not_ready) is None  # type: ignore[attr-defined]
+    # ... and forgotten: initializing again afterwards is a start, not a scale
+    starting = DeploymentInfo(**{**fields, "status": "initializing", "endpoint_url": None})
+    assert p.inference_route(starting) is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", ["neevcloud", "netmind", "nebius"])
+def test_a_scale_in_progress_keeps_the_last_route(kind: str) -> None:
+    """NeevCloud reports `initializing` with no endpoint_url while a scale applies, Nebius-style
+    `updating`: the replicas keep serving, so the gateway must keep forwarding."""
+    app, _sim, clock = in_process(kind, provision_seconds=30)
+    p = client(
+        kind,
+        f"http://{kind}.sim",
+        clock,
+        transport=httpx.ASGITransport(app=app),
+        inference=InferenceProfile(token="k"),  # type: ignore[arg-type]
+    )
+
+    async def scenario() -> None:
+        await p.create("chat-llama", SPECS[kind], 1)
+        ready = await p.wait_ready("chat-llama", 900)
+        route = p.inference_route(ready)
+        assert route is not None
+        scaling = await p.scale(ready, 3)
+        assert scaling.status == "initializing"
+        assert p.inference_route(scaling) == route
+        again = await p.wait_ready("chat-llama", 900)
+        assert again.replicas == 3 and p.inference_route(again) == route
+
+    run(scenario())
 
 
 def test_a_missing_inference_secret_fails_when_the_client_is_built() -> None:

@@ -38,7 +38,8 @@ def test_create_deploys_one_replica_then_wait_ready_scales_to_the_requested_coun
         assert (info.status, info.replicas, info.endpoint_url) == ("initializing", 1, None)
         ready = await p.wait_ready("chat-llama", 600)
         assert ready.status == "ready" and ready.replicas == 3
-        assert ready.endpoint_url and "/inference/chat-llama.prj-test.org-test/v1" in ready.endpoint_url
+        assert ready.endpoint_url
+        assert ready.endpoint_url.endswith("/inference/chat-llama.prj-test.org-test/v1")
         assert dict(ready.spec) == SPEC  # everything recreate needs, exactly what was sent
         await p.aclose()
 
