@@ -59,7 +59,9 @@ class RouteResolver(Protocol):
 
 
 def routable(info: DeploymentInfo | None, provider: Provider) -> InferenceRoute | None:
-    """The route of a deployment that can answer now, else None."""
-    if info is None or info.status != "ready" or info.ready_replicas == 0:
+    """The route of a deployment that can answer now, else None. The provider decides from
+    the status (a deployment changing its replica count keeps serving on its last route);
+    a ready deployment that reports no ready replica cannot answer."""
+    if info is None or (info.status == "ready" and info.ready_replicas == 0):
         return None
     return provider.inference_route(info)

@@ -70,3 +70,51 @@ def test_upstream_error_bodies_become_openai_errors() -> None:
     assert as_openai_error(400, shaped) == shaped
     wrapped = json.loads(as_openai_error(503, b"<html>busy</html>"))
     assert wrapped["error"]["code"] == "upstream_503" and "busy" in wrapped["error"]["message"]
+
+
+@pytest.mark.anyio
+async def test_a_deployment_changing_its_count_keeps_its_route(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from autoscaler.gateway.routes import routable
+    from autoscaler.policy.model import InferenceProfile, ProviderProfile, SecretRef
+    from autoscaler.providers.base import DeploymentInfo
+    from autoscaler.providers.registry import build_provider
+
+    monkeypatch.setenv("GW_TEST_INFERENCE_KEY", "sk-nc-key")
+    profile = ProviderProfile(
+        name="neev",
+        type="neevcloud",
+        base_url="http://127.0.0.1:1",
+        org_id="o",
+        project_id="p",
+        token=SecretRef(env="GW_TEST_INFERENCE_KEY"),
+        inference=InferenceProfile(token=SecretRef(env="GW_TEST_INFERENCE_KEY")),
+    )
+    provider = build_provider(profile)
+    ready = DeploymentInfo(
+        id="d1",
+        name="chat",
+        status="ready",
+        replicas=1,
+        ready_replicas=1,
+        endpoint_url="http://chat.example/v1",
+        served_model="org/chat",
+    )
+    route = routable(ready, provider)
+    assert route is not None and route.base_url == "http://chat.example/v1"
+    scaling = DeploymentInfo(id="d1", name="chat", status="initializing", replicas=2)
+    assert routable(scaling, provider) == route  # replicas keep serving during a scale
+    starting = DeploymentInfo(id="d2", name="other", status="initializing", replicas=1)
+    assert routable(starting, provider) is None  # never served: start-up, hold
+    none_ready = DeploymentInfo(
+        id="d3",
+        name="x",
+        status="ready",
+        replicas=1,
+        ready_replicas=0,
+        endpoint_url="http://x.example/v1",
+    )
+    assert routable(none_ready, provider) is None
+    assert routable(None, provider) is None
+    await provider.aclose()
