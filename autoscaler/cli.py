@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "override": ("autoscaler.ctl.cli_admin", "hold a policy's replicas for a while (admin API)"),
     "cancel-override": ("autoscaler.ctl.cli_admin", "end a policy's override now (admin API)"),
     "history": ("autoscaler.ctl.cli_history", "a policy's recorded decisions (JSONL for replay)"),
+    "gateway": (
+        "autoscaler.runtime.gateway_wiring",
+        "serve the OpenAI-compatible gateway as its own process",
+    ),
 }
 
 # Commands whose packages come with an extra: name -> (extra, import names).

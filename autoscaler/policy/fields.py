@@ -767,3 +767,23 @@ class Tagged(Spec):
                 "oneOf": [variant.schema() for variant in self.variants.values()],
             }
         )
+
+
+class OneOrList(Spec):
+    """One item or a list of them (`model: chat` or `model: [chat, chat-large]`): a tuple."""
+
+    def __init__(self, item: Spec, description: str = ""):
+        self.item = item
+        self.many = ListOf(item, description, min_items=1)
+        self.description = description
+
+    def convert(self, node: Node, path: KeyPath, sink: Collector) -> Any:
+        if isinstance(node, SequenceNode):
+            return self.many.convert(node, path, sink)
+        value = self.item.convert(node, path, sink)
+        return INVALID if value is INVALID else (value,)
+
+    def schema(self) -> JSON:
+        return self._with_description(
+            {"anyOf": [self.item.schema(), {"type": "array", "items": self.item.schema()}]}
+        )

@@ -86,8 +86,19 @@ def _check_unique(located: list[LocatedPolicy], sink_for: dict[str, Collector]) 
     """Policy names, and the deployments they manage, must be unique across all files."""
     names: dict[str, LocatedPolicy] = {}
     deployments: dict[tuple[str, str], LocatedPolicy] = {}
+    models: dict[str, LocatedPolicy] = {}  # gateway model name -> the policy routing it
     for item in located:
         sink = sink_for[item.filename]
+        for model in item.policy.gateway.models if item.policy.gateway else ():
+            router = models.setdefault(model, item)
+            if router is not item:
+                node, path = locate(item.root, (), ["gateway", "model"], sink)
+                sink.error(
+                    node,
+                    path,
+                    f"model {quote(model)} is already routed by policy "
+                    f"{quote(router.policy.name)} ({router.filename})",
+                )
         first = names.get(item.policy.name)
         if first is not None:
             node, path = locate(item.root, (), ["name"], sink)

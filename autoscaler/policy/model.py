@@ -133,10 +133,56 @@ class HttpJsonSource:
     type: Literal["http_json"] = "http_json"
 
 
-MetricSource = (
-    PrometheusSource | PromQLSource | RedisSource | RabbitMQSource | NatsSource | HttpJsonSource
+GATEWAY_SIGNALS: tuple[str, ...] = (
+    "held",
+    "in_flight",
+    "concurrency",
+    "arrival_rate",
+    "ttft",
+    "duration",
+    "prompt_tokens_rate",
+    "completion_tokens_rate",
 )
-SOURCE_TYPES: tuple[str, ...] = ("prometheus", "promql", "redis", "rabbitmq", "nats", "http_json")
+"""What a `gateway` source reads, per model (summed over the source's models and gateways):
+`held` requests waiting for their deployment now; `in_flight` requests being answered now;
+`concurrency` the peak of held + in flight over `window`; `arrival_rate` requests per second
+over `window`; `ttft` / `duration` mean seconds to first byte / to the end over `window`;
+`*_tokens_rate` tokens per second from the responses' `usage` over `window`."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySource:
+    """The gateway's own traffic signals (`autoscaler gateway`), read in-process when the
+    gateway runs in the daemon, or from each separate gateway's `/signals` (`urls`), summed."""
+
+    signal: str  # one of GATEWAY_SIGNALS
+    models: tuple[str, ...] = ()  # `model:` one name or a list; default: the policy's gateway
+    # Seconds the windowed signals look back over. None: the policy's interval, so a request
+    # between two evaluations is never missed and idle counts from the last request.
+    window: float | None = None
+    urls: tuple[str, ...] = ()  # separate gateway processes' base URLs; empty: in-process
+    timeout: float = 5.0
+    type: Literal["gateway"] = "gateway"
+
+
+MetricSource = (
+    PrometheusSource
+    | PromQLSource
+    | RedisSource
+    | RabbitMQSource
+    | NatsSource
+    | HttpJsonSource
+    | GatewaySource
+)
+SOURCE_TYPES: tuple[str, ...] = (
+    "prometheus",
+    "promql",
+    "redis",
+    "rabbitmq",
+    "nats",
+    "http_json",
+    "gateway",
+)
 
 
 # --- policy ---------------------------------------------------------------------------------
@@ -269,6 +315,16 @@ class Cost:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyGateway:
+    """The model names the gateway routes to this policy's deployment, and its hold bounds
+    (None: the gateway section's defaults)."""
+
+    models: tuple[str, ...]
+    max_held: int | None = None  # most requests held at once for these models
+    max_hold: float | None = None  # longest a request is held, seconds
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     name: str
     deployment: Deployment
@@ -284,6 +340,7 @@ class Policy:
     dry_run: bool = False
     paused: bool = False
     source_file: str | None = None  # where it was loaded from, for messages
+    gateway: PolicyGateway | None = None  # models the gateway routes here
 
     def metric(self, name: str) -> Metric | None:
         for m in self.metrics:
@@ -349,6 +406,23 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """`gateway:` in the daemon config: the OpenAI-compatible front door (`autoscaler.gateway`),
+    inside `autoscaler run` or as its own process (`autoscaler gateway --config FILE`)."""
+
+    listen: str = "127.0.0.1:8080"  # loopback by default: exposing it is a decision
+    api_keys: tuple[SecretRef, ...] = ()  # bearer keys clients present
+    max_held: int = 100  # per model; past it a request is refused (503) at once
+    max_hold: float = 600.0  # seconds; Nebius-style start-up takes 10-15 min: raise it there
+    max_body: int = 4 * 1024 * 1024  # bytes of a request body (chat histories fit)
+    upstream_timeout: float = 600.0  # seconds a response may take (long generations)
+    max_connections: int = 1000  # open client connections (uvicorn limit_concurrency)
+    poll_interval: float = 1.0  # how often a held model's deployment is looked up
+    daemons: tuple[str, ...] = ()  # daemon base URLs (separate process): activation goes there
+    admin_token: SecretRef | None = None  # for `daemons`; default: http.admin_token
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonConfig:
     policies: str  # a file, a folder (every *.yaml / *.yml) or a glob; relative to the config
     providers: Mapping[str, ProviderProfile]
@@ -359,3 +433,4 @@ class DaemonConfig:
     dry_run: bool = False
     shutdown_timeout: float = 30.0  # deadline for in-flight actions on SIGTERM
     source_file: str | None = None
+    gateway: GatewayConfig | None = None  # the gateway runs in the daemon when set

@@ -35,6 +35,7 @@ from autoscaler.policy.fields import (
     MapOf,
     Num,
     Obj,
+    OneOrList,
     Secret,
     Str,
     Tagged,
@@ -250,6 +251,43 @@ HTTP_JSON = Obj(
     "GET a URL and read a number at a dotted path",
 )
 
+MODEL_NAME = Str("a model name clients send in the request's `model` field")
+
+
+def _build_gateway_source(*, model: tuple[str, ...] = (), **rest: Any) -> Any:
+    return m.GatewaySource(models=model, **rest)
+
+
+GATEWAY_SOURCE = Obj(
+    Builder(m.GatewaySource, _build_gateway_source),
+    {
+        "type": _source_type("gateway"),
+        "signal": Field(
+            Enum(m.GATEWAY_SIGNALS, "what to read of the gateway's traffic, per model"),
+            required=True,
+        ),
+        "model": Field(
+            OneOrList(MODEL_NAME, "the model(s) to read; default: the policy's gateway.model")
+        ),
+        "window": Field(
+            Duration(
+                "how far back the windowed signals look (rates, means, peaks); "
+                "default: the policy's interval",
+                positive=True,
+            ),
+            nullable=True,
+        ),
+        "urls": Field(
+            ListOf(
+                Url("a gateway base URL, e.g. http://127.0.0.1:8080", HTTP),
+                "separate gateway processes, summed; empty: the gateway inside this daemon",
+            )
+        ),
+        "timeout": TIMEOUT,
+    },
+    "the gateway's traffic for some models (autoscaler gateway)",
+)
+
 SOURCE = Tagged(
     {
         "prometheus": PROMETHEUS,
@@ -258,6 +296,7 @@ SOURCE = Tagged(
         "rabbitmq": RABBITMQ,
         "nats": NATS,
         "http_json": HTTP_JSON,
+        "gateway": GATEWAY_SOURCE,
     },
     "where the metric is read",
 )
@@ -603,6 +642,65 @@ COST = Obj(
 )
 
 
+# --- the gateway ----------------------------------------------------------------------------
+
+
+def _build_policy_gateway(*, model: tuple[str, ...], **rest: Any) -> Any:
+    return m.PolicyGateway(models=model, **rest)
+
+
+POLICY_GATEWAY = Obj(
+    Builder(m.PolicyGateway, _build_policy_gateway),
+    {
+        "model": Field(
+            OneOrList(MODEL_NAME, "the model name(s) the gateway routes to this deployment"),
+            required=True,
+        ),
+        "max_held": Field(
+            Int("most requests held at once while the deployment is not ready", ge=0),
+            nullable=True,
+        ),
+        "max_hold": Field(
+            Duration("longest a request is held before a 503", positive=True), nullable=True
+        ),
+    },
+    "route these models through the gateway to this deployment",
+)
+
+
+def _check_gateway_sources(here: Here) -> None:
+    """A gateway source without `model` reads the policy's own models: it needs some."""
+    if not here.ok("metrics") or here.values.get("gateway") is not None:
+        return
+    for i, metric in enumerate(here["metrics"]):
+        if isinstance(metric.source, m.GatewaySource) and not metric.source.models:
+            here.error(
+                ["metrics", i, "source"],
+                'a gateway source needs "model" when the policy has no gateway section',
+            )
+
+
+def _build_policy(**values: Any) -> m.Policy:
+    """The policy, with its gateway sources reading the policy's models when they name none,
+    over the policy's interval when they set no window."""
+    import dataclasses
+
+    policy = m.Policy(**values)
+    models = policy.gateway.models if policy.gateway is not None else ()
+    metrics = []
+    for metric in policy.metrics:
+        source = metric.source
+        if isinstance(source, m.GatewaySource):
+            source = dataclasses.replace(
+                source,
+                models=source.models or models,
+                window=source.window if source.window is not None else policy.interval,
+            )
+            metric = dataclasses.replace(metric, source=source)
+        metrics.append(metric)
+    return dataclasses.replace(policy, metrics=tuple(metrics))
+
+
 # --- the policy -----------------------------------------------------------------------------
 
 
@@ -695,7 +793,7 @@ def _check_bounds(here: Here) -> None:
 
 
 POLICY = Obj(
-    m.Policy,
+    Builder(m.Policy, _build_policy),
     {
         "name": Field(
             Str(
@@ -720,9 +818,10 @@ POLICY = Obj(
         "cost": Field(COST),
         "dry_run": Field(Bool("decide and report, never call the provider")),
         "paused": Field(Bool("take no action")),
+        "gateway": Field(POLICY_GATEWAY, nullable=True),
     },
     "an autoscaling policy for one LLM deployment",
-    checks=[_check_metric_names, _check_zero, _check_bounds],
+    checks=[_check_metric_names, _check_zero, _check_bounds, _check_gateway_sources],
 )
 
 
@@ -848,6 +947,43 @@ HTTP_CONFIG = Obj(
     "the daemon's HTTP endpoint",
 )
 
+GATEWAY_CONFIG = Obj(
+    m.GatewayConfig,
+    {
+        "listen": Field(Str("HOST:PORT the OpenAI-compatible API listens on", check=_listen)),
+        "api_keys": Field(
+            ListOf(
+                Secret("a bearer key clients present ({env: NAME} or {file: NAME})"),
+                "the API keys clients authenticate with",
+                min_items=1,
+            ),
+            required=True,
+        ),
+        "max_held": Field(Int("most requests held per model (policy default)", ge=0)),
+        "max_hold": Field(
+            Duration("longest a request is held per model (policy default)", positive=True)
+        ),
+        "max_body": Field(Int("largest request body in bytes", ge=1024, le=1024**3)),
+        "upstream_timeout": Field(
+            Duration("longest a response from the deployment may take", positive=True)
+        ),
+        "max_connections": Field(Int("most open client connections", ge=1, le=1_000_000)),
+        "poll_interval": Field(
+            Duration("how often a held model's deployment is looked up", positive=True)
+        ),
+        "daemons": Field(
+            ListOf(
+                Url("a daemon's HTTP base URL, e.g. http://127.0.0.1:9464", HTTP),
+                "daemons to ask for activation (a separate gateway process); the leader acts",
+            )
+        ),
+        "admin_token": Field(
+            Secret("the daemons' admin token (default: http.admin_token)"), nullable=True
+        ),
+    },
+    "the OpenAI-compatible gateway that holds requests through scale from zero",
+)
+
 LOG = Obj(
     m.LogConfig,
     {
@@ -883,6 +1019,7 @@ DAEMON = Obj(
         "shutdown_timeout": Field(
             Duration("deadline for in-flight actions on SIGTERM", positive=True)
         ),
+        "gateway": Field(GATEWAY_CONFIG, nullable=True),
     },
     "autoscaler daemon configuration (autoscaler run --config FILE)",
 )

@@ -103,6 +103,14 @@ async def serve(
     except SecretError as exc:
         print(f"{config.source_file}: http.admin_token: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if config.gateway is not None:
+        from autoscaler.runtime.gateway_wiring import GatewayConfigError, api_keys
+
+        try:
+            api_keys(config)  # resolved again when the gateway starts; fail before anything runs
+        except GatewayConfigError as exc:
+            print(str(exc), file=sys.stderr)
+            return EXIT_CONFIG
     metrics = Metrics()
     notifier = Notifier()
     daemon = Daemon(config, policies, config_path=config_path, recorder=metrics)
@@ -136,6 +144,9 @@ async def serve(
                 name="http",
             )
             await tg.start(daemon.run, name="daemon")
+            from autoscaler.runtime.gateway_wiring import start_in_daemon
+
+            await start_in_daemon(tg, daemon)
             tune_gc()
             notifier.ready(f"{len(daemon.runners)} policies")
             tg.start_soon(watchdog_loop, notifier, _alive(daemon), name="watchdog")

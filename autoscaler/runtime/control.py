@@ -61,6 +61,13 @@ class DaemonControl(Protocol):
         neither loaded nor has any history."""
         ...
 
+    async def activate(
+        self, policy: str, origin: str | None = None, held: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        """Evaluate `policy` now: a gateway holds `held[model]` requests for it. Raises
+        UnknownPolicyError, or NotLeaderError on a standby."""
+        ...
+
 
 class Recorder(Protocol):
     def decision(self, policy: str, action: str, reasons: tuple[str, ...]) -> None: ...

@@ -126,6 +126,9 @@ class Daemon:
         self.history_buffer: HistoryBuffer | None = None
         self.last_reload: dict[str, Any] | None = None
         self.reconcile_results: list[dict[str, Any]] = []
+        # Held counts a gateway reports with its activation request (gateway_wiring sets the
+        # process's SignalHub.report; `gateway` sources read it).
+        self.on_gateway_demand: Callable[[str, Mapping[str, int]], None] | None = None
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -669,6 +672,25 @@ class Daemon:
         if not entries and policy not in self.runners:
             raise UnknownPolicyError(policy)
         return [{"t": e.t, "observation": e.observation, "decision": e.decision} for e in entries]
+
+    async def activate(
+        self, policy: str, origin: str | None = None, held: Mapping[str, int] | None = None
+    ) -> dict[str, Any]:
+        """A gateway holds requests for `policy`: evaluate it now instead of at its next
+        interval, with the gateway's demand visible to its sources, so the policy's own
+        activation rule (the core) decides. A standby notes the demand (it sees it if it
+        becomes leader) and refuses with NotLeaderError (409)."""
+        runner = self._runner(policy)
+        if held and self.on_gateway_demand is not None:
+            self.on_gateway_demand(origin or "gateway", held)
+        if not self.can_act():
+            raise NotLeaderError(
+                "this daemon is a standby (or stepping down): send activation to the leader"
+            )
+        for key in runner.source_keys.values():
+            self.sources.forget(key)
+        await self._tracked(runner.evaluate(0.0))
+        return runner.status()
 
 
 def _keep_state(new: DaemonConfig, old: DaemonConfig) -> DaemonConfig:

@@ -134,6 +134,29 @@ def parse_override(body: Any) -> tuple[int, float]:
     return replicas, duration
 
 
+def parse_activate(raw: bytes) -> tuple[str | None, dict[str, int]]:
+    """(origin, held per model) from `{"origin": "gw-1", "held": {"chat": 3}}` (both
+    optional), or ValueError naming the field."""
+    if not raw.strip():
+        return None, {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ValueError("body: not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError('body: must be a JSON object like {"origin": "gw", "held": {"m": 1}}')
+    origin = body.get("origin")
+    if origin is not None and not isinstance(origin, str):
+        raise ValueError("origin: must be a string")
+    held = body.get("held", {})
+    if not isinstance(held, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        for k, v in held.items()
+    ):
+        raise ValueError("held: must map model names to whole numbers >= 0")
+    return origin, held
+
+
 # --- the app ------------------------------------------------------------------------------
 
 
@@ -271,6 +294,14 @@ def create_http_app(
                 except ValueError as exc:
                     return refused(request, 400, str(exc))
                 result = await control.override(policy, replicas, duration)
+            elif action == "activate":
+                try:
+                    origin, held = parse_activate(await read_capped(request, ADMIN_MAX_BODY))
+                except BodyTooLarge:
+                    return refused(request, 413, f"body: larger than {ADMIN_MAX_BODY} bytes")
+                except ValueError as exc:
+                    return refused(request, 400, str(exc))
+                result = await control.activate(policy, origin, held)
             else:
                 return refused(request, 404, f"unknown admin action {action!r}")
         except UnknownPolicyError:

@@ -110,6 +110,12 @@ class SourcePool:
         entry.value, entry.read_at = value, time.monotonic()
         return value
 
+    def forget(self, key: str) -> None:
+        """The next read of `key` starts now (a gateway just made new demand visible)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            entry.value, entry.read_at = None, -math.inf
+
     def describe(self, key: str) -> str:
         entry = self._entries.get(key)
         return entry.source.describe if entry else "?"

@@ -21,6 +21,7 @@ BUILDERS: dict[str, tuple[str, str]] = {
     "rabbitmq": ("autoscaler.sources.rabbitmq", "RabbitMQQueueSource"),
     "nats": ("autoscaler.sources.nats_source", "NatsConsumerSource"),
     "http_json": ("autoscaler.sources.http_json", "HttpJsonSourceReader"),
+    "gateway": ("autoscaler.sources.gateway", "GatewaySignalSource"),
 }
 assert set(BUILDERS) == set(SOURCE_TYPES), "every source type in the model needs a builder"
 

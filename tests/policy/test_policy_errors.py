@@ -22,7 +22,7 @@ metrics:
 PROM = '{type: prometheus, url: "http://gw:8000/metrics", metric: "vllm:num_requests_waiting"}'
 POLICY_KEYS = (
     "[name, deployment, replicas, interval, metrics, behavior, scale_to_zero, "
-    "on_metric_failure, on_deployment_failure, schedules, cost, dry_run, paused]"
+    "on_metric_failure, on_deployment_failure, schedules, cost, dry_run, paused, gateway]"
 )
 
 
@@ -253,7 +253,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         BASE.replace("type: prometheus", "type: kafka"),
         [
             "6:20: metrics[0].source.type: must be one of [prometheus, promql, redis, rabbitmq, "
-            'nats, http_json], got "kafka"'
+            'nats, http_json, gateway], got "kafka"'
         ],
     ),
     (
@@ -261,7 +261,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         BASE.replace("type: prometheus, ", ""),
         [
             '6:13: metrics[0].source: missing required key "type" (one of [prometheus, promql, '
-            "redis, rabbitmq, nats, http_json])"
+            "redis, rabbitmq, nats, http_json, gateway])"
         ],
     ),
     (

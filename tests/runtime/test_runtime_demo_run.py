@@ -58,6 +58,13 @@ def test_demo_shows_scale_up_down_delete_and_recreate(tmp_path: Path) -> None:
     assert chat["deletes"] == 0  # min 1: never deleted
     assert batch["deletes"] >= 1 and batch["recreates"] >= 1
     assert batch["min_replicas"] == 0
+    # Through the gateway: idle to zero, a request held while recreated, then answered.
+    assistant = summary["policies"]["assistant"]
+    assert assistant["deletes"] >= 1 and assistant["recreates"] >= 1
+    answered = [r for r in summary["gateway_requests"] if r.get("status") == 200]
+    assert len(answered) >= 2, summary["gateway_requests"]
+    assert "assistant: a chat request arrives at the gateway" in out
+    assert "then answered" in out
     assert summary["duplicate_names"] == []
     kinds = [e["kind"] for e in summary["events"] if e["policy"] == "batch"]
     assert kinds.index("delete") < kinds.index("recreate")

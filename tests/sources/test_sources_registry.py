@@ -8,6 +8,7 @@ import pytest
 
 from autoscaler.policy.model import (
     SOURCE_TYPES,
+    GatewaySource,
     HttpJsonSource,
     NatsSource,
     PrometheusSource,
@@ -27,6 +28,7 @@ SPECS = [
     RabbitMQSource(url="amqp://guest:pw4@127.0.0.1:1/", queue="jobs"),
     NatsSource(url="nats://127.0.0.1:1", stream="S", consumer="c"),
     HttpJsonSource(url="http://127.0.0.1:1/x", path="a.b"),
+    GatewaySource(signal="held", models=("chat",), urls=("http://u:pw5@127.0.0.1:1",)),
 ]
 
 

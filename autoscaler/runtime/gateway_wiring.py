@@ -1,0 +1,311 @@
+"""Running the gateway: inside `autoscaler run` (its `gateway:` section), and as its own
+process (`autoscaler gateway --config FILE`, the same daemon config file).
+
+Inside the daemon the gateway shares the daemon's providers and deployment lists
+(`DaemonRoutes`), asks for activation by calling `Daemon.activate` directly, and its traffic
+reaches `gateway` sources through the process's `SignalHub` with no scrape. As its own process
+it builds its own provider clients from the config (`ConfigRoutes`: read-only lookups) and
+asks the daemons listed in `gateway.daemons` through their admin API; it keeps holding while
+no daemon answers, so a restarted daemon, or a new leader, still gets the demand.
+Must not live here: the proxy and the hold rules (`autoscaler/gateway/`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import structlog
+import uvicorn
+from anyio.abc import TaskGroup, TaskStatus
+
+from autoscaler.gateway.activation import InProcessActivator, RemoteActivator
+from autoscaler.gateway.app import create_app
+from autoscaler.gateway.auth import ApiKeys
+from autoscaler.gateway.routes import RouteTable, routable
+from autoscaler.gateway.service import Gateway
+from autoscaler.gateway.signals import DEFAULT_HUB, SignalHub
+from autoscaler.httpserver import _ServerWithoutSignals, bind_socket
+from autoscaler.policy.model import DaemonConfig, GatewayConfig, Policy
+from autoscaler.providers.base import InferenceRoute, Provider
+from autoscaler.runtime.runner import DeploymentView
+from autoscaler.secrets import Secret, SecretError, resolve
+
+log = structlog.get_logger("autoscaler.gateway")
+
+EXIT_CONFIG = 2
+KEEP_ALIVE = 5  # seconds an idle client connection stays open
+HEADER_TIMEOUT = 10.0  # seconds a request's line and headers may take to arrive
+# TODO(harden-daemon): its shared `autoscaler.httpserver.serve_asgi` is h11 only, which
+# bench_gateway measured at a fifth of httptools' throughput; the header timer is ours here.
+
+
+def _header_timed_protocol(timeout: float) -> type:
+    """uvicorn's httptools protocol with a bound on how long a request head may take: a
+    client sending its headers a byte at a time would otherwise hold its connection (and a
+    descriptor) for ever; `limit_concurrency` only counts requests whose head arrived."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class HeaderTimedProtocol(HttpToolsProtocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_timer = self.loop.call_later(timeout, self._head_too_slow)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_too_slow(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._head_timer is None:
+                self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderTimedProtocol
+
+
+class GatewayConfigError(ValueError):
+    """A gateway secret cannot be resolved; the message names the key, never the value."""
+
+
+def api_keys(config: DaemonConfig) -> ApiKeys:
+    gw = _section(config)
+    keys: list[Secret] = []
+    for i, ref in enumerate(gw.api_keys):
+        try:
+            secret = resolve(ref)
+        except SecretError as exc:
+            raise GatewayConfigError(f"{config.source_file}: gateway.api_keys[{i}]: {exc}") from exc
+        assert secret is not None
+        keys.append(secret)
+    return ApiKeys(keys)
+
+
+def _section(config: DaemonConfig) -> GatewayConfig:
+    if config.gateway is None:
+        raise GatewayConfigError(f"{config.source_file}: no gateway section")
+    return config.gateway
+
+
+class DaemonRoutes:
+    """Routes from the running daemon's runners and their shared deployment lists."""
+
+    def __init__(self, daemon: Any) -> None:
+        self.daemon = daemon
+
+    async def resolve(self, policy: str, *, fresh: bool) -> InferenceRoute | None:
+        runner = self.daemon.runners.get(policy)
+        if runner is None:
+            return None
+        view: DeploymentView | None = runner.view
+        name = runner.policy.deployment.name
+        if view is None:
+            info = await runner.provider.find(name)
+        else:
+            info = await view.find(name, max_age=0.0 if fresh else None)
+        return routable(info, runner.provider)
+
+
+class ConfigRoutes:
+    """Routes of a separate gateway: its own provider clients, read-only lookups."""
+
+    def __init__(self, config: DaemonConfig, policies: Sequence[Policy], **provider_options: Any):
+        from autoscaler.providers.registry import build_provider
+
+        self.providers: dict[str, Provider] = {}
+        self.views: dict[str, DeploymentView] = {}
+        for name, profile in config.providers.items():
+            provider = build_provider(profile, **provider_options)
+            self.providers[name] = provider
+            self.views[name] = DeploymentView(provider)
+        self.set_policies(policies)
+
+    def set_policies(self, policies: Sequence[Policy]) -> None:
+        self.deployments = {p.name: (p.deployment.provider, p.deployment.name) for p in policies}
+
+    async def resolve(self, policy: str, *, fresh: bool) -> InferenceRoute | None:
+        where = self.deployments.get(policy)
+        if where is None:
+            return None
+        provider_name, name = where
+        info = await self.views[provider_name].find(name, max_age=0.0 if fresh else 2.0)
+        return routable(info, self.providers[provider_name])
+
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            await provider.aclose()
+
+
+def in_daemon(daemon: Any, hub: SignalHub = DEFAULT_HUB) -> Gateway:
+    """The gateway of `autoscaler run`: the daemon's config, policies and providers."""
+    config: DaemonConfig = daemon.config
+    gw = _section(config)
+    policies = [r.policy for r in daemon.runners.values()]
+    gateway = Gateway(
+        gw,
+        RouteTable.build(policies, gw),
+        DaemonRoutes(daemon),
+        api_keys(config),
+        # In-process the demand is visible through the hub already: no report (it would count
+        # twice).
+        activator=InProcessActivator(
+            lambda policy, origin, held: daemon.activate(policy), origin="in-process"
+        ),
+    )
+    hub.attach(gateway.stats)
+    return gateway
+
+
+def separate(
+    config: DaemonConfig, policies: Sequence[Policy], **provider_options: Any
+) -> tuple[Gateway, ConfigRoutes]:
+    """The gateway of `autoscaler gateway --config FILE`."""
+    gw = _section(config)
+    token_ref = gw.admin_token or config.http.admin_token
+    try:
+        token = resolve(token_ref)
+    except SecretError as exc:
+        raise GatewayConfigError(f"{config.source_file}: gateway.admin_token: {exc}") from exc
+    routes = ConfigRoutes(config, policies, **provider_options)
+    activator = RemoteActivator(gw.daemons, token, origin="") if gw.daemons else None
+    gateway = Gateway(
+        gw, RouteTable.build(policies, gw), routes, api_keys(config), activator=activator
+    )
+    if isinstance(activator, RemoteActivator):
+        activator.origin = gateway.origin
+    return gateway, routes
+
+
+async def serve_gateway(
+    gateway: Gateway,
+    listen: str,
+    *,
+    header_timeout: float = HEADER_TIMEOUT,
+    http: str | type = "",
+    task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the gateway's app on `listen` until cancelled; then refuse what is held
+    (`shutting_down`) and close. `task_status.started((host, port))` once bound."""
+    sock = bind_socket(listen)
+    bound = sock.getsockname()
+    config = uvicorn.Config(
+        create_app(gateway),
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        http=http or _header_timed_protocol(header_timeout),  # httptools (measured faster)
+        limit_concurrency=gateway.config.max_connections,
+        timeout_keep_alive=KEEP_ALIVE,
+        timeout_graceful_shutdown=3,
+        backlog=2048,
+    )
+    config.load()
+    server = _ServerWithoutSignals(config)
+    server.lifespan = config.lifespan_class(config)
+    try:
+        await server.startup(sockets=[sock])
+        log.info("gateway_listening", address=f"{bound[0]}:{bound[1]}")
+        task_status.started((str(bound[0]), int(bound[1])))
+        await server.main_loop()
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            await gateway.aclose()
+            server.should_exit = True
+            if getattr(server, "started", False):
+                await server.shutdown(sockets=[sock])
+        sock.close()
+
+
+async def start_in_daemon(tg: TaskGroup, daemon: Any, hub: SignalHub = DEFAULT_HUB) -> None:
+    """Hook for `autoscaler run` (after the daemon started): demand reported by separate
+    gateways reaches `hub`; with a `gateway:` section, the gateway serves in `tg` and follows
+    policy reloads."""
+    daemon.on_gateway_demand = hub.report
+    if daemon.config.gateway is None:
+        return
+    gateway = in_daemon(daemon, hub)
+    await tg.start(serve_gateway, gateway, daemon.config.gateway.listen, name="gateway")
+    tg.start_soon(_follow_policies, gateway, daemon, name="gateway-routes")
+
+
+async def _follow_policies(gateway: Gateway, daemon: Any) -> None:
+    """Reloads change the runners; the route table follows within a second."""
+    seen: list[Policy] = []
+    while True:
+        policies = [r.policy for r in daemon.runners.values()]
+        if policies != seen and daemon.config.gateway is not None:
+            gateway.set_table(RouteTable.build(policies, daemon.config.gateway))
+            seen = policies
+        await anyio.sleep(1.0)
+
+
+# --- autoscaler gateway --config FILE ----------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", required=True, metavar="FILE", help="daemon config with a gateway: section"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from autoscaler.runtime.logs import configure_logging
+    from autoscaler.runtime.reload import load_checked
+
+    loaded = load_checked(args.config)
+    if isinstance(loaded, list):
+        for line in loaded:
+            print(line, file=sys.stderr)
+        print(f"autoscaler gateway: {len(loaded)} error(s); nothing started", file=sys.stderr)
+        return EXIT_CONFIG
+    config, policies = loaded
+    if config.gateway is None:
+        print(f"{args.config}: gateway: missing (listen, api_keys)", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(config.log)
+    try:
+        gateway, routes = separate(config, policies)
+    except GatewayConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        anyio.run(_serve_separate, gateway, routes, config.gateway.listen)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def _serve_separate(gateway: Gateway, routes: ConfigRoutes, listen: str) -> None:
+    async with anyio.create_task_group() as tg:
+        await tg.start(serve_gateway, gateway, listen)
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("signal", signal=signal.Signals(signum).name, action="stop")
+                break
+        tg.cancel_scope.cancel()
+    await routes.aclose()
+    log.info("stopped")

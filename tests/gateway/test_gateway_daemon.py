@@ -1,0 +1,243 @@
+"""The gateway with the real daemon (`autoscaler run` processes) and the NeevCloud simulator,
+whose deployments serve a fake vLLM once ready, over real HTTP.
+
+- In the daemon: a chat policy at zero, whose only way to come back within the test's bound
+  is the gateway's direct activation (interval and zero poll are 60 s): a request is held,
+  the deployment is created with its name and spec, and the held request is answered.
+- A separate gateway process and a daemon SIGKILLed: the gateway keeps holding (activation
+  refused, retried), and once the daemon is started again it acts and the request is answered.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.gateway.support import KEY
+from tests.runtime.daemon_support import (
+    CREATE_SPEC,
+    PYTHON,
+    REPO,
+    TOKEN,
+    sim_server,
+    start_daemon_process,
+    wait_for,
+)
+from tests.services import free_port
+
+pytestmark = pytest.mark.slow
+
+ADMIN = "admin-token-for-gateway-tests"
+CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
+
+
+def _policy() -> str:
+    spec = json.dumps({**CREATE_SPEC})
+    return f"""name: chat
+deployment: {{provider: sim, name: chat-gw, create: {spec}}}
+replicas: {{min: 0, max: 2}}
+interval: 60s
+gateway: {{model: chat, max_hold: 120s}}
+metrics:
+  - name: demand
+    source: {{type: gateway, signal: concurrency, window: 5s}}
+    target: {{type: average_value, value: 4}}
+scale_to_zero:
+  after: 10m
+  activation: [{{metric: demand, threshold: 0}}]
+"""
+
+
+def _config(
+    folder: Path, sim_url: str, *, http_port: int, gateway: str = "", state: str | None = None
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "policies").mkdir(exist_ok=True)
+    (folder / "policies" / "chat.yaml").write_text(_policy())
+    (folder / "token").write_text(TOKEN)
+    (folder / "inference").write_text(f"sk-nc-{TOKEN}")  # the simulator's sk-nc-* key
+    (folder / "admin").write_text(ADMIN)
+    (folder / "client-key").write_text(KEY)
+    config = folder / "config.yaml"
+    config.write_text(
+        f"""policies: {folder / "policies"}
+providers:
+  sim:
+    type: neevcloud
+    base_url: {sim_url}
+    org_id: org-t
+    project_id: prj-t
+    token: {{file: {folder / "token"}}}
+    inference: {{token: {{file: {folder / "inference"}}}}}
+    timeout: 2s
+    max_retries: 1
+    wait_ready_timeout: 60s
+state:
+  url: {state or f"sqlite:///{folder.parent / 'state.db'}"}
+  lease_ttl: 3s
+http:
+  listen: 127.0.0.1:{http_port}
+  admin_token: {{file: {folder / "admin"}}}
+log: {{format: json, level: info}}
+zero_poll_interval: 60s
+shutdown_timeout: 5s
+{gateway}"""
+    )
+    return config
+
+
+def _gateway_section(port: int, folder: Path, daemons: list[str] | None = None) -> str:
+    lines = [
+        "gateway:",
+        f"  listen: 127.0.0.1:{port}",
+        f"  api_keys: [{{file: {folder / 'client-key'}}}]",
+        "  poll_interval: 0.2s",
+    ]
+    if daemons:
+        lines.append(f"  daemons: [{', '.join(daemons)}]")
+    return "\n".join(lines) + "\n"
+
+
+def _post_in_thread(url: str, results: list[Any]) -> threading.Thread:
+    def post() -> None:
+        try:
+            r = httpx.post(
+                url + "/v1/chat/completions",
+                json=CHAT,
+                headers={"Authorization": f"Bearer {KEY}"},
+                timeout=150,
+            )
+            results.append(r)
+        except Exception as exc:  # reported by the assertion below
+            results.append(exc)
+
+    thread = threading.Thread(target=post, daemon=True)
+    thread.start()
+    return thread
+
+
+def _metric(url: str, name: str, **labels: str) -> float:
+    try:
+        text = httpx.get(url + "/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return -1.0
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}}"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def test_in_daemon_request_at_zero_is_held_recreated_and_answered(tmp_path: Path) -> None:
+    with sim_server(provision_seconds=1.0) as sim:
+        gw_port, http_port = free_port(), free_port()
+        folder = tmp_path / "d"
+        folder.mkdir()
+        config = _config(
+            folder, sim.url, http_port=http_port, gateway=_gateway_section(gw_port, folder)
+        )
+        daemon = start_daemon_process(config, log=tmp_path / "daemon.log")
+        try:
+            wait_for(lambda: _ready(f"http://127.0.0.1:{http_port}/readyz"), 60, "daemon ready")
+            gw = f"http://127.0.0.1:{gw_port}"
+            wait_for(lambda: _ready(gw + "/healthz"), 30, "gateway up")
+            assert not sim.current("chat-gw")
+            results: list[Any] = []
+            thread = _post_in_thread(gw, results)
+            thread.join(150)
+            assert results, "no answer"
+            answer = results[0]
+            assert isinstance(answer, httpx.Response), answer
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["choices"][0]["message"]["content"]
+            created = sim.current("chat-gw")
+            assert len(created) == 1
+            assert (
+                _metric(gw, "autoscaler_gateway_requests_total", model="chat", outcome="answered")
+                == 1
+            )
+            assert _metric(gw, "autoscaler_gateway_hold_seconds_count", model="chat") == 1
+        finally:
+            _stop(daemon)
+
+
+def test_separate_gateway_keeps_holding_while_the_daemon_is_killed(tmp_path: Path) -> None:
+    with sim_server(provision_seconds=1.0) as sim:
+        gw_port, http_port = free_port(), free_port()
+        folder = tmp_path / "d"
+        folder.mkdir()
+        daemon_config = _config(folder, sim.url, http_port=http_port)
+        daemon_url = f"http://127.0.0.1:{http_port}"
+        gw_folder = tmp_path / "g"
+        gw_config = _config(
+            gw_folder,
+            sim.url,
+            http_port=free_port(),
+            gateway=_gateway_section(gw_port, gw_folder, [daemon_url]),
+        )
+        log = tmp_path / "daemon.log"
+        daemon = start_daemon_process(daemon_config, log=log)
+        gateway = subprocess.Popen(
+            [PYTHON, "-m", "autoscaler", "gateway", "--config", str(gw_config)],
+            cwd=str(REPO),
+            stdout=open(tmp_path / "gateway.log", "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for(lambda: _ready(daemon_url + "/readyz"), 60, "daemon ready")
+            gw = f"http://127.0.0.1:{gw_port}"
+            wait_for(lambda: _ready(gw + "/healthz"), 60, "gateway up")
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait(10)
+            results: list[Any] = []
+            thread = _post_in_thread(gw, results)
+            wait_for(
+                lambda: (
+                    _metric(
+                        gw, "autoscaler_gateway_activations_total", model="chat", result="refused"
+                    )
+                    >= 2
+                ),
+                60,
+                "activation refused while the daemon is down",
+            )
+            assert _metric(gw, "autoscaler_gateway_held_requests", model="chat") == 1
+            assert not results and not sim.current("chat-gw")
+            daemon = start_daemon_process(daemon_config, log=log)
+            thread.join(150)
+            assert results, "no answer"
+            answer = results[0]
+            assert isinstance(answer, httpx.Response), answer
+            assert answer.status_code == 200, answer.text
+            assert len(sim.current("chat-gw")) == 1
+            assert (
+                _metric(gw, "autoscaler_gateway_activations_total", model="chat", result="accepted")
+                >= 1
+            )
+        finally:
+            _stop(daemon)
+            _stop(gateway)
