@@ -1,0 +1,170 @@
+"""Every garbage kind, at source level: a failed read with a message that says why, never a
+number; the same source reads the good answer right after (nothing stuck, nothing cached).
+
+The garbage is served by a real HTTP server on loopback (`garbage.py`); the sources are the
+real `prometheus`, `http_json` and `promql` readers.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from autoscaler.policy.model import HttpJsonSource, PrometheusSource, PromQLSource
+from autoscaler.sources.base import Source, SourceError
+from autoscaler.sources.common import BadValueError, load_value
+from autoscaler.sources.registry import build_source
+from tests.hardening.garbage import (
+    GOOD_VALUE,
+    SLOW_TIMEOUT,
+    SOURCE_TYPES,
+    garbage_kinds,
+    good,
+    serve,
+)
+from tests.sources.httpserver import LocalHttpServer
+
+pytestmark = pytest.mark.anyio
+
+KINDS = garbage_kinds()
+
+# What each kind's message must say, whatever the source type.
+WHY = {
+    "negative": r"negative",
+    "negative_one_series": r"negative",
+    "nan": r"NaN|nan",
+    "inf": r"-inf",
+    "duplicate": r"duplicate",
+    "huge": r"max_body",
+    "huge_no_length": r"max_body",
+    "trickle": r"timeout",
+    "deep": r"nested deeper|malformed",
+    "bignum": r"not a finite number|digits",
+    "wrong_content_type": r"malformed OpenMetrics|JSON",
+    "truncated": r"malformed|JSON",
+    "dropped": r"dropped",
+    "binary": r"malformed|JSON|not valid",
+}
+assert set(WHY) == set(KINDS), "every garbage kind needs its expected message"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalHttpServer]:
+    srv = LocalHttpServer().start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def make_source(source_type: str, base: str) -> Source:
+    spec: PrometheusSource | HttpJsonSource | PromQLSource
+    if source_type == "prometheus":
+        spec = PrometheusSource(urls=(f"{base}/metrics",), metric="queue_depth")
+    elif source_type == "http_json":
+        spec = HttpJsonSource(url=f"{base}/stats", path="queue")
+    else:
+        spec = PromQLSource(url=base, query="queue_depth")
+    spec = type(spec)(**{**_fields(spec), "timeout": SLOW_TIMEOUT})
+    return build_source(spec, name="load")
+
+
+def _fields(spec: object) -> dict[str, object]:
+    return {name: getattr(spec, name) for name in spec.__slots__}  # type: ignore[attr-defined]
+
+
+def test_the_catalogue_covers_every_kind_the_issue_names() -> None:
+    named = {"negative", "nan", "inf", "duplicate", "huge", "trickle", "deep", "bignum"}
+    named |= {"wrong_content_type", "truncated", "binary"}
+    assert named <= set(KINDS)
+
+
+@pytest.mark.parametrize("source_type", SOURCE_TYPES)
+@pytest.mark.parametrize("kind", sorted(KINDS))
+async def test_garbage_is_a_failed_read_with_a_reason(
+    server: LocalHttpServer, kind: str, source_type: str
+) -> None:
+    source = make_source(source_type, server.url(""))
+    try:
+        serve(server, KINDS[kind])
+        with pytest.raises(SourceError) as failed:
+            value = await source.read()
+            pytest.fail(f"{kind} read as {value}")
+        assert failed.value.message, kind
+        assert re.search(WHY[kind], failed.value.message), failed.value.message
+        assert "Traceback" not in failed.value.message
+        serve(server, good())
+        assert await source.read() == GOOD_VALUE
+    finally:
+        await source.aclose()
+
+
+def test_load_value_refuses_what_cannot_be_load() -> None:
+    assert load_value("m", 3, "queue depth") == 3.0
+    assert str(load_value("m", -0.0, "queue depth")) == "0.0"
+    with pytest.raises(BadValueError, match=r"m: queue depth -50 is negative"):
+        load_value("m", -50, "queue depth")
+    for bad in (float("inf"), float("nan"), 10**400, True, "5"):
+        with pytest.raises(BadValueError):
+            load_value("m", bad, "queue depth")  # type: ignore[arg-type]
+
+
+def _mutations(text: str, rng: random.Random) -> str:
+    """A random edit of `text`: cut, duplicate a slice, insert a character, flip a sign."""
+    i, j = sorted(rng.randrange(len(text) + 1) for _ in range(2))
+    edit = rng.randrange(5)
+    if edit == 0:
+        return text[:i]
+    if edit == 1:
+        return text[:j] + text[i:j] + text[j:]
+    if edit == 2:
+        return text[:i] + rng.choice('-{}[]",:0e9.\x00\\') + text[i:]
+    if edit == 3:
+        return text.replace("15", rng.choice(["-15", "1e400", "-0", "NaN", '15, "queue": 0']))
+    return text[:i] + text[j:]
+
+
+async def test_mutated_answers_never_read_as_a_negative_or_infinite_value(
+    server: LocalHttpServer,
+) -> None:
+    """200 seeded mutations of each good answer: a finite value >= 0 or a SourceError."""
+    rng = random.Random(14)
+    sources = {t: make_source(t, server.url("")) for t in SOURCE_TYPES}
+    originals = good()
+    try:
+        for _ in range(200):
+            answers = tuple(
+                type(reply)(
+                    _mutations(reply.body if isinstance(reply.body, str) else "", rng),
+                    content_type=reply.content_type,
+                )
+                for reply in originals
+            )
+            serve(server, answers)  # type: ignore[arg-type]
+            for source_type, source in sources.items():
+                try:
+                    value = await source.read()
+                except SourceError as exc:
+                    assert exc.message
+                    continue
+                assert value >= 0 and value == value and value != float("inf"), (
+                    source_type,
+                    value,
+                    answers,
+                )
+    finally:
+        for source in sources.values():
+            await source.aclose()
+
+
+def test_duplicate_keys_anywhere_in_a_json_answer_are_ambiguous() -> None:
+    from autoscaler.sources.jsondoc import JsonDocError, loads
+
+    for text in ('{"queue": 1, "queue": 0}', '{"a": {"b": [{"q": 1, "q": 0}]}}'):
+        with pytest.raises(JsonDocError, match="duplicate key"):
+            loads(text)
+    assert loads(json.dumps({"a": [{"q": 1}, {"q": 0}]})) == {"a": [{"q": 1}, {"q": 0}]}
