@@ -17,10 +17,12 @@ scales down. The table per source type is in README (Metric sources).
 
 from __future__ import annotations
 
+import ctypes
 import math
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -38,6 +40,7 @@ MAX_EXPOSITION_BODY = 8 * MiB  # a vLLM /metrics body is ~50 KB; one per replica
 MAX_JSON_BODY = 1 * MiB  # a query answer or a stats document is a few KB
 PARSE_INLINE = 64 * 1024  # bodies up to this parse on the event loop (~1 ms); larger in a thread
 PARSE_THREADS = 2  # worker threads parsing at once (per event loop); the machine may have 2 cores
+MAX_PARSE_THREADS = 4  # parse threads alive in the process, abandoned ones (timeouts) included
 
 T = TypeVar("T")
 
@@ -139,13 +142,76 @@ def _parse_limiter() -> anyio.CapacityLimiter:
         return limiter
 
 
-async def off_loop(size: int, parse: Callable[[], T]) -> T:
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim this way
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _find_malloc_trim()
+TRIM_ABOVE = 1024 * 1024  # bytes of body after which the heap is trimmed
+
+
+class _Job:
+    """One parse handed to a worker thread, counted from hand-over until the thread ends
+    (an abandoned thread still counts: it still uses a core)."""
+
+    alive = 0  # parse threads running or about to, across all sources of the process
+    lock = threading.Lock()
+
+    def __init__(self, parse: Callable[[], Any], trim: bool):
+        self.parse, self.trim = parse, trim
+        self.started = self.dropped = False
+
+    def run(self) -> Any:
+        with _Job.lock:
+            if self.dropped:  # the caller gave up before a thread was free
+                return None
+            self.started = True
+        try:
+            return self.parse()
+        finally:
+            # glibc keeps what a worker thread freed in that thread's arena; without the
+            # trim a 7 MB exposition left ~80 MB resident for good.
+            if self.trim and _MALLOC_TRIM is not None:
+                _MALLOC_TRIM(0)
+            with _Job.lock:
+                _Job.alive -= 1
+
+    def drop(self) -> None:
+        with _Job.lock:
+            if not self.started:
+                self.dropped = True
+                _Job.alive -= 1
+
+
+async def off_loop(name: str, size: int, parse: Callable[[], T]) -> T:
     """`parse()`, in a worker thread when the body is large (`size` bytes) so the event loop
-    keeps serving health checks and other reads. At most `PARSE_THREADS` parse at once; a
-    timeout abandons the thread (it finishes on its own, bounded by the body cap)."""
+    keeps serving health checks and other reads.
+
+    At most `PARSE_THREADS` parse at once per event loop; a timeout abandons the thread (it
+    finishes on its own, bounded by the body cap). Abandoned threads still count: with
+    `MAX_PARSE_THREADS` alive in the process, the read fails at once instead of starting
+    another, so hostile answers cannot pile up parse threads."""
     if size <= PARSE_INLINE:
         return parse()
-    return await anyio.to_thread.run_sync(parse, abandon_on_cancel=True, limiter=_parse_limiter())
+    with _Job.lock:
+        if _Job.alive >= MAX_PARSE_THREADS:
+            raise TemporarySourceError(
+                name, f"{_Job.alive} large answers are still being parsed; read skipped"
+            )
+        _Job.alive += 1
+    job = _Job(parse, trim=size > TRIM_ABOVE)
+    try:
+        result: T = await anyio.to_thread.run_sync(
+            job.run, abandon_on_cancel=True, limiter=_parse_limiter()
+        )
+    except BaseException:
+        job.drop()
+        raise
+    return result
 
 
 def resolve_secret(name: str, ref: SecretRef | None, what: str) -> Secret | None:

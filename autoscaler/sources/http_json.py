@@ -140,5 +140,5 @@ class HttpJsonSourceReader:
             except JsonPathError as exc:
                 raise PermanentSourceError(self.name, f"{url}: {exc}") from None
 
-        value = await off_loop(len(body), parse)
+        value = await off_loop(self.name, len(body), parse)
         return load_value(self.name, value, f"value at {path}")

@@ -82,6 +82,7 @@ class _Scrape:
     url_index: int
     at: float  # monotonic seconds when the answer arrived
     selection: Selection | None  # the family, parsed from the body (the body is not kept)
+    size: int  # bytes of the body
 
 
 class PrometheusScrapeSource:
@@ -147,8 +148,9 @@ class PrometheusScrapeSource:
                     self.name,
                     f"quantile applies to histograms and summaries; {self.spec.metric} is a {kind}",
                 )
+            size = sum(scrape.size for scrape in scrapes)  # ~ how many series to reduce
             try:
-                return self._reduce(kind, selections)
+                return await off_loop(self.name, size, lambda: self._reduce(kind, selections))
             except ExpositionError as exc:
                 raise PermanentSourceError(self.name, str(exc)) from None
 
@@ -176,9 +178,9 @@ class PrometheusScrapeSource:
                 response = await http_get(self._client, self.name, url, max_body=self.spec.max_body)
                 at = self._clock()
                 selection = await off_loop(
-                    len(response.content), lambda: self._parse(redact_url(url), response)
+                    self.name, len(response.content), lambda: self._parse(redact_url(url), response)
                 )
-                results[index] = _Scrape(index, at, selection)
+                results[index] = _Scrape(index, at, selection, len(response.content))
             except SourceError as exc:
                 results[index] = exc
 

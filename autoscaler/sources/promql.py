@@ -162,7 +162,7 @@ class PromQLQuerySource:
         content, status = response.content, response.status_code
         del response  # keep no reference to a large body past the parse
         try:
-            body = await off_loop(len(content), lambda: jsondoc.loads(content))
+            body = await off_loop(self.name, len(content), lambda: jsondoc.loads(content))
         except jsondoc.JsonDocError as exc:
             error: SourceError
             if status >= 500:

@@ -168,3 +168,72 @@ def test_duplicate_keys_anywhere_in_a_json_answer_are_ambiguous() -> None:
         with pytest.raises(JsonDocError, match="duplicate key"):
             loads(text)
     assert loads(json.dumps({"a": [{"q": 1}, {"q": 0}]})) == {"a": [{"q": 1}, {"q": 0}]}
+
+
+# --- the timeout covers parsing; parse threads are bounded ------------------------------------
+
+
+def _many_series(size: int) -> bytes:
+    lines = [b"# TYPE queue_depth gauge\n"]
+    total, index = 0, 0
+    while total < size:
+        line = b'queue_depth{i="%d"} 0\n' % index
+        lines.append(line)
+        total += len(line)
+        index += 1
+    return b"".join(lines)
+
+
+async def test_the_timeout_covers_parsing_not_only_the_transfer(server: LocalHttpServer) -> None:
+    """~250,000 series (7 MB, under the 8 MiB cap) take seconds to parse; with a 0.1 s timeout
+    the read fails as a timeout. Before, the parse ran on the event loop past the deadline and
+    the read returned 0 (idle) seconds late."""
+    from tests.sources.httpserver import Reply
+
+    server.routes["/metrics"] = Reply(_many_series(7 * 1024 * 1024))
+    source = build_source(
+        PrometheusSource(urls=(server.url("/metrics"),), metric="queue_depth", timeout=0.1),
+        name="load",
+    )
+    try:
+        with pytest.raises(SourceError, match=r"timeout"):
+            value = await source.read()
+            pytest.fail(f"read {value} past the timeout")
+    finally:
+        await source.aclose()
+
+
+async def test_abandoned_parse_threads_are_bounded() -> None:
+    """Parses that outlive their read's timeout keep counting; past MAX_PARSE_THREADS alive,
+    a read fails at once instead of starting another thread."""
+    import threading
+
+    import anyio
+
+    from autoscaler.sources import common
+
+    release = threading.Event()
+
+    def slow_parse() -> float:
+        release.wait(60)
+        return 1.0
+
+    async def no_parse_alive() -> None:  # earlier tests may have abandoned parses
+        for _ in range(12_000):  # generous bound
+            if common._Job.alive == 0:
+                return
+            await anyio.sleep(0.01)
+        raise AssertionError(f"{common._Job.alive} parse threads still alive")
+
+    await no_parse_alive()
+    big = common.PARSE_INLINE + 1
+    try:
+        for _ in range(common.MAX_PARSE_THREADS):
+            with pytest.raises(TimeoutError), anyio.fail_after(0.05):
+                await common.off_loop("load", big, slow_parse)
+        with pytest.raises(SourceError, match="still being parsed; read skipped"):
+            await common.off_loop("load", big, slow_parse)
+    finally:
+        release.set()
+    await no_parse_alive()
+    assert await common.off_loop("load", big, lambda: 2.0) == 2.0
