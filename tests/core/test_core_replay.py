@@ -264,3 +264,24 @@ def test_a_line_that_is_not_utf8_names_its_line(
     )
     assert (code, len(out)) == (1, 1)
     assert err.startswith(f"{obs}:2: not UTF-8 text")
+
+
+def test_failed_reads_for_a_long_time_never_scale_down_or_delete(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The core's side of issue 14: a failed read (null, missing) is never idle. An hour of
+    failed reads at 5 replicas, with scale to zero after 2 minutes: nothing moves down."""
+    obs = tmp_path / "obs.jsonl"
+    lines = [
+        {"t": 0.0, "replicas": 5, "status": "ready", "metrics": {"waiting": 25, "kv_cache": 0.5}}
+    ]
+    for i in range(1, 240):
+        metrics = [{}, {"waiting": None}, {"waiting": None, "kv_cache": None}][i % 3]
+        lines.append({"t": i * 15.0, "replicas": 5, "status": "ready", "metrics": metrics})
+    obs.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    code, out, err = replay(
+        capsys, "--policy", str(EXAMPLE / "policy.yaml"), "--observations", str(obs)
+    )
+    assert (code, err) == (0, "")
+    assert all(d["action"] == "none" or d["replicas"] >= 5 for d in out), out
+    assert not any(d["action"] == "delete" for d in out)

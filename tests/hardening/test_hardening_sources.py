@@ -237,3 +237,16 @@ async def test_abandoned_parse_threads_are_bounded() -> None:
         release.set()
     await no_parse_alive()
     assert await common.off_loop("load", big, lambda: 2.0) == 2.0
+
+
+@pytest.mark.parametrize("value", [-50.0, -1e-9, float("-inf"), float("inf"), float("nan")])
+async def test_no_source_type_can_leak_a_value_that_is_not_load(value: float) -> None:
+    """`bounded_read` is the one road out of every source (Redis, RabbitMQ and NATS included:
+    their servers cannot send a negative, a proxy or a fake could): the last guard holds."""
+    from autoscaler.sources.common import bounded_read
+
+    async def read() -> float:
+        return value
+
+    with pytest.raises(BadValueError, match=r"^load: value"):
+        await bounded_read("load", 1.0, read)
