@@ -250,3 +250,26 @@ async def test_no_source_type_can_leak_a_value_that_is_not_load(value: float) ->
 
     with pytest.raises(BadValueError, match=r"^load: value"):
         await bounded_read("load", 1.0, read)
+
+
+async def test_max_body_is_a_policy_field_per_source(server: LocalHttpServer) -> None:
+    from autoscaler.policy.loader import ValidationFailed, load_policy_text
+    from tests.policy.test_policy_errors import BASE
+    from tests.sources.httpserver import Reply
+
+    source = f'{{type: http_json, url: "{server.url("/stats")}", path: queue, max_body: 2048}}'
+    text = re.sub(r"source: \{[^}]*\}", f"source: {source}", BASE, count=1)
+    (policy,) = load_policy_text(text)
+    spec = policy.metrics[0].source
+    assert isinstance(spec, HttpJsonSource) and spec.max_body == 2048
+    reader = build_source(spec, name="load")
+    try:
+        server.routes["/stats"] = Reply(json.dumps({"queue": 3, "pad": "x" * 1500}))
+        assert await reader.read() == 3.0
+        server.routes["/stats"] = Reply(json.dumps({"queue": 3, "pad": "x" * 3000}))
+        with pytest.raises(SourceError, match=r"the cap is max_body: 2048"):
+            await reader.read()
+    finally:
+        await reader.aclose()
+    with pytest.raises(ValidationFailed, match="max_body"):
+        load_policy_text(text.replace("max_body: 2048", "max_body: 10"))
