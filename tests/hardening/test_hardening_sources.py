@@ -273,3 +273,59 @@ async def test_max_body_is_a_policy_field_per_source(server: LocalHttpServer) ->
         await reader.aclose()
     with pytest.raises(ValidationFailed, match="max_body"):
         load_policy_text(text.replace("max_body: 2048", "max_body: 10"))
+
+
+def _histogram(count: float, buckets: dict[str, float], total: float) -> str:
+    lines = ["# TYPE lat histogram"]
+    lines += [f'lat_bucket{{le="{le}"}} {n:g}' for le, n in buckets.items()]
+    lines += [f"lat_sum {total:g}", f"lat_count {count:g}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "quantile", "why"),
+    [
+        # Signed observations are legal in Prometheus; a negative latency is not load.
+        (
+            _histogram(0, {"-5": 0, "-1": 0, "+Inf": 0}, 0),
+            _histogram(10, {"-5": 10, "-1": 10, "+Inf": 10}, -40),
+            0.5,
+            r"histogram lat quantile 0\.5 -\d.* is negative",
+        ),
+        (
+            _histogram(0, {"-5": 0, "-1": 0, "+Inf": 0}, 0),
+            _histogram(10, {"-5": 10, "-1": 10, "+Inf": 10}, -40),
+            None,
+            r"histogram lat mean -4 is negative",
+        ),
+        (
+            _histogram(0, {"1": 0, "+Inf": 0}, 0),
+            _histogram(-3, {"1": 0, "+Inf": 0}, 0),
+            None,
+            r"a count is negative",
+        ),
+        (
+            _histogram(0, {"1": 0, "+Inf": 0}, 0),
+            _histogram(0, {"1": -2, "+Inf": 0}, 0),
+            None,
+            r"a count is negative",
+        ),
+    ],
+)
+async def test_histograms_with_negative_figures_are_failed_reads(
+    server: LocalHttpServer, first: str, second: str, quantile: float | None, why: str
+) -> None:
+    from tests.sources.httpserver import Reply
+
+    spec = PrometheusSource(urls=(server.url("/metrics"),), metric="lat", quantile=quantile)
+    source = build_source(spec, name="load")
+    try:
+        server.routes["/metrics"] = Reply(first)
+        with pytest.raises(SourceError):  # the first scrape only records the baseline
+            await source.read()
+        server.routes["/metrics"] = Reply(second)
+        with pytest.raises(SourceError, match=why):
+            value = await source.read()
+            pytest.fail(f"read {value}")
+    finally:
+        await source.aclose()
