@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import math
 import threading
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -272,23 +273,79 @@ def _too_large(name: str, url: str, max_body: int, size: int | None = None) -> B
     )
 
 
+ACCEPT_ENCODING = "gzip, deflate"  # what `_Inflater` reads; said explicitly, so a codec
+# installed later (brotli, zstd: httpx would offer them) cannot widen what a server may send
+
+
+class _Inflater:
+    """Decompresses a body with a bound on its output: never more than `limit` bytes from
+    any one chunk (httpx would inflate each 64 KB network chunk whole: ~64 MB for gzip)."""
+
+    def __init__(self, encoding: str):
+        self.encoding = encoding
+        self.raw_deflate = False  # some servers send deflate without the zlib wrapper
+        self.started = False
+        self._unzip = self._new()
+
+    def _new(self) -> Any:
+        if self.encoding in ("gzip", "x-gzip"):
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return zlib.decompressobj(-zlib.MAX_WBITS if self.raw_deflate else zlib.MAX_WBITS)
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        """At most `limit` bytes of output; more input than that would give is left unread."""
+        try:
+            out: bytes = self._unzip.decompress(data, limit)
+        except zlib.error:
+            if self.encoding != "deflate" or self.started or self.raw_deflate:
+                raise
+            self.raw_deflate = True
+            self._unzip = self._new()
+            out = self._unzip.decompress(data, limit)
+        self.started = True
+        return out
+
+    def finish(self) -> bytes:
+        """What the decompressor still holds (little: its input was all consumed)."""
+        rest: bytes = self._unzip.flush()
+        return rest
+
+
 async def _read_body(response: httpx.Response, name: str, shown: str, max_body: int) -> bytes:
     """The (decompressed) body, counted while it streams in; refused past `max_body`."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
     declared = response.headers.get("content-length", "")
-    if (
-        declared.isdigit()
-        and int(declared) > max_body
-        and not response.headers.get("content-encoding")
-    ):
-        raise _too_large(name, shown, max_body, int(declared))
+    if encoding in ("", "identity"):
+        if declared.isdigit() and int(declared) > max_body:
+            raise _too_large(name, shown, max_body, int(declared))
+        inflater = None
+    elif encoding in ("gzip", "x-gzip", "deflate"):
+        inflater = _Inflater(encoding)
+    else:
+        raise PermanentSourceError(
+            name, f"{shown} sent a body encoded as {encoding!r} (gzip and deflate are read)"
+        )
     chunks: list[bytes] = []
     total = 0
-    async for chunk in response.aiter_bytes():
-        total += len(chunk)
-        if total > max_body:
-            chunks.clear()  # drop what was read at once; the caller keeps no reference
-            raise _too_large(name, shown, max_body)
-        chunks.append(chunk)
+    try:
+        async for raw in response.aiter_raw():
+            chunk = raw if inflater is None else inflater.feed(raw, max_body + 1 - total)
+            total += len(chunk)
+            if total > max_body:
+                raise _too_large(name, shown, max_body)
+            chunks.append(chunk)
+        if inflater is not None:
+            rest = inflater.finish()
+            if total + len(rest) > max_body:
+                raise _too_large(name, shown, max_body)
+            chunks.append(rest)
+    except zlib.error as exc:
+        raise PermanentSourceError(
+            name, f"{shown} sent a body that cannot be decompressed ({encoding}): {exc}"
+        ) from None
+    except BaseException:
+        chunks.clear()  # a refused body is dropped at once; the caller keeps no reference
+        raise
     return b"".join(chunks)
 
 
@@ -314,7 +371,12 @@ async def http_get(
         return clip(str(exc).replace(url, shown))
 
     try:
-        request = client.build_request("GET", url, headers=headers, params=params)
+        request = client.build_request(
+            "GET",
+            url,
+            headers={"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})},
+            params=params,
+        )
         response = await client.send(request, auth=auth, stream=True)
         try:
             answer = HttpAnswer(
