@@ -45,7 +45,9 @@ class SecretRef:
 
 
 # --- metric sources -------------------------------------------------------------------------
-# One spec class per `source.type`. `timeout` bounds each read.
+# One spec class per `source.type`. `timeout` bounds each read (parsing included); `max_body`
+# caps the bytes an HTTP source reads from one answer.
+MiB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ class PrometheusSource:
     quantile: float | None = None  # histograms: this quantile; None -> mean over the interval
     on_empty: OnEmpty = "error"
     timeout: float = 5.0
+    max_body: int = 8 * MiB  # bytes per scraped exposition
     type: Literal["prometheus"] = "prometheus"
 
 
@@ -79,6 +82,7 @@ class PromQLSource:
     basic_auth: BasicAuth | None = None
     on_empty: OnEmpty = "error"
     timeout: float = 5.0
+    max_body: int = 1 * MiB  # bytes per query answer
     type: Literal["promql"] = "promql"
 
 
@@ -130,6 +134,7 @@ class HttpJsonSource:
     headers: Mapping[str, str] = field(default_factory=_empty)
     bearer_token: SecretRef | None = None
     timeout: float = 5.0
+    max_body: int = 1 * MiB  # bytes per JSON document
     type: Literal["http_json"] = "http_json"
 
 

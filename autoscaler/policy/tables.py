@@ -82,6 +82,13 @@ def _timezone(name: str) -> None:
 
 
 TIMEOUT = Field(Duration("bound on each read of this source", positive=True))
+MAX_BODY = Field(
+    Int(
+        "bytes read from one answer at most (after decompression); a larger body fails the read",
+        ge=1024,
+        le=1024 * 1024 * 1024,
+    )
+)
 ON_EMPTY = Field(
     Enum(
         ("error", "zero"),
@@ -132,6 +139,7 @@ PROMETHEUS = Obj(
         ),
         "on_empty": ON_EMPTY,
         "timeout": TIMEOUT,
+        "max_body": MAX_BODY,
     },
     "scrape a Prometheus/OpenMetrics text exposition (vLLM or gateway /metrics)",
     checks=[_check_prometheus],
@@ -166,6 +174,7 @@ PROMQL = Obj(
         ),
         "on_empty": ON_EMPTY,
         "timeout": TIMEOUT,
+        "max_body": MAX_BODY,
     },
     "instant query against a Prometheus server's HTTP API (/api/v1/query)",
     checks=[_check_promql],
@@ -247,6 +256,7 @@ HTTP_JSON = Obj(
         "headers": Field(MapOf(Str(min_len=0), "extra request headers")),
         "bearer_token": Field(Secret("token sent as `Authorization: Bearer`"), nullable=True),
         "timeout": TIMEOUT,
+        "max_body": MAX_BODY,
     },
     "GET a URL and read a number at a dotted path",
 )
