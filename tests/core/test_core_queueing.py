@@ -61,7 +61,9 @@ def test_classical_closed_forms() -> None:
         (10, 8.0),
         (16, 15.9),
         (48, 40.0),
-        (160, 150.0),  # the shortcut start (a > 144) begins here
+        (30, 25.5),  # the shortcut start (a > 25) begins here
+        (40, 30.0),
+        (160, 150.0),
         (200, 144.5),
         (320, 300.0),
         (1000, 950.0),
@@ -126,3 +128,26 @@ def test_drain() -> None:
     # 100 queued within 5 s while 6/s arrive, 2 s each: 2 x (6 + 20) = 52 slots = 4 x 16.
     assert Q.replicas_for_drain(100.0, 6.0, 2.0, 5.0, 16) == 4
     assert Q.replicas_for_drain(0.0, 6.0, 2.0, 5.0, 16) == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lam=st.floats(0.0, 200.0),
+    s=st.floats(0.05, 30.0),
+    cv=st.floats(0.0, 3.0),
+    wait=st.floats(0.5, 60.0),
+    conc=st.integers(1, 64),
+    ready=st.integers(0, 400),
+)
+def test_one_pass_gives_the_wait_at_the_ready_count_too(
+    lam: float, s: float, cv: float, wait: float, conc: int, ready: int
+) -> None:
+    n, at_n, at_ready = Q.size_for_wait(lam, s, cv, 0.99, wait, conc, ready)
+    assert n == Q.replicas_for_wait(lam, s, cv, 0.99, wait, conc)
+    if not math.isnan(at_n):
+        assert at_n == pytest.approx(Q.wait_quantile(n * conc, lam, s, cv, 0.99), rel=1e-9)
+    if not math.isnan(at_ready):
+        want = Q.wait_quantile(ready * conc, lam, s, cv, 0.99)
+        assert at_ready == pytest.approx(want, rel=1e-9, abs=1e-12)
+    else:  # only when the walk answered with its bound, or ready is far above it
+        assert ready * conc - n * conc > Q.MAX_STEPS or math.isnan(at_n)
