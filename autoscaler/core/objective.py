@@ -104,8 +104,10 @@ def size(
     if signals.service_time_cv is not None:
         cv_read = metric_value(values, signals.service_time_cv)
         broken = broken or cv_read is None
+    observed = None
     if signals.observed_wait is not None:
-        broken = broken or metric_value(values, signals.observed_wait) is None
+        observed = metric_value(values, signals.observed_wait)
+        broken = broken or observed is None
     # No traffic: a service time, its variability and a wait quantile have nothing to measure
     # (a histogram's mean over an empty window is NaN). Those reads are not failures then.
     quiet = lam == 0.0 and not queue and not in_flight
@@ -144,8 +146,19 @@ def size(
         busy = min(max(in_flight, 0.0), _BUSY_CAP * ready * conc)
         rate = max(rate, busy / s_eff)
 
+    # The wait predicted for the ready replicas feeds the correction: needed only with an
+    # observed wait, and above the evidence threshold unless the observed one is.
+    floor = _SIGNIFICANT * wait
     sized, predicted, at_ready = size_for_wait(
-        rate, s_eff, cv, q, wait, conc, ready, cap=MAX_RECOMMENDATION
+        rate,
+        s_eff,
+        cv,
+        q,
+        wait,
+        conc,
+        ready if observed is not None else 0,
+        cap=MAX_RECOMMENDATION,
+        ready_above=floor if observed is not None and observed < floor else 0.0,
     )
     shown = f"{predicted:.3g}s" if predicted == predicted else "below"
     parts = [
@@ -190,7 +203,7 @@ def size(
         parts.append(f"{held} sized within the last start-up ({lead:g}s): keep it")
         count = held
 
-    correction = _correct(objective, memory, seen, at_ready)
+    correction = _correct(objective, memory, seen, observed, at_ready)
     next_memory = ObjectiveMemory(correction, memory_startup, peaks, profile, now)
 
     wanted = count
@@ -250,23 +263,35 @@ def _hold(peaks: Peaks, now: float, lead: float, count: int) -> tuple[Peaks, int
         last = peaks[-1][1]
         if count > last:
             peaks = (*peaks[:-1], (start, count))
-        return peaks, max(n for _, n in peaks)
+        return peaks, _top(peaks)
     kept = [(t, n) for t, n in peaks if now - lead < t + slot and t <= now]
     if kept and kept[-1][0] == start:
         kept[-1] = (start, max(kept[-1][1], count))
     else:
         kept.append((start, count))
-    kept = kept[-_MAX_PEAKS:]
-    return tuple(kept), max(n for _, n in kept)
+    peaks = tuple(kept[-_MAX_PEAKS:])
+    return peaks, _top(peaks)
 
 
-def _correct(objective: Objective, memory: ObjectiveMemory, seen: Seen, predicted: float) -> float:
+def _top(peaks: Peaks) -> int:
+    top = 0
+    for _, n in peaks:
+        if n > top:
+            top = n
+    return top
+
+
+def _correct(
+    objective: Objective,
+    memory: ObjectiveMemory,
+    seen: Seen,
+    observed: float | None,
+    predicted: float,
+) -> float:
     """The next correction factor, from the wait observed with the ready replicas against
     the wait the model predicted for them (`predicted`, NaN when it was not computed)."""
     f = memory.correction
     wait = objective.queue_wait or math.inf
-    name = objective.signals.observed_wait
-    observed = metric_value(seen.values, name) if name is not None else None
     log_f = math.log(f)
     if observed is not None and seen.ready > 0 and predicted == predicted:
         floor = _SIGNIFICANT * wait
