@@ -427,3 +427,43 @@ def test_profile_round_trip_and_rejects() -> None:
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+def test_composes_with_cost_cap_schedule_and_panic() -> None:
+    from autoscaler.policy.model import Cost, Panic, Schedule
+
+    # A cost cap of 4 replicas wins over the objective's count.
+    p = replace(slo(), cost=Cost(replica_hourly_usd=2.0, max_hourly_usd=8.0))
+    d, _ = decide(p, initial_state(), Observation("ready", 2, load(40.0)), T0)
+    assert d.replicas == 4 and R.COST_CAP in d.reasons and d.desired is not None
+    assert d.desired > 4
+    # A schedule window's floor holds while the objective would go lower.
+    p = replace(slo(), schedules=(Schedule("* * * * *", 3600.0, "UTC", min=6),))
+    d, _ = decide(p, initial_state(), Observation("ready", 6, load(1.0)), T0)
+    assert d.replicas == 6 and R.SCHEDULE_MIN in d.reasons
+    # Panic: the objective's count against the ready replicas, then no scale-down in the hold.
+    base = slo(startup=0.0)
+    p = replace(base, behavior=replace(base.behavior, panic=Panic(threshold=2.0, hold=120.0)))
+    d, state = decide(p, initial_state(), Observation("ready", 2, load(40.0)), T0)
+    assert R.PANIC in d.reasons and d.replicas > 4
+    d, _ = decide(p, state, Observation("ready", d.replicas, load(1.0)), T0 + 15)
+    assert R.PANIC_HOLD in d.reasons
+
+
+def test_memory_round_trips_and_rejects_bad_state() -> None:
+    _, state, _ = run(slo(), [load(10.0, queue=5.0, wait_p99=3.0)] * 5, startup_seconds=42.0)
+    data = json.loads(json.dumps(to_dict(state)))
+    assert from_dict(data) == state
+    assert data["objective"]["startup"] == 42.0
+    for key, value in (("correction", 9.0), ("peaks", [[1.0, -1]]), ("startup", "x")):
+        bad = json.loads(json.dumps(data))
+        bad["objective"][key] = value
+        try:
+            from_dict(bad)
+        except ValueError as exc:
+            assert "state.objective" in str(exc)
+            continue
+        raise AssertionError(key)
+    # A state saved before objectives existed loads, and sizes from scratch.
+    del data["objective"]
+    assert from_dict(data).objective is None
