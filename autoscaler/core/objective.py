@@ -53,6 +53,9 @@ class ObjectiveMemory:
     peaks: Peaks = ()  # (slot start, count sized) over the last start-up time, quarter slots
     profile: F.Profile = field(default_factory=F.Profile)
     at: float | None = None  # the last evaluation
+    # The offered rate averaged over about one start-up (EWMA): what the queue is expected to
+    # face once a burst has passed, for the drains-first test.
+    steady_rate: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +128,12 @@ def size(
             text = f"{proposal.message}; {text}"
         rec = Recommendation(wanted, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
         memory = ObjectiveMemory(
-            memory.correction, memory_startup, memory.peaks, memory.profile, now
+            memory.correction,
+            memory_startup,
+            memory.peaks,
+            memory.profile,
+            now,
+            memory.steady_rate,
         )
         return Sized(rec, (), memory)
 
@@ -172,10 +180,33 @@ def size(
         reasons.append(R.OBJECTIVE_CORRECTED)
 
     count = sized
+    profile = memory.profile
+    if objective.forecast:
+        profile = F.update(profile, now, lam)
+        ahead = F.forecast(profile, now + lead)
+        if ahead is not None and ahead > rate:
+            pre = replicas_for_wait(ahead, s_eff, cv, q, wait, conc, count, MAX_RECOMMENDATION)
+            if pre > count:
+                reasons.append(R.OBJECTIVE_FORECAST)
+                parts.append(f"forecast {ahead:.4g}/s in {lead:g}s -> {pre}")
+                count = pre
+
+    # The hold remembers what the rate needed, not what a queue needed: a replica bought to
+    # clear a queue is not needed again once the queue is gone.
+    peaks, held = _hold(memory.peaks, now, lead, count)
+    if held > count:
+        reasons.append(R.OBJECTIVE_STARTUP_HOLD)
+        parts.append(f"{held} sized within the last start-up ({lead:g}s): keep it")
+        count = held
+
+    steady = _steady(memory, rate, now, lead)
     if backlog > 0.0 and s_eff > 0:
         drain = replicas_for_drain(backlog, rate, s_eff, wait, conc)
         if drain > max(count, ready):
-            at_hand = drain_time(backlog, ready * conc, rate, s_eff)
+            # Would the replicas at hand clear the queue before a new one could start? Once a
+            # burst passes they face the steady rate, not the burst's (with a rate of
+            # requests started, a saturated deployment reads its own capacity).
+            at_hand = drain_time(backlog, ready * conc, min(rate, steady), s_eff)
             if at_hand <= lead:
                 reasons.append(R.OBJECTIVE_DRAINS_FIRST)
                 parts.append(
@@ -188,25 +219,8 @@ def size(
                 count = drain
     count = min(count, MAX_RECOMMENDATION)
 
-    profile = memory.profile
-    if objective.forecast:
-        profile = F.update(profile, now, lam)
-        ahead = F.forecast(profile, now + lead)
-        if ahead is not None and ahead > rate:
-            pre = replicas_for_wait(ahead, s_eff, cv, q, wait, conc, count, MAX_RECOMMENDATION)
-            if pre > count:
-                reasons.append(R.OBJECTIVE_FORECAST)
-                parts.append(f"forecast {ahead:.4g}/s in {lead:g}s -> {pre}")
-                count = pre
-
-    peaks, held = _hold(memory.peaks, now, lead, count)
-    if held > count:
-        reasons.append(R.OBJECTIVE_STARTUP_HOLD)
-        parts.append(f"{held} sized within the last start-up ({lead:g}s): keep it")
-        count = held
-
     correction = _correct(objective, memory, seen, observed, at_ready)
-    next_memory = ObjectiveMemory(correction, memory_startup, peaks, profile, now)
+    next_memory = ObjectiveMemory(correction, memory_startup, peaks, profile, now, steady)
 
     wanted = count
     text = "; ".join(parts)
@@ -252,6 +266,16 @@ def _direction(desired: int, current: int) -> str:
     if desired < current:
         return R.SCALE_DOWN
     return R.NO_CHANGE
+
+
+def _steady(memory: ObjectiveMemory, rate: float, now: float, lead: float) -> float:
+    """The offered rate's EWMA with a time constant of one start-up (at least a minute)."""
+    before = memory.steady_rate
+    if before is None or memory.at is None:
+        return rate
+    tau = max(lead, 60.0)
+    alpha = 1.0 - math.exp(-min(max(now - memory.at, 0.0), tau) / tau)
+    return before + alpha * (rate - before)
 
 
 def _hold(peaks: Peaks, now: float, lead: float, count: int) -> tuple[Peaks, int]:
@@ -325,6 +349,7 @@ def memory_to_dict(memory: ObjectiveMemory) -> dict[str, Any]:
         "peaks": [[t, n] for t, n in memory.peaks],
         "profile": F.to_dict(memory.profile),
         "at": memory.at,
+        "steady_rate": memory.steady_rate,
     }
 
 
@@ -371,4 +396,5 @@ def memory_from_dict(d: object) -> ObjectiveMemory:
         tuple(peaks),
         F.from_dict(d.get("profile", {})),
         _number(d, "at"),
+        _number(d, "steady_rate"),
     )
