@@ -8,11 +8,11 @@ and the stage's next memory. Steps, each with its own reason code:
 1. read the signals (arrival rate, service time and its variability, in flight, queue,
    observed wait); a failed required signal sizes nothing and forbids a scale-down;
 2. sized: the smallest count whose predicted wait at the quantile meets the objective
-   (M/G/c, `queueing.replicas_for_wait`), with the service time times the correction factor;
-3. backlog: enough spare capacity to clear the queue within the objective, unless the
-   replicas at hand clear it before one start-up time (a new replica would come too late);
-4. forecast: the count for the profile's damped rate at now + start-up (pre-warm);
-5. start-up hold: the largest count sized within the last start-up time;
+   (M/G/c, `queueing.size_for_wait`), with the service time times the correction factor;
+3. forecast: the count for the profile's damped rate at now + start-up (pre-warm);
+4. start-up hold: the largest of those counts within the last start-up time;
+5. backlog: enough spare slots to start the queue within the objective, unless the replicas
+   at hand clear it before one start-up time (a new replica would come too late);
 6. correction: the factor for the next evaluation, from observed vs predicted wait.
 
 Pure: `now` and every reading come from the caller.
