@@ -64,9 +64,8 @@ class ObjectiveMemory:
     growth: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """What the stage reads of the observation."""
+class Seen(NamedTuple):
+    """What the stage reads of the observation (a tuple: built once per decision, cheaply)."""
 
     values: Mapping[str, float | None]
     current: int
@@ -180,8 +179,9 @@ def size(
         wait,
         conc,
         ready if observed is not None else 0,
-        cap=MAX_RECOMMENDATION,
-        ready_above=floor if observed is not None and observed < floor else 0.0,
+        0,
+        MAX_RECOMMENDATION,
+        floor if observed is not None and observed < floor else 0.0,
     )
     shown = f"{predicted:.3g}s" if predicted == predicted else "below"
     parts = [
@@ -275,7 +275,13 @@ def _times(f: float) -> str:
 
 
 def _pct(q: float) -> str:
-    return f"{q * 100:.10g}"
+    text = _PCT.get(q)
+    if text is None:
+        text = _PCT[q] = f"{q * 100:.10g}"
+    return text
+
+
+_PCT: dict[float, str] = {}  # quantile -> "99" (a handful of values per process)
 
 
 def _direction(desired: int, current: int) -> str:
@@ -300,15 +306,17 @@ def _hold(peaks: Peaks, now: float, lead: float, count: int) -> tuple[Peaks, int
     """Record `count` in the current quarter-start-up slot; the max over the last start-up."""
     if lead <= 0:
         return (), count
-    slot = lead / 4.0
-    start = math.floor(now / slot) * slot
-    if peaks and peaks[-1][0] == start and now - lead < peaks[0][0] + slot:
-        # The common case: still in the last slot and nothing expired.
-        last = peaks[-1][1]
-        if count > last:
-            peaks = (*peaks[:-1], (start, count))
-        return peaks, _top(peaks)
-    kept = [(t, n) for t, n in peaks if now - lead < t + slot and t <= now]
+    slot = lead * 0.25
+    start = (now // slot) * slot
+    if peaks:
+        last_t, last_n = peaks[-1]
+        if last_t == start and now - lead < peaks[0][0] + slot:
+            # The common case: still in the last slot and nothing expired.
+            if count > last_n:
+                peaks = (*peaks[:-1], (start, count))
+            return peaks, _top(peaks)
+    cutoff = now - lead - slot
+    kept = [(t, n) for t, n in peaks if cutoff < t <= now]
     if kept and kept[-1][0] == start:
         kept[-1] = (start, max(kept[-1][1], count))
     else:
