@@ -81,10 +81,6 @@ class Sized(NamedTuple):
     memory: ObjectiveMemory
 
 
-def startup_of(objective: Objective, memory: ObjectiveMemory) -> float:
-    return memory.startup if memory.startup is not None else objective.startup
-
-
 def size(
     objective: Objective, memory: ObjectiveMemory, proposal: Recommendation, seen: Seen
 ) -> Sized:
