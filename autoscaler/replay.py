@@ -5,7 +5,9 @@
 Each input line is one observation,
 `{"t": 30.0, "replicas": 3, "status": "ready", "metrics": {"waiting": 12.0, "kv": null}}`
 (`t` in seconds, taken as epoch seconds; a metric that is null or missing failed to read;
-optional `ready_replicas`). Each output line is the decision for it,
+optional `ready_replicas`, and `startup_seconds`: a start-up time the daemon measured just
+before this observation, which a policy's objective learns from). Each output line is the
+decision for it,
 `{"t": 30.0, "action": "scale", "replicas": 5, "reasons": [...], "message": "..."}`.
 The core's state carries from line to line and each next observation is the truth about the
 deployment (whatever the previous decision asked for). A bad line stops the replay with
@@ -34,7 +36,7 @@ from autoscaler.core.types import STATUSES, Status
 from autoscaler.policy.model import Policy
 from autoscaler.sources import jsondoc
 
-OBSERVATION_KEYS = ("t", "replicas", "status", "metrics", "ready_replicas")
+OBSERVATION_KEYS = ("t", "replicas", "status", "metrics", "ready_replicas", "startup_seconds")
 MAX_LINE = 1024 * 1024  # bytes; an observation is ~100
 T_MAX = 32_503_680_000.0  # 3000-01-01T00:00:00Z; dates past year 9999 do not exist
 MAX_COUNT = 1_000_000  # replicas; far above any deployment, as the core's recommendation cap
@@ -129,8 +131,14 @@ def parse_observation(line: str | bytes) -> tuple[float, Observation]:
         metrics[name] = None if value is None else _number(value, f"metrics.{name}")
     ready = raw.get("ready_replicas")
     ready_replicas = None if ready is None else _count(ready, "'ready_replicas'")
+    startup_raw = raw.get("startup_seconds")
+    startup = None
+    if startup_raw is not None:
+        startup = _number(startup_raw, "'startup_seconds'")
+        if startup < 0:
+            raise BadLine(f"'startup_seconds' must be >= 0, got {startup:g}")
     status_value: Status = status
-    return t, Observation(status_value, replicas, metrics, ready_replicas)
+    return t, Observation(status_value, replicas, metrics, ready_replicas, startup)
 
 
 def replay(policy: Policy, lines: Iterable[str | bytes]) -> Iterator[tuple[int, float, Decision]]:

@@ -122,6 +122,10 @@ def test_several_policies_need_a_name(capsys: pytest.CaptureFixture[str]) -> Non
         ('{"t": 99, "replicas": 10000000000, "status": "ready"}', "<= 1000000"),
         ('{"t": 99, "t": 15, "replicas": 1, "status": "ready"}', 'duplicate key "t"'),
         ('{"t": 99, "replicas": 1, "status": {"x": 1}}', "'status' must be one of"),
+        (
+            '{"t": 99, "replicas": 1, "status": "ready", "startup_seconds": -3}',
+            "'startup_seconds' must be >= 0",
+        ),
     ],
 )
 def test_bad_line_names_file_and_line_and_stops(
@@ -285,3 +289,55 @@ def test_failed_reads_for_a_long_time_never_scale_down_or_delete(
     assert (code, err) == (0, "")
     assert all(d["action"] == "none" or d["replicas"] >= 5 for d in out), out
     assert not any(d["action"] == "delete" for d in out)
+
+
+SLO = """name: slo
+deployment: {provider: sim, name: d}
+replicas: {min: 1, max: 20}
+metrics:
+  - name: arrivals
+    source: {type: promql, url: "http://127.0.0.1:9090", query: "a"}
+  - name: service
+    source: {type: promql, url: "http://127.0.0.1:9090", query: "s"}
+  - name: waiting
+    source: {type: promql, url: "http://127.0.0.1:9090", query: "w"}
+objective:
+  queue_wait: 5s
+  concurrency: 16
+  startup: 10m
+  forecast: false
+  signals: {arrival_rate: arrivals, service_time: service, queue: waiting}
+"""
+
+
+def test_objective_policy_and_a_measured_start_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "slo.yaml"
+    policy.write_text(SLO)
+    obs = tmp_path / "obs.jsonl"
+    # 10/s of 4 s on 3 replicas, then a queue of 60 that the 3 replicas drain in 30 s: before
+    # the 10 min default start-up no replica is bought for it, but after a measured 5 s
+    # start-up (an older line without the field stays valid) one is.
+    rows = [
+        {"t": 0, "replicas": 3, "status": "ready", "metrics": {"arrivals": 10, "service": 4}},
+        {
+            "t": 15,
+            "replicas": 3,
+            "status": "ready",
+            "metrics": {"arrivals": 10, "service": 4, "waiting": 60},
+        },
+        {
+            "t": 30,
+            "replicas": 3,
+            "status": "ready",
+            "startup_seconds": 5,
+            "metrics": {"arrivals": 10, "service": 4, "waiting": 60},
+        },
+    ]
+    obs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, err = replay(capsys, "--policy", str(policy), "--observations", str(obs))
+    assert (code, err) == (0, "")
+    assert out[0]["action"] == "none" and "objective_sized" in out[0]["reasons"]
+    assert out[1]["action"] == "none" and "objective_drains_first" in out[1]["reasons"]
+    assert out[2]["action"] == "scale" and "objective_backlog" in out[2]["reasons"]
