@@ -95,6 +95,7 @@ def _ready(
                     0,
                     state.paused,
                     state.override,
+                    state.resumed_at,
                     memory,
                 )
             reasons.append(R.IDLE_PENDING)

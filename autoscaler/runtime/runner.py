@@ -570,7 +570,7 @@ class PolicyRunner:
             observation.status,
             observation.ready,
             observation.metrics,
-            {m.name: m.target.value for m in self.policy.metrics},
+            {m.name: m.target.value for m in self.policy.metrics if m.target is not None},
             None if price is None else price * observation.replicas,
         )
         self.status_info.last_observation = {
