@@ -22,7 +22,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from autoscaler.policy.durations import DURATION_PATTERN, HINT, parse_duration
 from autoscaler.policy.errors import KeyPath, quote
-from autoscaler.policy.model import SecretRef
+from autoscaler.policy.values import SecretRef
 from autoscaler.policy.yamlnodes import (
     MAX_DEPTH,
     Abort,

@@ -25,7 +25,7 @@ def imports(path: Path) -> set[str]:
 def test_the_policy_layer_imports_nothing_of_the_core_or_the_runtime() -> None:
     bad = {
         f"{path.name}: {name}"
-        for path in POLICY.glob("*.py")
+        for path in POLICY.rglob("*.py")
         for name in imports(path)
         if name.startswith(ABOVE)
     }
