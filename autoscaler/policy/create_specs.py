@@ -29,7 +29,8 @@ from typing import Any
 from yaml.nodes import MappingNode
 
 from autoscaler.policy.errors import quote
-from autoscaler.policy.fields import Enum, Field, Here, Int, ListOf, Obj, Spec, Str
+from autoscaler.policy.fields import Field, Here, ListOf, Obj
+from autoscaler.policy.scalars import Enum, Int, Spec, Str
 from autoscaler.policy.yamlnodes import Collector, locate
 
 PROVIDER_TYPES = ("neevcloud", "netmind", "nebius")

@@ -23,7 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
-from autoscaler.policy.fields import JSON, NO_DEFAULT, Check, Field, Obj, Spec
+from autoscaler.policy.fields import Check, Field, Obj
+from autoscaler.policy.scalars import JSON, NO_DEFAULT, Spec
 
 META = "autoscaler.key"
 

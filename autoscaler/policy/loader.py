@@ -32,8 +32,9 @@ from autoscaler.policy.errors import (
     ValidationFailed,
     quote,
 )
-from autoscaler.policy.fields import INVALID, Obj
+from autoscaler.policy.fields import Obj
 from autoscaler.policy.model import DaemonConfig, Policy
+from autoscaler.policy.scalars import INVALID
 from autoscaler.policy.tables import DAEMON, POLICY
 from autoscaler.policy.yamlnodes import (
     MAX_TEXT,

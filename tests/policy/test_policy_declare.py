@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from autoscaler.policy import declare
+from autoscaler.policy.choices import Either, OneOrList, Tagged
 from autoscaler.policy.declare import META
-from autoscaler.policy.fields import Either, ListOf, MapOf, Obj, OneOrList, Spec, Tagged
+from autoscaler.policy.fields import ListOf, MapOf, Obj
 from autoscaler.policy.loader import ValidationFailed, load_policy_text
+from autoscaler.policy.scalars import Spec
 from autoscaler.policy.tables import DAEMON, POLICY
 
 from .test_policy_errors import BASE

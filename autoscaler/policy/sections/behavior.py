@@ -13,9 +13,11 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from autoscaler import cron
+from autoscaler.policy.choices import Either
 from autoscaler.policy.declare import obj, spec
 from autoscaler.policy.errors import quote
-from autoscaler.policy.fields import INVALID, Duration, Either, Enum, Here, Int, ListOf, Num, Str
+from autoscaler.policy.fields import Here, ListOf
+from autoscaler.policy.scalars import INVALID, Duration, Enum, Int, Num, Str
 
 RatePolicyType = Literal["replicas", "percent"]
 Select = Literal["max", "min", "disabled"]

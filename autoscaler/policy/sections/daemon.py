@@ -10,21 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from autoscaler.policy.choices import Either
 from autoscaler.policy.declare import obj, spec
 from autoscaler.policy.errors import quote
-from autoscaler.policy.fields import (
-    Bool,
-    Duration,
-    Either,
-    Enum,
-    Here,
-    Int,
-    ListOf,
-    MapOf,
-    Secret,
-    Str,
-    Url,
-)
+from autoscaler.policy.fields import Here, ListOf, MapOf
+from autoscaler.policy.scalars import Bool, Duration, Enum, Int, Secret, Str, Url
 from autoscaler.policy.sections.policy import LABEL_PATTERN, LABEL_TEXT
 from autoscaler.policy.sections.sources import HTTP
 from autoscaler.policy.values import SecretRef

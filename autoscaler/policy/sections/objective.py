@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoscaler.policy.choices import OneOrList
 from autoscaler.policy.declare import obj, spec
-from autoscaler.policy.fields import Bool, Duration, Int, Num, OneOrList, Str
+from autoscaler.policy.scalars import Bool, Duration, Int, Num, Str
 from autoscaler.policy.sections.sources import MODEL_NAME
 
 

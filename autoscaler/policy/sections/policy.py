@@ -17,19 +17,8 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from autoscaler.policy import create_specs
 from autoscaler.policy.declare import obj, spec
 from autoscaler.policy.errors import quote
-from autoscaler.policy.fields import (
-    INVALID,
-    Bool,
-    Duration,
-    Enum,
-    FreeMap,
-    Here,
-    Int,
-    ListOf,
-    Num,
-    Str,
-    one_of,
-)
+from autoscaler.policy.fields import FreeMap, Here, ListOf
+from autoscaler.policy.scalars import INVALID, Bool, Duration, Enum, Int, Num, Str, one_of
 from autoscaler.policy.sections.behavior import (
     BEHAVIOR,
     COST,

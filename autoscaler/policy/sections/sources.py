@@ -11,25 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from autoscaler.policy.choices import OneOrList, Tagged
 from autoscaler.policy.declare import obj, spec
 from autoscaler.policy.errors import quote
-from autoscaler.policy.fields import (
-    Bool,
-    Duration,
-    Enum,
-    Field,
-    Here,
-    Int,
-    ListOf,
-    MapOf,
-    Num,
-    Obj,
-    OneOrList,
-    Secret,
-    Str,
-    Tagged,
-    Url,
-)
+from autoscaler.policy.fields import Field, Here, ListOf, MapOf, Obj
+from autoscaler.policy.scalars import Bool, Duration, Enum, Int, Num, Secret, Str, Url
 from autoscaler.policy.values import MiB, SecretRef, empty
 
 Aggregate = Literal["sum", "avg", "max", "min"]
