@@ -15,7 +15,10 @@ from autoscaler.policy.loader import load_daemon_config_text, load_policy_text
 REPO = Path(__file__).resolve().parents[2]
 
 POLICY = """name: {name}
-deployment: {{provider: sim, name: {name}-dep, create: {{catalog_id: x, region: r, gpu_config_id: g, plan_id: p}}}}
+deployment:
+  provider: sim
+  name: {name}-dep
+  create: {{catalog_id: x, region: r, gpu_config_id: g, plan_id: p}}
 replicas: {{min: 0, max: 2}}
 {gateway}metrics:
   - name: demand
@@ -77,6 +80,25 @@ def test_daemon_config_gateway_section() -> None:
         load_daemon_config_text(base + "gateway: {listen: nowhere, api_keys: []}\n", "c.yaml")
     lines = "\n".join(str(e) for e in failed.value.errors)
     assert "gateway.listen:" in lines and "gateway.api_keys:" in lines
+
+
+def test_gateway_section_bounds_slow_clients_and_connections() -> None:
+    base = "policies: p\nproviders: {sim: {type: neevcloud, base_url: http://127.0.0.1:1}}\n"
+    keys = "api_keys: [{env: K}]"
+    config = load_daemon_config_text(
+        base + f"gateway: {{{keys}, header_timeout: 3s, max_connections: 4000}}\n"
+    )
+    assert config.gateway is not None
+    assert (config.gateway.header_timeout, config.gateway.max_connections) == (3.0, 4000)
+    default = load_daemon_config_text(base + f"gateway: {{{keys}}}\n").gateway
+    assert default is not None and default.max_connections == 1024
+    with pytest.raises(ValidationFailed) as failed:
+        load_daemon_config_text(
+            base + f"gateway: {{{keys}, header_timeout: 0s, max_connections: 0}}\n", "c.yaml"
+        )
+    lines = "\n".join(str(e) for e in failed.value.errors)
+    assert "c.yaml:3:" in lines
+    assert "gateway.header_timeout:" in lines and "gateway.max_connections:" in lines
 
 
 def test_gateway_command_needs_a_gateway_section(tmp_path: Path) -> None:
