@@ -227,10 +227,10 @@ _TIMEOUT_408 = (
 
 class _Limited:
     """The limits of one connection, written once for both of uvicorn's HTTP/1.1 protocols
-    (a mixin placed before `H11Protocol` or `HttpToolsProtocol`). The protocol subclass
-    reports where its parser is: `_head_begun` (a head is arriving), `_head_complete` (its
-    body is due), `_request_read` (nothing more is due from the client), and says whether a
-    response has started (`_responding`), so a 408 is never written into one."""
+    (a mixin placed before `H11Protocol` or `HttpToolsProtocol`). The protocol subclass keeps
+    `_awaiting` where its parser is (`head`: a head is due or arriving, `body`: its body is
+    due, `none`: nothing is due from the client) and says whether a response has started
+    (`_responding`), so a 408 is never written into one."""
 
     limits: ServerLimits
     events: EventLimiter
@@ -258,7 +258,8 @@ class _Limited:
             transport.close()
             return
         super().connection_made(transport)  # type: ignore[misc]
-        self._head_begun()
+        self._awaiting = "head"
+        self._sync_timers()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timers()
@@ -272,29 +273,34 @@ class _Limited:
         super().data_received(data)  # type: ignore[misc]
         if self.transport.is_closing():
             self._stop_timers()
+        else:
+            self._parsed()
+            self._sync_timers()
+
+    def _parsed(self) -> None:
+        """After a read: move `_awaiting` where the parser is (if its events did not)."""
 
     def _responding(self) -> bool:
         raise NotImplementedError
 
-    def _head_begun(self) -> None:
-        self._awaiting = "head"
-        self._stop_body_timer()
-        if self._header_timer is None:
-            self._header_timer = self.loop.call_later(
-                self.limits.header_timeout, self._timed_out, "head"
-            )
-
-    def _head_complete(self) -> None:
-        self._awaiting = "body"
-        self._stop_header_timer()
-        if self._body_timer is None:
-            self._body_timer = self.loop.call_later(
-                self.limits.body_timeout, self._timed_out, "body"
-            )
-
-    def _request_read(self) -> None:
-        self._awaiting = "none"
-        self._stop_timers()
+    def _sync_timers(self) -> None:
+        """The timer of what the client owes, armed once per phase and not reset by bytes.
+        Synced after a whole read (not per parser event), so a request that arrives in one
+        read arms no timer at all: the limits cost nothing on the fast path."""
+        if self._awaiting == "head":
+            self._stop_body_timer()
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_later(
+                    self.limits.header_timeout, self._timed_out, "head"
+                )
+        elif self._awaiting == "body":
+            self._stop_header_timer()
+            if self._body_timer is None:
+                self._body_timer = self.loop.call_later(
+                    self.limits.body_timeout, self._timed_out, "body"
+                )
+        else:
+            self._stop_timers()
 
     def _stop_header_timer(self) -> None:
         if self._header_timer is not None:
@@ -331,17 +337,14 @@ class _Limited:
 class _LimitedH11(_Limited, H11Protocol):
     """h11 reports no parser events: its state after each read says where the request is."""
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self._refused or self.transport.is_closing():
-            return
+    def _parsed(self) -> None:
         state = self.conn.their_state
         if state is h11.IDLE:
-            self._head_begun()  # a head has begun (or is still arriving)
+            self._awaiting = "head"  # a head has begun (or is still arriving)
         elif state is h11.SEND_BODY:
-            self._head_complete()
+            self._awaiting = "body"
         else:
-            self._request_read()
+            self._awaiting = "none"
 
     def _responding(self) -> bool:
         return self.conn.our_state is not h11.IDLE
@@ -353,14 +356,14 @@ class _LimitedHttpTools(_Limited, HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head_begun()
+        self._awaiting = "head"
 
     def on_headers_complete(self) -> None:
-        self._head_complete()
+        self._awaiting = "body"
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._request_read()
+        self._awaiting = "none"
         super().on_message_complete()
 
     def _responding(self) -> bool:
