@@ -137,3 +137,16 @@ def test_run_refuses_a_gateway_key_it_cannot_read(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "gateway.api_keys[0]" in result.stderr
     assert "AUTOSCALER_TEST_NO_SUCH_KEY" in result.stderr
+
+
+def test_the_unit_gives_the_gateway_its_descriptors() -> None:
+    """LimitNOFILE covers the daemon's and the gateway's inbound caps plus one upstream
+    connection per gateway request, with room for providers, sources and the store."""
+    from autoscaler.policy.model import GatewayConfig, HttpConfig
+
+    unit = (REPO / "deploy" / "autoscaler.service").read_text()
+    [limit] = [
+        int(line.split("=", 1)[1]) for line in unit.splitlines() if line.startswith("LimitNOFILE=")
+    ]
+    needed = HttpConfig().max_connections + 2 * GatewayConfig().max_connections
+    assert limit >= 4 * needed, (limit, needed)
