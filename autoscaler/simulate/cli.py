@@ -144,7 +144,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=2.5,
         metavar="USD",
-        help="price for runs whose policy has none (2.5)",
+        help="USD per replica-hour for every run of the simulation, policies and baselines "
+        "alike (a policy's own cost.replica_hourly_usd only feeds its cost cap) (2.5)",
     )
     p.add_argument("--time-column", metavar="NAME", help="request trace: arrival time column")
     p.add_argument("--input-column", metavar="NAME", help="request trace: input tokens column")
@@ -336,10 +337,11 @@ def run(args: argparse.Namespace) -> int:
         )
     except OSError as exc:
         return _fail(f"--out {args.out}: {exc}")
-    print(render_table(document["runs"]))
+    print(render_table({**document["runs"], **document["references"]}))
     print(
-        f"bound: {prepared.bound_replica_seconds / 3600:.1f} replica-hours "
-        f"({prepared.mode} mode); results in {args.out}"
+        f"bound: {prepared.bound_replica_seconds / 3600:.1f} replica-hours, clairvoyant "
+        f"{prepared.reference.replica_seconds / 3600:.1f} ({prepared.mode} mode, "
+        f"{args.replica_hourly_usd:g} USD per replica-hour for every run); results in {args.out}"
     )
     return 0
 
