@@ -16,9 +16,7 @@ from autoscaler.policy.schema import policy_json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY_DIR = ROOT / "policies"
-DESIGN_EXAMPLE = (
-    Path(__file__).resolve().parents[2] / "docs" / "reference" / "policy-example.yaml"
-)
+DESIGN_EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "policy-example.yaml"
 EXAMPLES = sorted([*POLICY_DIR.glob("*.yaml"), *POLICY_DIR.glob("*.yml")])
 
 
