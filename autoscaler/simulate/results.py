@@ -21,20 +21,7 @@ from typing import Any
 import numpy as np
 
 from autoscaler.simulate.engine import RunResult
-
-
-def weighted_quantile(values: np.ndarray, weights: np.ndarray | None, q: float) -> float:
-    if values.size == 0:
-        return math.nan
-    if weights is None:
-        return float(np.quantile(values, q))
-    order = np.argsort(values)
-    v, w = values[order], weights[order]
-    cum = np.cumsum(w)
-    if cum[-1] <= 0:
-        return math.nan
-    idx = int(np.searchsorted(cum, q * cum[-1], side="left"))
-    return float(v[min(idx, v.size - 1)])
+from autoscaler.simulate.signals import weighted_quantile
 
 
 def timeline_integral(timeline: Sequence[tuple[float, int, int, int, float, float]]) -> float:
