@@ -1,0 +1,319 @@
+"""Stage 1b, objective: size the deployment from a latency objective (docs/objective.md).
+
+`size(objective, memory, proposal, seen)` takes what the recommend stage proposed (the HPA
+count of the metrics that have targets) and what was observed, and returns the count that
+meets the objective (max with the proposal), the reason codes and message with the numbers,
+and the stage's next memory. Steps, each with its own reason code:
+
+1. read the signals (arrival rate, service time and its variability, in flight, queue,
+   observed wait); a failed required signal sizes nothing and forbids a scale-down;
+2. sized: the smallest count whose predicted wait at the quantile meets the objective
+   (M/G/c, `queueing.replicas_for_wait`), with the service time times the correction factor;
+3. backlog: enough spare capacity to clear the queue within the objective, unless the
+   replicas at hand clear it before one start-up time (a new replica would come too late);
+4. forecast: the count for the profile's damped rate at now + start-up (pre-warm);
+5. start-up hold: the largest count sized within the last start-up time;
+6. correction: the factor for the next evaluation, from observed vs predicted wait.
+
+Pure: `now` and every reading come from the caller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from autoscaler.policy.model import Objective
+
+from . import forecast as F
+from . import reasons as R
+from .queueing import drain_time, replicas_for_drain, replicas_for_wait, wait_quantile
+from .recommend import MAX_RECOMMENDATION, Recommendation, metric_value
+
+CORRECTION_MIN = 0.5
+CORRECTION_MAX = 4.0
+_GAIN = 0.125  # ln f moves by this share of ln(observed / predicted) per evaluation
+_DECAY_TAU = 3600.0  # seconds for ln f to relax toward 0 while neither wait is significant
+_SIGNIFICANT = 0.2  # a wait below this share of the objective says nothing about the model
+_MAX_PEAKS = 8
+_QUIET_SIGNALS = ("service_time", "service_time_cv", "observed_wait")
+
+Peaks = tuple[tuple[float, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectiveMemory:
+    """What the objective stage keeps between evaluations (inside `CoreState.objective`)."""
+
+    correction: float = 1.0  # factor on the service time, in [CORRECTION_MIN, CORRECTION_MAX]
+    startup: float | None = None  # the last measured start-up time, seconds
+    peaks: Peaks = ()  # (slot start, count sized) over the last start-up time, quarter slots
+    profile: F.Profile = field(default_factory=F.Profile)
+    at: float | None = None  # the last evaluation
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What the stage reads of the observation."""
+
+    values: Mapping[str, float | None]
+    current: int
+    ready: int
+    now: float
+    startup_seconds: float | None = None  # from the observation, when the runtime measured one
+    has_targets: bool = False  # the proposal comes from metrics with targets (else ignore it)
+
+
+class Sized(NamedTuple):
+    recommendation: Recommendation  # the count, a reason for decide, message, failed reads
+    reasons: tuple[str, ...]  # objective_* codes
+    memory: ObjectiveMemory
+
+
+def startup_of(objective: Objective, memory: ObjectiveMemory) -> float:
+    return memory.startup if memory.startup is not None else objective.startup
+
+
+def size(
+    objective: Objective, memory: ObjectiveMemory, proposal: Recommendation, seen: Seen
+) -> Sized:
+    signals = objective.signals
+    values = seen.values
+    now = seen.now
+    startup = seen.startup_seconds
+    if startup is not None and math.isfinite(startup) and startup >= 0:
+        memory_startup: float | None = float(startup)
+    else:
+        memory_startup = memory.startup
+    lead = memory_startup if memory_startup is not None else objective.startup
+
+    read: dict[str, float | None] = {}
+    for key, name in signals.names():
+        read[key] = metric_value(values, name)
+    lam = read.get("arrival_rate")
+    queue = read.get("queue")
+    in_flight = read.get("in_flight")
+    # No traffic: a service time, its variability and a wait quantile have nothing to measure
+    # (a histogram's mean over an empty window is NaN). Those reads are not failures then.
+    quiet = lam == 0.0 and not queue and not in_flight
+    failed = list(proposal.failed)
+    for key, name in signals.names():
+        if read[key] is None and not (quiet and key in _QUIET_SIGNALS) and name not in failed:
+            failed.append(name)
+
+    current = seen.current
+    hpa = proposal.replicas if seen.has_targets else None
+    reasons: list[str] = []
+    parts: list[str] = []
+    s = read.get("service_time")
+    next_memory = ObjectiveMemory(
+        memory.correction, memory_startup, memory.peaks, memory.profile, now
+    )
+    if lam is None or (s is None and not quiet):
+        missing = signals.arrival_rate if lam is None else signals.service_time
+        wanted = current if hpa is None else max(hpa, current)
+        text = f"objective: {missing} failed: no sizing, keep {wanted}"
+        if hpa is not None:
+            text = f"{proposal.message}; {text}"
+        rec = Recommendation(wanted, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
+        return Sized(rec, (), next_memory)
+
+    lam = max(lam, 0.0)
+    s = max(s or 0.0, 0.0)
+    cv_read = read.get("service_time_cv")
+    cv = max(cv_read, 0.0) if cv_read is not None else objective.service_time_cv
+    f = memory.correction
+    s_eff = s * f
+    q, wait, conc = objective.quantile, objective.queue_wait or math.inf, objective.concurrency
+    backlog = max(queue or 0.0, 0.0)
+    rate = lam
+    if backlog <= 0.0 and in_flight is not None and s_eff > 0:
+        # Without a queue, requests in flight are served load: a floor of the offered load
+        # when the rate signal lags (Little: in flight = rate x service time).
+        rate = max(rate, in_flight / s_eff)
+
+    sized = replicas_for_wait(rate, s_eff, cv, q, wait, conc, cap=MAX_RECOMMENDATION)
+    predicted = wait_quantile(sized * conc, rate, s_eff, cv, q) if sized > 0 else 0.0
+    parts.append(
+        f"objective: {lam:.4g}/s x {s:.4g}s"
+        + (f" x{f:.3g}" if f != 1.0 else "")
+        + f" cv {cv:.3g} -> {sized} (p{_pct(q)} wait {predicted:.3g}s <= {wait:g}s)"
+    )
+    reasons.append(R.OBJECTIVE_SIZED)
+    if f != 1.0 and abs(math.log(f)) > 0.05:
+        reasons.append(R.OBJECTIVE_CORRECTED)
+
+    count = sized
+    if backlog > 0.0 and s_eff > 0:
+        drain = replicas_for_drain(backlog, rate, s_eff, wait, conc)
+        if drain > max(count, seen.ready):
+            at_hand = drain_time(backlog, seen.ready * conc, rate, s_eff)
+            if at_hand <= lead:
+                reasons.append(R.OBJECTIVE_DRAINS_FIRST)
+                parts.append(
+                    f"queue {backlog:g} drains in {at_hand:.3g}s on {seen.ready} ready, "
+                    f"before a start-up ({lead:g}s): no replica for it"
+                )
+            else:
+                reasons.append(R.OBJECTIVE_BACKLOG)
+                parts.append(f"queue {backlog:g} cleared within {wait:g}s needs {drain}")
+                count = drain
+    count = min(count, MAX_RECOMMENDATION)
+
+    profile = memory.profile
+    if objective.forecast:
+        profile = F.update(profile, now, lam)
+        ahead = F.forecast(profile, now + lead)
+        if ahead is not None and ahead > rate:
+            pre = replicas_for_wait(ahead, s_eff, cv, q, wait, conc, cap=MAX_RECOMMENDATION)
+            if pre > count:
+                reasons.append(R.OBJECTIVE_FORECAST)
+                parts.append(f"forecast {ahead:.4g}/s in {lead:g}s -> {pre}")
+                count = pre
+
+    peaks, held = _hold(memory.peaks, now, lead, count)
+    if held > count:
+        reasons.append(R.OBJECTIVE_STARTUP_HOLD)
+        parts.append(f"{held} sized within the last start-up ({lead:g}s): keep it")
+        count = held
+
+    correction = _correct(objective, memory, seen, lam, s, cv)
+    next_memory = ObjectiveMemory(correction, memory_startup, peaks, profile, now)
+
+    wanted = count
+    text = "; ".join(parts)
+    if hpa is not None:
+        text = f"{proposal.message}; {text}"
+        if hpa >= wanted:
+            wanted = hpa
+    if failed and wanted < current:
+        names = ",".join(failed)
+        text = f"{text}; {names} failed: no scale down, keep {current}"
+        rec = Recommendation(current, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
+        return Sized(rec, tuple(reasons), next_memory)
+    reason = proposal.reason if hpa is not None and hpa >= count else _direction(wanted, current)
+    return Sized(Recommendation(wanted, reason, text, tuple(failed)), tuple(reasons), next_memory)
+
+
+def _pct(q: float) -> str:
+    return f"{q * 100:.10g}"
+
+
+def _direction(desired: int, current: int) -> str:
+    if desired > current:
+        return R.SCALE_UP
+    if desired < current:
+        return R.SCALE_DOWN
+    return R.NO_CHANGE
+
+
+def _hold(peaks: Peaks, now: float, lead: float, count: int) -> tuple[Peaks, int]:
+    """Record `count` in the current quarter-start-up slot; the max over the last start-up."""
+    if lead <= 0:
+        return (), count
+    slot = lead / 4.0
+    start = math.floor(now / slot) * slot
+    kept = [(t, n) for t, n in peaks if now - lead < t + slot and t <= now]
+    if kept and kept[-1][0] == start:
+        kept[-1] = (start, max(kept[-1][1], count))
+    else:
+        kept.append((start, count))
+    kept = kept[-_MAX_PEAKS:]
+    return tuple(kept), max(n for _, n in kept)
+
+
+def _correct(
+    objective: Objective,
+    memory: ObjectiveMemory,
+    seen: Seen,
+    lam: float,
+    s: float,
+    cv: float,
+) -> float:
+    """The next correction factor, from the wait observed with the ready replicas."""
+    f = memory.correction
+    wait = objective.queue_wait or math.inf
+    name = objective.signals.observed_wait
+    observed = metric_value(seen.values, name) if name is not None else None
+    log_f = math.log(f)
+    if observed is not None and seen.ready > 0 and s > 0 and lam > 0:
+        c = seen.ready * objective.concurrency
+        predicted = wait_quantile(c, lam, s * f, cv, objective.quantile)
+        floor = _SIGNIFICANT * wait
+        if predicted >= floor or observed >= floor:
+            eps = 0.05 * wait
+            ratio = (max(observed, 0.0) + eps) / (min(predicted, 1e12) + eps)
+            ratio = min(max(ratio, 0.25), 4.0)
+            log_f += _GAIN * math.log(ratio)
+            return _bounded(log_f)
+    if memory.at is not None and seen.now > memory.at:
+        log_f *= math.exp(-(seen.now - memory.at) / _DECAY_TAU)
+    return _bounded(log_f)
+
+
+def _bounded(log_f: float) -> float:
+    f = math.exp(log_f)
+    if abs(log_f) < 1e-6:
+        return 1.0
+    return min(max(f, CORRECTION_MIN), CORRECTION_MAX)
+
+
+# --- JSON form ------------------------------------------------------------------------------
+
+
+def memory_to_dict(memory: ObjectiveMemory) -> dict[str, Any]:
+    return {
+        "correction": memory.correction,
+        "startup": memory.startup,
+        "peaks": [[t, n] for t, n in memory.peaks],
+        "profile": F.to_dict(memory.profile),
+        "at": memory.at,
+    }
+
+
+def _number(d: Mapping[str, Any], key: str) -> float | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ValueError(f"state.objective.{key}: expected a finite number, got {v!r}")
+    return float(v)
+
+
+def memory_from_dict(d: object) -> ObjectiveMemory:
+    if not isinstance(d, Mapping):
+        raise ValueError(f"state.objective: expected an object, got {d!r}")
+    correction = _number(d, "correction")
+    if correction is None:
+        correction = 1.0
+    if not CORRECTION_MIN <= correction <= CORRECTION_MAX:
+        raise ValueError(
+            f"state.objective.correction: expected [{CORRECTION_MIN}, {CORRECTION_MAX}], "
+            f"got {correction!r}"
+        )
+    raw = d.get("peaks", [])
+    if not isinstance(raw, list) or len(raw) > _MAX_PEAKS:
+        raise ValueError(f"state.objective.peaks: expected at most {_MAX_PEAKS} [t, n] pairs")
+    peaks = []
+    for item in raw:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or isinstance(item[0], bool)
+            or not isinstance(item[0], int | float)
+            or not math.isfinite(item[0])
+            or isinstance(item[1], bool)
+            or not isinstance(item[1], int)
+            or item[1] < 0
+        ):
+            raise ValueError(f"state.objective.peaks: expected [t, n >= 0], got {item!r}")
+        peaks.append((float(item[0]), item[1]))
+    return ObjectiveMemory(
+        correction,
+        _number(d, "startup"),
+        tuple(peaks),
+        F.from_dict(d.get("profile", {})),
+        _number(d, "at"),
+    )
