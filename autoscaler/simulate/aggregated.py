@@ -187,6 +187,7 @@ def run_aggregated(
                 utilization=min(running / (obs_ready * mc), 1.0) if obs_ready else 0.0,
                 reporting=ready + draining,
                 completion_rate=stats.completion_rate,
+                start_rate=stats.start_rate,
                 service_time=stats.service_time,
                 service_time_cv=stats.service_time_cv,
                 wait_values=stats.wait_values,

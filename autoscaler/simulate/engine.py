@@ -195,6 +195,7 @@ def run_requests(
                 utilization=min(running / (ready * mc), 1.0) if ready else 0.0,
                 reporting=ready + deployment.counts()[2],
                 completion_rate=stats.completion_rate,
+                start_rate=stats.start_rate,
                 service_time=stats.service_time,
                 service_time_cv=stats.service_time_cv,
                 wait_values=stats.wait_values,

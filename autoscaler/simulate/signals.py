@@ -5,9 +5,10 @@ The simulator produces these signals, all deployment-wide:
   being served), `in_flight` (both), `utilization` (running / (ready replicas x max
   concurrency), at most 1);
 - over the trailing signal window (`SIGNAL_WINDOW_S`, 60 s, as a PromQL `rate(...[1m])`, or
-  the controller interval when longer): `arrival_rate` and `completion_rate` (requests per
-  second arriving, finishing), `service_time` and `service_time_cv` (mean and coefficient of
-  variation of the time requests that finished held their slot; before any finished, the
+  the controller interval when longer): `arrival_rate`, `start_rate` and `completion_rate`
+  (requests per second arriving, getting a slot, finishing), `service_time` and
+  `service_time_cv` (mean and coefficient of variation of the time requests that finished held
+  their slot; before any finished, the
   trace's own, as a daemon that has been running knows them), `observed_wait` (the wait of
   the requests that started, at the quantile the policy's objective names; when none started
   but some wait, the oldest one's wait so far).
@@ -51,6 +52,7 @@ SIGNALS: tuple[str, ...] = (
     "arrival_rate",
     "utilization",
     "completion_rate",
+    "start_rate",
     "service_time",
     "service_time_cv",
     "observed_wait",
@@ -64,6 +66,8 @@ KNOWN_METRICS: Mapping[str, str] = {
     "vllm:gpu_cache_usage_perc": "utilization",  # the name before vLLM 0.7
     # counters and histograms, read through PromQL (rate, histogram_quantile)
     "vllm:request_success_total": "completion_rate",  # finished requests
+    # observed at each request's first token: requests getting a slot (prefill is short)
+    "vllm:time_to_first_token_seconds": "start_rate",
     "vllm:request_inference_time_seconds": "service_time",  # time in the RUNNING phase
     "vllm:request_queue_time_seconds": "observed_wait",  # time in the WAITING phase
 }
@@ -96,6 +100,7 @@ class Signals:
     utilization: float
     reporting: int  # replicas that would export per-replica gauges (ready + draining)
     completion_rate: float = 0.0
+    start_rate: float = 0.0
     service_time: float = 0.0
     service_time_cv: float = 0.0
     # waits of the requests that started over the window (weights: amounts, aggregated mode)
@@ -139,6 +144,7 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray | None, q: float) 
 class WindowStats:
     arrival_rate: float
     completion_rate: float
+    start_rate: float
     service_time: float
     service_time_cv: float
     wait_values: np.ndarray
@@ -210,9 +216,11 @@ class SignalWindow:
             mean = s_sum / s_n
             var = max(s_sq / s_n - mean * mean, 0.0)
             self._service = (mean, math.sqrt(var) / mean if mean > 0 else 0.0)
+        started = float(sum(weights)) if self.weighted else float(len(waits))
         return WindowStats(
             arrived / elapsed,
             completed / elapsed,
+            started / elapsed,
             self._service[0],
             self._service[1],
             np.asarray(waits, dtype=np.float64),
