@@ -38,6 +38,7 @@ _GAIN = 0.125  # ln f moves by this share of ln(observed / predicted) per evalua
 _DECAY_TAU = 3600.0  # seconds for ln f to relax toward 0 while neither wait is significant
 _SIGNIFICANT = 0.2  # a wait below this share of the objective says nothing about the model
 _MAX_PEAKS = 8
+_BUSY_CAP = 0.9  # share of the ready slots the in-flight floor may claim
 _QUIET_SIGNALS = ("service_time", "service_time_cv", "observed_wait")
 
 Peaks = tuple[tuple[float, int], ...]
@@ -129,10 +130,13 @@ def size(
     q, wait, conc = objective.quantile, objective.queue_wait or math.inf, objective.concurrency
     backlog = max(queue or 0.0, 0.0)
     rate = lam
-    if backlog <= 0.0 and in_flight is not None and s_eff > 0:
-        # Without a queue, requests in flight are served load: a floor of the offered load
-        # when the rate signal lags (Little: in flight = rate x service time).
-        rate = max(rate, in_flight / s_eff)
+    if in_flight is not None and s_eff > 0:
+        # Requests in flight are served load (Little: in flight = rate x service time), a
+        # floor of the offered load when the rate signal lags. Capped below the ready slots:
+        # a full house is what a burst looks like too, and whether it needs a replica is the
+        # backlog step's question (it may drain before one could start).
+        busy = min(max(in_flight, 0.0), _BUSY_CAP * seen.ready * conc)
+        rate = max(rate, busy / s_eff)
 
     sized = replicas_for_wait(rate, s_eff, cv, q, wait, conc, cap=MAX_RECOMMENDATION)
     predicted = wait_quantile(sized * conc, rate, s_eff, cv, q) if sized > 0 else 0.0
