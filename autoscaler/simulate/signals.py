@@ -8,8 +8,8 @@ The simulator produces these signals, all deployment-wide:
   the controller interval when longer): `arrival_rate`, `start_rate` and `completion_rate`
   (requests per second arriving, getting a slot, finishing), `service_time` and
   `service_time_cv` (mean and coefficient of variation of the time requests that finished held
-  their slot; before any finished, the
-  trace's own, as a daemon that has been running knows them), `observed_wait` (the wait of
+  their slot; before any finished, the trace's own, as a daemon that has been running knows
+  them), `observed_wait` (the wait of
   the requests that started, at the quantile the policy's objective names; when none started
   but some wait, the oldest one's wait so far).
 The deployment's start-up time as the daemon measures it (the last scale or create call to

@@ -36,7 +36,7 @@ def test_llm_slo_binds_every_objective_signal_from_vllm_names() -> None:
     bound = {b.metric: b for b in bind_metrics(policy, {})}
     wanted = {name: key for key, name in policy.objective.signals.names()}
     signal_for = {
-        "arrival_rate": "completion_rate",  # vllm:request_success_total: finished requests
+        "arrival_rate": "start_rate",  # time_to_first_token count: requests getting a slot
         "service_time": "service_time",
         "in_flight": "running",
         "queue": "waiting",
@@ -59,6 +59,7 @@ def test_the_window_reports_rates_service_statistics_and_waits() -> None:
     stats = window.close(10.0, 10.0)
     assert stats.arrival_rate == pytest.approx(3.0)
     assert stats.completion_rate == pytest.approx(0.2)
+    assert stats.start_rate == pytest.approx(0.3)
     assert stats.service_time == pytest.approx(4.0)
     assert stats.service_time_cv == pytest.approx(0.5)  # sd 2 over mean 4
     assert sorted(stats.wait_values.tolist()) == [0.0, 1.0, 8.0]
