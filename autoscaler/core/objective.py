@@ -84,10 +84,11 @@ def size(
     values = seen.values
     now = seen.now
     startup = seen.startup_seconds
+    memory_startup = memory.startup
     if startup is not None and math.isfinite(startup) and startup >= 0:
-        memory_startup: float | None = float(startup)
-    else:
-        memory_startup = memory.startup
+        # A new measurement: half weight against the ones before (start-ups vary).
+        old = memory_startup
+        memory_startup = float(startup) if old is None else 0.5 * old + 0.5 * float(startup)
     lead = memory_startup if memory_startup is not None else objective.startup
 
     read: dict[str, float | None] = {}

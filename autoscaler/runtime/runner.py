@@ -235,6 +235,10 @@ class PolicyRunner:
     state: Any = None  # core.CoreState
     pending: Intent | None = None  # an unfinished intent this runner must finish first
     created_at: float | None = None  # decision time of a create from zero, until ready
+    # Start-up measurement for the objective stage: (time, replicas) of the last scale-up
+    # until a new replica is ready; a fresh measurement waits here for the next decision.
+    scaled_at: tuple[float, int] | None = None
+    startup_seconds: float | None = None
     status_info: RunnerStatus = field(default_factory=RunnerStatus)
     source_keys: dict[str, str] = field(default_factory=dict)  # metric name -> pool key
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -349,6 +353,10 @@ class PolicyRunner:
         observation = observe(deployment, metrics)
         now = self.env.clock()
         self._note_ready(observation, now)
+        self._note_scaled(observation, now)
+        if self.startup_seconds is not None:
+            observation = dataclasses.replace(observation, startup_seconds=self.startup_seconds)
+            self.startup_seconds = None
 
         decision, self.state = core.decide(self.policy, self.state, observation, now)
         if self.env.can_act():  # a standby never writes: the leader owns the state
@@ -417,6 +425,7 @@ class PolicyRunner:
             seconds = max(0.0, now - self.created_at)
             self.env.recorder.scale_from_zero(self.name, seconds)
             log.info("deployment_ready", policy=self.name, seconds_since_decision=seconds)
+            self.startup_seconds = seconds
             self.created_at = None
             self.status_info.transition = None
         elif now - self.created_at > self.env.wait_ready_timeout(self.policy.deployment.provider):
@@ -432,6 +441,23 @@ class PolicyRunner:
             )
             self.created_at = None
             self.status_info.transition = None
+
+    def _note_scaled(self, observation: Observation, now: float) -> None:
+        """A scale-up's start-up time: from the call to more replicas ready than before it."""
+        if self.scaled_at is None:
+            return
+        at, before = self.scaled_at
+        if (
+            observation.status in ("absent", "failed", "terminating")
+            or observation.replicas <= before
+        ):
+            self.scaled_at = None  # scaled down or gone meanwhile: nothing to measure
+        elif observation.status == "ready" and observation.ready > before:
+            self.startup_seconds = max(0.0, now - at)
+            log.info("replica_ready", policy=self.name, seconds_since_scale=self.startup_seconds)
+            self.scaled_at = None
+        elif now - at > self.env.wait_ready_timeout(self.policy.deployment.provider):
+            self.scaled_at = None
 
     async def _act(
         self,
@@ -449,6 +475,8 @@ class PolicyRunner:
                         ctx, self.policy, self.provider, deployment, decision.replicas
                     )
                 )
+                if decision.replicas > deployment.replicas and self.scaled_at is None:
+                    self.scaled_at = (now, deployment.replicas)
             elif decision.action == "delete" and deployment is not None:
                 await actions.delete_to_zero(ctx, self.policy, self.provider, deployment)
                 self._patch(_terminating(deployment))
