@@ -17,7 +17,7 @@ from autoscaler.simulate.controllers import Controller, PolicyController
 from autoscaler.simulate.results import render_table
 from autoscaler.simulate.run import SimSettings, SimulationError, prepare, simulate
 from autoscaler.simulate.service import ServiceModel, ServiceModelError, splitwise_model
-from autoscaler.simulate.signals import BindingError, bind_metrics, parse_signal_options
+from autoscaler.simulate.signals import SIGNALS, BindingError, bind_metrics, parse_signal_options
 from autoscaler.simulate.traces import (
     TIME_UNITS,
     ColumnMap,
@@ -111,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="METRIC=SIGNAL",
-        help="bind a policy metric to waiting|running|in_flight|arrival_rate|utilization",
+        help=f"bind a policy metric to a simulated signal: {'|'.join(SIGNALS)}",
     )
     p.add_argument(
         "--sizes", metavar="FILE", help="request trace to draw token sizes from (rate traces)"
