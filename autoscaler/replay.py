@@ -5,7 +5,9 @@
 Each input line is one observation,
 `{"t": 30.0, "replicas": 3, "status": "ready", "metrics": {"waiting": 12.0, "kv": null}}`
 (`t` in seconds, taken as epoch seconds; a metric that is null or missing failed to read;
-optional `ready_replicas`). Each output line is the decision for it,
+optional `ready_replicas`, and `startup_seconds`: a start-up time the daemon measured just
+before this observation, which a policy's objective learns from). Each output line is the
+decision for it,
 `{"t": 30.0, "action": "scale", "replicas": 5, "reasons": [...], "message": "..."}`.
 The core's state carries from line to line and each next observation is the truth about the
 deployment (whatever the previous decision asked for). A bad line stops the replay with
@@ -27,7 +29,7 @@ from autoscaler.core import Decision, Observation, decide, initial_state
 from autoscaler.core.types import STATUSES, Status
 from autoscaler.policy.model import Policy
 
-OBSERVATION_KEYS = ("t", "replicas", "status", "metrics", "ready_replicas")
+OBSERVATION_KEYS = ("t", "replicas", "status", "metrics", "ready_replicas", "startup_seconds")
 
 
 class BadLine(ValueError):
@@ -96,8 +98,14 @@ def parse_observation(line: str) -> tuple[float, Observation]:
         metrics[name] = None if value is None else _number(value, f"metrics.{name}")
     ready = raw.get("ready_replicas")
     ready_replicas = None if ready is None else _count(ready, "'ready_replicas'")
+    startup_raw = raw.get("startup_seconds")
+    startup = None
+    if startup_raw is not None:
+        startup = _number(startup_raw, "'startup_seconds'")
+        if startup < 0:
+            raise BadLine(f"'startup_seconds' must be >= 0, got {startup:g}")
     status_value: Status = status
-    return t, Observation(status_value, replicas, metrics, ready_replicas)
+    return t, Observation(status_value, replicas, metrics, ready_replicas, startup)
 
 
 def replay(policy: Policy, lines: Iterable[str]) -> Iterator[tuple[int, float, Decision]]:

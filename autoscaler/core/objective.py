@@ -29,7 +29,7 @@ from autoscaler.policy.model import Objective
 
 from . import forecast as F
 from . import reasons as R
-from .queueing import drain_time, replicas_for_drain, replicas_for_wait, wait_quantile
+from .queueing import drain_time, replicas_for_drain, replicas_for_wait, size_for_wait
 from .recommend import MAX_RECOMMENDATION, Recommendation, metric_value
 
 CORRECTION_MIN = 0.5
@@ -91,28 +91,32 @@ def size(
         memory_startup = float(startup) if old is None else 0.5 * old + 0.5 * float(startup)
     lead = memory_startup if memory_startup is not None else objective.startup
 
-    read: dict[str, float | None] = {}
-    for key, name in signals.names():
-        read[key] = metric_value(values, name)
-    lam = read.get("arrival_rate")
-    queue = read.get("queue")
-    in_flight = read.get("in_flight")
+    lam = metric_value(values, signals.arrival_rate)
+    s = metric_value(values, signals.service_time)
+    broken = lam is None or s is None
+    queue = in_flight = cv_read = None
+    if signals.queue is not None:
+        queue = metric_value(values, signals.queue)
+        broken = broken or queue is None
+    if signals.in_flight is not None:
+        in_flight = metric_value(values, signals.in_flight)
+        broken = broken or in_flight is None
+    if signals.service_time_cv is not None:
+        cv_read = metric_value(values, signals.service_time_cv)
+        broken = broken or cv_read is None
+    observed = None
+    if signals.observed_wait is not None:
+        observed = metric_value(values, signals.observed_wait)
+        broken = broken or observed is None
     # No traffic: a service time, its variability and a wait quantile have nothing to measure
     # (a histogram's mean over an empty window is NaN). Those reads are not failures then.
     quiet = lam == 0.0 and not queue and not in_flight
-    failed = list(proposal.failed)
-    for key, name in signals.names():
-        if read[key] is None and not (quiet and key in _QUIET_SIGNALS) and name not in failed:
-            failed.append(name)
+    failed = proposal.failed
+    if broken:
+        failed = _failed(objective, values, failed, quiet)
 
     current = seen.current
     hpa = proposal.replicas if seen.has_targets else None
-    reasons: list[str] = []
-    parts: list[str] = []
-    s = read.get("service_time")
-    next_memory = ObjectiveMemory(
-        memory.correction, memory_startup, memory.peaks, memory.profile, now
-    )
     if lam is None or (s is None and not quiet):
         missing = signals.arrival_rate if lam is None else signals.service_time
         wanted = current if hpa is None else max(hpa, current)
@@ -120,15 +124,18 @@ def size(
         if hpa is not None:
             text = f"{proposal.message}; {text}"
         rec = Recommendation(wanted, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
-        return Sized(rec, (), next_memory)
+        memory = ObjectiveMemory(
+            memory.correction, memory_startup, memory.peaks, memory.profile, now
+        )
+        return Sized(rec, (), memory)
 
     lam = max(lam, 0.0)
     s = max(s or 0.0, 0.0)
-    cv_read = read.get("service_time_cv")
     cv = max(cv_read, 0.0) if cv_read is not None else objective.service_time_cv
     f = memory.correction
     s_eff = s * f
     q, wait, conc = objective.quantile, objective.queue_wait or math.inf, objective.concurrency
+    ready = seen.ready
     backlog = max(queue or 0.0, 0.0)
     rate = lam
     if in_flight is not None and s_eff > 0:
@@ -136,29 +143,41 @@ def size(
         # floor of the offered load when the rate signal lags. Capped below the ready slots:
         # a full house is what a burst looks like too, and whether it needs a replica is the
         # backlog step's question (it may drain before one could start).
-        busy = min(max(in_flight, 0.0), _BUSY_CAP * seen.ready * conc)
+        busy = min(max(in_flight, 0.0), _BUSY_CAP * ready * conc)
         rate = max(rate, busy / s_eff)
 
-    sized = replicas_for_wait(rate, s_eff, cv, q, wait, conc, cap=MAX_RECOMMENDATION)
-    predicted = wait_quantile(sized * conc, rate, s_eff, cv, q) if sized > 0 else 0.0
-    parts.append(
-        f"objective: {lam:.4g}/s x {s:.4g}s"
-        + (f" x{f:.3g}" if f != 1.0 else "")
-        + f" cv {cv:.3g} -> {sized} (p{_pct(q)} wait {predicted:.3g}s <= {wait:g}s)"
+    # The wait predicted for the ready replicas feeds the correction: needed only with an
+    # observed wait, and above the evidence threshold unless the observed one is.
+    floor = _SIGNIFICANT * wait
+    sized, predicted, at_ready = size_for_wait(
+        rate,
+        s_eff,
+        cv,
+        q,
+        wait,
+        conc,
+        ready if observed is not None else 0,
+        cap=MAX_RECOMMENDATION,
+        ready_above=floor if observed is not None and observed < floor else 0.0,
     )
-    reasons.append(R.OBJECTIVE_SIZED)
-    if f != 1.0 and abs(math.log(f)) > 0.05:
+    shown = f"{predicted:.3g}s" if predicted == predicted else "below"
+    parts = [
+        f"objective: {lam:.4g}/s x {s:.4g}s{_times(f)} cv {cv:.3g} -> {sized} "
+        f"(p{_pct(q)} wait {shown} <= {wait:g}s)"
+    ]
+    reasons = [R.OBJECTIVE_SIZED]
+    if abs(f - 1.0) > 0.05:
         reasons.append(R.OBJECTIVE_CORRECTED)
 
     count = sized
     if backlog > 0.0 and s_eff > 0:
         drain = replicas_for_drain(backlog, rate, s_eff, wait, conc)
-        if drain > max(count, seen.ready):
-            at_hand = drain_time(backlog, seen.ready * conc, rate, s_eff)
+        if drain > max(count, ready):
+            at_hand = drain_time(backlog, ready * conc, rate, s_eff)
             if at_hand <= lead:
                 reasons.append(R.OBJECTIVE_DRAINS_FIRST)
                 parts.append(
-                    f"queue {backlog:g} drains in {at_hand:.3g}s on {seen.ready} ready, "
+                    f"queue {backlog:g} drains in {at_hand:.3g}s on {ready} ready, "
                     f"before a start-up ({lead:g}s): no replica for it"
                 )
             else:
@@ -172,7 +191,7 @@ def size(
         profile = F.update(profile, now, lam)
         ahead = F.forecast(profile, now + lead)
         if ahead is not None and ahead > rate:
-            pre = replicas_for_wait(ahead, s_eff, cv, q, wait, conc, cap=MAX_RECOMMENDATION)
+            pre = replicas_for_wait(ahead, s_eff, cv, q, wait, conc, count, MAX_RECOMMENDATION)
             if pre > count:
                 reasons.append(R.OBJECTIVE_FORECAST)
                 parts.append(f"forecast {ahead:.4g}/s in {lead:g}s -> {pre}")
@@ -184,7 +203,7 @@ def size(
         parts.append(f"{held} sized within the last start-up ({lead:g}s): keep it")
         count = held
 
-    correction = _correct(objective, memory, seen, lam, s, cv)
+    correction = _correct(objective, memory, seen, observed, at_ready)
     next_memory = ObjectiveMemory(correction, memory_startup, peaks, profile, now)
 
     wanted = count
@@ -200,6 +219,25 @@ def size(
         return Sized(rec, tuple(reasons), next_memory)
     reason = proposal.reason if hpa is not None and hpa >= count else _direction(wanted, current)
     return Sized(Recommendation(wanted, reason, text, tuple(failed)), tuple(reasons), next_memory)
+
+
+def _failed(
+    objective: Objective,
+    values: Mapping[str, float | None],
+    failed: tuple[str, ...],
+    quiet: bool,
+) -> tuple[str, ...]:
+    """The proposal's failed reads plus the signals that failed (and count as failures)."""
+    out = list(failed)
+    for key, name in objective.signals.names():
+        excused = quiet and key in _QUIET_SIGNALS
+        if metric_value(values, name) is None and not excused and name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def _times(f: float) -> str:
+    return "" if f == 1.0 else f" x{f:.3g}"
 
 
 def _pct(q: float) -> str:
@@ -220,32 +258,42 @@ def _hold(peaks: Peaks, now: float, lead: float, count: int) -> tuple[Peaks, int
         return (), count
     slot = lead / 4.0
     start = math.floor(now / slot) * slot
+    if peaks and peaks[-1][0] == start and now - lead < peaks[0][0] + slot:
+        # The common case: still in the last slot and nothing expired.
+        last = peaks[-1][1]
+        if count > last:
+            peaks = (*peaks[:-1], (start, count))
+        return peaks, _top(peaks)
     kept = [(t, n) for t, n in peaks if now - lead < t + slot and t <= now]
     if kept and kept[-1][0] == start:
         kept[-1] = (start, max(kept[-1][1], count))
     else:
         kept.append((start, count))
-    kept = kept[-_MAX_PEAKS:]
-    return tuple(kept), max(n for _, n in kept)
+    peaks = tuple(kept[-_MAX_PEAKS:])
+    return peaks, _top(peaks)
+
+
+def _top(peaks: Peaks) -> int:
+    top = 0
+    for _, n in peaks:
+        if n > top:
+            top = n
+    return top
 
 
 def _correct(
     objective: Objective,
     memory: ObjectiveMemory,
     seen: Seen,
-    lam: float,
-    s: float,
-    cv: float,
+    observed: float | None,
+    predicted: float,
 ) -> float:
-    """The next correction factor, from the wait observed with the ready replicas."""
+    """The next correction factor, from the wait observed with the ready replicas against
+    the wait the model predicted for them (`predicted`, NaN when it was not computed)."""
     f = memory.correction
     wait = objective.queue_wait or math.inf
-    name = objective.signals.observed_wait
-    observed = metric_value(seen.values, name) if name is not None else None
     log_f = math.log(f)
-    if observed is not None and seen.ready > 0 and s > 0 and lam > 0:
-        c = seen.ready * objective.concurrency
-        predicted = wait_quantile(c, lam, s * f, cv, objective.quantile)
+    if observed is not None and seen.ready > 0 and predicted == predicted:
         floor = _SIGNIFICANT * wait
         if predicted >= floor or observed >= floor:
             eps = 0.05 * wait
@@ -253,7 +301,7 @@ def _correct(
             ratio = min(max(ratio, 0.25), 4.0)
             log_f += _GAIN * math.log(ratio)
             return _bounded(log_f)
-    if memory.at is not None and seen.now > memory.at:
+    if log_f != 0.0 and memory.at is not None and seen.now > memory.at:
         log_f *= math.exp(-(seen.now - memory.at) / _DECAY_TAU)
     return _bounded(log_f)
 

