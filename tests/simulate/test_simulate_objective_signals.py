@@ -15,6 +15,7 @@ from autoscaler.policy.loader import load_policy_file
 from autoscaler.simulate.aggregated import request_step_arrivals, run_aggregated, service_bins
 from autoscaler.simulate.controllers import PolicyController
 from autoscaler.simulate.engine import RunSettings, run_requests
+from autoscaler.simulate.run import SimSettings, prepare, run_one
 from autoscaler.simulate.signals import (
     SIGNAL_WINDOW_S,
     Signals,
@@ -137,3 +138,30 @@ def test_a_policy_controller_passes_the_measured_start_up_to_the_core() -> None:
     observation = controller.observe("ready", 2, 2, signals)
     assert observation.startup_seconds == 142.0
     assert set(observation.metrics) == {m.name for m in policy.metrics}
+
+
+@pytest.mark.parametrize("mode", ["request", "aggregated"])
+def test_an_objective_policy_runs_in_both_modes(mode: str) -> None:
+    (policy,) = load_policy_file(LLM_SLO)
+    controller = PolicyController(policy=policy, bindings=bind_metrics(policy, {}))
+    decide = controller.evaluate
+    reasons: set[str] = set()
+    startups: list[float | None] = []
+
+    def spy(observation: Observation, signals: Signals, now: float) -> Decision:
+        decision = decide(observation, signals, now)
+        reasons.update(decision.reasons)
+        startups.append(observation.startup_seconds)
+        return decision
+
+    controller.evaluate = spy  # type: ignore[method-assign]
+    arrivals, _ = steady_then_burst()
+    rng = np.random.default_rng(2)
+    tokens = rng.integers(300, 600, arrivals.size)  # 10-20 s: ~45 in flight in the burst
+    trace = RequestTrace(arrivals, tokens * 20, tokens, "t", "x")
+    settings = SimSettings(provision_s=60.0, warmup_s=30.0, mode=mode)  # type: ignore[arg-type]
+    result = run_one(controller, prepare(trace, None, settings), settings)
+    assert result.requests_served == pytest.approx(arrivals.size)
+    assert "objective_sized" in reasons
+    assert result.scale_actions["scale_up"] >= 1  # the burst needs more than the opening size
+    assert 60.0 in startups  # the measured start-up reached the core
