@@ -216,7 +216,10 @@ def _recommend(
     # Signals without a target are the objective's inputs: their reads are judged there
     # (a service time over an idle window is no failure), not by the HPA formulas.
     targeted = tuple(m for m in policy.metrics if m.target is not None)
-    proposal = recommend(targeted, observation.metrics, current, tolerance)
+    if targeted:
+        proposal = recommend(targeted, observation.metrics, current, tolerance)
+    else:
+        proposal = _NOTHING_PROPOSED
     seen = Seen(
         observation.metrics,
         current,
@@ -227,6 +230,10 @@ def _recommend(
     )
     return size(objective, state.objective or ObjectiveMemory(), proposal, seen)
 
+
+# What recommend proposes for a policy whose metrics are all objective signals: nothing (the
+# objective stage ignores the proposal then).
+_NOTHING_PROPOSED = Recommendation(0, R.NO_CHANGE, "")
 
 # Recommend-stage reasons worth reporting even when no action follows; the direction codes
 # (scale_up / scale_down) are added from the final count instead.

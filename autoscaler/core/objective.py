@@ -140,11 +140,15 @@ def size(
     rate = lam
     if in_flight is not None and s_eff > 0:
         # Requests in flight are served load (Little: in flight = rate x service time), a
-        # floor of the offered load when the rate signal lags. Capped below the ready slots:
-        # a full house is what a burst looks like too, and whether it needs a replica is the
+        # floor of the offered load when the rate signal lags. One instant's count scatters
+        # around its mean by about its square root, so the floor is a low estimate of that
+        # mean (count - 2 sqrt(count)), not the count. Capped below the ready slots: a full
+        # house is what a burst looks like too, and whether it needs a replica is the
         # backlog step's question (it may drain before one could start).
-        busy = min(max(in_flight, 0.0), _BUSY_CAP * ready * conc)
-        rate = max(rate, busy / s_eff)
+        busy = max(in_flight, 0.0)
+        busy = min(busy - 2.0 * math.sqrt(busy), _BUSY_CAP * ready * conc)
+        if busy > 0.0:
+            rate = max(rate, busy / s_eff)
 
     # The wait predicted for the ready replicas feeds the correction: needed only with an
     # observed wait, and above the evidence threshold unless the observed one is.

@@ -47,7 +47,7 @@ def _advance(inv_b: float, k: int, c: int, a: float) -> float:
     """1 / B(c, a) from 1 / B(k, a), k <= c: the Erlang B recurrence in its reciprocal form
     1 / B(j) = 1 + (j / a) / B(j - 1), with j / a stepped as a float (no int in the loop)."""
     step = 1.0 / a
-    x = k * step
+    x = k / a  # not k * step: 0 x inf is NaN when a is denormal
     for _ in range(c - k):
         x += step
         inv_b = 1.0 + x * inv_b
@@ -199,9 +199,14 @@ def drain_time(backlog: float, servers: float, lam: float, s: float) -> float:
 
 
 def replicas_for_drain(backlog: float, lam: float, s: float, wait: float, concurrency: int) -> int:
-    """Replicas whose spare capacity clears `backlog` within `wait` seconds:
-    c / s >= lam + backlog / wait."""
+    """Replicas that start `backlog` queued requests within `wait` seconds while `lam` more
+    arrive: the a = lam x s slots the arrivals need, plus backlog x s / (s + wait) more.
+
+    A spare slot takes a queued request at once and holds it for s, so within `wait` it
+    starts 1 + wait / s of them (fluid): backlog / (1 + wait / s) spare slots clear the queue.
+    Short requests (s << wait) need backlog x s / wait spare slots (throughput); long ones
+    (s >> wait) about one slot per queued request, not backlog x s / wait."""
     if backlog <= 0.0:
         return 0
-    servers = s * (lam + backlog / wait)
+    servers = s * lam + backlog * s / (s + wait)
     return max(0, math.ceil(servers / concurrency - 1e-9))

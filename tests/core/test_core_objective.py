@@ -271,10 +271,11 @@ def test_a_queue_that_drains_before_a_start_up_buys_nothing() -> None:
     d, _ = decide(p, initial_state(), Observation("ready", 3, load(10.0, queue=2000.0)), T0)
     assert d.replicas > 3 and R.OBJECTIVE_BACKLOG in d.reasons
     # A short start-up (measured by the daemon) makes the same small queue worth a replica:
-    # clear 60 within 5 s at 10/s more arriving is 4 x (10 + 12) = 88 slots, 6 replicas.
+    # 40 slots for 10/s of 4 s, plus 60 x 4 / (4 + 5) = 26.7 spare to start 60 within 5 s:
+    # 66.7 slots, 5 replicas.
     obs = Observation("ready", 3, load(10.0, queue=60.0), startup_seconds=5.0)
     d, state = decide(p, initial_state(), obs, T0)
-    assert d.replicas == 6 and R.OBJECTIVE_BACKLOG in d.reasons
+    assert d.replicas == 5 and R.OBJECTIVE_BACKLOG in d.reasons
     assert state.objective is not None and state.objective.startup == 5.0
 
 
@@ -427,3 +428,43 @@ def test_profile_round_trip_and_rejects() -> None:
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+def test_composes_with_cost_cap_schedule_and_panic() -> None:
+    from autoscaler.policy.model import Cost, Panic, Schedule
+
+    # A cost cap of 4 replicas wins over the objective's count.
+    p = replace(slo(), cost=Cost(replica_hourly_usd=2.0, max_hourly_usd=8.0))
+    d, _ = decide(p, initial_state(), Observation("ready", 2, load(40.0)), T0)
+    assert d.replicas == 4 and R.COST_CAP in d.reasons and d.desired is not None
+    assert d.desired > 4
+    # A schedule window's floor holds while the objective would go lower.
+    p = replace(slo(), schedules=(Schedule("* * * * *", 3600.0, "UTC", min=6),))
+    d, _ = decide(p, initial_state(), Observation("ready", 6, load(1.0)), T0)
+    assert d.replicas == 6 and R.SCHEDULE_MIN in d.reasons
+    # Panic: the objective's count against the ready replicas, then no scale-down in the hold.
+    base = slo(startup=0.0)
+    p = replace(base, behavior=replace(base.behavior, panic=Panic(threshold=2.0, hold=120.0)))
+    d, state = decide(p, initial_state(), Observation("ready", 2, load(40.0)), T0)
+    assert R.PANIC in d.reasons and d.replicas > 4
+    d, _ = decide(p, state, Observation("ready", d.replicas, load(1.0)), T0 + 15)
+    assert R.PANIC_HOLD in d.reasons
+
+
+def test_memory_round_trips_and_rejects_bad_state() -> None:
+    _, state, _ = run(slo(), [load(10.0, queue=5.0, wait_p99=3.0)] * 5, startup_seconds=42.0)
+    data = json.loads(json.dumps(to_dict(state)))
+    assert from_dict(data) == state
+    assert data["objective"]["startup"] == 42.0
+    for key, value in (("correction", 9.0), ("peaks", [[1.0, -1]]), ("startup", "x")):
+        bad = json.loads(json.dumps(data))
+        bad["objective"][key] = value
+        try:
+            from_dict(bad)
+        except ValueError as exc:
+            assert "state.objective" in str(exc)
+            continue
+        raise AssertionError(key)
+    # A state saved before objectives existed loads, and sizes from scratch.
+    del data["objective"]
+    assert from_dict(data).objective is None

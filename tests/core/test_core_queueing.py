@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from autoscaler.core import queueing as Q
@@ -102,6 +102,7 @@ def brute_replicas(lam: float, s: float, cv: float, q: float, wait: float, conc:
     wait=st.floats(0.5, 60.0),  # within the walk (Q.MAX_STEPS); beyond it, the bound answers
     conc=st.integers(1, 64),
 )
+@example(lam=5e-324, s=1.0, cv=0.0, q=0.9, wait=1.0, conc=1)  # denormal load: 0 x inf
 def test_smallest_count_is_the_brute_force_one(
     lam: float, s: float, cv: float, q: float, wait: float, conc: int
 ) -> None:
@@ -126,8 +127,11 @@ def test_drain() -> None:
     assert Q.drain_time(0.0, 16, 1.0, 1.0) == 0.0
     assert Q.drain_time(100.0, 16, 6.0, 2.0) == pytest.approx(100 / (8 - 6))
     assert Q.drain_time(100.0, 16, 8.0, 2.0) == math.inf
-    # 100 queued within 5 s while 6/s arrive, 2 s each: 2 x (6 + 20) = 52 slots = 4 x 16.
-    assert Q.replicas_for_drain(100.0, 6.0, 2.0, 5.0, 16) == 4
+    # 100 queued within 5 s while 6/s arrive, 2 s each: 12 slots for the arrivals, and a
+    # spare slot starts 1 + 5 / 2 queued ones within 5 s: 100 / 3.5 = 28.6 more: 3 x 16.
+    assert Q.replicas_for_drain(100.0, 6.0, 2.0, 5.0, 16) == 3
+    # Long requests (100 s) against a 5 s objective: about one slot per queued request.
+    assert Q.replicas_for_drain(8.0, 0.5, 100.0, 5.0, 16) == math.ceil((50 + 8 * 100 / 105) / 16)
     assert Q.replicas_for_drain(0.0, 6.0, 2.0, 5.0, 16) == 0
 
 
