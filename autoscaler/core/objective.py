@@ -8,11 +8,11 @@ and the stage's next memory. Steps, each with its own reason code:
 1. read the signals (arrival rate, service time and its variability, in flight, queue,
    observed wait); a failed required signal sizes nothing and forbids a scale-down;
 2. sized: the smallest count whose predicted wait at the quantile meets the objective
-   (M/G/c, `queueing.replicas_for_wait`), with the service time times the correction factor;
-3. backlog: enough spare capacity to clear the queue within the objective, unless the
-   replicas at hand clear it before one start-up time (a new replica would come too late);
-4. forecast: the count for the profile's damped rate at now + start-up (pre-warm);
-5. start-up hold: the largest count sized within the last start-up time;
+   (M/G/c, `queueing.size_for_wait`), with the service time times the correction factor;
+3. forecast: the count for the profile's damped rate at now + start-up (pre-warm);
+4. start-up hold: the largest of those counts within the last start-up time;
+5. backlog: enough spare slots to start the queue within the objective, unless the replicas
+   at hand clear it before one start-up time (a new replica would come too late);
 6. correction: the factor for the next evaluation, from observed vs predicted wait.
 
 Pure: `now` and every reading come from the caller.
@@ -53,6 +53,9 @@ class ObjectiveMemory:
     peaks: Peaks = ()  # (slot start, count sized) over the last start-up time, quarter slots
     profile: F.Profile = field(default_factory=F.Profile)
     at: float | None = None  # the last evaluation
+    # The offered rate averaged over about one start-up (EWMA): what the queue is expected to
+    # face once a burst has passed, for the drains-first test.
+    steady_rate: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +128,12 @@ def size(
             text = f"{proposal.message}; {text}"
         rec = Recommendation(wanted, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
         memory = ObjectiveMemory(
-            memory.correction, memory_startup, memory.peaks, memory.profile, now
+            memory.correction,
+            memory_startup,
+            memory.peaks,
+            memory.profile,
+            now,
+            memory.steady_rate,
         )
         return Sized(rec, (), memory)
 
@@ -140,15 +148,13 @@ def size(
     rate = lam
     if in_flight is not None and s_eff > 0:
         # Requests in flight are served load (Little: in flight = rate x service time), a
-        # floor of the offered load when the rate signal lags. One instant's count scatters
-        # around its mean by about its square root, so the floor is a low estimate of that
-        # mean (count - 2 sqrt(count)), not the count. Capped below the ready slots: a full
-        # house is what a burst looks like too, and whether it needs a replica is the
-        # backlog step's question (it may drain before one could start).
-        busy = max(in_flight, 0.0)
-        busy = min(busy - 2.0 * math.sqrt(busy), _BUSY_CAP * ready * conc)
-        if busy > 0.0:
-            rate = max(rate, busy / s_eff)
+        # floor of the offered load when the rate signal lags (a rate of requests started or
+        # finished says nothing of those still queued; with long requests it lags by
+        # minutes). Capped below the ready slots: a full house is what a burst looks like
+        # too, and whether it needs a replica is the backlog step's question (it may drain
+        # before one could start).
+        busy = min(max(in_flight, 0.0), _BUSY_CAP * ready * conc)
+        rate = max(rate, busy / s_eff)
 
     # The wait predicted for the ready replicas feeds the correction: needed only with an
     # observed wait, and above the evidence threshold unless the observed one is.
@@ -174,10 +180,33 @@ def size(
         reasons.append(R.OBJECTIVE_CORRECTED)
 
     count = sized
+    profile = memory.profile
+    if objective.forecast:
+        profile = F.update(profile, now, lam)
+        ahead = F.forecast(profile, now + lead)
+        if ahead is not None and ahead > rate:
+            pre = replicas_for_wait(ahead, s_eff, cv, q, wait, conc, count, MAX_RECOMMENDATION)
+            if pre > count:
+                reasons.append(R.OBJECTIVE_FORECAST)
+                parts.append(f"forecast {ahead:.4g}/s in {lead:g}s -> {pre}")
+                count = pre
+
+    # The hold remembers what the rate needed, not what a queue needed: a replica bought to
+    # clear a queue is not needed again once the queue is gone.
+    peaks, held = _hold(memory.peaks, now, lead, count)
+    if held > count:
+        reasons.append(R.OBJECTIVE_STARTUP_HOLD)
+        parts.append(f"{held} sized within the last start-up ({lead:g}s): keep it")
+        count = held
+
+    steady = _steady(memory, rate, now, lead)
     if backlog > 0.0 and s_eff > 0:
         drain = replicas_for_drain(backlog, rate, s_eff, wait, conc)
         if drain > max(count, ready):
-            at_hand = drain_time(backlog, ready * conc, rate, s_eff)
+            # Would the replicas at hand clear the queue before a new one could start? Once a
+            # burst passes they face the steady rate, not the burst's (with a rate of
+            # requests started, a saturated deployment reads its own capacity).
+            at_hand = drain_time(backlog, ready * conc, min(rate, steady), s_eff)
             if at_hand <= lead:
                 reasons.append(R.OBJECTIVE_DRAINS_FIRST)
                 parts.append(
@@ -190,25 +219,8 @@ def size(
                 count = drain
     count = min(count, MAX_RECOMMENDATION)
 
-    profile = memory.profile
-    if objective.forecast:
-        profile = F.update(profile, now, lam)
-        ahead = F.forecast(profile, now + lead)
-        if ahead is not None and ahead > rate:
-            pre = replicas_for_wait(ahead, s_eff, cv, q, wait, conc, count, MAX_RECOMMENDATION)
-            if pre > count:
-                reasons.append(R.OBJECTIVE_FORECAST)
-                parts.append(f"forecast {ahead:.4g}/s in {lead:g}s -> {pre}")
-                count = pre
-
-    peaks, held = _hold(memory.peaks, now, lead, count)
-    if held > count:
-        reasons.append(R.OBJECTIVE_STARTUP_HOLD)
-        parts.append(f"{held} sized within the last start-up ({lead:g}s): keep it")
-        count = held
-
     correction = _correct(objective, memory, seen, observed, at_ready)
-    next_memory = ObjectiveMemory(correction, memory_startup, peaks, profile, now)
+    next_memory = ObjectiveMemory(correction, memory_startup, peaks, profile, now, steady)
 
     wanted = count
     text = "; ".join(parts)
@@ -254,6 +266,16 @@ def _direction(desired: int, current: int) -> str:
     if desired < current:
         return R.SCALE_DOWN
     return R.NO_CHANGE
+
+
+def _steady(memory: ObjectiveMemory, rate: float, now: float, lead: float) -> float:
+    """The offered rate's EWMA with a time constant of one start-up (at least a minute)."""
+    before = memory.steady_rate
+    if before is None or memory.at is None:
+        return rate
+    tau = max(lead, 60.0)
+    alpha = 1.0 - math.exp(-min(max(now - memory.at, 0.0), tau) / tau)
+    return before + alpha * (rate - before)
 
 
 def _hold(peaks: Peaks, now: float, lead: float, count: int) -> tuple[Peaks, int]:
@@ -327,6 +349,7 @@ def memory_to_dict(memory: ObjectiveMemory) -> dict[str, Any]:
         "peaks": [[t, n] for t, n in memory.peaks],
         "profile": F.to_dict(memory.profile),
         "at": memory.at,
+        "steady_rate": memory.steady_rate,
     }
 
 
@@ -373,4 +396,5 @@ def memory_from_dict(d: object) -> ObjectiveMemory:
         tuple(peaks),
         F.from_dict(d.get("profile", {})),
         _number(d, "at"),
+        _number(d, "steady_rate"),
     )

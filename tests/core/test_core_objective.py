@@ -468,3 +468,14 @@ def test_memory_round_trips_and_rejects_bad_state() -> None:
     # A state saved before objectives existed loads, and sizes from scratch.
     del data["objective"]
     assert from_dict(data).objective is None
+
+
+def test_replicas_bought_for_a_queue_are_not_held() -> None:
+    # A queue that outlasts a 2 min start-up buys capacity to clear it; once the queue is
+    # gone the count falls back to what the rate needs at once (no start-up hold for it).
+    p = slo(startup=120.0)
+    obs = Observation("ready", 3, load(10.0, queue=2000.0))
+    d, state = decide(p, initial_state(), obs, T0)
+    assert R.OBJECTIVE_BACKLOG in d.reasons and d.desired == 59  # (+4 per 15 s rate limit)
+    d, _ = decide(p, state, Observation("ready", d.replicas, load(10.0)), T0 + 15)
+    assert d.replicas == 3 and R.OBJECTIVE_STARTUP_HOLD not in d.reasons
