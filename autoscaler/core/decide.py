@@ -10,7 +10,7 @@ seconds supplied by the caller: nothing here reads a clock.
 
 from __future__ import annotations
 
-from autoscaler.policy.model import Behavior, Policy
+from autoscaler.policy.model import Behavior, Metric, Policy
 
 from . import reasons as R
 from .clamp import bounds, clamp
@@ -215,11 +215,13 @@ def _recommend(
         return recommend(policy.metrics, observation.metrics, current, tolerance), (), None
     # Signals without a target are the objective's inputs: their reads are judged there
     # (a service time over an idle window is no failure), not by the HPA formulas.
-    targeted = tuple(m for m in policy.metrics if m.target is not None)
-    if targeted:
-        proposal = recommend(targeted, observation.metrics, current, tolerance)
-    else:
-        proposal = _NOTHING_PROPOSED
+    proposal = _NOTHING_PROPOSED
+    targeted: tuple[Metric, ...] = ()
+    for metric in policy.metrics:
+        if metric.target is not None:
+            targeted = tuple(m for m in policy.metrics if m.target is not None)
+            proposal = recommend(targeted, observation.metrics, current, tolerance)
+            break
     seen = Seen(
         observation.metrics,
         current,

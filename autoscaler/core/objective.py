@@ -34,10 +34,15 @@ from .recommend import MAX_RECOMMENDATION, Recommendation, metric_value
 
 CORRECTION_MIN = 0.5
 CORRECTION_MAX = 4.0
-_GAIN = 0.125  # ln f moves by this share of ln(observed / predicted) per evaluation
+# ln f moves by this share of ln(observed / predicted) per evaluation: up fast when waits are
+# longer than predicted (the objective is being missed), down slowly when shorter (a wait of
+# 0 at p99 says little about how close the deployment runs to its first queue).
+_GAIN_UP = 0.125
+_GAIN_DOWN = 0.03125
 _DECAY_TAU = 3600.0  # seconds for ln f to relax toward 0 while neither wait is significant
 _SIGNIFICANT = 0.2  # a wait below this share of the objective says nothing about the model
 _MAX_PEAKS = 8
+_GROWTH_TAU = 60.0  # seconds: the queue growth's EWMA
 _BUSY_CAP = 0.9  # share of the ready slots the in-flight floor may claim
 _QUIET_SIGNALS = ("service_time", "service_time_cv", "observed_wait")
 
@@ -53,14 +58,14 @@ class ObjectiveMemory:
     peaks: Peaks = ()  # (slot start, count sized) over the last start-up time, quarter slots
     profile: F.Profile = field(default_factory=F.Profile)
     at: float | None = None  # the last evaluation
-    # The offered rate averaged over about one start-up (EWMA): what the queue is expected to
-    # face once a burst has passed, for the drains-first test.
-    steady_rate: float | None = None
+    # (t, requests queued) at the last evaluation, and the queue's growth (requests/s, EWMA
+    # over a minute; negative when it drains): arrivals = requests served + growth.
+    queue_at: tuple[float, float] | None = None
+    growth: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """What the stage reads of the observation."""
+class Seen(NamedTuple):
+    """What the stage reads of the observation (a tuple: built once per decision, cheaply)."""
 
     values: Mapping[str, float | None]
     current: int
@@ -133,7 +138,8 @@ def size(
             memory.peaks,
             memory.profile,
             now,
-            memory.steady_rate,
+            memory.queue_at,
+            memory.growth,
         )
         return Sized(rec, (), memory)
 
@@ -155,6 +161,12 @@ def size(
         # before one could start).
         busy = min(max(in_flight, 0.0), _BUSY_CAP * ready * conc)
         rate = max(rate, busy / s_eff)
+    growth = _growth(memory, queue, now)
+    if growth > 0.0 and s_eff > 0:
+        # A growing queue: requests arrive faster than the deployment serves them, by the
+        # growth (a rate of requests started reads only the capacity then).
+        served = min(max(in_flight, 0.0), ready * conc) if in_flight is not None else ready * conc
+        rate = max(rate, served / s_eff + growth)
 
     # The wait predicted for the ready replicas feeds the correction: needed only with an
     # observed wait, and above the evidence threshold unless the observed one is.
@@ -167,8 +179,9 @@ def size(
         wait,
         conc,
         ready if observed is not None else 0,
-        cap=MAX_RECOMMENDATION,
-        ready_above=floor if observed is not None and observed < floor else 0.0,
+        0,
+        MAX_RECOMMENDATION,
+        floor if observed is not None and observed < floor else 0.0,
     )
     shown = f"{predicted:.3g}s" if predicted == predicted else "below"
     parts = [
@@ -199,14 +212,17 @@ def size(
         parts.append(f"{held} sized within the last start-up ({lead:g}s): keep it")
         count = held
 
-    steady = _steady(memory, rate, now, lead)
+    queue_at = memory.queue_at
     if backlog > 0.0 and s_eff > 0:
         drain = replicas_for_drain(backlog, rate, s_eff, wait, conc)
         if drain > max(count, ready):
-            # Would the replicas at hand clear the queue before a new one could start? Once a
-            # burst passes they face the steady rate, not the burst's (with a rate of
-            # requests started, a saturated deployment reads its own capacity).
-            at_hand = drain_time(backlog, ready * conc, min(rate, steady), s_eff)
+            # Would the replicas at hand clear the queue before a new one could start? At the
+            # rate read now (a burst that goes on), or as fast as the queue is seen shrinking
+            # (a burst that has passed; a rate of requests started cannot tell: a saturated
+            # deployment reads its own capacity).
+            at_hand = drain_time(backlog, ready * conc, rate, s_eff)
+            if growth < 0.0:
+                at_hand = min(at_hand, backlog / -growth)
             if at_hand <= lead:
                 reasons.append(R.OBJECTIVE_DRAINS_FIRST)
                 parts.append(
@@ -220,7 +236,9 @@ def size(
     count = min(count, MAX_RECOMMENDATION)
 
     correction = _correct(objective, memory, seen, observed, at_ready)
-    next_memory = ObjectiveMemory(correction, memory_startup, peaks, profile, now, steady)
+    if queue is not None:
+        queue_at = (now, backlog)
+    next_memory = ObjectiveMemory(correction, memory_startup, peaks, profile, now, queue_at, growth)
 
     wanted = count
     text = "; ".join(parts)
@@ -257,7 +275,13 @@ def _times(f: float) -> str:
 
 
 def _pct(q: float) -> str:
-    return f"{q * 100:.10g}"
+    text = _PCT.get(q)
+    if text is None:
+        text = _PCT[q] = f"{q * 100:.10g}"
+    return text
+
+
+_PCT: dict[float, str] = {}  # quantile -> "99" (a handful of values per process)
 
 
 def _direction(desired: int, current: int) -> str:
@@ -268,29 +292,31 @@ def _direction(desired: int, current: int) -> str:
     return R.NO_CHANGE
 
 
-def _steady(memory: ObjectiveMemory, rate: float, now: float, lead: float) -> float:
-    """The offered rate's EWMA with a time constant of one start-up (at least a minute)."""
-    before = memory.steady_rate
-    if before is None or memory.at is None:
-        return rate
-    tau = max(lead, 60.0)
-    alpha = 1.0 - math.exp(-min(max(now - memory.at, 0.0), tau) / tau)
-    return before + alpha * (rate - before)
+def _growth(memory: ObjectiveMemory, queue: float | None, now: float) -> float:
+    """The queue's growth rate, requests/s: an EWMA (one minute) of its change per second."""
+    before = memory.queue_at
+    if queue is None or before is None or now <= before[0]:
+        return memory.growth
+    dt = now - before[0]
+    alpha = 1.0 - math.exp(-min(dt, _GROWTH_TAU) / _GROWTH_TAU)
+    return memory.growth + alpha * ((max(queue, 0.0) - before[1]) / dt - memory.growth)
 
 
 def _hold(peaks: Peaks, now: float, lead: float, count: int) -> tuple[Peaks, int]:
     """Record `count` in the current quarter-start-up slot; the max over the last start-up."""
     if lead <= 0:
         return (), count
-    slot = lead / 4.0
-    start = math.floor(now / slot) * slot
-    if peaks and peaks[-1][0] == start and now - lead < peaks[0][0] + slot:
-        # The common case: still in the last slot and nothing expired.
-        last = peaks[-1][1]
-        if count > last:
-            peaks = (*peaks[:-1], (start, count))
-        return peaks, _top(peaks)
-    kept = [(t, n) for t, n in peaks if now - lead < t + slot and t <= now]
+    slot = lead * 0.25
+    start = (now // slot) * slot
+    if peaks:
+        last_t, last_n = peaks[-1]
+        if last_t == start and now - lead < peaks[0][0] + slot:
+            # The common case: still in the last slot and nothing expired.
+            if count > last_n:
+                peaks = (*peaks[:-1], (start, count))
+            return peaks, _top(peaks)
+    cutoff = now - lead - slot
+    kept = [(t, n) for t, n in peaks if cutoff < t <= now]
     if kept and kept[-1][0] == start:
         kept[-1] = (start, max(kept[-1][1], count))
     else:
@@ -325,7 +351,7 @@ def _correct(
             eps = 0.05 * wait
             ratio = (max(observed, 0.0) + eps) / (min(predicted, 1e12) + eps)
             ratio = min(max(ratio, 0.25), 4.0)
-            log_f += _GAIN * math.log(ratio)
+            log_f += (_GAIN_UP if ratio > 1.0 else _GAIN_DOWN) * math.log(ratio)
             return _bounded(log_f)
     if log_f != 0.0 and memory.at is not None and seen.now > memory.at:
         log_f *= math.exp(-(seen.now - memory.at) / _DECAY_TAU)
@@ -349,7 +375,8 @@ def memory_to_dict(memory: ObjectiveMemory) -> dict[str, Any]:
         "peaks": [[t, n] for t, n in memory.peaks],
         "profile": F.to_dict(memory.profile),
         "at": memory.at,
-        "steady_rate": memory.steady_rate,
+        "queue_at": list(memory.queue_at) if memory.queue_at is not None else None,
+        "growth": memory.growth,
     }
 
 
@@ -396,5 +423,19 @@ def memory_from_dict(d: object) -> ObjectiveMemory:
         tuple(peaks),
         F.from_dict(d.get("profile", {})),
         _number(d, "at"),
-        _number(d, "steady_rate"),
+        _queue_at(d.get("queue_at")),
+        _number(d, "growth") or 0.0,
     )
+
+
+def _queue_at(v: object) -> tuple[float, float] | None:
+    if v is None:
+        return None
+    if (
+        not isinstance(v, list)
+        or len(v) != 2
+        or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+        or not all(math.isfinite(x) and x >= 0 for x in v)
+    ):
+        raise ValueError(f"state.objective.queue_at: expected [t, queued >= 0], got {v!r}")
+    return (float(v[0]), float(v[1]))

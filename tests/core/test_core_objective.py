@@ -479,3 +479,41 @@ def test_replicas_bought_for_a_queue_are_not_held() -> None:
     assert R.OBJECTIVE_BACKLOG in d.reasons and d.desired == 59  # (+4 per 15 s rate limit)
     d, _ = decide(p, state, Observation("ready", d.replicas, load(10.0)), T0 + 15)
     assert d.replicas == 3 and R.OBJECTIVE_STARTUP_HOLD not in d.reasons
+
+
+def test_a_growing_queue_reveals_arrivals_a_started_rate_cannot() -> None:
+    # A saturated deployment: 4 replicas x 16 slots busy with 4 s requests; the rate of
+    # requests started reads its capacity (16/s). A queue growing by 4/s over a minute says
+    # arrivals are ~20/s: more than the one extra replica the started rate alone asks for.
+    p = slo(startup=600.0)
+    flat, growing = initial_state(), initial_state()
+    replicas = 4
+    d_flat = d_grow = None
+    for i in range(5):
+        t = T0 + 15.0 * i
+        d_flat, flat = decide(
+            p, flat, Observation("ready", replicas, load(16.0, 4.0, 64.0, 100.0)), t
+        )
+        queued = 100.0 + 60.0 * i
+        d_grow, growing = decide(
+            p, growing, Observation("ready", replicas, load(16.0, 4.0, 64.0, queued)), t
+        )
+    assert d_flat is not None and d_grow is not None
+    assert growing.objective is not None and growing.objective.growth > 2.0
+    assert d_grow.desired is not None and d_flat.desired is not None
+    assert d_grow.desired > d_flat.desired
+
+
+def test_the_correction_comes_down_slower_than_it_goes_up() -> None:
+    # The same evidence ratio, one way and the other: waits longer than predicted move the
+    # factor four times as far as waits shorter than predicted.
+    p = slo()
+    start = replace(initial_state(), objective=None)
+    ready = 3
+    predicted = wait_quantile(ready * 16, 10.0, 4.0, 1.0, 0.99)
+    assert predicted > 1.0  # above the evidence threshold (a fifth of 5 s)
+    _, up = decide(p, start, Observation("ready", ready, load(10.0, wait_p99=4 * predicted)), T0)
+    _, down = decide(p, start, Observation("ready", ready, load(10.0, wait_p99=0.0)), T0)
+    assert up.objective is not None and down.objective is not None
+    assert up.objective.correction > 1.0 > down.objective.correction
+    assert math.log(up.objective.correction) > -2 * math.log(down.objective.correction)
