@@ -228,8 +228,16 @@ class GatewayConfig:
     upstream_timeout: float = field(
         default=600.0, metadata=_duration("longest a response from the deployment may take")
     )
-    max_connections: int = field(  # open client connections (uvicorn limit_concurrency)
-        default=1000, metadata=spec(Int("most open client connections", ge=1, le=1_000_000))
+    max_connections: int = field(  # open client connections at once; past it: 503 and close
+        default=1024,
+        metadata=spec(
+            Int("open client connections at once; past it new ones get 503", ge=1, le=1_000_000)
+        ),
+    )
+    # seconds a request head may take (slow clients are cut)
+    header_timeout: float = field(
+        default=10.0,
+        metadata=_duration("bound on receiving a request head (slow clients are cut)"),
     )
     poll_interval: float = field(
         default=1.0, metadata=_duration("how often a held model's deployment is looked up")
