@@ -4,7 +4,8 @@ Public API (other layers depend on these names): `load_policy_text`, `load_polic
 `load_policies`, `load_daemon_config`, `load_daemon`, `read_file_capped`, plus `PolicyError`,
 `ValidationFailed` and `parse_duration` re-exported. Every problem in every file is collected
 and raised at once as `ValidationFailed`; no other exception escapes, whatever the input. The
-rules themselves live in `tables` (fields) and `fields` (how a field validates).
+rules themselves live on the model dataclasses (`sections`, via `declare`) and in `fields` /
+`scalars` (how a field validates).
 
 Files are read by `read_file_capped`: only regular files (after symlinks), opened without
 blocking (a FIFO cannot hang the read), and never more than the cap (`MAX_TEXT`, 4 MiB): a

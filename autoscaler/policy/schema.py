@@ -1,8 +1,9 @@
 """JSON Schema (draft 2020-12) of policy files and of the daemon config.
 
-Generated from the same field tables the validator uses (`tables`), so both accept the same
-keys, types, enums and bounds. Cross-field rules (min <= max, activation names, cron syntax)
-are only in the validator; the schema is for editors.
+Generated from the same tables the validator uses (`tables`, derived from the model dataclasses
+in `sections`), so both accept the same keys, types, enums and bounds. Cross-field rules
+(min <= max, activation names, cron syntax) are only in the validator; the schema is for
+editors.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The loader validates `yaml.compose` nodes (not plain Python objects) so every er
 at the line and column of the key or value at fault. This module hides PyYAML's corners:
 parse errors become located errors, duplicate keys are errors, merge keys (`<<: *base`) are
 flattened, aliases are bounded (no billion laughs), and custom tags are refused.
-Validation rules do not live here (see `fields` and `tables`).
+Validation rules do not live here (see `sections`, `fields` and `scalars`).
 """
 
 from __future__ import annotations
