@@ -58,11 +58,14 @@ class Builder:
     the model class so the schema can publish the dataclass defaults."""
 
     def __init__(
-        self, model: type, fn: Callable[..., Any] | None = None, rename: Mapping[str, str] = {}
+        self,
+        model: type,
+        fn: Callable[..., Any] | None = None,
+        rename: Mapping[str, str] | None = None,
     ):
         self.model = model
         self.fn = fn or model
-        self.rename = dict(rename)
+        self.rename = dict(rename or {})
 
     def __call__(self, **values: Any) -> Any:
         if self.rename:
