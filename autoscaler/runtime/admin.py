@@ -21,7 +21,8 @@ from autoscaler import core
 from autoscaler.core.timefmt import iso
 from autoscaler.runtime.control import NotLeaderError, UnknownPolicyError
 from autoscaler.runtime.history import HistoryBuffer
-from autoscaler.runtime.runner import PolicyRunner, SourcePool
+from autoscaler.runtime.reads import SourcePool
+from autoscaler.runtime.runner import PolicyRunner
 from autoscaler.store.base import Store
 
 log = structlog.get_logger("autoscaler.daemon")
@@ -42,7 +43,7 @@ class AdminHost(Protocol):
 
     def run_soon(self, name: str) -> None: ...
 
-    async def tracked(self, work: Awaitable[None]) -> None: ...
+    async def tracked(self, work: Awaitable[object]) -> None: ...
 
 
 def runner_of(host: AdminHost, name: str) -> PolicyRunner:

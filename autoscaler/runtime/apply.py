@@ -22,7 +22,8 @@ from autoscaler import core
 from autoscaler.policy.model import DaemonConfig, Policy, ProviderProfile
 from autoscaler.providers.base import Provider
 from autoscaler.runtime.control import Recorder
-from autoscaler.runtime.runner import DeploymentView, PolicyRunner
+from autoscaler.runtime.reads import DeploymentView
+from autoscaler.runtime.runner import PolicyRunner
 from autoscaler.runtime.scheduling import PolicyScheduler
 
 log = structlog.get_logger("autoscaler.daemon")

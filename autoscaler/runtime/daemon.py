@@ -29,24 +29,20 @@ from anyio.abc import TaskStatus
 
 from autoscaler.policy.model import DaemonConfig, Policy, ProviderProfile
 from autoscaler.providers.base import Provider
-from autoscaler.runtime import readable
+from autoscaler.runtime import provider_health, readable
 from autoscaler.runtime.actions import ActionContext
 from autoscaler.runtime.admin import AdminControl, runner_of
 from autoscaler.runtime.apply import apply_config
 from autoscaler.runtime.control import Recorder
 from autoscaler.runtime.history import HistoryBuffer
 from autoscaler.runtime.leadership import LeaderRole, LeadershipLike
-from autoscaler.runtime.reconcile import reconcile_all
-from autoscaler.runtime.runner import (
-    DeploymentView,
-    PolicyRunner,
-    RunnerEnv,
-    SourceFactory,
-    SourcePool,
-)
+from autoscaler.runtime.reads import DeploymentView, SourceFactory, SourcePool
+from autoscaler.runtime.reconcile import reconcile_pending
+from autoscaler.runtime.runner import PolicyRunner
+from autoscaler.runtime.runner_env import RunnerEnv
 from autoscaler.runtime.scheduling import PolicyScheduler, start_spread
 from autoscaler.runtime.shutdown import graceful_stop
-from autoscaler.store.base import FencedError, Intent, Store
+from autoscaler.store.base import FencedError, Store
 
 log = structlog.get_logger("autoscaler.daemon")
 
@@ -54,16 +50,11 @@ ProviderFactory = Callable[..., Provider]
 VIEW_SHARING_FROM = 50  # policies on one provider from which lookups share one list
 
 
-def _default_provider_factory() -> ProviderFactory:
+def _default_factories() -> tuple[ProviderFactory, SourceFactory]:
     from autoscaler.providers.registry import build_provider
-
-    return build_provider
-
-
-def _default_source_factory() -> SourceFactory:
     from autoscaler.sources.registry import build_source
 
-    return build_source
+    return build_provider, build_source
 
 
 class Daemon:
@@ -86,8 +77,9 @@ class Daemon:
         self.recorder = recorder
         self.store = store
         self._own_store = store is None
-        self.provider_factory = provider_factory or _default_provider_factory()
-        self.source_factory = source_factory or _default_source_factory()
+        default_provider, default_source = _default_factories()
+        self.provider_factory = provider_factory or default_provider
+        self.source_factory = source_factory or default_source
         self.clock = clock or time.time
         self.leader = LeaderRole(
             recorder, leadership, lambda: self.runners.values(), self.reconcile
@@ -136,10 +128,6 @@ class Daemon:
         if self.scheduling():
             self.scheduler.run_soon(name)
 
-    def _wait_ready_timeout(self, provider: str) -> float:
-        profile = self.config.providers.get(provider)
-        return profile.wait_ready_timeout if profile else 1800.0
-
     def action_context(self) -> ActionContext:
         assert self.store is not None
         return ActionContext(
@@ -154,13 +142,10 @@ class Daemon:
             clock=self.clock,
             actions=self.action_context(),
             sources=self.sources,
-            global_dry_run=lambda: self.config.dry_run,
+            config=lambda: self.config,
             can_act=self.can_act,
-            set_fast_watch=self._set_fast_watch,
-            run_soon=self.run_soon,
             on_fenced=self.leader.on_fenced,
-            wait_ready_timeout=self._wait_ready_timeout,
-            fast_poll=lambda: self.config.zero_poll_interval,
+            set_fast_watch=self._set_fast_watch,
             record_history=self._history().add,
         )
 
@@ -246,27 +231,16 @@ class Daemon:
         if not self.can_act():
             return
         policies = {name: r.policy for name, r in self.runners.items()}
-        providers = {name: r.provider for name, r in self.runners.items()}
+        providers = {r.policy.deployment.provider: r.provider for r in self.runners.values()}
         try:
-            results = await reconcile_all(
-                self.action_context(),
-                policies,
-                {r.policy.deployment.provider: r.provider for r in self.runners.values()},
+            self.reconcile_results, oldest = await reconcile_pending(
+                self.action_context(), policies, providers
             )
         except FencedError as exc:
             await self.leader.on_fenced(exc)
             return
-        del providers
-        self.reconcile_results = [
-            {"intent": i.id, "policy": i.policy, "kind": i.kind, "outcome": o, "error": e}
-            for i, o, e in results
-        ]
-        still_open: dict[str, list[Intent]] = {}
-        for intent in await self.store.pending_intents() if self.store else []:
-            still_open.setdefault(intent.policy, []).append(intent)
         for runner in self.runners.values():  # whatever is still open, its runner finishes
-            pending = still_open.get(runner.name)
-            runner.pending = min(pending, key=lambda i: i.id) if pending else None
+            runner.pending = oldest.get(runner.name)
 
     def schedule(self, runner: PolicyRunner, count: int) -> None:
         interval = runner.policy.interval
@@ -289,7 +263,7 @@ class Daemon:
             return
         await self.tracked(runner.fast_watch())
 
-    async def tracked(self, work: Awaitable[None]) -> None:
+    async def tracked(self, work: Awaitable[object]) -> None:
         self._inflight += 1
         self._idle.clear()
         try:
@@ -383,35 +357,13 @@ class Daemon:
         }
 
     def unauthorized(self) -> dict[str, Any]:
-        """Profiles whose provider refuses our credentials now (401/403), with the policies
-        that cannot act because of it; empty when every provider answers."""
-        return {
-            name: {**entry["unauthorized"], "policies": entry["policies"]}
-            for name, entry in self.provider_status().items()
-            if entry.get("unauthorized")
-        }
+        return provider_health.unauthorized(self.providers, self.runners)
 
     def unauthorized_problems(self) -> list[str]:
-        """/readyz problems: alive and leading, but unable to act for these policies."""
-        return [
-            f"provider {name!r} refuses our credentials (HTTP {u.get('status')} since "
-            f"{u.get('t')}): check {u.get('credential') or 'its token or login'}; "
-            f"policies that cannot act: {', '.join(u['policies']) or 'none'}"
-            for name, u in self.unauthorized().items()
-        ]
+        return provider_health.unauthorized_problems(self.providers, self.runners)
 
     def provider_status(self) -> dict[str, Any]:
-        """Per profile: last error (ISO time, failures in a row), when the next call may go
-        while rate limited, a credential refusal; with the policies on it."""
-        out: dict[str, Any] = {}
-        for name, provider in sorted(self.providers.items()):
-            status = getattr(provider, "status", None)
-            entry: dict[str, Any] = dict(status()) if callable(status) else {}
-            entry["policies"] = sorted(
-                p for p, r in self.runners.items() if r.policy.deployment.provider == name
-            )
-            out[name] = entry
-        return out
+        return provider_health.provider_status(self.providers, self.runners)
 
     async def ready(self) -> tuple[bool, list[str]]:
         problems: list[str] = []
@@ -463,7 +415,3 @@ def _shown_url(url: str) -> str:
     from autoscaler.store.url import redact_url
 
     return redact_url(url)
-
-
-def policies_by_name(policies: Sequence[Policy]) -> Mapping[str, Policy]:
-    return {p.name: p for p in policies}
