@@ -46,6 +46,7 @@ import structlog
 from autoscaler import core
 from autoscaler.core.timefmt import iso
 from autoscaler.core.types import Observation
+from autoscaler.core.zero import activations, activity
 from autoscaler.policy.model import Policy
 from autoscaler.providers.base import DeploymentInfo, Provider, ProviderError
 from autoscaler.runtime import actions, readable, record
@@ -318,7 +319,7 @@ class PolicyRunner:
 
     async def fast_watch(self) -> None:
         """Every `zero_poll_interval` while at zero or in transition: evaluate at once when
-        work arrives (an activation metric above its threshold) or when the deployment's status
+        work arrives (the core's activation rule says so) or when the deployment's status
         moves (created -> ready, terminating -> gone)."""
         if self.lock.locked():
             return
@@ -336,21 +337,13 @@ class PolicyRunner:
             record.unobserved(self, exc)
 
     async def _activation_seen(self) -> bool:
-        assert self.policy.scale_to_zero is not None
-        activations = self.policy.scale_to_zero.activation
-        if not activations:
-            # No explicit activation metric: any metric above zero counts as work.
-            thresholds = dict.fromkeys(self.source_keys, 0.0)
-        else:
-            thresholds = {a.metric: a.threshold for a in activations}
-        for metric, threshold in thresholds.items():
-            if metric not in self.source_keys:
-                continue
-            reading = await self._read_one(metric)
-            record.readings(self, (reading,))
-            if reading.value is not None and reading.value > threshold:
-                return True
-        return False
+        """Reads the activation metrics and asks the core (`core.zero.activity`): the same
+        rule the decision applies, so the watch wakes the pass exactly when it would create."""
+        names = [a.metric for a in activations(self.policy) if a.metric in self.source_keys]
+        readings = await self._read_metrics(names)
+        record.readings(self, readings)
+        active, _text = activity(self.policy, {r.metric: r.value for r in readings})
+        return active
 
     # -- status ---------------------------------------------------------------------------
 
