@@ -22,7 +22,7 @@ from autoscaler import core
 from autoscaler.policy.model import DaemonConfig, Policy, ProviderProfile
 from autoscaler.providers.base import Provider
 from autoscaler.runtime.control import Recorder
-from autoscaler.runtime.reads import DeploymentView
+from autoscaler.runtime.reads import DeploymentView, close_quietly
 from autoscaler.runtime.runner import PolicyRunner
 from autoscaler.runtime.scheduling import PolicyScheduler
 
@@ -92,10 +92,7 @@ async def apply_config(
             report["changed"].append(name)
     host.tune_views(list(wanted.values()))
     for provider in old_providers.values():
-        try:
-            await provider.aclose()
-        except Exception as exc:
-            log.warning("close_failed", what="provider", error=str(exc))
+        await close_quietly(provider, "provider")
     return report
 
 

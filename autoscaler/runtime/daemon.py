@@ -10,10 +10,9 @@ close sources, providers and the store.
 
 The concerns around it, one module each: who may act (election, takeover, fencing:
 `leadership.py`), admin control (pause, resume, override, activate, history: `admin.py`),
-applying a reloaded config (`apply.py`; file watching is `reload.py`), stopping
-(`shutdown.py`).
-Must not live here: the per-policy evaluation (`runner.py`), the action protocols
-(`actions.py`), file watching (`reload.py`), signals (`shutdown.py`).
+applying a reloaded config (`apply.py`; file watching is `reload.py`), stopping and signals
+(`shutdown.py`). Must not live here: the per-policy evaluation (`runner.py`), the action
+protocols (`actions.py`).
 """
 
 from __future__ import annotations
@@ -29,20 +28,21 @@ from anyio.abc import TaskStatus
 
 from autoscaler.policy.model import DaemonConfig, Policy, ProviderProfile
 from autoscaler.providers.base import Provider
-from autoscaler.runtime import provider_health, readable
+from autoscaler.runtime import health, readable
 from autoscaler.runtime.actions import ActionContext
 from autoscaler.runtime.admin import AdminControl, runner_of
 from autoscaler.runtime.apply import apply_config
 from autoscaler.runtime.control import Recorder
 from autoscaler.runtime.history import HistoryBuffer
 from autoscaler.runtime.leadership import LeaderRole, LeadershipLike
-from autoscaler.runtime.reads import DeploymentView, SourceFactory, SourcePool
+from autoscaler.runtime.reads import DeploymentView, SourceFactory, SourcePool, close_quietly
 from autoscaler.runtime.reconcile import reconcile_pending
 from autoscaler.runtime.runner import PolicyRunner
 from autoscaler.runtime.runner_env import RunnerEnv
 from autoscaler.runtime.scheduling import PolicyScheduler, start_spread
 from autoscaler.runtime.shutdown import graceful_stop
 from autoscaler.store.base import FencedError, Store
+from autoscaler.store.url import redact_url
 
 log = structlog.get_logger("autoscaler.daemon")
 
@@ -222,7 +222,7 @@ class Daemon:
         log.info(
             "started",
             policies=len(self.runners),
-            store=_shown_url(self.config.state.url),
+            store=redact_url(self.config.state.url),
             dry_run=self.config.dry_run,
         )
 
@@ -326,10 +326,7 @@ class Daemon:
         await self.sources.aclose()
         providers, self.providers = list(self.providers.values()), {}
         for provider in providers:
-            try:
-                await provider.aclose()
-            except Exception as exc:
-                log.warning("close_failed", what="provider", error=str(exc))
+            await close_quietly(provider, "provider")
         if self.store is not None and self._own_store:
             try:
                 await self.store.close()
@@ -357,29 +354,17 @@ class Daemon:
         }
 
     def unauthorized(self) -> dict[str, Any]:
-        return provider_health.unauthorized(self.providers, self.runners)
+        return health.unauthorized(self.providers, self.runners)
 
     def unauthorized_problems(self) -> list[str]:
-        return provider_health.unauthorized_problems(self.providers, self.runners)
+        return health.unauthorized_problems(self.providers, self.runners)
 
     def provider_status(self) -> dict[str, Any]:
-        return provider_health.provider_status(self.providers, self.runners)
+        return health.provider_status(self.providers, self.runners)
 
     async def ready(self) -> tuple[bool, list[str]]:
-        problems: list[str] = []
-        if not self._started:
-            problems.append("config not loaded yet (daemon starting)")
-        if self._stopping:
-            problems.append("daemon stopping")
-        problems.extend(self.unauthorized_problems())
-        if self.store is None:
-            problems.append("store not open")
-        else:
-            try:
-                if not await self.store.check_writable():
-                    problems.append("store not writable")
-            except Exception as exc:
-                problems.append(f"store not writable: {exc}")
+        problems = health.lifecycle_problems(self._started, self._stopping)
+        problems += self.unauthorized_problems() + await health.store_problems(self.store)
         return (not problems, problems)
 
     # -- reload, admin control (their own modules) ----------------------------------------------
@@ -409,9 +394,3 @@ class Daemon:
         self, policy: str, origin: str | None = None, held: Mapping[str, int] | None = None
     ) -> dict[str, Any]:
         return await self.admin.activate(policy, origin, held)
-
-
-def _shown_url(url: str) -> str:
-    from autoscaler.store.url import redact_url
-
-    return redact_url(url)

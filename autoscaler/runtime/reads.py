@@ -66,7 +66,7 @@ class SourcePool:
         entry.refs -= 1
         if entry.refs <= 0:
             del self._entries[key]
-            await _close_quietly(entry.source)
+            await close_quietly(entry.source)
 
     async def read(self, key: str, max_age: float = 0.0) -> float:
         """A value read at most `max_age` seconds ago (0: a read that starts now, or the one
@@ -101,14 +101,14 @@ class SourcePool:
         for entry in entries:
             if entry.inflight is not None and not entry.inflight.done():
                 entry.inflight.cancel()
-            await _close_quietly(entry.source)
+            await close_quietly(entry.source)
 
 
-async def _close_quietly(closable: Any) -> None:
+async def close_quietly(closable: Any, what: str | None = None) -> None:
     try:
         await closable.aclose()
     except Exception as exc:  # closing is best effort; a broken client must not stop others
-        log.warning("close_failed", what=repr(closable), error=str(exc))
+        log.warning("close_failed", what=what or repr(closable), error=str(exc))
 
 
 # --- deployments ------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Record: the one place an evaluation's result is written down. Metrics (`Recorder`), one log
-event per decision, the policy's /status entry, the decision history (leader only) and whether
-the fast watch keeps polling it.
+event per decision, the policy's /status entry (and `status`, which shows it), the decision
+history (leader only) and whether the fast watch keeps polling it.
 
 Nothing here feeds the next decision: the state the core needs, and the write-ahead intents,
 are saved by the pass itself before the provider is called (`runner.py`, its docstring says
@@ -14,15 +14,17 @@ unchanged no-op decision logs at debug (one event per decision either way).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import structlog
 
 from autoscaler.core.reasons import PAUSED
-from autoscaler.core.timefmt import duration
+from autoscaler.core.timefmt import duration, iso
 from autoscaler.policy.model import Policy
 from autoscaler.providers.base import ProviderError
 from autoscaler.providers.http import GATED
+from autoscaler.runtime import readable
 from autoscaler.runtime.evaluation import Acted, EvaluationResult, IntentProgress, Reading
 from autoscaler.runtime.runner_env import RunnerEnv, RunnerStatus
 from autoscaler.store.base import Intent
@@ -44,9 +46,12 @@ class Recorded(Protocol):
     source_health: dict[str, dict[str, Any]]
     source_errors: dict[str, str]
     last_logged: tuple[str, tuple[str, ...]] | None
+    state: Any  # core.CoreState
 
     @property
     def name(self) -> str: ...
+
+    def dry_run(self) -> bool: ...
 
 
 def record(runner: Recorded, result: EvaluationResult) -> None:
@@ -274,3 +279,43 @@ def _watch(runner: Recorded, acted: Acted) -> None:
     if observation.status in ("initializing", "terminating"):
         moving = True
     runner.env.set_fast_watch(runner.name, at_zero or moving)
+
+
+def status(runner: Recorded) -> dict[str, Any]:
+    """For /status: times as ISO 8601 and durations as `4m10s` (readable.py)."""
+    state = runner.state.to_dict() if runner.state is not None else None
+    return {
+        "deployment": runner.policy.deployment.name,
+        "provider": runner.policy.deployment.provider,
+        "last_observation": readable.stamped(runner.status_info.last_observation),
+        "last_decision": readable.stamped(runner.status_info.last_decision),
+        "state": readable.readable_state(state),
+        "paused": _state_flag(state, "paused") or runner.policy.paused,
+        "override": readable.override_view(state, runner.env.clock()),
+        "dry_run": runner.dry_run(),
+        "pending_intent": (
+            None
+            if runner.pending is None
+            else {
+                "id": runner.pending.id,
+                "kind": runner.pending.kind,
+                "created_at": iso(runner.pending.created_at),
+            }
+        ),
+        "transition": runner.status_info.transition,
+        "last_error": runner.status_info.last_error,
+        "evaluations": runner.status_info.evaluations,
+        "sources": {
+            metric: {
+                "last_error": None,
+                "last_error_at": None,
+                "failures_in_a_row": 0,
+                **runner.source_health.get(metric, {}),
+            }
+            for metric in runner.source_keys
+        },
+    }
+
+
+def _state_flag(state: Mapping[str, Any] | None, key: str) -> bool:
+    return bool(state and state.get(key))

@@ -44,12 +44,11 @@ from typing import Any
 import structlog
 
 from autoscaler import core
-from autoscaler.core.timefmt import iso
 from autoscaler.core.types import Observation
 from autoscaler.core.zero import activations, activity
 from autoscaler.policy.model import Policy
 from autoscaler.providers.base import DeploymentInfo, Provider, ProviderError
-from autoscaler.runtime import actions, readable, record
+from autoscaler.runtime import actions, record
 from autoscaler.runtime.actions import ActionAborted
 from autoscaler.runtime.evaluation import (
     Acted,
@@ -348,39 +347,8 @@ class PolicyRunner:
     # -- status ---------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """For /status: times as ISO 8601 and durations as `4m10s` (readable.py)."""
-        state = self.state.to_dict() if self.state is not None else None
-        return {
-            "deployment": self.policy.deployment.name,
-            "provider": self.policy.deployment.provider,
-            "last_observation": readable.stamped(self.status_info.last_observation),
-            "last_decision": readable.stamped(self.status_info.last_decision),
-            "state": readable.readable_state(state),
-            "paused": _state_flag(state, "paused") or self.policy.paused,
-            "override": readable.override_view(state, self.env.clock()),
-            "dry_run": self.dry_run(),
-            "pending_intent": (
-                None
-                if self.pending is None
-                else {
-                    "id": self.pending.id,
-                    "kind": self.pending.kind,
-                    "created_at": iso(self.pending.created_at),
-                }
-            ),
-            "transition": self.status_info.transition,
-            "last_error": self.status_info.last_error,
-            "evaluations": self.status_info.evaluations,
-            "sources": {
-                metric: {
-                    "last_error": None,
-                    "last_error_at": None,
-                    "failures_in_a_row": 0,
-                    **self.source_health.get(metric, {}),
-                }
-                for metric in self.source_keys
-            },
-        }
+        """For /status (`record.status`)."""
+        return record.status(self)
 
 
 def _terminating(deployment: DeploymentInfo) -> DeploymentInfo:
@@ -402,7 +370,3 @@ def _source_type(repr_prefix: str) -> str:
     """`RedisSource(...)` -> `redis` (a fixed label value for metrics)."""
     name = repr_prefix.removesuffix("Source").lower()
     return {"promql": "promql", "httpjson": "http_json", "rabbitmq": "rabbitmq"}.get(name, name)
-
-
-def _state_flag(state: Mapping[str, Any] | None, key: str) -> bool:
-    return bool(state and state.get(key))

@@ -29,7 +29,10 @@ from autoscaler.sources.base import TemporarySourceError
 from autoscaler.store.sqlite import SQLiteStore
 
 POLICY = """name: idle
-deployment: {provider: sim, name: idle, create: {catalog_id: c, region: r, gpu_config_id: g, plan_id: p}}
+deployment:
+  provider: sim
+  name: idle
+  create: {catalog_id: c, region: r, gpu_config_id: g, plan_id: p}
 replicas: {min: 0, max: 4}
 metrics:
   - name: queue

@@ -1,7 +1,8 @@
-"""Provider health as /status and /readyz show it: per provider profile, the last error, the
-rate-limit gate, a credential refusal (401/403), and the policies on that profile.
+"""The daemon's health as /status and /readyz show it: per provider profile, the last error,
+the rate-limit gate, a credential refusal (401/403) and the policies on that profile; whether
+the store is writable; whether the daemon is starting or stopping.
 
-Read-only over the daemon's providers and runners; the providers keep the figures
+Read-only over the daemon's parts; the providers keep their own figures
 (`providers/http.py` `status()`).
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from autoscaler.providers.base import Provider
 from autoscaler.runtime.runner import PolicyRunner
+from autoscaler.store.base import Store
 
 
 def unauthorized(
@@ -52,3 +54,23 @@ def provider_status(
         )
         out[name] = entry
     return out
+
+
+def lifecycle_problems(started: bool, stopping: bool) -> list[str]:
+    problems = []
+    if not started:
+        problems.append("config not loaded yet (daemon starting)")
+    if stopping:
+        problems.append("daemon stopping")
+    return problems
+
+
+async def store_problems(store: Store | None) -> list[str]:
+    if store is None:
+        return ["store not open"]
+    try:
+        if not await store.check_writable():
+            return ["store not writable"]
+    except Exception as exc:
+        return [f"store not writable: {exc}"]
+    return []
