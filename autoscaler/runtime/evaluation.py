@@ -85,7 +85,3 @@ class EvaluationResult:
     held: str | None = None  # a pending intent this daemon may not move (standby, dry run)
     unobserved: ProviderError | None = None  # the deployment could not be read
     acted: Acted | None = None  # the full pass
-
-    @property
-    def observed(self) -> Observed | None:
-        return None if self.acted is None else self.acted.decided.observed
