@@ -175,11 +175,8 @@ class PolicyRunner:
         readings = await metrics_task
         observation = observe(deployment, {r.metric: r.value for r in readings})
         now = self.env.clock()
-        return dataclasses.replace(
-            self._note_ready(observation, now),
-            deployment=deployment,
-            readings=readings,
-        )
+        ready_after, not_ready_after = self._note_ready(observation, now)
+        return Observed(now, deployment, observation, readings, ready_after, not_ready_after)
 
     async def _read_metrics(self, names: list[str] | None = None) -> tuple[Reading, ...]:
         names = list(self.source_keys) if names is None else names
@@ -214,20 +211,22 @@ class PolicyRunner:
         if self.view is not None:
             self.view.patch(self.policy.deployment.name, info)
 
-    def _note_ready(self, observation: Observation, now: float) -> Observed:
-        """A deployment created from zero: ready now, or given up on after the profile's
-        `wait_ready_timeout` (either way no longer in transition)."""
-        base = Observed(now, None, observation, ())
+    def _note_ready(
+        self, observation: Observation, now: float
+    ) -> tuple[float | None, float | None]:
+        """A deployment created from zero: (seconds until ready, None) when it is ready now,
+        (None, seconds waited) when given up on after the profile's `wait_ready_timeout`;
+        either way no longer in transition. (None, None) otherwise."""
         if self.created_at is None:
-            return base
+            return None, None
         waited = max(0.0, now - self.created_at)
         if observation.status == "ready":
             self.created_at, self.status_info.transition = None, None
-            return dataclasses.replace(base, ready_after=waited)
+            return waited, None
         if waited > self.env.wait_ready_timeout(self.policy.deployment.provider):
             self.created_at, self.status_info.transition = None, None
-            return dataclasses.replace(base, not_ready_after=waited)
-        return base
+            return None, waited
+        return None, None
 
     async def _continue_pending(self) -> IntentProgress:
         """Move the unfinished intent on (`reconcile.continue_intent`)."""
