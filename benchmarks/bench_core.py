@@ -6,7 +6,10 @@ A 3-metric policy (HPA default behavior: 300 s down window, 15 s rate periods), 
 
     .venv/bin/python benchmarks/bench_core.py [--decisions N]
 
-Targets (issue 2): >= 50,000 decisions/s, <= 4 KB of state per policy.
+Targets (issue 2): >= 50,000 decisions/s, <= 4 KB of state per policy. `--objective` also
+times a policy sized by its latency objective (issue 11: >= 50,000 decisions/s with it on,
+<= 8 KB of state with a full hour-of-week profile): five signals, forecast on, a queue now and
+then, an observed wait from replicas 1.3 times slower than declared driving the correction.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import time
 from dataclasses import replace
 
 from autoscaler.core import CoreState, Observation, decide, initial_state, to_dict
+from autoscaler.core.queueing import wait_quantile
 from autoscaler.policy.model import (
     Deployment,
     Metric,
+    Objective,
+    ObjectiveSignals,
     Policy,
     PrometheusSource,
     PromQLSource,
@@ -50,6 +56,66 @@ def bench_policy() -> Policy:
         ),
         interval=INTERVAL,
     )
+
+
+SIGNALS = ObjectiveSignals(
+    arrival_rate="arrivals",
+    service_time="service",
+    in_flight="running",
+    queue="waiting",
+    observed_wait="wait_p99",
+)
+
+
+def objective_policy() -> Policy:
+    source = PromQLSource(url="http://x", query="q")
+    return Policy(
+        name="bench-slo",
+        deployment=Deployment("sim", "bench", {"model": "m"}),
+        replicas=Replicas(1, 40),
+        metrics=tuple(Metric(name, source) for _, name in SIGNALS.names()),
+        interval=INTERVAL,
+        objective=Objective(signals=SIGNALS, concurrency=16, queue_wait=5.0, startup=180.0),
+    )
+
+
+def objective_observations(n: int) -> list[tuple[float, dict[str, float | None]]]:
+    """A wave of 7 to 43 requests/s of 4 s (28 to 172 Erlangs, 2 to 12 replicas of 16 slots),
+    a queue every 13th step."""
+    out = []
+    for i in range(n):
+        rate = 25 + 15 * math.sin(i / 40.0) + 3 * math.sin(i / 7.0)
+        out.append(
+            (
+                START + i * INTERVAL,
+                {
+                    "arrivals": rate,
+                    "service": 4.0,
+                    "running": rate * 4.0,
+                    "waiting": 30.0 if i % 13 == 0 else 0.0,
+                    "wait_p99": 0.0,  # filled in by `with_feedback`
+                },
+            )
+        )
+    return out
+
+
+def with_feedback(
+    policy: Policy, obs: list[tuple[float, dict[str, float | None]]], slower: float
+) -> list[tuple[float, dict[str, float | None]]]:
+    """The observed p99 wait of each step: what M/G/c gives on the replicas the core chose
+    (from the same start as `timed_rate`), with replicas `slower` times slower than the
+    service-time signal says, so the correction has something true to learn."""
+    out = []
+    state, replicas = initial_state(), 3
+    for t, metrics in obs:
+        rate, service = metrics["arrivals"] or 0.0, metrics["service"] or 0.0
+        seen = wait_quantile(replicas * 16, rate, service * slower, 1.0, 0.99)
+        metrics = {**metrics, "wait_p99": min(seen, 120.0)}
+        out.append((t, metrics))
+        decision, state = decide(policy, state, Observation("ready", replicas, metrics), t)
+        replicas = decision.replicas
+    return out
 
 
 def observations(n: int) -> list[tuple[float, dict[str, float | None]]]:
@@ -105,6 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=50_000, help="per pass")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--objective", action="store_true", help="also time objective sizing")
     args = parser.parse_args()
     policy = bench_policy()
     obs = observations(args.decisions + 100)
@@ -127,6 +194,25 @@ def main() -> None:
     )
     best, median, _ = timed_rate(scheduled, obs[: args.decisions // 5 + 100], args.repeats)
     print(f"with one schedule window: best {best:,.0f}, median {median:,.0f} decisions/s")
+    if args.objective:
+        bench_objective(args.decisions, args.repeats)
+
+
+def bench_objective(decisions: int, repeats: int) -> None:
+    policy = objective_policy()
+    obs = with_feedback(policy, objective_observations(decisions + 100), 1.3)
+    best, median, state = timed_rate(policy, obs, repeats)
+    print(f"objective policy (5 signals, forecast on), {decisions} decisions/pass")
+    print(f"decisions/s: best {best:,.0f}, median {median:,.0f}  (target >= 50,000)")
+    assert state.objective is not None
+    print(f"correction factor at the end: {state.objective.correction:.3g}")
+    # A full profile: two weeks of evaluations every 5 minutes.
+    s, r = initial_state(), 3
+    for t, metrics in objective_observations(2 * 7 * 24 * 12):
+        d, s = decide(policy, s, Observation("ready", r, metrics), START + (t - START) * 20)
+        r = d.replicas
+    print(f"state JSON bytes with a full hour-of-week profile: {len(json.dumps(to_dict(s)))}")
+    print("  (target <= 8192)")
 
 
 if __name__ == "__main__":

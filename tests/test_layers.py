@@ -35,7 +35,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "policy": ("cron", "secrets", "store"),
     # the pure core and what only needs it
     "core": ("cron", "policy"),
-    "replay": ("core", "policy"),
+    "replay": ("core", "policy", "sources"),  # sources.jsondoc: the strict JSON decoder
     "simulate": ("core", "cron", "policy", "timefmt"),
     # the I/O edges
     "providers": ("policy", "secrets", "timefmt"),

@@ -1,7 +1,8 @@
 """The pipeline: `decide(policy, state, observation, now) -> (Decision, CoreState)`.
 
 Order: pause -> status (initializing / terminating wait, failed, absent) -> admin override ->
-zero (idle clock, delete) -> metric failure rule -> recommend -> stabilize -> limit -> clamp.
+zero (idle clock, delete) -> metric failure rule -> recommend -> objective (when the policy
+states one: max with recommend) -> stabilize -> limit -> clamp.
 Each stage is a pure function in its own module returning a value, a reason code and a
 message fragment; this module only wires them and builds the next state. `now` is epoch
 seconds supplied by the caller: nothing here reads a clock.
@@ -9,13 +10,14 @@ seconds supplied by the caller: nothing here reads a clock.
 
 from __future__ import annotations
 
-from autoscaler.policy.model import Behavior, Policy
+from autoscaler.policy.model import Behavior, Metric, Policy
 
 from . import reasons as R
 from .clamp import bounds, clamp
 from .failure import metric_failure_rule, recreate_delay
 from .limit import is_panic, limit
-from .recommend import failed_metrics, recommend
+from .objective import ObjectiveMemory, Seen, size
+from .recommend import Recommendation, recommend
 from .stabilize import record, stabilize
 from .state import CoreState, evolve
 from .status import WAIT_REASONS
@@ -51,7 +53,7 @@ def _ready(
     values = observation.metrics
     behavior = policy.behavior
     up, down = behavior.scale_up, behavior.scale_down
-    rec = recommend(policy.metrics, values, current, behavior.tolerance)
+    rec, objective_reasons, memory = _recommend(policy, state, observation, current, now)
     raw = rec.replicas
     failed = rec.failed
     consecutive = state.metric_failures + 1 if failed else 0
@@ -93,6 +95,8 @@ def _ready(
                     0,
                     state.paused,
                     state.override,
+                    state.resumed_at,
+                    memory,
                 )
             reasons.append(R.IDLE_PENDING)
             if blocked:
@@ -135,6 +139,7 @@ def _ready(
             parts.append(rec.message)
             if rec.reason in _KEEP_REASONS:
                 reasons.append(rec.reason)
+            reasons.extend(objective_reasons)
             panicking = is_panic(behavior.panic, raw, current, observation.ready)
             if panicking and behavior.panic is not None:
                 panic_until = now + behavior.panic.hold
@@ -209,8 +214,42 @@ def _ready(
         state.paused,
         state.override,
         resumed_at,
+        memory,
     )
 
+
+def _recommend(
+    policy: Policy, state: CoreState, observation: Observation, current: int, now: float
+) -> tuple[Recommendation, tuple[str, ...], ObjectiveMemory | None]:
+    """The recommend stage, then the objective stage when the policy states an objective:
+    (recommendation, objective reason codes, the objective's next memory)."""
+    tolerance = policy.behavior.tolerance
+    objective = policy.objective
+    if objective is None:
+        return recommend(policy.metrics, observation.metrics, current, tolerance), (), None
+    # Signals without a target are the objective's inputs: their reads are judged there
+    # (a service time over an idle window is no failure), not by the HPA formulas.
+    proposal = _NOTHING_PROPOSED
+    targeted: tuple[Metric, ...] = ()
+    for metric in policy.metrics:
+        if metric.target is not None:
+            targeted = tuple(m for m in policy.metrics if m.target is not None)
+            proposal = recommend(targeted, observation.metrics, current, tolerance)
+            break
+    seen = Seen(
+        observation.metrics,
+        current,
+        observation.ready,
+        now,
+        observation.startup_seconds,
+        bool(targeted),
+    )
+    return size(objective, state.objective or ObjectiveMemory(), proposal, seen)
+
+
+# What recommend proposes for a policy whose metrics are all objective signals: nothing (the
+# objective stage ignores the proposal then).
+_NOTHING_PROPOSED = Recommendation(0, R.NO_CHANGE, "")
 
 # Recommend-stage reasons worth reporting even when no action follows; the direction codes
 # (scale_up / scale_down) are added from the final count instead.
@@ -221,14 +260,14 @@ def _absent(
     policy: Policy, state: CoreState, observation: Observation, now: float
 ) -> tuple[Decision, CoreState]:
     values = observation.metrics
-    failed = failed_metrics(policy.metrics, values)
+    rec, _, memory = _recommend(policy, state, observation, 0, now)
+    failed = rec.failed
     consecutive = state.metric_failures + 1 if failed else 0
     b = bounds(policy, now, floor_one=False)
     active, activity_text = False, ""
     if policy.scale_to_zero is not None:
         active, activity_text = activity(policy, values)
     last_active = now if active else state.last_active
-    rec = recommend(policy.metrics, values, 0, policy.behavior.tolerance)
     reasons: list[str] = []
     parts: list[str] = []
     if state.override is not None:
@@ -253,6 +292,7 @@ def _absent(
         last_active=last_active,
         metric_failures=consecutive,
         panic_until=None,
+        objective=memory,
     )
     if not reasons:
         text = f"absent: {activity_text}" if activity_text else "absent"

@@ -42,6 +42,12 @@ RECREATE = "recreate"
 RECREATE_BACKOFF = "recreate_backoff"
 PAUSED = "paused"
 OVERRIDE = "override"
+OBJECTIVE_SIZED = "objective_sized"
+OBJECTIVE_BACKLOG = "objective_backlog"
+OBJECTIVE_DRAINS_FIRST = "objective_drains_first"
+OBJECTIVE_FORECAST = "objective_forecast"
+OBJECTIVE_STARTUP_HOLD = "objective_startup_hold"
+OBJECTIVE_CORRECTED = "objective_corrected"
 
 REASONS: dict[str, str] = {
     SCALE_UP: "the replica count goes up",
@@ -82,4 +88,12 @@ REASONS: dict[str, str] = {
     RECREATE_BACKOFF: "waiting for the recreate backoff to pass before the next attempt",
     PAUSED: "scaling is paused (policy.paused or the admin pause): no action",
     OVERRIDE: "an admin override holds the replica count until it expires",
+    OBJECTIVE_SIZED: "the queueing model sized the deployment for the latency objective",
+    OBJECTIVE_BACKLOG: "more replicas to clear the current queue within the objective",
+    OBJECTIVE_DRAINS_FIRST: "the queue clears on the replicas at hand before a start-up "
+    "would finish: no replica bought for it",
+    OBJECTIVE_FORECAST: "pre-warm: sized for the demand profile one start-up time ahead",
+    OBJECTIVE_STARTUP_HOLD: "kept a count sized within the last start-up time: it would be "
+    "needed again before a new replica could start",
+    OBJECTIVE_CORRECTED: "the service time is corrected by the observed vs predicted wait",
 }

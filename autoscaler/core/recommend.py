@@ -6,6 +6,8 @@
   count stands. The largest recommendation across metrics wins.
 - With some metrics failed, the rest may scale up but never down (HPA's rule for missing
   metrics). From 0 replicas the ratio alone decides, as HPA does for external metrics.
+- A metric without a target is an input of the objective stage only: it recommends nothing
+  here, but its failed read counts like any other.
 
 Pure arithmetic only: no state, no time, no bounds (those are later stages).
 """
@@ -60,6 +62,7 @@ def recommend_metric(
     metric: Metric, value: float, current: int, tolerance: Tolerance
 ) -> tuple[int, bool]:
     """One metric's recommendation: (replicas, inside the tolerance band)."""
+    assert metric.target is not None
     target = metric.target.value
     if value < 0.0:
         value = 0.0
@@ -84,6 +87,7 @@ def recommend_metric(
 def describe(metric: Metric, value: float, current: int, desired: int, within: bool) -> str:
     """The message fragment for one metric's recommendation, with its numbers."""
     name = metric.name
+    assert metric.target is not None
     target = metric.target.value
     value = max(value, 0.0)
     if metric.target.type == "average_value":
@@ -118,6 +122,8 @@ def recommend(
         value = values.get(metric.name)
         if value is None or not math.isfinite(value):
             failed.append(metric.name)
+            continue
+        if metric.target is None:
             continue
         desired, within = recommend_metric(metric, value, current, tolerance)
         if desired > best or (desired == best and within):

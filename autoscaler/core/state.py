@@ -3,8 +3,10 @@
 `CoreState` holds only what later decisions need, each part trimmed by time inside `decide`:
 recommendation queues no older than the stabilization windows, scale events no older than the
 longest rate-policy period, and a handful of scalars (last action, idle clock, failure
-counters, panic deadline, admin pause/override). `to_dict` / `from_dict` give a JSON-safe
-form that round-trips exactly; `from_dict` rejects anything else with ValueError.
+counters, panic deadline, admin pause/override) and the objective stage's memory (its
+correction factor, start-up time, peaks and demand profile, see `objective.py`). `to_dict` /
+`from_dict` give a JSON-safe form that round-trips exactly; `from_dict` rejects anything else
+with ValueError.
 
 Also here: the pure helpers the runtime applies between decisions (`with_paused`,
 `with_override`, `action_failed`). Nothing here reads a clock.
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .objective import ObjectiveMemory, memory_from_dict, memory_to_dict
 from .types import Decision
 
 ACTION_KINDS = ("scale_up", "scale_down", "create", "delete")
@@ -43,6 +46,7 @@ class CoreState:
     # When an admin pause ended: scale-down waits a whole down window from here, as if the
     # recommendations seen before the pause had been forgotten (they describe another load).
     resumed_at: float | None = None
+    objective: ObjectiveMemory | None = None  # the objective stage's memory (objective.py)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -134,6 +138,7 @@ def to_dict(state: CoreState) -> dict[str, Any]:
         "paused": state.paused,
         "override": list(state.override) if state.override else None,
         "resumed_at": state.resumed_at,
+        "objective": memory_to_dict(state.objective) if state.objective is not None else None,
     }
 
 
@@ -232,4 +237,5 @@ def from_dict(d: object) -> CoreState:
         paused=paused,
         override=override,
         resumed_at=_time(d, "resumed_at"),
+        objective=None if d.get("objective") is None else memory_from_dict(d["objective"]),
     )

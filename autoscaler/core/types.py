@@ -29,6 +29,9 @@ class Observation:
     replicas: int  # count at the provider; 0 when absent
     metrics: Mapping[str, float | None]
     ready_replicas: int | None = None  # None: same as `replicas` when ready, else 0
+    # The deployment's start-up time as last measured by the runtime (scale or create call to
+    # a new replica ready), seconds; None until one was measured. The objective stage keeps it.
+    startup_seconds: float | None = None
 
     @property
     def ready(self) -> int:

@@ -45,7 +45,9 @@ class SecretRef:
 
 
 # --- metric sources -------------------------------------------------------------------------
-# One spec class per `source.type`. `timeout` bounds each read.
+# One spec class per `source.type`. `timeout` bounds each read (parsing included); `max_body`
+# caps the bytes an HTTP source reads from one answer.
+MiB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ class PrometheusSource:
     quantile: float | None = None  # histograms: this quantile; None -> mean over the interval
     on_empty: OnEmpty = "error"
     timeout: float = 5.0
+    max_body: int = 8 * MiB  # bytes per scraped exposition
     type: Literal["prometheus"] = "prometheus"
 
 
@@ -79,6 +82,7 @@ class PromQLSource:
     basic_auth: BasicAuth | None = None
     on_empty: OnEmpty = "error"
     timeout: float = 5.0
+    max_body: int = 1 * MiB  # bytes per query answer
     type: Literal["promql"] = "promql"
 
 
@@ -130,6 +134,7 @@ class HttpJsonSource:
     headers: Mapping[str, str] = field(default_factory=_empty)
     bearer_token: SecretRef | None = None
     timeout: float = 5.0
+    max_body: int = 1 * MiB  # bytes per JSON document
     type: Literal["http_json"] = "http_json"
 
 
@@ -198,7 +203,8 @@ class Target:
 class Metric:
     name: str  # unique within the policy; referenced by activation and replay observations
     source: MetricSource
-    target: Target
+    # None: an input only (named in `objective.signals`); the HPA recommend stage skips it.
+    target: Target | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +331,57 @@ class PolicyGateway:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectiveSignals:
+    """Which policy metrics feed the queueing model (names from `metrics:`), see
+    docs/objective.md. Units: requests/s, seconds, requests."""
+
+    arrival_rate: str  # requests arriving per second (a counter's rate)
+    service_time: str  # mean seconds one request holds a slot (a histogram mean or rate ratio)
+    service_time_cv: str | None = None  # coefficient of variation of the service time
+    in_flight: str | None = None  # requests being served now (all replicas)
+    queue: str | None = None  # requests waiting for a slot now (all replicas)
+    observed_wait: str | None = None  # the wait at `quantile` as measured, for the correction
+
+    def names(self) -> tuple[tuple[str, str], ...]:
+        """(field, metric name) of every signal that is set."""
+        out = []
+        for key in SIGNAL_KEYS:
+            value = getattr(self, key)
+            if value is not None:
+                out.append((key, value))
+        return tuple(out)
+
+
+SIGNAL_KEYS: tuple[str, ...] = (
+    "arrival_rate",
+    "service_time",
+    "service_time_cv",
+    "in_flight",
+    "queue",
+    "observed_wait",
+)
+REQUIRED_SIGNALS: tuple[str, ...] = ("arrival_rate", "service_time")
+
+
+@dataclass(frozen=True, slots=True)
+class Objective:
+    """A latency objective: size the deployment so that the wait for a slot stays within
+    `queue_wait` at `quantile`. The core's model lives in `autoscaler.core.objective`.
+
+    Only `queue_wait` exists today; a time-to-first-token objective would be a sibling field
+    (`ttft`) with "exactly one of" checked by the policy tables.
+    """
+
+    signals: ObjectiveSignals
+    concurrency: int  # the replica's slots (vLLM max_num_seqs)
+    queue_wait: float | None = None  # seconds a request may wait for a slot
+    quantile: float = 0.99  # of requests within `queue_wait`
+    startup: float = 180.0  # start-up seconds assumed until the daemon has measured one
+    forecast: bool = True  # seasonal pre-warm (hour-of-week profile of the arrival rate)
+    service_time_cv: float = 1.0  # variability assumed when no `service_time_cv` signal
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     name: str
     deployment: Deployment
@@ -341,6 +398,7 @@ class Policy:
     paused: bool = False
     source_file: str | None = None  # where it was loaded from, for messages
     gateway: PolicyGateway | None = None  # models the gateway routes here
+    objective: Objective | None = None  # latency objective (docs/objective.md)
 
     def metric(self, name: str) -> Metric | None:
         for m in self.metrics:

@@ -82,6 +82,13 @@ def _timezone(name: str) -> None:
 
 
 TIMEOUT = Field(Duration("bound on each read of this source", positive=True))
+MAX_BODY = Field(
+    Int(
+        "bytes read from one answer at most (after decompression); a larger body fails the read",
+        ge=1024,
+        le=1024 * 1024 * 1024,
+    )
+)
 ON_EMPTY = Field(
     Enum(
         ("error", "zero"),
@@ -132,6 +139,7 @@ PROMETHEUS = Obj(
         ),
         "on_empty": ON_EMPTY,
         "timeout": TIMEOUT,
+        "max_body": MAX_BODY,
     },
     "scrape a Prometheus/OpenMetrics text exposition (vLLM or gateway /metrics)",
     checks=[_check_prometheus],
@@ -166,6 +174,7 @@ PROMQL = Obj(
         ),
         "on_empty": ON_EMPTY,
         "timeout": TIMEOUT,
+        "max_body": MAX_BODY,
     },
     "instant query against a Prometheus server's HTTP API (/api/v1/query)",
     checks=[_check_promql],
@@ -247,6 +256,7 @@ HTTP_JSON = Obj(
         "headers": Field(MapOf(Str(min_len=0), "extra request headers")),
         "bearer_token": Field(Secret("token sent as `Authorization: Bearer`"), nullable=True),
         "timeout": TIMEOUT,
+        "max_body": MAX_BODY,
     },
     "GET a URL and read a number at a dotted path",
 )
@@ -343,9 +353,10 @@ METRIC = Obj(
             Str("unique within the policy; used by activation and replay"), required=True
         ),
         "source": Field(SOURCE, required=True),
-        "target": Field(TARGET, required=True),
+        "target": Field(TARGET),
     },
-    "one metric the replica count follows",
+    "one metric the replica count follows (or, without a target, an input named in "
+    "objective.signals)",
 )
 
 
@@ -701,6 +712,56 @@ def _build_policy(**values: Any) -> m.Policy:
     return dataclasses.replace(policy, metrics=tuple(metrics))
 
 
+# --- the latency objective (docs/objective.md) ----------------------------------------------
+
+
+def _signal(description: str, required: bool = False) -> Field:
+    return Field(Str(f"metric name: {description}"), required=required, nullable=not required)
+
+
+SIGNALS = Obj(
+    m.ObjectiveSignals,
+    {
+        "arrival_rate": _signal("requests arriving per second", required=True),
+        "service_time": _signal(
+            "mean seconds a request holds a slot (a histogram mean or a rate ratio)", required=True
+        ),
+        "service_time_cv": _signal("coefficient of variation of the service time"),
+        "in_flight": _signal("requests being served now, all replicas"),
+        "queue": _signal("requests waiting for a slot now, all replicas"),
+        "observed_wait": _signal("measured wait at objective.quantile, for the online correction"),
+    },
+    "metrics (names from `metrics:`) that feed the queueing model",
+)
+assert tuple(SIGNALS.fields) == m.SIGNAL_KEYS
+
+
+OBJECTIVE = Obj(
+    m.Objective,
+    {
+        "queue_wait": Field(
+            Duration("longest wait for a slot, at `quantile`", positive=True), required=True
+        ),
+        "quantile": Field(Num("share of requests within the objective", gt=0, lt=1)),
+        "concurrency": Field(
+            Int("requests one replica serves at once (vLLM max_num_seqs)", ge=1, le=1_000_000),
+            required=True,
+        ),
+        "startup": Field(
+            Duration("replica start-up time assumed until the daemon has measured one")
+        ),
+        "forecast": Field(Bool("pre-warm for the hour-of-week demand profile")),
+        "service_time_cv": Field(
+            Num("service-time variability assumed without a service_time_cv signal", ge=0, le=100)
+        ),
+        "signals": Field(SIGNALS, required=True),
+    },
+    # queue_wait is required today; a `ttft` sibling would turn that into an "exactly one of"
+    # check here, and the model field is already optional for it.
+    "size the deployment from a latency objective with a queueing model",
+)
+
+
 # --- the policy -----------------------------------------------------------------------------
 
 
@@ -742,6 +803,31 @@ def _check_metric_names(here: Here) -> None:
                     f"must name a metric of this policy, one of {one_of(known)}, got "
                     f"{quote(activation.metric)}",
                 )
+
+
+def _check_objective_signals(here: Here) -> None:
+    """Signals name metrics of the policy; a metric without a target must be a signal."""
+    objective = here.values.get("objective")
+    if objective is INVALID:
+        return
+    signals = objective.signals.names() if objective is not None else ()
+    known = list(dict.fromkeys(name for _, name in _metric_names(here)))
+    for key, name in signals:
+        if name not in known:
+            here.error(
+                ["objective", "signals", key],
+                f"must name a metric of this policy, one of {one_of(known)}, got {quote(name)}",
+            )
+    if not here.ok("metrics"):
+        return
+    used = {name for _, name in signals}
+    for i, metric in enumerate(here["metrics"]):
+        if metric.target is None and metric.name not in used:
+            here.error(
+                ["metrics", i],
+                'missing required key "target" (only a metric named in objective.signals '
+                "may go without one)",
+            )
 
 
 def _check_zero(here: Here) -> None:
@@ -819,9 +905,16 @@ POLICY = Obj(
         "dry_run": Field(Bool("decide and report, never call the provider")),
         "paused": Field(Bool("take no action")),
         "gateway": Field(POLICY_GATEWAY, nullable=True),
+        "objective": Field(OBJECTIVE, nullable=True),
     },
     "an autoscaling policy for one LLM deployment",
-    checks=[_check_metric_names, _check_zero, _check_bounds, _check_gateway_sources],
+    checks=[
+        _check_metric_names,
+        _check_objective_signals,
+        _check_zero,
+        _check_bounds,
+        _check_gateway_sources,
+    ],
 )
 
 

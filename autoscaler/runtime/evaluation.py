@@ -9,11 +9,12 @@ writes down.
     EvaluationResult  the pass: an unfinished intent moved on, an observation that failed,
                or the full observe -> decide -> act
 
-Values only: no I/O here.
+Values only: no I/O here (`observation_of` builds the core's observation from what was read).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ class Observed:
     readings: tuple[Reading, ...]
     ready_after: float | None = None  # created from zero and ready: seconds since the decision
     not_ready_after: float | None = None  # created but not ready within wait_ready_timeout
+    replica_ready_after: float | None = None  # a scale-up ready: seconds since the call
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +87,17 @@ class EvaluationResult:
     held: str | None = None  # a pending intent this daemon may not move (standby, dry run)
     unobserved: ProviderError | None = None  # the deployment could not be read
     acted: Acted | None = None  # the full pass
+
+
+def observation_of(
+    deployment: DeploymentInfo | None, metrics: Mapping[str, float | None]
+) -> Observation:
+    """What the core sees: the deployment (absent: none, zero replicas) and the readings."""
+    if deployment is None:
+        return Observation(status="absent", replicas=0, metrics=dict(metrics))
+    return Observation(
+        status=deployment.status,
+        replicas=deployment.replicas,
+        metrics=dict(metrics),
+        ready_replicas=deployment.ready_replicas,
+    )

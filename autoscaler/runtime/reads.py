@@ -168,3 +168,9 @@ class DeploymentView:
             self._by_name.pop(name, None)
         else:
             self._by_name[name] = info
+
+
+def source_type(key: str) -> str:
+    """A pool key (`RedisSource(...)`) -> `redis`: a fixed label value for metrics."""
+    name = key.split("(", 1)[0].removesuffix("Source").lower()
+    return {"promql": "promql", "httpjson": "http_json", "rabbitmq": "rabbitmq"}.get(name, name)

@@ -146,6 +146,9 @@ def _ready(runner: Recorded, acted: Acted) -> None:
         runner.status_info.last_error = (
             f"deployment not ready {duration(waited)} after create (status {status})"
         )
+    if observed.replica_ready_after is not None:
+        seconds = observed.replica_ready_after
+        log.info("replica_ready", policy=runner.name, seconds_since_scale=seconds)
 
 
 def _decision(runner: Recorded, acted: Acted) -> None:
@@ -186,7 +189,7 @@ def _metrics(runner: Recorded, acted: Acted) -> None:
         observation.status,
         observation.ready,
         observation.metrics,
-        {m.name: m.target.value for m in runner.policy.metrics},
+        {m.name: m.target.value for m in runner.policy.metrics if m.target is not None},
         None if price is None else price * observation.replicas,
     )
 

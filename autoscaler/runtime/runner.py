@@ -57,8 +57,9 @@ from autoscaler.runtime.evaluation import (
     IntentProgress,
     Observed,
     Reading,
+    observation_of,
 )
-from autoscaler.runtime.reads import DeploymentView
+from autoscaler.runtime.reads import DeploymentView, source_type
 from autoscaler.runtime.reconcile import continue_intent
 from autoscaler.runtime.runner_env import RunnerEnv, RunnerStatus
 from autoscaler.sources.base import SourceError
@@ -85,6 +86,10 @@ class PolicyRunner:
     state: Any = None  # core.CoreState
     pending: Intent | None = None  # an unfinished intent this runner must finish first
     created_at: float | None = None  # decision time of a create from zero, until ready
+    # Start-up measurement for the objective stage: (time, replicas) of the last scale-up
+    # until a new replica is ready; a fresh measurement waits here for the next decision.
+    scaled_at: tuple[float, int] | None = None
+    startup_seconds: float | None = None
     status_info: RunnerStatus = field(default_factory=RunnerStatus)
     source_keys: dict[str, str] = field(default_factory=dict)  # metric name -> pool key
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -173,10 +178,22 @@ class PolicyRunner:
             metrics_task.cancel()
             raise
         readings = await metrics_task
-        observation = observe(deployment, {r.metric: r.value for r in readings})
+        observation = observation_of(deployment, {r.metric: r.value for r in readings})
         now = self.env.clock()
         ready_after, not_ready_after = self._note_ready(observation, now)
-        return Observed(now, deployment, observation, readings, ready_after, not_ready_after)
+        replica_ready_after = self._note_scaled(observation, now)
+        if self.startup_seconds is not None:  # the core's objective stage learns from it
+            observation = dataclasses.replace(observation, startup_seconds=self.startup_seconds)
+            self.startup_seconds = None
+        return Observed(
+            now,
+            deployment,
+            observation,
+            readings,
+            ready_after,
+            not_ready_after,
+            replica_ready_after,
+        )
 
     async def _read_metrics(self, names: list[str] | None = None) -> tuple[Reading, ...]:
         names = list(self.source_keys) if names is None else names
@@ -185,7 +202,7 @@ class PolicyRunner:
     async def _read_one(self, metric: str) -> Reading:
         key = self.source_keys[metric]
         started = time.perf_counter()
-        source = _source_type(key.split("(", 1)[0])
+        source = source_type(key)
         try:
             value = await self.env.sources.read(key, self._source_max_age())
         except SourceError as exc:
@@ -222,11 +239,31 @@ class PolicyRunner:
         waited = max(0.0, now - self.created_at)
         if observation.status == "ready":
             self.created_at, self.status_info.transition = None, None
+            self.startup_seconds = waited
             return waited, None
         if waited > self.env.wait_ready_timeout(self.policy.deployment.provider):
             self.created_at, self.status_info.transition = None, None
             return None, waited
         return None, None
+
+    def _note_scaled(self, observation: Observation, now: float) -> float | None:
+        """A scale-up's start-up time: from the call to more replicas ready than before it.
+        Returns the seconds when this observation completes the measurement."""
+        if self.scaled_at is None:
+            return None
+        at, before = self.scaled_at
+        if (
+            observation.status in ("absent", "failed", "terminating")
+            or observation.replicas <= before
+        ):
+            self.scaled_at = None  # scaled down or gone meanwhile: nothing to measure
+        elif observation.status == "ready" and observation.ready > before:
+            self.startup_seconds = max(0.0, now - at)
+            self.scaled_at = None
+            return self.startup_seconds
+        elif now - at > self.env.wait_ready_timeout(self.policy.deployment.provider):
+            self.scaled_at = None
+        return None
 
     async def _continue_pending(self) -> IntentProgress:
         """Move the unfinished intent on (`reconcile.continue_intent`)."""
@@ -287,6 +324,8 @@ class PolicyRunner:
             self._patch(
                 await actions.scale(ctx, self.policy, self.provider, deployment, decision.replicas)
             )
+            if decision.replicas > deployment.replicas and self.scaled_at is None:
+                self.scaled_at = (now, deployment.replicas)
         elif decision.action == "delete" and deployment is not None:
             await actions.delete_to_zero(ctx, self.policy, self.provider, deployment)
             self._patch(_terminating(deployment))
@@ -352,20 +391,3 @@ class PolicyRunner:
 
 def _terminating(deployment: DeploymentInfo) -> DeploymentInfo:
     return dataclasses.replace(deployment, status="terminating", ready_replicas=0)
-
-
-def observe(deployment: DeploymentInfo | None, metrics: Mapping[str, float | None]) -> Observation:
-    if deployment is None:
-        return Observation(status="absent", replicas=0, metrics=dict(metrics))
-    return Observation(
-        status=deployment.status,
-        replicas=deployment.replicas,
-        metrics=dict(metrics),
-        ready_replicas=deployment.ready_replicas,
-    )
-
-
-def _source_type(repr_prefix: str) -> str:
-    """`RedisSource(...)` -> `redis` (a fixed label value for metrics)."""
-    name = repr_prefix.removesuffix("Source").lower()
-    return {"promql": "promql", "httpjson": "http_json", "rabbitmq": "rabbitmq"}.get(name, name)

@@ -1,25 +1,49 @@
-"""What every source shares: the bounded read, HTTP error mapping, and the empty/NaN rule.
+"""What every source shares: the bounded read, HTTP error mapping, and the value rules.
 
-Lives here: `bounded_read` (the timeout and the "only SourceError escapes" guarantee),
-`http_get` (httpx failures and status codes -> temporary/permanent errors), `finish` (the
-`on_empty` rule and the finite check), `resolve_secret`, and the two error subclasses sources
-raise for "no data" and "first counter scrape". No source-specific parsing lives here.
+Lives here: `bounded_read` (the timeout over the whole read, parsing included, the "only
+SourceError escapes" guarantee and the last check that a value is load: finite and >= 0),
+`http_get` (streams a body up to a size cap; httpx failures and status codes -> temporary or
+permanent errors), `off_loop` (long parsing in a worker thread, a few at a time), `finish` (the
+`on_empty` rule), `load_value` (refuses negatives and infinities with a message saying why),
+`resolve_secret`, and the error subclasses sources raise for "no data", "first counter
+scrape" and "a value that cannot be load". No source-specific parsing lives here.
+
+Negative values: everything the autoscaler reads is load (queue depths, in-flight counts,
+rates, latencies, cache usage), and none of it can be below 0. A negative reading would be
+clamped to 0 by the core, that is read as "idle", and idle scales down and deletes. So a
+negative value is a failed read (`BadValueError`), like NaN and infinity; a failed read never
+scales down. The table per source type is in README (Metric sources).
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
+import threading
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
+import anyio.to_thread
 import httpx
+from anyio.lowlevel import RunVar
 
 from autoscaler.policy.model import SecretRef
 from autoscaler.secrets import Secret, SecretError, resolve
 from autoscaler.sources.base import PermanentSourceError, SourceError, TemporarySourceError
 
 MAX_DETAIL = 300  # characters of a server's own message kept in an error
+MiB = 1024 * 1024
+MAX_EXPOSITION_BODY = 8 * MiB  # a vLLM /metrics body is ~50 KB; one per replica URL
+MAX_JSON_BODY = 1 * MiB  # a query answer or a stats document is a few KB
+PARSE_INLINE = 64 * 1024  # bodies up to this parse on the event loop (~1 ms); larger in a thread
+PARSE_THREADS = 2  # worker threads parsing at once (per event loop); the machine may have 2 cores
+MAX_PARSE_THREADS = 4  # parse threads alive in the process, abandoned ones (timeouts) included
+
+T = TypeVar("T")
 
 
 class EmptyResultError(TemporarySourceError):
@@ -27,6 +51,12 @@ class EmptyResultError(TemporarySourceError):
 
     Temporary: an idle or starting exporter often has no series yet (LiteLLM creates its
     counters on the first request), so the next read may well find data."""
+
+
+class BadValueError(TemporarySourceError):
+    """The source answered with a number that cannot be load: negative or not finite.
+
+    Temporary: the next read may be fine. Never read as 0: 0 means idle, and idle deletes."""
 
 
 class NeedsBaselineError(TemporarySourceError):
@@ -67,17 +97,122 @@ async def bounded_read(
     cancelled mid-flight can leave a late answer on the wire."""
     try:
         with anyio.fail_after(timeout):
-            return await read()
+            value = await read()
     except SourceError:
         raise
     except TimeoutError:
         if on_timeout is not None:
             on_timeout()
-        raise TemporarySourceError(name, f"no answer within {timeout:g}s (timeout)") from None
+        raise TemporarySourceError(
+            name, f"no answer within {timeout:g}s (timeout over the whole read and parse)"
+        ) from None
     except Exception as exc:  # the contract: a read raises SourceError and nothing else
         raise TemporarySourceError(
             name, f"unexpected {type(exc).__name__}: {clip(str(exc))}"
         ) from exc
+    # The last guard, whatever the source: a value that leaves a source is load.
+    return load_value(name, value, "value")
+
+
+def load_value(name: str, value: float, what: str) -> float:
+    """`value` if it can be load (finite, >= 0); else BadValueError saying why."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadValueError(name, f"{what} {clip(repr(value), 40)} is not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise BadValueError(name, f"{what} is too large for a float") from None
+    if not math.isfinite(number):
+        raise BadValueError(name, f"{what} is {number} (not a finite number)")
+    if number < 0:
+        raise BadValueError(
+            name, f"{what} {number:g} is negative (load cannot be negative; read failed)"
+        )
+    return number + 0.0  # -0.0 -> 0.0
+
+
+_PARSE_LIMITER: RunVar[anyio.CapacityLimiter] = RunVar("autoscaler_parse_limiter")
+
+
+def _parse_limiter() -> anyio.CapacityLimiter:
+    try:
+        return _PARSE_LIMITER.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(PARSE_THREADS)
+        _PARSE_LIMITER.set(limiter)
+        return limiter
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim this way
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _find_malloc_trim()
+TRIM_ABOVE = 1024 * 1024  # bytes of body after which the heap is trimmed
+
+
+class _Job:
+    """One parse handed to a worker thread, counted from hand-over until the thread ends
+    (an abandoned thread still counts: it still uses a core)."""
+
+    alive = 0  # parse threads running or about to, across all sources of the process
+    lock = threading.Lock()
+
+    def __init__(self, parse: Callable[[], Any], trim: bool):
+        self.parse, self.trim = parse, trim
+        self.started = self.dropped = False
+
+    def run(self) -> Any:
+        with _Job.lock:
+            if self.dropped:  # the caller gave up before a thread was free
+                return None
+            self.started = True
+        try:
+            return self.parse()
+        finally:
+            # glibc keeps what a worker thread freed in that thread's arena; without the
+            # trim a 7 MB exposition left ~80 MB resident for good.
+            if self.trim and _MALLOC_TRIM is not None:
+                _MALLOC_TRIM(0)
+            with _Job.lock:
+                _Job.alive -= 1
+
+    def drop(self) -> None:
+        with _Job.lock:
+            if not self.started:
+                self.dropped = True
+                _Job.alive -= 1
+
+
+async def off_loop(name: str, size: int, parse: Callable[[], T]) -> T:
+    """`parse()`, in a worker thread when the body is large (`size` bytes) so the event loop
+    keeps serving health checks and other reads.
+
+    At most `PARSE_THREADS` parse at once per event loop; a timeout abandons the thread (it
+    finishes on its own, bounded by the body cap). Abandoned threads still count: with
+    `MAX_PARSE_THREADS` alive in the process, the read fails at once instead of starting
+    another, so hostile answers cannot pile up parse threads."""
+    if size <= PARSE_INLINE:
+        return parse()
+    with _Job.lock:
+        if _Job.alive >= MAX_PARSE_THREADS:
+            raise TemporarySourceError(
+                name, f"{_Job.alive} large answers are still being parsed; read skipped"
+            )
+        _Job.alive += 1
+    job = _Job(parse, trim=size > TRIM_ABOVE)
+    try:
+        result: T = await anyio.to_thread.run_sync(
+            job.run, abandon_on_cancel=True, limiter=_parse_limiter()
+        )
+    except BaseException:
+        job.drop()
+        raise
+    return result
 
 
 def resolve_secret(name: str, ref: SecretRef | None, what: str) -> Secret | None:
@@ -87,19 +222,38 @@ def resolve_secret(name: str, ref: SecretRef | None, what: str) -> Secret | None
         raise PermanentSourceError(name, f"cannot resolve {what}: {exc}") from exc
 
 
-def finish(name: str, value: float | None, on_empty: str, empty_reason: str) -> float:
-    """Apply the `on_empty` rule (None or NaN is "no data") and refuse infinities."""
+def finish(
+    name: str, value: float | None, on_empty: str, empty_reason: str, what: str = "value"
+) -> float:
+    """Apply the `on_empty` rule (None or NaN is "no data"), then `load_value`."""
     if value is None or math.isnan(value):
         if on_empty == "zero":
             return 0.0
         reason = empty_reason if value is None else f"{empty_reason} (value is NaN)"
         raise EmptyResultError(name, f"{reason}; set on_empty: zero to read this as 0")
-    if math.isinf(value):
-        raise TemporarySourceError(name, f"value is {value} (not a finite number)")
-    return float(value)
+    return load_value(name, value, what)
 
 
-def _status_error(name: str, url: str, response: httpx.Response) -> SourceError:
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """A finished HTTP answer: status, headers and the whole body (at most the cap)."""
+
+    status_code: int
+    reason_phrase: str
+    headers: httpx.Headers
+    content: bytes
+    encoding: str | None
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+
+class BodyTooLargeError(PermanentSourceError):
+    """The answer's body is larger than the source's `max_body`."""
+
+
+def _status_error(name: str, url: str, response: HttpAnswer) -> SourceError:
     status = response.status_code
     reason = response.reason_phrase or ""
     detail = f"{url} answered HTTP {status} {reason}".rstrip()
@@ -112,6 +266,89 @@ def _status_error(name: str, url: str, response: httpx.Response) -> SourceError:
     return PermanentSourceError(name, detail)
 
 
+def _too_large(name: str, url: str, max_body: int, size: int | None = None) -> BodyTooLargeError:
+    what = f"{size} bytes" if size is not None else f"more than {max_body} bytes"
+    return BodyTooLargeError(
+        name, f"{url} sent a body of {what}; the cap is max_body: {max_body} (raise it if needed)"
+    )
+
+
+ACCEPT_ENCODING = "gzip, deflate"  # what `_Inflater` reads; said explicitly, so a codec
+# installed later (brotli, zstd: httpx would offer them) cannot widen what a server may send
+
+
+class _Inflater:
+    """Decompresses a body with a bound on its output: never more than `limit` bytes from
+    any one chunk (httpx would inflate each 64 KB network chunk whole: ~64 MB for gzip)."""
+
+    def __init__(self, encoding: str):
+        self.encoding = encoding
+        self.raw_deflate = False  # some servers send deflate without the zlib wrapper
+        self.started = False
+        self._unzip = self._new()
+
+    def _new(self) -> Any:
+        if self.encoding in ("gzip", "x-gzip"):
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return zlib.decompressobj(-zlib.MAX_WBITS if self.raw_deflate else zlib.MAX_WBITS)
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        """At most `limit` bytes of output; more input than that would give is left unread."""
+        try:
+            out: bytes = self._unzip.decompress(data, limit)
+        except zlib.error:
+            if self.encoding != "deflate" or self.started or self.raw_deflate:
+                raise
+            self.raw_deflate = True
+            self._unzip = self._new()
+            out = self._unzip.decompress(data, limit)
+        self.started = True
+        return out
+
+    def finish(self) -> bytes:
+        """What the decompressor still holds (little: its input was all consumed)."""
+        rest: bytes = self._unzip.flush()
+        return rest
+
+
+async def _read_body(response: httpx.Response, name: str, shown: str, max_body: int) -> bytes:
+    """The (decompressed) body, counted while it streams in; refused past `max_body`."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    declared = response.headers.get("content-length", "")
+    if encoding in ("", "identity"):
+        if declared.isdigit() and int(declared) > max_body:
+            raise _too_large(name, shown, max_body, int(declared))
+        inflater = None
+    elif encoding in ("gzip", "x-gzip", "deflate"):
+        inflater = _Inflater(encoding)
+    else:
+        raise PermanentSourceError(
+            name, f"{shown} sent a body encoded as {encoding!r} (gzip and deflate are read)"
+        )
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        async for raw in response.aiter_raw():
+            chunk = raw if inflater is None else inflater.feed(raw, max_body + 1 - total)
+            total += len(chunk)
+            if total > max_body:
+                raise _too_large(name, shown, max_body)
+            chunks.append(chunk)
+        if inflater is not None:
+            rest = inflater.finish()
+            if total + len(rest) > max_body:
+                raise _too_large(name, shown, max_body)
+            chunks.append(rest)
+    except zlib.error as exc:
+        raise PermanentSourceError(
+            name, f"{shown} sent a body that cannot be decompressed ({encoding}): {exc}"
+        ) from None
+    except BaseException:
+        chunks.clear()  # a refused body is dropped at once; the caller keeps no reference
+        raise
+    return b"".join(chunks)
+
+
 async def http_get(
     client: httpx.AsyncClient,
     name: str,
@@ -120,8 +357,11 @@ async def http_get(
     auth: httpx.Auth | tuple[str, str] | None = None,
     params: Mapping[str, str] | None = None,
     accept_status: Callable[[int], bool] | None = None,
-) -> httpx.Response:
-    """GET `url` (body fully read) or raise the SourceError that describes the failure.
+    *,
+    max_body: int,
+) -> HttpAnswer:
+    """GET `url` and read its body (at most `max_body` bytes, counted as it streams, after
+    decompression), or raise the SourceError that describes the failure.
 
     `accept_status` lets a caller take error statuses whose bodies it understands (the
     Prometheus API explains its 4xx/5xx answers in JSON)."""
@@ -131,7 +371,23 @@ async def http_get(
         return clip(str(exc).replace(url, shown))
 
     try:
-        response = await client.get(url, headers=headers, auth=auth, params=params)
+        request = client.build_request(
+            "GET",
+            url,
+            headers={"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})},
+            params=params,
+        )
+        response = await client.send(request, auth=auth, stream=True)
+        try:
+            answer = HttpAnswer(
+                response.status_code,
+                response.reason_phrase,
+                response.headers,
+                await _read_body(response, name, shown, max_body),
+                response.charset_encoding,
+            )
+        finally:
+            await response.aclose()
     except httpx.ConnectTimeout:
         raise TemporarySourceError(name, f"connecting to {shown} timed out") from None
     except httpx.TimeoutException:
@@ -146,16 +402,20 @@ async def http_get(
         ) from None
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise PermanentSourceError(name, f"invalid URL {shown!r}: {why(exc)}") from None
+    except httpx.DecodingError as exc:
+        raise PermanentSourceError(
+            name, f"{shown} sent a body that cannot be decompressed: {why(exc)}"
+        ) from None
     except httpx.HTTPError as exc:
         raise TemporarySourceError(
             name, f"request to {shown} failed: {type(exc).__name__}: {why(exc)}"
         ) from None
-    if response.is_success or (accept_status is not None and accept_status(response.status_code)):
-        return response
-    raise _status_error(name, shown, response)
+    if answer.is_success or (accept_status is not None and accept_status(answer.status_code)):
+        return answer
+    raise _status_error(name, shown, answer)
 
 
-def decode_text(name: str, url: str, response: httpx.Response) -> str:
+def decode_text(name: str, url: str, response: HttpAnswer) -> str:
     try:
         return response.content.decode(response.encoding or "utf-8")
     except (UnicodeDecodeError, LookupError) as exc:

@@ -188,11 +188,14 @@ def _family_matches(family: Metric, metric: str) -> bool:
     return family.type == "counter" and family.name + "_total" == metric
 
 
-def _number(value: object, what: str, *, finite: bool = False) -> float:
+def _number(value: object, what: str, *, finite: bool = False, count: bool = False) -> float:
+    """A sample's value; `count`: a count of observations, which cannot be negative."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ExpositionError(f"{what}: value {value!r} is not a number")
     if finite and not math.isfinite(value):
         raise ExpositionError(f"{what}: value {value} is not a finite number")
+    if count and value < 0:
+        raise ExpositionError(f"{what}: a count is negative ({value:g})")
     return float(value)
 
 
@@ -277,13 +280,14 @@ def _histogram_series(samples: Sequence[object], name: str) -> dict[SeriesKey, S
             per = buckets.setdefault(key, {})
             if le in per:
                 raise ExpositionError(f"{what}: duplicate bucket le={labels['le']}")
-            per[le] = _number(value, what, finite=True)
+            per[le] = _number(value, what, finite=True, count=True)
         elif sample_name in (name + "_sum", name + "_count"):
             key = _key(labels)
-            target = sums if sample_name.endswith("_sum") else counts
+            is_count = sample_name.endswith("_count")
+            target = counts if is_count else sums
             if key in target:
                 raise ExpositionError(f"duplicate series {sample_name}{_fmt(key)}")
-            target[key] = _number(value, f"{sample_name}{_fmt(key)}", finite=True)
+            target[key] = _number(value, f"{sample_name}{_fmt(key)}", finite=True, count=is_count)
     series: dict[SeriesKey, SeriesValue] = {}
     for key in set(buckets) | set(sums) | set(counts):
         per = buckets.get(key, {})
@@ -314,10 +318,11 @@ def _summary_series(samples: Sequence[object], name: str) -> dict[SeriesKey, Ser
             per[q] = _number(value, what)
         elif sample_name in (name + "_sum", name + "_count"):
             key = _key(labels)
-            target = sums if sample_name.endswith("_sum") else counts
+            is_count = sample_name.endswith("_count")
+            target = counts if is_count else sums
             if key in target:
                 raise ExpositionError(f"duplicate series {sample_name}{_fmt(key)}")
-            target[key] = _number(value, f"{sample_name}{_fmt(key)}")
+            target[key] = _number(value, f"{sample_name}{_fmt(key)}", count=is_count)
     return {
         key: SummaryPoint(
             tuple(sorted(quantiles.get(key, {}).items())), sums.get(key), counts.get(key)

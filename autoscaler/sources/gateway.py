@@ -11,16 +11,17 @@ requests died with it), so the read fails only when none answers.
 from __future__ import annotations
 
 import asyncio
-import json
 
 import httpx
 
 from autoscaler.gateway.signals import DEFAULT_HUB, SignalHub
 from autoscaler.gateway.stats import Window, signal_value
 from autoscaler.policy.model import GatewaySource
+from autoscaler.sources import jsondoc
 from autoscaler.sources.base import SourceError, TemporarySourceError
 from autoscaler.sources.common import bounded_read, clip, http_get, redact_url
 
+SIGNALS_MAX_BODY = 1024 * 1024  # a /signals document is a few hundred bytes per model
 DEFAULT_WINDOW = 60.0  # seconds, for a spec built outside a policy (a policy sets its interval)
 
 
@@ -75,10 +76,14 @@ class GatewaySignalSource:
         assert self._client is not None
         target = url.rstrip("/") + "/signals"
         response = await http_get(
-            self._client, self.name, target, params={"window": f"{self.window:g}"}
+            self._client,
+            self.name,
+            target,
+            params={"window": f"{self.window:g}"},
+            max_body=SIGNALS_MAX_BODY,
         )
         try:
-            document = json.loads(response.content)
+            document = jsondoc.loads(response.content)
             models = document["models"]
             return [Window.from_json(models[m]) for m in self.spec.models if m in models]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

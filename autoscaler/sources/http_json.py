@@ -3,21 +3,34 @@
 A path is keys and list indexes separated by dots: `data.queue.depth`, `items.0.n`. A key
 with a dot in it cannot be addressed. The value must be a JSON number (booleans are not
 numbers) or a string holding a finite decimal number (some APIs quote numbers); anything else,
-a missing key, an index out of range or NaN/Infinity is a permanent error naming the path.
-Path walking is `value_at_path` (pure).
+a missing key, an index out of range or NaN/Infinity is a permanent error naming the path. A
+negative number is a failed read (`BadValueError`): what is read here is load.
+
+The body is read up to `max_body` bytes (1 MiB by default) and decoded strictly
+(`jsondoc`): a key twice in one object, nesting deeper than 64 levels or an integer of more
+than 100 digits is a failed read. A large body is parsed in a worker thread; `timeout` bounds
+the whole read, parsing included. Path walking is `value_at_path` (pure).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import httpx
 
 from autoscaler.policy.model import HttpJsonSource
+from autoscaler.sources import jsondoc
 from autoscaler.sources.base import PermanentSourceError
-from autoscaler.sources.common import bounded_read, clip, http_get, redact_url, resolve_secret
+from autoscaler.sources.common import (
+    bounded_read,
+    clip,
+    http_get,
+    load_value,
+    off_loop,
+    redact_url,
+    resolve_secret,
+)
 
 
 class JsonPathError(ValueError):
@@ -109,14 +122,23 @@ class HttpJsonSourceReader:
         if token is not None:
             headers["Authorization"] = f"Bearer {token.reveal()}"
         url = redact_url(self.spec.url)
-        response = await http_get(self._client, self.name, self.spec.url, headers=headers)
-        try:
-            document = json.loads(response.content)
-        except (ValueError, RecursionError) as exc:
-            raise PermanentSourceError(
-                self.name, f"{url} did not answer with JSON: {clip(str(exc), 120)}"
-            ) from None
-        try:
-            return value_at_path(document, self.spec.path)
-        except JsonPathError as exc:
-            raise PermanentSourceError(self.name, f"{url}: {exc}") from None
+        response = await http_get(
+            self._client, self.name, self.spec.url, headers=headers, max_body=self.spec.max_body
+        )
+        body, path = response.content, self.spec.path
+        del response  # keep no reference to a large body past the parse
+
+        def parse() -> float:
+            try:
+                document = jsondoc.loads(body)
+            except jsondoc.JsonDocError as exc:
+                raise PermanentSourceError(
+                    self.name, f"{url} did not answer with JSON: {clip(str(exc), 160)}"
+                ) from None
+            try:
+                return value_at_path(document, path)
+            except JsonPathError as exc:
+                raise PermanentSourceError(self.name, f"{url}: {exc}") from None
+
+        value = await off_loop(self.name, len(body), parse)
+        return load_value(self.name, value, f"value at {path}")

@@ -2,7 +2,8 @@
 
 The value is the consumer's `num_pending` (messages in the stream not yet delivered to it),
 plus `num_ack_pending` (delivered, not yet acknowledged) with `include_ack_pending`. A missing
-stream or consumer is a permanent error.
+stream or consumer is a permanent error. A negative count (the server sends unsigned
+numbers; a broken proxy might not) is a failed read (`BadValueError`).
 
 One connection is kept across reads. nats-py's own background reconnection is off: a read
 against a server that went away should fail at once as temporary, not wait out the timeout
@@ -18,7 +19,7 @@ from nats.aio.client import Client as NatsClient
 
 from autoscaler.policy.model import NatsSource
 from autoscaler.sources.base import PermanentSourceError, SourceError, TemporarySourceError
-from autoscaler.sources.common import bounded_read, clip, redact_url, resolve_secret
+from autoscaler.sources.common import bounded_read, clip, load_value, redact_url, resolve_secret
 
 # JetStream API error codes (nats-server's errors.json) for the things that will not fix
 # themselves.
@@ -120,7 +121,7 @@ class NatsConsumerSource:
             raise TemporarySourceError(
                 self.name, f"connection to NATS lost: {clip(str(exc)) or type(exc).__name__}"
             ) from None
-        pending = info.num_pending or 0
+        pending = load_value(self.name, info.num_pending or 0, "num_pending")
         if self.spec.include_ack_pending:
-            pending += info.num_ack_pending or 0
-        return float(pending)
+            pending += load_value(self.name, info.num_ack_pending or 0, "num_ack_pending")
+        return pending

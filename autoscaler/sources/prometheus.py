@@ -18,6 +18,18 @@ What a read returns, by the family's type:
   aggregated. No observations in the interval is "empty".
 - summary: `quantile` reads the summary's own quantile series; without it, the interval mean.
 If any URL fails the whole read fails: a sum over the replicas that answered would be wrong.
+
+Negative values (what is read is load, so a negative is a failed read, `BadValueError`):
+- gauge / untyped: any matching series below 0 fails the read (not only a negative sum: one
+  replica's -50 would silently cancel another's 50).
+- counter: a negative sample is malformed (`exposition`); the rate cannot be negative.
+- histogram: negative bucket counts or `_count` are malformed; a negative quantile or mean
+  (buckets or a `_sum` below 0, possible in Prometheus for signed observations) fails the
+  read: latencies and sizes are never negative.
+- summary: a negative quantile value or interval mean fails the read.
+
+Each answer is read up to `max_body` bytes (8 MiB by default) and a large one is parsed in a
+worker thread; `timeout` bounds the whole read: every scrape and every parse.
 """
 
 from __future__ import annotations
@@ -33,11 +45,14 @@ import httpx
 from autoscaler.policy.model import PrometheusSource
 from autoscaler.sources.base import PermanentSourceError, SourceError, TemporarySourceError
 from autoscaler.sources.common import (
+    HttpAnswer,
     NeedsBaselineError,
     bounded_read,
     decode_text,
     finish,
     http_get,
+    load_value,
+    off_loop,
     redact_url,
 )
 from autoscaler.sources.exposition import (
@@ -66,8 +81,8 @@ Clock = Callable[[], float]
 class _Scrape:
     url_index: int
     at: float  # monotonic seconds when the answer arrived
-    text: str
-    content_type: str | None
+    selection: Selection | None  # the family, parsed from the body (the body is not kept)
+    size: int  # bytes of the body
 
 
 class PrometheusScrapeSource:
@@ -111,18 +126,7 @@ class PrometheusScrapeSource:
     async def _read(self) -> float:
         async with self._lock:  # the previous-scrape memory is shared between reads
             scrapes = await self._scrape_all()
-            selections: list[tuple[_Scrape, Selection]] = []
-            for scrape in scrapes:
-                url = redact_url(self.spec.urls[scrape.url_index])
-                try:
-                    families = parse_exposition(
-                        scrape.text, scrape.content_type, only_metric=self.spec.metric
-                    )
-                    selection = select(families, self.selector)
-                except ExpositionError as exc:
-                    raise PermanentSourceError(self.name, f"{url}: {exc}") from None
-                if selection is not None:
-                    selections.append((scrape, selection))
+            selections = [(s, s.selection) for s in scrapes if s.selection is not None]
             if not selections:
                 self._previous.clear()
                 return finish(
@@ -144,10 +148,22 @@ class PrometheusScrapeSource:
                     self.name,
                     f"quantile applies to histograms and summaries; {self.spec.metric} is a {kind}",
                 )
+            size = sum(scrape.size for scrape in scrapes)  # ~ how many series to reduce
             try:
-                return self._reduce(kind, selections)
+                return await off_loop(self.name, size, lambda: self._reduce(kind, selections))
             except ExpositionError as exc:
                 raise PermanentSourceError(self.name, str(exc)) from None
+
+    def _parse(self, url: str, response: HttpAnswer) -> Selection | None:
+        """The selected family of one answer (pure; may run in a worker thread)."""
+        text = decode_text(self.name, url, response)
+        try:
+            families = parse_exposition(
+                text, response.headers.get("content-type"), only_metric=self.spec.metric
+            )
+            return select(families, self.selector)
+        except ExpositionError as exc:
+            raise PermanentSourceError(self.name, f"{url}: {exc}") from None
 
     def _where(self, count: int) -> str:
         if count == 1:
@@ -159,11 +175,12 @@ class PrometheusScrapeSource:
 
         async def one(index: int, url: str) -> None:
             try:
-                response = await http_get(self._client, self.name, url)
-                text = decode_text(self.name, redact_url(url), response)
-                results[index] = _Scrape(
-                    index, self._clock(), text, response.headers.get("content-type")
+                response = await http_get(self._client, self.name, url, max_body=self.spec.max_body)
+                at = self._clock()
+                selection = await off_loop(
+                    self.name, len(response.content), lambda: self._parse(redact_url(url), response)
                 )
+                results[index] = _Scrape(index, at, selection, len(response.content))
             except SourceError as exc:
                 results[index] = exc
 
@@ -195,6 +212,7 @@ class PrometheusScrapeSource:
             return finish(self.name, None, self.spec.on_empty, self._empty_reason(selections))
         if kind == "gauge":
             values = [v for _, v in current.values() if isinstance(v, float)]
+            self._refuse_negative(current, "gauge")
             result = aggregate(values, self.spec.aggregate)
             return finish(self.name, result, self.spec.on_empty, self._empty_reason(selections))
         if kind == "summary" and self.spec.quantile is not None:
@@ -211,6 +229,19 @@ class PrometheusScrapeSource:
             return self._counter_rate(current, previous, known)
         return self._interval_figure(kind, current, previous, known)
 
+    def _refuse_negative(
+        self, current: dict[tuple[int, SeriesKey], tuple[float, SeriesValue]], kind: str
+    ) -> None:
+        """One negative series fails the read, whatever the aggregate: in a sum, one
+        replica's -50 would cancel another's 50 and read as idle."""
+        for (index, key), (_, value) in current.items():
+            if isinstance(value, float) and value < 0:
+                labels = ",".join(f'{k}="{v}"' for k, v in key)
+                where = (
+                    f" at {redact_url(self.spec.urls[index])}" if len(self.spec.urls) > 1 else ""
+                )
+                load_value(self.name, value, f"{kind} {self.spec.metric}{{{labels}}}{where}")
+
     def _counter_rate(
         self,
         current: dict[tuple[int, SeriesKey], tuple[float, SeriesValue]],
@@ -226,7 +257,9 @@ class PrometheusScrapeSource:
                 raise TemporarySourceError(self.name, "two scrapes at the same instant")
             rates.append(counter_increase(before, value) / elapsed)
         result = aggregate(rates, self.spec.aggregate)
-        return finish(self.name, result, self.spec.on_empty, f"no rate for {self.spec.metric}")
+        return finish(
+            self.name, result, self.spec.on_empty, f"no rate for {self.spec.metric}", "rate"
+        )
 
     def _interval_figure(
         self,
@@ -248,20 +281,27 @@ class PrometheusScrapeSource:
             increases.append(histogram_increase(before, now))
         empty = f"no observations of {what} since the previous scrape"
         q = self.spec.quantile
+        figure_name = f"{kind} {what} " + ("mean" if q is None else f"quantile {q:g}")
         if self.spec.aggregate == "sum":
             merged = merge_histograms(increases, what)
             value = (
                 histogram_mean(merged, what) if q is None else histogram_quantile(q, merged.buckets)
             )
-            return finish(self.name, value, self.spec.on_empty, empty)
+            return finish(self.name, value, self.spec.on_empty, empty, figure_name)
         figures = []
         for point in increases:
             figure = (
                 histogram_mean(point, what) if q is None else histogram_quantile(q, point.buckets)
             )
             if figure is not None:
-                figures.append(figure)
-        return finish(self.name, aggregate(figures, self.spec.aggregate), self.spec.on_empty, empty)
+                figures.append(load_value(self.name, figure, figure_name))
+        return finish(
+            self.name,
+            aggregate(figures, self.spec.aggregate),
+            self.spec.on_empty,
+            empty,
+            figure_name,
+        )
 
     def _summary_quantile(
         self,
@@ -280,5 +320,9 @@ class PrometheusScrapeSource:
                     f"summary {self.spec.metric} has no quantile {q:g} (it has: {have})",
                 )
             values.append(found[0])
+        what = f"summary {self.spec.metric} quantile {q:g}"
+        for value in values:
+            if value < 0:
+                load_value(self.name, value, what)
         result = aggregate(values, self.spec.aggregate)
-        return finish(self.name, result, self.spec.on_empty, self._empty_reason(selections))
+        return finish(self.name, result, self.spec.on_empty, self._empty_reason(selections), what)

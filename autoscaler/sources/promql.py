@@ -7,25 +7,30 @@ more than its author meant. An empty vector or NaN follows `on_empty`. Prometheu
 `errorType` and `error` are passed on; `timeout`, `canceled`, `unavailable` and `internal` are
 temporary, the rest (`bad_data`, `execution`, ...) permanent.
 
+A negative result is a failed read (`BadValueError`): what is read here is load; a query of
+a signed quantity must be made non-negative in PromQL. The answer is read up to `max_body`
+bytes (1 MiB by default) and decoded strictly (`jsondoc`: duplicate keys, deep nesting and
+huge integers fail the read); `timeout` bounds the whole read, parsing included.
+
 Credentials (bearer token or basic auth) are resolved on every read, so a rotated credential
 file is picked up without a restart. Response parsing is `parse_query_response` (pure).
 """
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
 import httpx
 
 from autoscaler.policy.model import PromQLSource
+from autoscaler.sources import jsondoc
 from autoscaler.sources.base import PermanentSourceError, SourceError, TemporarySourceError
 from autoscaler.sources.common import (
     bounded_read,
     clip,
     finish,
     http_get,
+    off_loop,
     redact_url,
     resolve_secret,
 )
@@ -152,20 +157,21 @@ class PromQLQuerySource:
             auth=basic,
             params={"query": self.spec.query},
             accept_status=lambda status: status in (400, 422, 503),
+            max_body=self.spec.max_body,
         )
+        content, status = response.content, response.status_code
+        del response  # keep no reference to a large body past the parse
         try:
-            body = json.loads(response.content)
-        except (ValueError, RecursionError):
+            body = await off_loop(self.name, len(content), lambda: jsondoc.loads(content))
+        except jsondoc.JsonDocError as exc:
             error: SourceError
-            if response.status_code >= 500:
-                error = TemporarySourceError(
-                    self.name, f"{where} answered HTTP {response.status_code}"
-                )
+            if status >= 500:
+                error = TemporarySourceError(self.name, f"{where} answered HTTP {status}")
             else:
                 error = PermanentSourceError(
                     self.name,
-                    f"{where} did not answer with Prometheus API JSON (is url the server's base "
-                    "URL, e.g. http://prometheus:9090?)",
+                    f"{where} did not answer with Prometheus API JSON ({clip(str(exc), 160)}; "
+                    "is url the server's base URL, e.g. http://prometheus:9090?)",
                 )
             raise error from None
         try:
@@ -173,6 +179,6 @@ class PromQLQuerySource:
         except QueryResponseError as exc:
             error_type = TemporarySourceError if exc.temporary else PermanentSourceError
             raise error_type(self.name, str(exc)) from None
-        if value is not None and math.isinf(value):
-            raise TemporarySourceError(self.name, f"query result is {value} (not finite)")
-        return finish(self.name, value, self.spec.on_empty, "query returned no series")
+        return finish(
+            self.name, value, self.spec.on_empty, "query returned no series", "query result"
+        )

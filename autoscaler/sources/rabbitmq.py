@@ -7,6 +7,9 @@ queue's `messages_unacknowledged` from the management plugin's HTTP API
 password) is added. The management figures are sampled by RabbitMQ (every 5 s by default), so
 that part can lag a little behind the ready count.
 
+The management answer is read up to `MAX_JSON_BODY` (1 MiB) and decoded strictly
+(`jsondoc`). A negative count from either is a failed read (`BadValueError`).
+
 One AMQP connection and channel are kept across reads; a closed channel (RabbitMQ closes it
 after a failed passive declare) or connection is reopened on the next read. The password
 (`password:` or in the URL; `password:` wins) is resolved at each (re)connection.
@@ -14,7 +17,6 @@ after a failed passive declare) or connection is reopened on the next read. The 
 
 from __future__ import annotations
 
-import json
 from urllib.parse import quote
 
 import aio_pika
@@ -24,8 +26,17 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from yarl import URL
 
 from autoscaler.policy.model import RabbitMQSource
+from autoscaler.sources import jsondoc
 from autoscaler.sources.base import PermanentSourceError, SourceError, TemporarySourceError
-from autoscaler.sources.common import bounded_read, clip, http_get, redact_url, resolve_secret
+from autoscaler.sources.common import (
+    MAX_JSON_BODY,
+    bounded_read,
+    clip,
+    http_get,
+    load_value,
+    redact_url,
+    resolve_secret,
+)
 
 
 class RabbitMQQueueSource:
@@ -139,7 +150,7 @@ class RabbitMQQueueSource:
         count = queue.declaration_result.message_count
         if count is None:
             raise TemporarySourceError(self.name, "RabbitMQ did not report a message count")
-        return int(count)
+        return int(load_value(self.name, count, f"queue {self.spec.queue!r} ready count"))
 
     async def _unacked_count(self) -> int:
         assert self.spec.management_url is not None
@@ -150,12 +161,14 @@ class RabbitMQQueueSource:
             f"{quote(vhost, safe='')}/{quote(self.spec.queue, safe='')}"
         )
         auth = (url.user or "guest", url.password or "guest")
-        response = await http_get(self._http, self.name, endpoint, auth=auth)
+        response = await http_get(
+            self._http, self.name, endpoint, auth=auth, max_body=MAX_JSON_BODY
+        )
         try:
-            body = json.loads(response.content)
-        except (ValueError, RecursionError):
+            body = jsondoc.loads(response.content)
+        except jsondoc.JsonDocError as exc:
             raise PermanentSourceError(
-                self.name, f"{redact_url(endpoint)} did not answer with JSON"
+                self.name, f"{redact_url(endpoint)} did not answer with JSON: {clip(str(exc))}"
             ) from None
         if not isinstance(body, dict):
             raise PermanentSourceError(self.name, "management API answer is not a JSON object")
@@ -165,11 +178,11 @@ class RabbitMQQueueSource:
             raise TemporarySourceError(
                 self.name, "management API has no messages_unacknowledged for the queue yet"
             )
-        if isinstance(unacked, bool) or not isinstance(unacked, int) or unacked < 0:
+        if isinstance(unacked, bool) or not isinstance(unacked, int):
             raise PermanentSourceError(
                 self.name, f"management API messages_unacknowledged is {clip(repr(unacked), 40)}"
             )
-        return unacked
+        return int(load_value(self.name, unacked, "management API messages_unacknowledged"))
 
     async def _read(self) -> float:
         ready = await self._ready_count()

@@ -12,6 +12,8 @@ Modes:
   in batches of 1000. That count is exact but its cost grows with the lag; the read's timeout
   bounds it.
 A missing stream or group in `pending`/`lag` mode, and a key of the wrong type, are permanent.
+A negative count (no Redis command answers one; a proxy or a fake might) is a failed read
+(`BadValueError`), never an empty queue.
 
 One client (and its connection pool) is kept across reads. The password (`password:` or in the
 URL; the URL's wins) is resolved when the client is made; after refused credentials the client
@@ -29,7 +31,7 @@ from redis.backoff import NoBackoff
 
 from autoscaler.policy.model import RedisSource
 from autoscaler.sources.base import PermanentSourceError, SourceError, TemporarySourceError
-from autoscaler.sources.common import bounded_read, clip, redact_url, resolve_secret
+from autoscaler.sources.common import bounded_read, clip, load_value, redact_url, resolve_secret
 
 XRANGE_PAGE = 1000
 
@@ -85,7 +87,7 @@ class RedisQueueSource:
     async def _read(self) -> float:
         client = await self._connect()
         try:
-            return float(await self._query(client))
+            count = await self._query(client)
         except SourceError:
             raise
         except rexc.AuthenticationError as exc:
@@ -103,6 +105,7 @@ class RedisQueueSource:
             raise TemporarySourceError(
                 self.name, f"{type(exc).__name__}: {clip(str(exc))}"
             ) from None
+        return load_value(self.name, count, f"{self.spec.mode} count of {self.spec.key!r}")
 
     def _auth_error(self, detail: str) -> PermanentSourceError:
         if self.spec.password is None and "@" not in self.spec.url:

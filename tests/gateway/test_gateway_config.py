@@ -15,7 +15,10 @@ from autoscaler.policy.loader import load_daemon_config_text, load_policy_text
 REPO = Path(__file__).resolve().parents[2]
 
 POLICY = """name: {name}
-deployment: {{provider: sim, name: {name}-dep, create: {{catalog_id: x, region: r, gpu_config_id: g, plan_id: p}}}}
+deployment:
+  provider: sim
+  name: {name}-dep
+  create: {{catalog_id: x, region: r, gpu_config_id: g, plan_id: p}}
 replicas: {{min: 0, max: 2}}
 {gateway}metrics:
   - name: demand

@@ -41,7 +41,7 @@ def test_validate_errors_go_to_stdout_one_per_line(
         f"{bad}:3:25: replicas.max: must be >= 1 and <= 10000, got 0",
         f'{bad}:8:1: tolerence: unknown key "tolerence"; allowed keys: [name, deployment, '
         "replicas, interval, metrics, behavior, scale_to_zero, on_metric_failure, "
-        "on_deployment_failure, schedules, cost, dry_run, paused, gateway]",
+        "on_deployment_failure, schedules, cost, dry_run, paused, gateway, objective]",
         f"{tmp_path}/missing.yaml:1:1: (file): cannot read: No such file or directory",
     ]
     assert all(ERROR_LINE.match(line) for line in out.splitlines())

@@ -22,7 +22,8 @@ metrics:
 PROM = '{type: prometheus, url: "http://gw:8000/metrics", metric: "vllm:num_requests_waiting"}'
 POLICY_KEYS = (
     "[name, deployment, replicas, interval, metrics, behavior, scale_to_zero, "
-    "on_metric_failure, on_deployment_failure, schedules, cost, dry_run, paused, gateway]"
+    "on_metric_failure, on_deployment_failure, schedules, cost, dry_run, paused, gateway, "
+    "objective]"
 )
 
 

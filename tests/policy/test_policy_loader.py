@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from autoscaler.policy.loader import (
     ValidationFailed,
+    load_daemon_config,
     load_policies,
     load_policy_file,
     load_policy_text,
@@ -25,6 +30,7 @@ from autoscaler.policy.model import (
     default_scale_down,
     default_scale_up,
 )
+from autoscaler.policy.yamlnodes import MAX_TEXT
 
 from .test_policy_errors import BASE
 
@@ -290,3 +296,69 @@ def test_crontab_weekday_numbers_include_sunday_as_7() -> None:
     (policy,) = load_policy_text(text)
     assert policy.schedules[0].cron == "0 8 * * 1-5,7"
     assert policy.schedules[0].timezone == "UTC"
+
+
+# --- files that are not plain files ---------------------------------------------------------
+
+
+def _load_in_thread(path: Path, load: Callable[[Path], object] | None = None) -> list[str]:
+    """The errors of loading `path`, from a thread: a hang fails the test, it never hangs it.
+
+    If the load is still blocked after a generous bound (a FIFO with no writer blocks in
+    open()), a writer is opened and closed to release it, then the test fails."""
+    errors: list[str] = []
+
+    def run() -> None:
+        try:
+            (load or load_policy_file)(path)
+        except ValidationFailed as exc:
+            errors.extend(str(e) for e in exc.errors)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)
+    if thread.is_alive():
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(10)
+        pytest.fail(f"loading {path} hung")
+    return errors
+
+
+@pytest.mark.parametrize("via_symlink", [False, True])
+def test_a_fifo_is_refused_and_never_hangs(tmp_path: Path, via_symlink: bool) -> None:
+    fifo = tmp_path / "policy.yaml"
+    os.mkfifo(fifo)
+    path = fifo
+    if via_symlink:
+        path = tmp_path / "link.yaml"
+        path.symlink_to(fifo)
+    errors = _load_in_thread(path)
+    assert errors == [f"{path}:1:1: (file): is not a regular file (a FIFO)"]
+
+
+def test_a_device_is_refused_before_reading(tmp_path: Path) -> None:
+    # /dev/zero is used as a device, not read as data: the loader must refuse it unread.
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero here")
+    link = tmp_path / "zero.yaml"
+    link.symlink_to("/dev/zero")
+    errors = _load_in_thread(link)
+    assert errors == [f"{link}:1:1: (file): is not a regular file (a character device)"]
+
+
+def test_a_file_past_the_cap_is_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:
+        f.truncate(MAX_TEXT * 64)  # sparse: no disk used, and never read
+    errors = _load_in_thread(big)
+    assert errors == [
+        f"{big}:1:1: (file): file too large ({MAX_TEXT * 64} bytes, at most {MAX_TEXT})"
+    ]
+
+
+def test_the_daemon_config_file_is_read_the_same_way(tmp_path: Path) -> None:
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    errors = _load_in_thread(fifo, load_daemon_config)
+    assert errors == [f"{fifo}:1:1: (file): is not a regular file (a FIFO)"]

@@ -3,7 +3,9 @@
 It runs `http.server.ThreadingHTTPServer` on a free loopback port in a background thread, so
 sources talk to it over real TCP. Each path answers with a `Reply`; `mode="stall"` accepts the
 request and never answers (until the server stops), `mode="drop"` sends headers that promise
-more body than it writes and then closes the connection. Every request is recorded.
+more body than it writes and then closes the connection, `mode="trickle"` sends the body one
+byte every `Reply.trickle` seconds (until the server stops), `mode="nolength"` sends the body
+without a Content-Length and closes the connection after it. Every request is recorded.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ class Reply:
     status: int = 200
     content_type: str = "text/plain; version=0.0.4; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
-    mode: str = "normal"  # normal | stall | drop
+    mode: str = "normal"  # normal | stall | drop | trickle | nolength
+    trickle: float = 0.2  # seconds between bytes in trickle mode
 
 
 @dataclass
@@ -79,9 +82,33 @@ class LocalHttpServer:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True
                     return
+                if reply.mode == "nolength":
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    try:
+                        for start in range(0, len(body), 65536):
+                            self.wfile.write(body[start : start + 65536])
+                    except OSError:
+                        pass  # the client refused the body part way (its size cap)
+                    self.close_connection = True
+                    return
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if reply.mode == "trickle":
+                    try:
+                        for index in range(len(body)):
+                            if server._release.wait(reply.trickle):
+                                break
+                            self.wfile.write(body[index : index + 1])
+                            self.wfile.flush()
+                    except OSError:
+                        pass  # the client gave up (its timeout): that is the point
+                    self.close_connection = True
+                    return
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    self.close_connection = True  # the client refused the body (its size cap)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True

@@ -94,7 +94,7 @@ async def test_nan_follows_on_empty(prom: PrometheusServer) -> None:
 
 
 async def test_infinity_is_refused(prom: PrometheusServer) -> None:
-    with pytest.raises(TemporarySourceError, match="not finite"):
+    with pytest.raises(TemporarySourceError, match="not a finite number"):
         await read(prom, "sum(test_queue_depth) / 0")
 
 

@@ -1,0 +1,437 @@
+"""Stage 1b, objective: size the deployment from a latency objective (docs/objective.md).
+
+`size(objective, memory, proposal, seen)` takes what the recommend stage proposed (the HPA
+count of the metrics that have targets) and what was observed, and returns the count that
+meets the objective (max with the proposal), the reason codes and message with the numbers,
+and the stage's next memory. Steps, each with its own reason code:
+
+1. read the signals (arrival rate, service time and its variability, in flight, queue,
+   observed wait); a failed required signal sizes nothing and forbids a scale-down;
+2. sized: the smallest count whose predicted wait at the quantile meets the objective
+   (M/G/c, `queueing.size_for_wait`), with the service time times the correction factor;
+3. forecast: the count for the profile's damped rate at now + start-up (pre-warm);
+4. start-up hold: the largest of those counts within the last start-up time;
+5. backlog: enough spare slots to start the queue within the objective, unless the replicas
+   at hand clear it before one start-up time (a new replica would come too late);
+6. correction: the factor for the next evaluation, from observed vs predicted wait.
+
+Pure: `now` and every reading come from the caller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from autoscaler.policy.model import Objective
+
+from . import forecast as F
+from . import reasons as R
+from .queueing import drain_time, replicas_for_drain, replicas_for_wait, size_for_wait
+from .recommend import MAX_RECOMMENDATION, Recommendation, metric_value
+
+CORRECTION_MIN = 0.5
+CORRECTION_MAX = 4.0
+# ln f moves by this share of ln(observed / predicted) per evaluation: up fast when waits are
+# longer than predicted (the objective is being missed), down slowly when shorter (a wait of
+# 0 at p99 says little about how close the deployment runs to its first queue).
+_GAIN_UP = 0.125
+_GAIN_DOWN = 0.03125
+_DECAY_TAU = 3600.0  # seconds for ln f to relax toward 0 while neither wait is significant
+_SIGNIFICANT = 0.2  # a wait below this share of the objective says nothing about the model
+_MAX_PEAKS = 8
+_GROWTH_TAU = 60.0  # seconds: the queue growth's EWMA
+_BUSY_CAP = 0.9  # share of the ready slots the in-flight floor may claim
+_QUIET_SIGNALS = ("service_time", "service_time_cv", "observed_wait")
+
+Peaks = tuple[tuple[float, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectiveMemory:
+    """What the objective stage keeps between evaluations (inside `CoreState.objective`)."""
+
+    correction: float = 1.0  # factor on the service time, in [CORRECTION_MIN, CORRECTION_MAX]
+    startup: float | None = None  # the last measured start-up time, seconds
+    peaks: Peaks = ()  # (slot start, count sized) over the last start-up time, quarter slots
+    profile: F.Profile = field(default_factory=F.Profile)
+    at: float | None = None  # the last evaluation
+    # (t, requests queued) at the last evaluation, and the queue's growth (requests/s, EWMA
+    # over a minute; negative when it drains): arrivals = requests served + growth.
+    queue_at: tuple[float, float] | None = None
+    growth: float = 0.0
+
+
+class Seen(NamedTuple):
+    """What the stage reads of the observation (a tuple: built once per decision, cheaply)."""
+
+    values: Mapping[str, float | None]
+    current: int
+    ready: int
+    now: float
+    startup_seconds: float | None = None  # from the observation, when the runtime measured one
+    has_targets: bool = False  # the proposal comes from metrics with targets (else ignore it)
+
+
+class Sized(NamedTuple):
+    recommendation: Recommendation  # the count, a reason for decide, message, failed reads
+    reasons: tuple[str, ...]  # objective_* codes
+    memory: ObjectiveMemory
+
+
+def size(
+    objective: Objective, memory: ObjectiveMemory, proposal: Recommendation, seen: Seen
+) -> Sized:
+    signals = objective.signals
+    values = seen.values
+    now = seen.now
+    startup = seen.startup_seconds
+    memory_startup = memory.startup
+    if startup is not None and math.isfinite(startup) and startup >= 0:
+        # A new measurement: half weight against the ones before (start-ups vary).
+        old = memory_startup
+        memory_startup = float(startup) if old is None else 0.5 * old + 0.5 * float(startup)
+    lead = memory_startup if memory_startup is not None else objective.startup
+
+    lam = metric_value(values, signals.arrival_rate)
+    s = metric_value(values, signals.service_time)
+    broken = lam is None or s is None
+    queue = in_flight = cv_read = None
+    if signals.queue is not None:
+        queue = metric_value(values, signals.queue)
+        broken = broken or queue is None
+    if signals.in_flight is not None:
+        in_flight = metric_value(values, signals.in_flight)
+        broken = broken or in_flight is None
+    if signals.service_time_cv is not None:
+        cv_read = metric_value(values, signals.service_time_cv)
+        broken = broken or cv_read is None
+    observed = None
+    if signals.observed_wait is not None:
+        observed = metric_value(values, signals.observed_wait)
+        broken = broken or observed is None
+    # No traffic: a service time, its variability and a wait quantile have nothing to measure
+    # (a histogram's mean over an empty window is NaN). Those reads are not failures then.
+    quiet = lam == 0.0 and not queue and not in_flight
+    failed = proposal.failed
+    if broken:
+        failed = _failed(objective, values, failed, quiet)
+
+    current = seen.current
+    hpa = proposal.replicas if seen.has_targets else None
+    if lam is None or (s is None and not quiet):
+        missing = signals.arrival_rate if lam is None else signals.service_time
+        wanted = current if hpa is None else max(hpa, current)
+        text = f"objective: {missing} failed: no sizing, keep {wanted}"
+        if hpa is not None:
+            text = f"{proposal.message}; {text}"
+        rec = Recommendation(wanted, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
+        memory = ObjectiveMemory(
+            memory.correction,
+            memory_startup,
+            memory.peaks,
+            memory.profile,
+            now,
+            memory.queue_at,
+            memory.growth,
+        )
+        return Sized(rec, (), memory)
+
+    lam = max(lam, 0.0)
+    s = max(s or 0.0, 0.0)
+    cv = max(cv_read, 0.0) if cv_read is not None else objective.service_time_cv
+    f = memory.correction
+    s_eff = s * f
+    q, wait, conc = objective.quantile, objective.queue_wait or math.inf, objective.concurrency
+    ready = seen.ready
+    backlog = max(queue or 0.0, 0.0)
+    rate = lam
+    if in_flight is not None and s_eff > 0:
+        # Requests in flight are served load (Little: in flight = rate x service time), a
+        # floor of the offered load when the rate signal lags (a rate of requests started or
+        # finished says nothing of those still queued; with long requests it lags by
+        # minutes). Capped below the ready slots: a full house is what a burst looks like
+        # too, and whether it needs a replica is the backlog step's question (it may drain
+        # before one could start).
+        busy = min(max(in_flight, 0.0), _BUSY_CAP * ready * conc)
+        rate = max(rate, busy / s_eff)
+    growth = _growth(memory, queue, now)
+    if growth > 0.0 and s_eff > 0:
+        # A growing queue: requests arrive faster than the deployment serves them, by the
+        # growth (a rate of requests started reads only the capacity then).
+        served = min(max(in_flight, 0.0), ready * conc) if in_flight is not None else ready * conc
+        rate = max(rate, served / s_eff + growth)
+
+    # The wait predicted for the ready replicas feeds the correction: needed only with an
+    # observed wait, and above the evidence threshold unless the observed one is.
+    floor = _SIGNIFICANT * wait
+    sized, predicted, at_ready = size_for_wait(
+        rate,
+        s_eff,
+        cv,
+        q,
+        wait,
+        conc,
+        ready if observed is not None else 0,
+        0,
+        MAX_RECOMMENDATION,
+        floor if observed is not None and observed < floor else 0.0,
+    )
+    shown = f"{predicted:.3g}s" if predicted == predicted else "below"
+    parts = [
+        f"objective: {lam:.4g}/s x {s:.4g}s{_times(f)} cv {cv:.3g} -> {sized} "
+        f"(p{_pct(q)} wait {shown} <= {wait:g}s)"
+    ]
+    reasons = [R.OBJECTIVE_SIZED]
+    if abs(f - 1.0) > 0.05:
+        reasons.append(R.OBJECTIVE_CORRECTED)
+
+    count = sized
+    profile = memory.profile
+    if objective.forecast:
+        profile = F.update(profile, now, lam)
+        ahead = F.forecast(profile, now + lead)
+        if ahead is not None and ahead > rate:
+            pre = replicas_for_wait(ahead, s_eff, cv, q, wait, conc, count, MAX_RECOMMENDATION)
+            if pre > count:
+                reasons.append(R.OBJECTIVE_FORECAST)
+                parts.append(f"forecast {ahead:.4g}/s in {lead:g}s -> {pre}")
+                count = pre
+
+    # The hold remembers what the rate needed, not what a queue needed: a replica bought to
+    # clear a queue is not needed again once the queue is gone.
+    peaks, held = _hold(memory.peaks, now, lead, count)
+    if held > count:
+        reasons.append(R.OBJECTIVE_STARTUP_HOLD)
+        parts.append(f"{held} sized within the last start-up ({lead:g}s): keep it")
+        count = held
+
+    queue_at = memory.queue_at
+    if backlog > 0.0 and s_eff > 0:
+        drain = replicas_for_drain(backlog, rate, s_eff, wait, conc)
+        if drain > max(count, ready):
+            # Would the replicas at hand clear the queue before a new one could start? At the
+            # rate read now (a burst that goes on), or as fast as the queue is seen shrinking
+            # (a burst that has passed; a rate of requests started cannot tell: a saturated
+            # deployment reads its own capacity).
+            at_hand = drain_time(backlog, ready * conc, rate, s_eff)
+            if growth < 0.0:
+                at_hand = min(at_hand, backlog / -growth)
+            if at_hand <= lead:
+                reasons.append(R.OBJECTIVE_DRAINS_FIRST)
+                parts.append(
+                    f"queue {backlog:g} drains in {at_hand:.3g}s on {ready} ready, "
+                    f"before a start-up ({lead:g}s): no replica for it"
+                )
+            else:
+                reasons.append(R.OBJECTIVE_BACKLOG)
+                parts.append(f"queue {backlog:g} cleared within {wait:g}s needs {drain}")
+                count = drain
+    count = min(count, MAX_RECOMMENDATION)
+
+    correction = _correct(objective, memory, seen, observed, at_ready)
+    if queue is not None:
+        queue_at = (now, backlog)
+    next_memory = ObjectiveMemory(correction, memory_startup, peaks, profile, now, queue_at, growth)
+
+    wanted = count
+    text = "; ".join(parts)
+    if hpa is not None:
+        text = f"{proposal.message}; {text}"
+        if hpa >= wanted:
+            wanted = hpa
+    if failed and wanted < current:
+        names = ",".join(failed)
+        text = f"{text}; {names} failed: no scale down, keep {current}"
+        rec = Recommendation(current, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
+        return Sized(rec, tuple(reasons), next_memory)
+    reason = proposal.reason if hpa is not None and hpa >= count else _direction(wanted, current)
+    return Sized(Recommendation(wanted, reason, text, tuple(failed)), tuple(reasons), next_memory)
+
+
+def _failed(
+    objective: Objective,
+    values: Mapping[str, float | None],
+    failed: tuple[str, ...],
+    quiet: bool,
+) -> tuple[str, ...]:
+    """The proposal's failed reads plus the signals that failed (and count as failures)."""
+    out = list(failed)
+    for key, name in objective.signals.names():
+        excused = quiet and key in _QUIET_SIGNALS
+        if metric_value(values, name) is None and not excused and name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def _times(f: float) -> str:
+    return "" if f == 1.0 else f" x{f:.3g}"
+
+
+def _pct(q: float) -> str:
+    text = _PCT.get(q)
+    if text is None:
+        text = _PCT[q] = f"{q * 100:.10g}"
+    return text
+
+
+_PCT: dict[float, str] = {}  # quantile -> "99" (a handful of values per process)
+
+
+def _direction(desired: int, current: int) -> str:
+    if desired > current:
+        return R.SCALE_UP
+    if desired < current:
+        return R.SCALE_DOWN
+    return R.NO_CHANGE
+
+
+def _growth(memory: ObjectiveMemory, queue: float | None, now: float) -> float:
+    """The queue's growth rate, requests/s: an EWMA (one minute) of its change per second."""
+    before = memory.queue_at
+    if queue is None or before is None or now <= before[0]:
+        return memory.growth
+    dt = now - before[0]
+    alpha = 1.0 - math.exp(-min(dt, _GROWTH_TAU) / _GROWTH_TAU)
+    return memory.growth + alpha * ((max(queue, 0.0) - before[1]) / dt - memory.growth)
+
+
+def _hold(peaks: Peaks, now: float, lead: float, count: int) -> tuple[Peaks, int]:
+    """Record `count` in the current quarter-start-up slot; the max over the last start-up."""
+    if lead <= 0:
+        return (), count
+    slot = lead * 0.25
+    start = (now // slot) * slot
+    if peaks:
+        last_t, last_n = peaks[-1]
+        if last_t == start and now - lead < peaks[0][0] + slot:
+            # The common case: still in the last slot and nothing expired.
+            if count > last_n:
+                peaks = (*peaks[:-1], (start, count))
+            return peaks, _top(peaks)
+    cutoff = now - lead - slot
+    kept = [(t, n) for t, n in peaks if cutoff < t <= now]
+    if kept and kept[-1][0] == start:
+        kept[-1] = (start, max(kept[-1][1], count))
+    else:
+        kept.append((start, count))
+    peaks = tuple(kept[-_MAX_PEAKS:])
+    return peaks, _top(peaks)
+
+
+def _top(peaks: Peaks) -> int:
+    top = 0
+    for _, n in peaks:
+        if n > top:
+            top = n
+    return top
+
+
+def _correct(
+    objective: Objective,
+    memory: ObjectiveMemory,
+    seen: Seen,
+    observed: float | None,
+    predicted: float,
+) -> float:
+    """The next correction factor, from the wait observed with the ready replicas against
+    the wait the model predicted for them (`predicted`, NaN when it was not computed)."""
+    f = memory.correction
+    wait = objective.queue_wait or math.inf
+    log_f = math.log(f)
+    if observed is not None and seen.ready > 0 and predicted == predicted:
+        floor = _SIGNIFICANT * wait
+        if predicted >= floor or observed >= floor:
+            eps = 0.05 * wait
+            ratio = (max(observed, 0.0) + eps) / (min(predicted, 1e12) + eps)
+            ratio = min(max(ratio, 0.25), 4.0)
+            log_f += (_GAIN_UP if ratio > 1.0 else _GAIN_DOWN) * math.log(ratio)
+            return _bounded(log_f)
+    if log_f != 0.0 and memory.at is not None and seen.now > memory.at:
+        log_f *= math.exp(-(seen.now - memory.at) / _DECAY_TAU)
+    return _bounded(log_f)
+
+
+def _bounded(log_f: float) -> float:
+    f = math.exp(log_f)
+    if abs(log_f) < 1e-6:
+        return 1.0
+    return min(max(f, CORRECTION_MIN), CORRECTION_MAX)
+
+
+# --- JSON form ------------------------------------------------------------------------------
+
+
+def memory_to_dict(memory: ObjectiveMemory) -> dict[str, Any]:
+    return {
+        "correction": memory.correction,
+        "startup": memory.startup,
+        "peaks": [[t, n] for t, n in memory.peaks],
+        "profile": F.to_dict(memory.profile),
+        "at": memory.at,
+        "queue_at": list(memory.queue_at) if memory.queue_at is not None else None,
+        "growth": memory.growth,
+    }
+
+
+def _number(d: Mapping[str, Any], key: str) -> float | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ValueError(f"state.objective.{key}: expected a finite number, got {v!r}")
+    return float(v)
+
+
+def memory_from_dict(d: object) -> ObjectiveMemory:
+    if not isinstance(d, Mapping):
+        raise ValueError(f"state.objective: expected an object, got {d!r}")
+    correction = _number(d, "correction")
+    if correction is None:
+        correction = 1.0
+    if not CORRECTION_MIN <= correction <= CORRECTION_MAX:
+        raise ValueError(
+            f"state.objective.correction: expected [{CORRECTION_MIN}, {CORRECTION_MAX}], "
+            f"got {correction!r}"
+        )
+    raw = d.get("peaks", [])
+    if not isinstance(raw, list) or len(raw) > _MAX_PEAKS:
+        raise ValueError(f"state.objective.peaks: expected at most {_MAX_PEAKS} [t, n] pairs")
+    peaks = []
+    for item in raw:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or isinstance(item[0], bool)
+            or not isinstance(item[0], int | float)
+            or not math.isfinite(item[0])
+            or isinstance(item[1], bool)
+            or not isinstance(item[1], int)
+            or item[1] < 0
+        ):
+            raise ValueError(f"state.objective.peaks: expected [t, n >= 0], got {item!r}")
+        peaks.append((float(item[0]), item[1]))
+    return ObjectiveMemory(
+        correction,
+        _number(d, "startup"),
+        tuple(peaks),
+        F.from_dict(d.get("profile", {})),
+        _number(d, "at"),
+        _queue_at(d.get("queue_at")),
+        _number(d, "growth") or 0.0,
+    )
+
+
+def _queue_at(v: object) -> tuple[float, float] | None:
+    if v is None:
+        return None
+    if (
+        not isinstance(v, list)
+        or len(v) != 2
+        or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+        or not all(math.isfinite(x) and x >= 0 for x in v)
+    ):
+        raise ValueError(f"state.objective.queue_at: expected [t, queued >= 0], got {v!r}")
+    return (float(v[0]), float(v[1]))
