@@ -2,14 +2,16 @@
 resource exhaustion logged once per interval. Used by every HTTP server the project runs
 (the daemon's `/metrics` + admin, the gateway).
 
-`serve_asgi(app, listen, limits=ServerLimits(...), task_status=...)` binds `listen`, runs uvicorn
-(h11, without its signal handlers: the caller's process owns them) until cancelled, and
-closes within a bounded grace.
+`serve_asgi(app, listen, limits=ServerLimits(...), http="h11"|"httptools", task_status=...)`
+binds `listen`, runs uvicorn (without its signal handlers: the caller's process owns them)
+until cancelled, and closes within a bounded grace. The daemon serves on h11, the gateway on
+httptools (measured several times faster in benchmarks/bench_gateway.py).
 
-Why a protocol subclass: uvicorn's h11 protocol has a keep-alive timeout but no bound on how
-long a request head may take, and its `limit_concurrency` only answers 503 once a full head
+Why protocol subclasses: uvicorn's protocols have a keep-alive timeout but no bound on how
+long a request head may take, and their `limit_concurrency` only answers 503 once a full head
 has arrived, so a client that sends its headers a byte at a time holds a file descriptor
-forever. `_LimitedH11Protocol` adds, per connection:
+forever. `_Limited` (one mixin over both protocol classes: `_LimitedH11`, `_LimitedHttpTools`)
+adds, per connection:
 - an accept-side cap: past `max_connections` open connections a new one gets a 503 and is
   closed at once, so hostile clients never hold more than `max_connections` descriptors;
 - a header timer started when a request head begins (connection made, or the first byte after
@@ -36,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import h11
@@ -44,6 +46,7 @@ import structlog
 import uvicorn
 from anyio.abc import TaskStatus
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = structlog.get_logger("autoscaler.http")
 
@@ -222,97 +225,159 @@ _TIMEOUT_408 = (
 )
 
 
-def _protocol_class(limits: ServerLimits, events: EventLimiter) -> type[H11Protocol]:
-    class _LimitedH11Protocol(H11Protocol):
-        """h11 with an accept-side connection cap and a request-head timer (see module)."""
+class _Limited:
+    """The limits of one connection, written once for both of uvicorn's HTTP/1.1 protocols
+    (a mixin placed before `H11Protocol` or `HttpToolsProtocol`). The protocol subclass keeps
+    `_awaiting` where its parser is (`head`: a head is due or arriving, `body`: its body is
+    due, `none`: nothing is due from the client) and says whether a response has started
+    (`_responding`), so a 408 is never written into one."""
 
-        _header_timer: asyncio.TimerHandle | None = None
-        _body_timer: asyncio.TimerHandle | None = None
-        _refused = False
+    limits: ServerLimits
+    events: EventLimiter
+    # Set by uvicorn's protocol classes (declared for the type checker).
+    loop: Any
+    transport: Any
+    client: Any
+    connections: Any
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            if len(self.connections) >= limits.max_connections:
-                self._refused = True
-                self.transport = transport
-                events.warning(
-                    "http_connection_limit",
-                    max_connections=limits.max_connections,
-                    note="new connections get 503 until others close",
-                )
-                transport.write(_REFUSED_503)
-                transport.close()
-                return
-            super().connection_made(transport)
-            self._arm_header_timer()
+    _header_timer: asyncio.TimerHandle | None = None
+    _body_timer: asyncio.TimerHandle | None = None
+    _awaiting: str = "head"  # head | body | none: what the client still owes
+    _refused = False
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_header_timer()
-            self._stop_body_timer()
-            if self._refused:
-                return
-            super().connection_lost(exc)
-
-        def data_received(self, data: bytes) -> None:
-            if self._refused:
-                return
-            super().data_received(data)
-            state = self.conn.their_state
-            if self.transport.is_closing():
-                self._stop_header_timer()
-                self._stop_body_timer()
-            elif state is h11.IDLE:
-                self._arm_header_timer()  # a head has begun (or is still arriving)
-            elif state is h11.SEND_BODY:
-                self._stop_header_timer()  # the head is complete, its body is due
-                if self._body_timer is None:
-                    self._body_timer = self.loop.call_later(
-                        limits.body_timeout, self._body_timed_out
-                    )
-            else:
-                self._stop_header_timer()
-                self._stop_body_timer()
-
-        def _stop_body_timer(self) -> None:
-            if self._body_timer is not None:
-                self._body_timer.cancel()
-                self._body_timer = None
-
-        def _body_timed_out(self) -> None:
-            self._body_timer = None
-            if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
-                return
-            events.warning(
-                "http_body_timeout",
-                client=self.client[0] if self.client else None,
-                body_timeout=limits.body_timeout,
+    def connection_made(self, transport: Any) -> None:
+        if len(self.connections) >= self.limits.max_connections:
+            self._refused = True
+            self.transport = transport
+            self.events.warning(
+                "http_connection_limit",
+                max_connections=self.limits.max_connections,
+                note="new connections get 503 until others close",
             )
-            self.transport.close()
+            transport.write(_REFUSED_503)
+            transport.close()
+            return
+        super().connection_made(transport)  # type: ignore[misc]
+        self._awaiting = "head"
+        self._sync_timers()
 
-        def _arm_header_timer(self) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timers()
+        if self._refused:
+            return
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().data_received(data)  # type: ignore[misc]
+        if self.transport.is_closing():
+            self._stop_timers()
+        else:
+            self._parsed()
+            self._sync_timers()
+
+    def _parsed(self) -> None:
+        """After a read: move `_awaiting` where the parser is (if its events did not)."""
+
+    def _responding(self) -> bool:
+        raise NotImplementedError
+
+    def _sync_timers(self) -> None:
+        """The timer of what the client owes, armed once per phase and not reset by bytes.
+        Synced after a whole read (not per parser event), so a request that arrives in one
+        read arms no timer at all: the limits cost nothing on the fast path."""
+        if self._awaiting == "head":
+            self._stop_body_timer()
             if self._header_timer is None:
                 self._header_timer = self.loop.call_later(
-                    limits.header_timeout, self._header_timed_out
+                    self.limits.header_timeout, self._timed_out, "head"
                 )
+        elif self._awaiting == "body":
+            self._stop_header_timer()
+            if self._body_timer is None:
+                self._body_timer = self.loop.call_later(
+                    self.limits.body_timeout, self._timed_out, "body"
+                )
+        else:
+            self._stop_timers()
 
-        def _stop_header_timer(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _header_timed_out(self) -> None:
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
             self._header_timer = None
-            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
-                return
-            events.warning(
-                "http_header_timeout",
-                client=self.client[0] if self.client else None,
-                header_timeout=limits.header_timeout,
-            )
-            if self.conn.our_state is h11.IDLE:
-                self.transport.write(_TIMEOUT_408)
-            self.transport.close()
 
-    return _LimitedH11Protocol
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _stop_timers(self) -> None:
+        self._stop_header_timer()
+        self._stop_body_timer()
+
+    def _timed_out(self, awaiting: str) -> None:
+        """A header (`head`) or body (`body`) timer fired: log once per interval and close;
+        a head gets a 408 first unless a response is under way."""
+        kind = "header" if awaiting == "head" else "body"
+        setattr(self, f"_{kind}_timer", None)
+        if self.transport.is_closing() or self._awaiting != awaiting:
+            return
+        seconds = getattr(self.limits, f"{kind}_timeout")
+        self.events.warning(
+            f"http_{kind}_timeout",
+            client=self.client[0] if self.client else None,
+            **{f"{kind}_timeout": seconds},
+        )
+        if awaiting == "head" and not self._responding():
+            self.transport.write(_TIMEOUT_408)
+        self.transport.close()
+
+
+class _LimitedH11(_Limited, H11Protocol):
+    """h11 reports no parser events: its state after each read says where the request is."""
+
+    def _parsed(self) -> None:
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            self._awaiting = "head"  # a head has begun (or is still arriving)
+        elif state is h11.SEND_BODY:
+            self._awaiting = "body"
+        else:
+            self._awaiting = "none"
+
+    def _responding(self) -> bool:
+        return self.conn.our_state is not h11.IDLE
+
+
+class _LimitedHttpTools(_Limited, HttpToolsProtocol):
+    """httptools calls back as it parses: the first byte of a head (also after a keep-alive
+    pause), its end, the end of the body."""
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._awaiting = "head"
+
+    def on_headers_complete(self) -> None:
+        self._awaiting = "body"
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._awaiting = "none"
+        super().on_message_complete()
+
+    def _responding(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+
+HttpProtocol = Literal["h11", "httptools"]
+_PROTOCOLS: dict[str, type[_Limited]] = {"h11": _LimitedH11, "httptools": _LimitedHttpTools}
+
+
+def _protocol_class(limits: ServerLimits, events: EventLimiter, http: HttpProtocol) -> type:
+    """The protocol class uvicorn instantiates per connection, bound to one server's limits."""
+    base = _PROTOCOLS[http]
+    return type(base.__name__, (base,), {"limits": limits, "events": events})
 
 
 # --- body cap ----------------------------------------------------------------------------------
@@ -445,11 +510,19 @@ async def serve_asgi(
     *,
     limits: ServerLimits = ServerLimits(),
     name: str = "http",
+    http: HttpProtocol = "h11",
+    on_stop: Callable[[], Awaitable[None]] | None = None,
     task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `app` on `listen` under `limits` until cancelled. `task_status.started((host,
     port))` once the socket is bound (port 0 picks a free port). Raises ListenAddressError
-    when the address is malformed or taken. Needs the asyncio backend (uvicorn)."""
+    when the address is malformed or taken. Needs the asyncio backend (uvicorn).
+
+    `http`: uvicorn's protocol, h11 (pure Python) or httptools (C parser, several times the
+    requests per second: the gateway's); the limits are the same on both. `on_stop` runs
+    when the server stops, before open connections get their grace (the gateway refuses
+    what it holds there, so those connections can finish at once)."""
+    open_files, _ = raise_open_files_limit()
     sock = bind_socket(listen, limits.backlog)
     bound = sock.getsockname()
     events = EventLimiter(limits.log_interval)
@@ -462,8 +535,9 @@ async def serve_asgi(
         app = limit_body(app, max_body, refused)
     config = uvicorn.Config(
         app,
-        http=_protocol_class(limits, events),
+        http=_protocol_class(limits, events, http),
         lifespan="off",
+        ws="none",  # no server here speaks WebSocket: an upgrade stays plain HTTP, under limits
         log_config=None,
         access_log=False,
         timeout_keep_alive=max(1, round(limits.keepalive_timeout)),
@@ -483,15 +557,20 @@ async def serve_asgi(
                 "http_listening",
                 server=name,
                 address=f"{bound[0]}:{bound[1]}",
+                protocol=http,
                 max_connections=limits.max_connections,
                 header_timeout=limits.header_timeout,
+                open_files=open_files,
             )
             task_status.started((str(bound[0]), int(bound[1])))
             await server.main_loop()
         finally:
             # Cancelled (stopping) or main_loop ended: close the listener and give open
             # connections a bounded moment, shielded so the cancellation cannot cut it short.
-            with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_GRACE + 1):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_GRACE + 2):
+                if on_stop is not None:
+                    with anyio.move_on_after(1):
+                        await on_stop()
                 server.should_exit = True
                 if getattr(server, "started", False):
                     await server.shutdown(sockets=[sock])

@@ -31,6 +31,7 @@ DATA = ROOT / "data" / "traces"
 MOONCAKE = DATA / "mooncake_conversation_1h.csv"
 SERVEGEN = DATA / "servegen_language_m_mid_14d_rate10min.csv"
 POLICY = ROOT / "policies" / "llm-chat.yaml"
+SLO_POLICY = ROOT / "policies" / "llm-slo.yaml"
 
 
 def twenty_thousand() -> RequestTrace:
@@ -47,6 +48,8 @@ def twenty_thousand() -> RequestTrace:
 def controllers(prepared_peak: int) -> list:  # type: ignore[type-arg]
     policy = load_policy_file(POLICY)[0]
     chat = PolicyController(policy=policy, bindings=bind_metrics(policy, {}))
+    objective = load_policy_file(SLO_POLICY)[0]
+    slo = PolicyController(policy=objective, bindings=bind_metrics(objective, {}))
     hpa = baseline_controller(
         "hpa",
         max_concurrency=16,
@@ -54,7 +57,7 @@ def controllers(prepared_peak: int) -> list:  # type: ignore[type-arg]
         peak_replicas=prepared_peak,
         replica_hourly_usd=None,
     )
-    return [chat, hpa]
+    return [chat, slo, hpa]
 
 
 def timed(label: str, trace: object, sizes: object, settings: SimSettings) -> None:
@@ -65,11 +68,13 @@ def timed(label: str, trace: object, sizes: object, settings: SimSettings) -> No
         t0 = time.perf_counter()
         result = run_one(controller, prepared, settings)
         summary = summarize(result, settings.slo_wait_s, prepared.bound_replica_seconds, 2.5)
+        clairvoyant = prepared.reference.replica_seconds
         seconds = time.perf_counter() - t0
         print(
             f"{label}: {controller.name:9s} {prepared.mode:10s} "
             f"{summary['requests_total']:>9} requests  {controller.evaluations:>7} decide() calls  "
-            f"prepare {prep:5.2f} s + run {seconds:5.2f} s = {prep + seconds:5.2f} s"
+            f"prepare {prep:5.2f} s + run {seconds:5.2f} s = {prep + seconds:5.2f} s  "
+            f"(x clairvoyant {summary['billed_replica_seconds'] / clairvoyant:.3f})"
         )
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()

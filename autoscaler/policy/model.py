@@ -474,7 +474,8 @@ class GatewayConfig:
     max_hold: float = 600.0  # seconds; Nebius-style start-up takes 10-15 min: raise it there
     max_body: int = 4 * 1024 * 1024  # bytes of a request body (chat histories fit)
     upstream_timeout: float = 600.0  # seconds a response may take (long generations)
-    max_connections: int = 1000  # open client connections (uvicorn limit_concurrency)
+    max_connections: int = 1024  # open client connections at once; past it: 503 and close
+    header_timeout: float = 10.0  # seconds a request head may take (slow clients are cut)
     poll_interval: float = 1.0  # how often a held model's deployment is looked up
     daemons: tuple[str, ...] = ()  # daemon base URLs (separate process): activation goes there
     admin_token: SecretRef | None = None  # for `daemons`; default: http.admin_token

@@ -1060,7 +1060,12 @@ GATEWAY_CONFIG = Obj(
         "upstream_timeout": Field(
             Duration("longest a response from the deployment may take", positive=True)
         ),
-        "max_connections": Field(Int("most open client connections", ge=1, le=1_000_000)),
+        "max_connections": Field(
+            Int("open client connections at once; past it new ones get 503", ge=1, le=1_000_000)
+        ),
+        "header_timeout": Field(
+            Duration("bound on receiving a request head (slow clients are cut)", positive=True)
+        ),
         "poll_interval": Field(
             Duration("how often a held model's deployment is looked up", positive=True)
         ),

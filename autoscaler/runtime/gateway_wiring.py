@@ -13,7 +13,6 @@ Must not live here: the proxy and the hold rules (`autoscaler/gateway/`).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import signal
 import sys
 from collections.abc import Sequence
@@ -21,7 +20,6 @@ from typing import Any
 
 import anyio
 import structlog
-import uvicorn
 from anyio.abc import TaskGroup, TaskStatus
 
 from autoscaler.gateway.activation import InProcessActivator, RemoteActivator
@@ -30,7 +28,7 @@ from autoscaler.gateway.auth import ApiKeys
 from autoscaler.gateway.routes import RouteTable, routable
 from autoscaler.gateway.service import Gateway
 from autoscaler.gateway.signals import DEFAULT_HUB, SignalHub
-from autoscaler.httpserver import _ServerWithoutSignals, bind_socket
+from autoscaler.httpserver import HttpProtocol, ServerLimits, serve_asgi
 from autoscaler.policy.model import DaemonConfig, GatewayConfig, Policy
 from autoscaler.providers.base import InferenceRoute, Provider
 from autoscaler.runtime.reads import DeploymentView
@@ -39,53 +37,19 @@ from autoscaler.secrets import Secret, SecretError, resolve
 log = structlog.get_logger("autoscaler.gateway")
 
 EXIT_CONFIG = 2
-KEEP_ALIVE = 5  # seconds an idle client connection stays open
-HEADER_TIMEOUT = 10.0  # seconds a request's line and headers may take to arrive
-# TODO(harden-daemon): its shared `autoscaler.httpserver.serve_asgi` is h11 only, which
-# bench_gateway measured at a fifth of httptools' throughput; the header timer is ours here.
 
 
-def _header_timed_protocol(timeout: float) -> type:
-    """uvicorn's httptools protocol with a bound on how long a request head may take: a
-    client sending its headers a byte at a time would otherwise hold its connection (and a
-    descriptor) for ever; `limit_concurrency` only counts requests whose head arrived."""
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-    class HeaderTimedProtocol(HttpToolsProtocol):
-        _head_timer: asyncio.TimerHandle | None = None
-
-        def _arm(self) -> None:
-            self._disarm()
-            self._head_timer = self.loop.call_later(timeout, self._head_too_slow)
-
-        def _disarm(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _head_too_slow(self) -> None:
-            self._head_timer = None
-            if not self.transport.is_closing():
-                self.transport.close()
-
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self._arm()
-
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            if self._head_timer is None:
-                self._arm()
-
-        def on_headers_complete(self) -> None:
-            self._disarm()
-            super().on_headers_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-    return HeaderTimedProtocol
+def gateway_limits(config: GatewayConfig) -> ServerLimits:
+    """What the gateway's server grants its clients: many long-lived streams (held requests,
+    long generations), bodies capped by the gateway itself (`max_body`, its 413 shape)."""
+    return ServerLimits(
+        header_timeout=config.header_timeout,
+        body_timeout=60.0,  # a 4 MB chat history over a slow link
+        keepalive_timeout=5.0,
+        max_connections=config.max_connections,
+        max_body=None,
+        backlog=2048,
+    )
 
 
 class GatewayConfigError(ValueError):
@@ -204,40 +168,23 @@ async def serve_gateway(
     gateway: Gateway,
     listen: str,
     *,
-    header_timeout: float = HEADER_TIMEOUT,
-    http: str | type = "",
+    limits: ServerLimits | None = None,
+    http: HttpProtocol = "httptools",
     task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the gateway's app on `listen` until cancelled; then refuse what is held
-    (`shutting_down`) and close. `task_status.started((host, port))` once bound."""
-    sock = bind_socket(listen)
-    bound = sock.getsockname()
-    config = uvicorn.Config(
+    """Serve the gateway's app on `listen` until cancelled (`autoscaler.httpserver.serve_asgi`:
+    header and body timeouts, connection cap, rate-limited logs; limits from the gateway's
+    config unless given); then refuse what is held (`shutting_down`) and close.
+    `task_status.started((host, port))` once bound."""
+    await serve_asgi(
         create_app(gateway),
-        lifespan="off",
-        log_config=None,
-        access_log=False,
-        http=http or _header_timed_protocol(header_timeout),  # httptools (measured faster)
-        limit_concurrency=gateway.config.max_connections,
-        timeout_keep_alive=KEEP_ALIVE,
-        timeout_graceful_shutdown=3,
-        backlog=2048,
+        listen,
+        limits=limits or gateway_limits(gateway.config),
+        name="gateway",
+        http=http,
+        on_stop=gateway.aclose,
+        task_status=task_status,
     )
-    config.load()
-    server = _ServerWithoutSignals(config)
-    server.lifespan = config.lifespan_class(config)
-    try:
-        await server.startup(sockets=[sock])
-        log.info("gateway_listening", address=f"{bound[0]}:{bound[1]}")
-        task_status.started((str(bound[0]), int(bound[1])))
-        await server.main_loop()
-    finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-            await gateway.aclose()
-            server.should_exit = True
-            if getattr(server, "started", False):
-                await server.shutdown(sockets=[sock])
-        sock.close()
 
 
 async def start_in_daemon(tg: TaskGroup, daemon: Any, hub: SignalHub = DEFAULT_HUB) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 from autoscaler.simulate.controllers import Controller
 from autoscaler.simulate.deployment import Deployment
 from autoscaler.simulate.engine import DRAIN_LIMIT_S, Progress, RunResult, RunSettings
-from autoscaler.simulate.signals import Signals
+from autoscaler.simulate.signals import SIGNAL_WINDOW_S, Signals, SignalWindow
 from autoscaler.simulate.traces import RateTrace, RequestTrace
 
 
@@ -48,6 +48,14 @@ class ServiceBins:
             out[:lo] += wl
             out[: lo + 1] += wh
         return out
+
+    def mean_cv(self, step_s: float) -> tuple[float, float]:
+        """Mean and coefficient of variation of the service time the groups carry."""
+        steps = np.asarray([*self.lo, *(lo + 1 for lo in self.lo)], dtype=np.float64) * step_s
+        weights = np.asarray([*self.w_lo, *self.w_hi])
+        mean = float(np.sum(steps * weights) / np.sum(weights))
+        var = float(np.sum(weights * (steps - mean) ** 2) / np.sum(weights))
+        return mean, (math.sqrt(var) / mean if mean > 0 else 0.0)
 
 
 def service_bins(service_s: np.ndarray, step_s: float, groups: int = 16) -> ServiceBins:
@@ -134,7 +142,8 @@ def run_aggregated(
     delays: list[tuple[float, float]] = []
     timeline: list[tuple[float, int, int, int, float, float]] = []
     actions: Counter[str] = Counter()
-    waiting = running = dropped = extra_seconds = arrived_since = 0.0
+    waiting = running = dropped = extra_seconds = 0.0
+    window = SignalWindow(SIGNAL_WINDOW_S, *bins.mean_cv(step_s), weighted=True)
     last_row: tuple[int, int, int] | None = None
     last_tick_step = -tick_every
     progress_every = max(n_steps // 200, 1)
@@ -151,6 +160,7 @@ def run_aggregated(
         if done:
             ring[slot] = 0.0
             running -= done
+            window.completed(done)
             if running < 1e-9:
                 running = 0.0
         if k < n_steps:
@@ -158,7 +168,7 @@ def run_aggregated(
             if a > 0.0:
                 cohorts.append([float(k), a])
                 waiting += a
-                arrived_since += a
+                window.arrived(a)
             if progress is not None and k % progress_every == 0:
                 progress(k / n_steps)
         if timeout_steps is not None:
@@ -169,13 +179,21 @@ def run_aggregated(
                 waiting = 0.0
         ticked = False
         if tick_every and k - last_tick_step >= tick_every:
-            elapsed = (k - last_tick_step) * step_s if last_tick_step >= 0 else interval or 1.0
+            stats = window.close(t, interval or 1.0)
             signals = Signals(
                 waiting=waiting,
                 running=running,
-                arrival_rate=arrived_since / elapsed,
+                arrival_rate=stats.arrival_rate,
                 utilization=min(running / (obs_ready * mc), 1.0) if obs_ready else 0.0,
                 reporting=ready + draining,
+                completion_rate=stats.completion_rate,
+                start_rate=stats.start_rate,
+                service_time=stats.service_time,
+                service_time_cv=stats.service_time_cv,
+                wait_values=stats.wait_values,
+                wait_weights=stats.wait_weights,
+                oldest_wait=(k - cohorts[0][0]) * step_s if cohorts else 0.0,
+                startup_s=deployment.last_startup_s,
             )
             observation = controller.observe(status, obs_replicas, obs_ready, signals)
             decision = controller.evaluate(observation, signals, t)
@@ -186,7 +204,6 @@ def run_aggregated(
                 actions[label] += 1
                 ready, provisioning, draining, billed_base = deployment.counts()
                 status, obs_replicas, obs_ready = deployment.provider_view()
-            arrived_since = 0.0
             last_tick_step = k
             ticked = True
             delays.append((t, (k - cohorts[0][0]) * step_s if cohorts else 0.0))
@@ -206,6 +223,7 @@ def run_aggregated(
                     if head[1] < 1e-9:  # rounding residue, not requests
                         cohorts.popleft()
                 waits[lag] = waits.get(lag, 0.0) + take
+                window.started(lag * step_s, take)
                 left -= take
             waiting -= start
             if waiting < 1e-9 or not cohorts:

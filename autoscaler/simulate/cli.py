@@ -17,7 +17,7 @@ from autoscaler.simulate.controllers import Controller, PolicyController
 from autoscaler.simulate.results import render_table
 from autoscaler.simulate.run import SimSettings, SimulationError, prepare, simulate
 from autoscaler.simulate.service import ServiceModel, ServiceModelError, splitwise_model
-from autoscaler.simulate.signals import BindingError, bind_metrics, parse_signal_options
+from autoscaler.simulate.signals import SIGNALS, BindingError, bind_metrics, parse_signal_options
 from autoscaler.simulate.traces import (
     TIME_UNITS,
     ColumnMap,
@@ -111,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="METRIC=SIGNAL",
-        help="bind a policy metric to waiting|running|in_flight|arrival_rate|utilization",
+        help=f"bind a policy metric to a simulated signal: {'|'.join(SIGNALS)}",
     )
     p.add_argument(
         "--sizes", metavar="FILE", help="request trace to draw token sizes from (rate traces)"
@@ -144,7 +144,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=2.5,
         metavar="USD",
-        help="price for runs whose policy has none (2.5)",
+        help="USD per replica-hour for every run of the simulation, policies and baselines "
+        "alike (a policy's own cost.replica_hourly_usd only feeds its cost cap) (2.5)",
     )
     p.add_argument("--time-column", metavar="NAME", help="request trace: arrival time column")
     p.add_argument("--input-column", metavar="NAME", help="request trace: input tokens column")
@@ -336,10 +337,11 @@ def run(args: argparse.Namespace) -> int:
         )
     except OSError as exc:
         return _fail(f"--out {args.out}: {exc}")
-    print(render_table(document["runs"]))
+    print(render_table({**document["runs"], **document["references"]}))
     print(
-        f"bound: {prepared.bound_replica_seconds / 3600:.1f} replica-hours "
-        f"({prepared.mode} mode); results in {args.out}"
+        f"bound: {prepared.bound_replica_seconds / 3600:.1f} replica-hours, clairvoyant "
+        f"{prepared.reference.replica_seconds / 3600:.1f} ({prepared.mode} mode, "
+        f"{args.replica_hourly_usd:g} USD per replica-hour for every run); results in {args.out}"
     )
     return 0
 

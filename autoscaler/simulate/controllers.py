@@ -80,6 +80,7 @@ class PolicyController:
             replicas=replicas,
             metrics=metric_values(self.bindings, signals),
             ready_replicas=ready,
+            startup_seconds=signals.startup_s,
         )
 
     def evaluate(self, observation: Observation, signals: Signals, now: float) -> Decision:

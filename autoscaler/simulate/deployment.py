@@ -10,7 +10,9 @@ Status values are the daemon's (`ready initializing terminating absent`):
 - **create** (only while `absent`): `initializing` for `create_s`, then `ready` with the
   requested count.
 A replica is billed from the call that made it (or from ready with `bill_from_ready`) until it
-leaves. A call the provider would refuse (scale while not ready, create while not absent) is
+leaves. `last_startup_s` is the start-up the daemon would have measured last: from the scale or
+create call to the new replica ready (None until one was measured; the opening replicas are
+warm). A call the provider would refuse (scale while not ready, create while not absent) is
 counted as rejected and changes nothing.
 
 Request dispatch (which replica serves what) lives in the engine; this is the replica set.
@@ -47,6 +49,7 @@ class Replica:
     served: int = 0
     became_ready: float | None = None  # None: removed before it was ever ready
     left_at: float | None = None
+    called_at: float = 0.0  # the scale or create call that made it
 
     @property
     def billed_seconds(self) -> float:
@@ -63,6 +66,7 @@ class Deployment:
     _events: list[tuple[float, int, str, int]] = field(default_factory=list)
     _seq: int = 0
     _live: list[Replica] = field(default_factory=list)  # not gone
+    last_startup_s: float | None = None  # call -> ready of the last replica that got ready
 
     # --- queries ------------------------------------------------------------------------
 
@@ -156,6 +160,7 @@ class Deployment:
                     continue  # removed while provisioning
                 replica.state = "ready"
                 replica.became_ready = when
+                self.last_startup_s = when - replica.called_at
                 if replica.bill_start is None:
                     replica.bill_start = when
                 if self.status == "initializing":
@@ -191,6 +196,7 @@ class Deployment:
             ready_at=now + delay,
             bill_start=now if billed_now else None,
             became_ready=now if ready else None,
+            called_at=now,
         )
         self.replicas.append(replica)
         self._live.append(replica)

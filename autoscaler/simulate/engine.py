@@ -26,7 +26,7 @@ import numpy as np
 
 from autoscaler.simulate.controllers import Controller
 from autoscaler.simulate.deployment import Deployment, DeploymentTiming
-from autoscaler.simulate.signals import Signals
+from autoscaler.simulate.signals import SIGNAL_WINDOW_S, Signals, SignalWindow
 
 Progress = Callable[[float], None]  # called with the fraction of the run done
 
@@ -107,8 +107,9 @@ def run_requests(
     dropped = 0
     interval = controller.interval
     next_tick = 0.0 if interval else math.inf
-    last_tick = -(interval or 1.0)
-    arrived_since_tick = 0
+    mean_service = float(service_s.mean()) if n else 0.0
+    cv_service = float(service_s.std() / mean_service) if n and mean_service > 0 else 0.0
+    window = SignalWindow(SIGNAL_WINDOW_S, mean_service, cv_service, weighted=False)
     i = 0
     max_active = 0
     early = 0
@@ -145,6 +146,7 @@ def run_requests(
                 early += 1
             running += 1
             start[req] = now
+            window.started(now - arrivals[req])
             end = now + services[req]
             finish[req] = end
             served_by[req] = replica.id
@@ -173,8 +175,9 @@ def run_requests(
             continue
         if t_done <= now:
             while completions and completions[0][0] <= now:
-                _, _req, rid = heapq.heappop(completions)
+                _, req, rid = heapq.heappop(completions)
                 running -= 1
+                window.completed(1.0, services[req])
                 before = deployment.counts()[3]
                 deployment.finished(deployment.replicas[rid], now)
                 if deployment.counts()[3] != before:
@@ -183,16 +186,21 @@ def run_requests(
             continue
         if t_tick <= now:
             expire(now)
-            elapsed = now - last_tick if now > last_tick else (interval or 1.0)
-            if last_tick < 0:
-                elapsed = interval or 1.0
             status, replicas, ready = deployment.provider_view()
+            stats = window.close(now, interval or 1.0)
             signals = Signals(
                 waiting=float(len(queue)),
                 running=float(running),
-                arrival_rate=arrived_since_tick / elapsed,
+                arrival_rate=stats.arrival_rate,
                 utilization=min(running / (ready * mc), 1.0) if ready else 0.0,
                 reporting=ready + deployment.counts()[2],
+                completion_rate=stats.completion_rate,
+                start_rate=stats.start_rate,
+                service_time=stats.service_time,
+                service_time_cv=stats.service_time_cv,
+                wait_values=stats.wait_values,
+                oldest_wait=now - arrivals[queue[0]] if queue else 0.0,
+                startup_s=deployment.last_startup_s,
             )
             observation = controller.observe(status, replicas, ready, signals)
             decision = controller.evaluate(observation, signals, now)
@@ -201,8 +209,6 @@ def run_requests(
                 label = deployment.apply(decision.action, decision.replicas, now)
             if label != "none":
                 actions[label] += 1
-            arrived_since_tick = 0
-            last_tick = now
             next_tick = now + (interval or math.inf)
             dispatch(now)
             record(now)
@@ -211,7 +217,7 @@ def run_requests(
         while i < n and arrivals[i] <= now:
             queue.append(i)
             i += 1
-            arrived_since_tick += 1
+            window.arrived()
             if progress is not None and i % progress_step == 0:
                 progress(i / n)
         dispatch(now)

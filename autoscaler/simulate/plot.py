@@ -1,7 +1,8 @@
 """PNG plots of simulation runs (matplotlib, Agg backend: no display needed).
 
 `plot_run` draws one run: load, replicas and queueing delay over time. `plot_compare` draws
-the replicas of several runs over the same load, with the bound's replica count.
+the replicas of several runs over the same load, with the bound's replica count and the
+clairvoyant reference's (`reference.py`).
 Series are bucketed to at most ~1000 points so two weeks plot as quickly as an hour.
 """
 
@@ -19,11 +20,12 @@ from autoscaler.simulate.engine import RunResult
 
 @dataclass(frozen=True, slots=True)
 class LoadSeries:
-    """Arrival rate (requests/s) per bucket and the bound's replicas per bucket."""
+    """Arrival rate (requests/s) per bucket and the references' replicas per bucket."""
 
     t_s: np.ndarray  # bucket starts
     rate_rps: np.ndarray
     ideal_replicas: np.ndarray  # the bound's replicas: time-weighted mean per bucket
+    clairvoyant_replicas: np.ndarray  # the clairvoyant reference's, the same way
 
 
 def _time_scale(seconds: np.ndarray) -> tuple[float, str]:
@@ -78,6 +80,13 @@ def _delay(result: RunResult, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return edges, worst, "oldest queued work (s)"
 
 
+def _plot_references(ax: Any, x: np.ndarray, load: LoadSeries, lw: float) -> None:
+    ax.step(x, load.ideal_replicas, where="post", lw=lw, color="black", label="bound")
+    ax.step(
+        x, load.clairvoyant_replicas, where="post", lw=lw, color="grey", ls=":", label="clairvoyant"
+    )
+
+
 def plot_run(result: RunResult, load: LoadSeries, slo_wait_s: float, path: Path) -> None:
     plt = _pyplot()
     fig, (ax_load, ax_rep, ax_wait) = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
@@ -93,7 +102,7 @@ def plot_run(result: RunResult, load: LoadSeries, slo_wait_s: float, path: Path)
     ax_rep.step(
         x, bucket_means(t, ready, load.t_s), where="post", lw=0.9, color="tab:green", label="ready"
     )
-    ax_rep.step(x, load.ideal_replicas, where="post", lw=0.7, color="grey", label="bound")
+    _plot_references(ax_rep, x, load, 0.7)
     ax_rep.set_ylabel("replicas (bucket mean)")
     ax_rep.legend(loc="upper right", fontsize=8)
     _edges, worst, wait_label = _delay(result, load.t_s)
@@ -117,7 +126,7 @@ def plot_compare(results: Sequence[RunResult], load: LoadSeries, title: str, pat
     ax_load.plot(x, load.rate_rps, lw=0.8, color="tab:blue")
     ax_load.set_ylabel("arrivals (req/s)")
     ax_load.set_title(title)
-    ax_rep.step(x, load.ideal_replicas, where="post", lw=1.2, color="black", label="bound")
+    _plot_references(ax_rep, x, load, 1.2)
     for result in results:
         t, _ready, billed = _timeline_arrays(result)
         ax_rep.step(x, bucket_means(t, billed, load.t_s), where="post", lw=0.8, label=result.name)

@@ -1,7 +1,11 @@
 """Turning runs into results: the summary figures, the CSV files and the side-by-side table.
 
 Wait percentiles are over requests that started (a dropped request has no wait);
-`slo_attainment` is over all requests, so a dropped request counts as a miss.
+`slo_attainment` is over all requests, so a dropped request counts as a miss. Every run of one
+simulation is billed at the same price (`--replica-hourly-usd`), whatever a policy's own
+`cost.replica_hourly_usd` says (that price only feeds the policy's cost cap in the core), so
+the `cost $` column compares like with like. The two references (the fluid bound and the
+clairvoyant plan) are rows of the table too, and a `references` block of summary.json.
 """
 
 from __future__ import annotations
@@ -17,20 +21,7 @@ from typing import Any
 import numpy as np
 
 from autoscaler.simulate.engine import RunResult
-
-
-def weighted_quantile(values: np.ndarray, weights: np.ndarray | None, q: float) -> float:
-    if values.size == 0:
-        return math.nan
-    if weights is None:
-        return float(np.quantile(values, q))
-    order = np.argsort(values)
-    v, w = values[order], weights[order]
-    cum = np.cumsum(w)
-    if cum[-1] <= 0:
-        return math.nan
-    idx = int(np.searchsorted(cum, q * cum[-1], side="left"))
-    return float(v[min(idx, v.size - 1)])
+from autoscaler.simulate.signals import weighted_quantile
 
 
 def timeline_integral(timeline: Sequence[tuple[float, int, int, int, float, float]]) -> float:
@@ -54,15 +45,14 @@ def summarize(
     result: RunResult,
     slo_wait_s: float,
     bound_replica_seconds: float,
-    default_hourly_usd: float | None,
+    hourly_usd: float,
     extra: dict[str, Any] | None = None,
+    clairvoyant_replica_seconds: float | None = None,
 ) -> dict[str, Any]:
     values, weights = result.wait_values, result.wait_weights
     within = values <= slo_wait_s + 1e-9
     met = float(within.sum()) if weights is None else float(weights[within].sum())
-    hourly = result.replica_hourly_usd
-    if hourly is None:
-        hourly = default_hourly_usd
+    hourly = hourly_usd
     billed = result.billed_replica_seconds
     summary: dict[str, Any] = {
         "mode": result.mode,
@@ -81,15 +71,47 @@ def summarize(
         "scale_actions": dict(sorted(result.scale_actions.items())),
         "seconds_at_zero": round(seconds_at_zero(result.timeline), 3),
         "bound_replica_seconds": round(bound_replica_seconds, 3),
-        "cost_ratio_to_bound": round(billed / bound_replica_seconds, 4)
-        if bound_replica_seconds > 0
-        else None,
+        "cost_ratio_to_bound": _ratio(billed, bound_replica_seconds),
+        "cost_ratio_to_clairvoyant": _ratio(billed, clairvoyant_replica_seconds),
         "evaluations": result.evaluations,
         "end_s": round(result.end_s, 3),
     }
     if extra:
         summary.update(extra)
     return summary
+
+
+def _ratio(billed: float, reference: float | None) -> float | None:
+    return round(billed / reference, 4) if reference else None
+
+
+def reference_summaries(
+    bound_replica_seconds: float,
+    clairvoyant_replica_seconds: float,
+    restarts: int,
+    hourly_usd: float,
+) -> dict[str, Any]:
+    """The two references as table rows: nothing waits, nothing is dropped."""
+    out: dict[str, Any] = {}
+    for name, seconds in (
+        ("bound", bound_replica_seconds),
+        ("clairvoyant", clairvoyant_replica_seconds),
+    ):
+        out[name] = {
+            "mode": "reference",
+            "billed_replica_seconds": round(seconds, 3),
+            "cost_usd": round(seconds / 3600.0 * hourly_usd, 4),
+            "replica_hourly_usd": hourly_usd,
+            "slo_attainment": 1.0,
+            "wait_p50_s": 0.0,
+            "wait_p99_s": 0.0,
+            "wait_max_s": 0.0,
+            "requests_dropped": 0,
+            "cost_ratio_to_bound": _ratio(seconds, bound_replica_seconds),
+            "cost_ratio_to_clairvoyant": _ratio(seconds, clairvoyant_replica_seconds),
+        }
+    out["clairvoyant"]["restarts"] = restarts
+    return out
 
 
 def _max_wait(values: np.ndarray, weights: np.ndarray | None) -> float:
@@ -148,6 +170,7 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("mode", "mode"),
     ("billed_replica_seconds", "replica-h"),
     ("cost_ratio_to_bound", "x bound"),
+    ("cost_ratio_to_clairvoyant", "x clairvoyant"),
     ("cost_usd", "cost $"),
     ("slo_attainment", "within SLO"),
     ("wait_p50_s", "wait p50 s"),
@@ -169,13 +192,14 @@ def table_rows(runs: dict[str, Any]) -> list[list[str]]:
             "mode": s["mode"],
             "billed_replica_seconds": f"{s['billed_replica_seconds'] / 3600:.1f}",
             "cost_ratio_to_bound": _fmt(s.get("cost_ratio_to_bound"), "{:.3f}"),
+            "cost_ratio_to_clairvoyant": _fmt(s.get("cost_ratio_to_clairvoyant"), "{:.3f}"),
             "cost_usd": _fmt(s.get("cost_usd"), "{:.0f}"),
             "slo_attainment": f"{100 * s['slo_attainment']:.2f}%",
             "wait_p50_s": _fmt(s.get("wait_p50_s"), "{:.1f}"),
             "wait_p99_s": _fmt(s.get("wait_p99_s"), "{:.1f}"),
             "wait_max_s": _fmt(s.get("wait_max_s"), "{:.0f}"),
             "requests_dropped": str(s["requests_dropped"]),
-            "actions": str(sum(actions.values())),
+            "actions": str(sum(actions.values())) if "scale_actions" in s else "-",
         }
         rows.append([row[key] for key, _ in TABLE_COLUMNS])
     return rows

@@ -28,7 +28,9 @@ from autoscaler.simulate.controllers import Controller
 from autoscaler.simulate.deployment import DeploymentTiming
 from autoscaler.simulate.engine import RunResult, RunSettings, run_requests
 from autoscaler.simulate.plot import LoadSeries, bucket_means, plot_compare, plot_run
+from autoscaler.simulate.reference import Reference, clairvoyant, demand_profile, restart_costs
 from autoscaler.simulate.results import (
+    reference_summaries,
     render_table,
     summarize,
     write_requests_csv,
@@ -66,7 +68,7 @@ class SimSettings:
     mode: Mode = "auto"
     step_s: float = 1.0
     duration_s: float | None = None  # simulate only the first part of the trace
-    replica_hourly_usd: float | None = 2.5
+    replica_hourly_usd: float = 2.5  # every run of a simulation is billed at this one price
     initial_replicas: int | None = None  # None: sized for the opening load
     warmup_s: float = 300.0  # see RunSettings.warmup_s; 300 s fills HPA's default window
 
@@ -83,6 +85,14 @@ class SimSettings:
             bill_from_ready=self.bill_from_ready,
         )
 
+    def reference(self, starts: np.ndarray, replicas: np.ndarray, end_s: float) -> Reference:
+        """The clairvoyant reference over the demand profile R(t), restarts billed as the
+        simulated deployment bills them."""
+        above, first = restart_costs(
+            self.provision_s, self.create_s, self.delete_s, self.bill_from_ready
+        )
+        return clairvoyant(starts, replicas, end_s, above, first)
+
 
 @dataclass
 class Prepared:
@@ -94,6 +104,7 @@ class Prepared:
     opening_replicas: int
     load: LoadSeries
     epoch_offset: float
+    reference: Reference
     requests: RequestTrace | None = None
     service_s: np.ndarray | None = None
     step_arrivals: np.ndarray | None = None
@@ -152,7 +163,9 @@ def prepare(
             raise SimulationError(f"{trace.source}: the trace produces no requests")
         service = settings.service.service_s(requests.input_tokens, requests.output_tokens)
         bound = request_bound(requests.arrival_s, service, mc, settings.opening_s())
-        load = _request_load(requests.arrival_s, service, mc)
+        starts, needed = demand_profile(requests.arrival_s, service, mc)
+        reference = settings.reference(starts, needed, float(starts[-1]))
+        load = _request_load(requests.arrival_s, starts, needed, reference)
         return Prepared(
             "request",
             bound.replica_seconds,
@@ -160,6 +173,7 @@ def prepare(
             math.ceil(bound.opening_in_flight / mc),
             load,
             requests.epoch_offset,
+            reference,
             requests=requests,
             service_s=service,
             info=info,
@@ -183,13 +197,15 @@ def prepare(
     needed = np.ceil(in_flight / mc - 1e-9).clip(0)
     opening = int(needed[: max(int(settings.opening_s() / step), 1)].max())
     info["step_s"] = step
+    reference = settings.reference(np.arange(needed.size) * step, needed, needed.size * step)
     return Prepared(
         "aggregated",
         float(needed.sum() * step),
         int(needed.max()),
         opening,
-        _fluid_load(amounts, needed, step),
+        _fluid_load(amounts, needed, step, reference),
         offset,
+        reference,
         step_arrivals=amounts,
         bins=bins,
         info=info,
@@ -200,28 +216,34 @@ def _buckets(span: float) -> float:
     return max(span / 800.0, 10.0)
 
 
-def _request_load(arrival_s: np.ndarray, service_s: np.ndarray, mc: int) -> LoadSeries:
+def _request_load(
+    arrival_s: np.ndarray, starts: np.ndarray, needed: np.ndarray, reference: Reference
+) -> LoadSeries:
     span = float(arrival_s[-1]) if arrival_s.size else 1.0
     width = _buckets(span)
     edges = np.arange(0.0, span + width, width)
     counts = np.histogram(arrival_s, bins=np.append(edges, edges[-1] + width))[0]
-    times = np.concatenate([arrival_s, arrival_s + service_s])
-    deltas = np.concatenate([np.ones(arrival_s.size), -np.ones(arrival_s.size)])
-    order = np.lexsort((deltas, times))
-    level = np.cumsum(deltas[order])
-    needed = np.ceil(level / mc)
-    return LoadSeries(edges, counts / width, bucket_means(times[order], needed, edges))
+    ideal = bucket_means(starts, needed.astype(np.float64), edges)
+    return LoadSeries(edges, counts / width, ideal, ideal + _extra_means(reference, edges))
 
 
-def _fluid_load(amounts: np.ndarray, needed: np.ndarray, step: float) -> LoadSeries:
+def _extra_means(reference: Reference, edges: np.ndarray) -> np.ndarray:
+    """The clairvoyant plan's replicas beyond the bound's, as bucket means."""
+    return bucket_means(reference.extra_times, reference.extra_values.astype(np.float64), edges)
+
+
+def _fluid_load(
+    amounts: np.ndarray, needed: np.ndarray, step: float, reference: Reference
+) -> LoadSeries:
     span = amounts.size * step
     per = max(int(_buckets(span) / step), 1)
     n = amounts.size // per
     if n == 0:
-        return LoadSeries(np.zeros(1), np.array([amounts.sum() / step]), needed[:1])
+        return LoadSeries(np.zeros(1), np.array([amounts.sum() / step]), needed[:1], needed[:1])
     rate = amounts[: n * per].reshape(n, per).sum(axis=1) / (per * step)
     ideal = needed[: n * per].reshape(n, per).mean(axis=1)
-    return LoadSeries(np.arange(n) * per * step, rate, ideal)
+    edges = np.arange(n) * per * step
+    return LoadSeries(edges, rate, ideal, ideal + _extra_means(reference, edges))
 
 
 def run_one(
@@ -285,6 +307,7 @@ def simulate(
             settings.slo_wait_s,
             prepared.bound_replica_seconds,
             settings.replica_hourly_usd,
+            clairvoyant_replica_seconds=prepared.reference.replica_seconds,
         )
         if result.mode == "request":
             write_requests_csv(result, out / f"{controller.name}.requests.csv")
@@ -304,13 +327,22 @@ def simulate(
             "seed": settings.seed,
             "warmup_s": settings.warmup_s,
             "bound_replica_seconds": round(prepared.bound_replica_seconds, 3),
+            "clairvoyant_replica_seconds": round(prepared.reference.replica_seconds, 3),
+            "replica_hourly_usd": settings.replica_hourly_usd,
             "peak_replicas": prepared.peak_replicas,
             "opening_replicas": prepared.opening_replicas,
         },
         "runs": summaries,
+        "references": reference_summaries(
+            prepared.bound_replica_seconds,
+            prepared.reference.replica_seconds,
+            prepared.reference.restarts,
+            settings.replica_hourly_usd,
+        ),
     }
     write_summary(document, out / "summary.json")
     if plots and len(results) > 1:
         plot_compare(results, prepared.load, title or "billed replicas", out / "compare.png")
-    (out / "table.md").write_text(render_table(summaries, markdown=True) + "\n")
+    rows = {**summaries, **document["references"]}
+    (out / "table.md").write_text(render_table(rows, markdown=True) + "\n")
     return document

@@ -22,6 +22,7 @@ import anyio
 from autoscaler.gateway.auth import ApiKeys
 from autoscaler.gateway.routes import RouteTable
 from autoscaler.gateway.service import Gateway
+from autoscaler.httpserver import ServerLimits
 from autoscaler.policy.model import (
     Deployment,
     GatewayConfig,
@@ -192,9 +193,13 @@ async def serving(app: Any) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def running(gateway: Gateway) -> AsyncIterator[str]:
+async def running(gateway: Gateway, limits: ServerLimits | None = None) -> AsyncIterator[str]:
     async with anyio.create_task_group() as tg:
-        host, port = await tg.start(serve_gateway, gateway, "127.0.0.1:0")
+        host, port = await tg.start(
+            lambda task_status: serve_gateway(
+                gateway, "127.0.0.1:0", limits=limits, task_status=task_status
+            )
+        )
         try:
             yield f"http://{host}:{port}"
         finally:

@@ -82,6 +82,25 @@ def test_daemon_config_gateway_section() -> None:
     assert "gateway.listen:" in lines and "gateway.api_keys:" in lines
 
 
+def test_gateway_section_bounds_slow_clients_and_connections() -> None:
+    base = "policies: p\nproviders: {sim: {type: neevcloud, base_url: http://127.0.0.1:1}}\n"
+    keys = "api_keys: [{env: K}]"
+    config = load_daemon_config_text(
+        base + f"gateway: {{{keys}, header_timeout: 3s, max_connections: 4000}}\n"
+    )
+    assert config.gateway is not None
+    assert (config.gateway.header_timeout, config.gateway.max_connections) == (3.0, 4000)
+    default = load_daemon_config_text(base + f"gateway: {{{keys}}}\n").gateway
+    assert default is not None and default.max_connections == 1024
+    with pytest.raises(ValidationFailed) as failed:
+        load_daemon_config_text(
+            base + f"gateway: {{{keys}, header_timeout: 0s, max_connections: 0}}\n", "c.yaml"
+        )
+    lines = "\n".join(str(e) for e in failed.value.errors)
+    assert "c.yaml:3:" in lines
+    assert "gateway.header_timeout:" in lines and "gateway.max_connections:" in lines
+
+
 def test_gateway_command_needs_a_gateway_section(tmp_path: Path) -> None:
     (tmp_path / "p").mkdir()
     config = tmp_path / "c.yaml"
@@ -118,3 +137,16 @@ def test_run_refuses_a_gateway_key_it_cannot_read(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "gateway.api_keys[0]" in result.stderr
     assert "AUTOSCALER_TEST_NO_SUCH_KEY" in result.stderr
+
+
+def test_the_unit_gives_the_gateway_its_descriptors() -> None:
+    """LimitNOFILE covers the daemon's and the gateway's inbound caps plus one upstream
+    connection per gateway request, with room for providers, sources and the store."""
+    from autoscaler.policy.model import GatewayConfig, HttpConfig
+
+    unit = (REPO / "deploy" / "autoscaler.service").read_text()
+    [limit] = [
+        int(line.split("=", 1)[1]) for line in unit.splitlines() if line.startswith("LimitNOFILE=")
+    ]
+    needed = HttpConfig().max_connections + 2 * GatewayConfig().max_connections
+    assert limit >= 4 * needed, (limit, needed)

@@ -123,6 +123,16 @@ def _post_in_thread(url: str, results: list[Any]) -> threading.Thread:
     return thread
 
 
+def _answered(thread: threading.Thread, results: list[Any]) -> httpx.Response:
+    """The 200 answer `_post_in_thread` got (waiting for it with a generous bound)."""
+    thread.join(150)
+    assert results, "no answer"
+    answer = results[0]
+    assert isinstance(answer, httpx.Response), answer
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
 def _metric(url: str, name: str, **labels: str) -> float:
     try:
         text = httpx.get(url + "/metrics", timeout=5).text
@@ -168,11 +178,7 @@ def test_in_daemon_request_at_zero_is_held_recreated_and_answered(tmp_path: Path
             assert not sim.current("chat-gw")
             results: list[Any] = []
             thread = _post_in_thread(gw, results)
-            thread.join(150)
-            assert results, "no answer"
-            answer = results[0]
-            assert isinstance(answer, httpx.Response), answer
-            assert answer.status_code == 200, answer.text
+            answer = _answered(thread, results)
             assert answer.json()["choices"][0]["message"]["content"]
             created = sim.current("chat-gw")
             assert len(created) == 1
@@ -228,11 +234,7 @@ def test_separate_gateway_keeps_holding_while_the_daemon_is_killed(tmp_path: Pat
             assert _metric(gw, "autoscaler_gateway_held_requests", model="chat") == 1
             assert not results and not sim.current("chat-gw")
             daemon = start_daemon_process(daemon_config, log=log)
-            thread.join(150)
-            assert results, "no answer"
-            answer = results[0]
-            assert isinstance(answer, httpx.Response), answer
-            assert answer.status_code == 200, answer.text
+            _answered(thread, results)
             assert len(sim.current("chat-gw")) == 1
             assert (
                 _metric(gw, "autoscaler_gateway_activations_total", model="chat", result="accepted")

@@ -22,7 +22,13 @@ EXAMPLES = sorted([*POLICY_DIR.glob("*.yaml"), *POLICY_DIR.glob("*.yml")])
 
 def test_the_policies_folder_has_the_documented_examples() -> None:
     names = {p.name for p in EXAMPLES}
-    assert {"chat-prometheus.yaml", "batch-redis-zero.yaml", "business-hours.yaml"} <= names
+    assert {
+        "chat-prometheus.yaml",
+        "batch-redis-zero.yaml",
+        "business-hours.yaml",
+        "llm-chat.yaml",
+        "llm-slo.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

@@ -19,7 +19,7 @@ import anyio
 import httpx
 import pytest
 
-from autoscaler.httpserver import EventLimiter, ServerLimits, serve_asgi
+from autoscaler.httpserver import EventLimiter, HttpProtocol, ServerLimits, serve_asgi
 from tests.runtime.daemon_support import PYTHON, REPO, policy_yaml, sim_server, wait_for
 from tests.runtime.daemon_support import write_config as write_daemon_config
 from tests.services import free_port, require_tcp
@@ -84,8 +84,51 @@ def _limit_child_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (CHILD_NOFILE, CHILD_NOFILE))
 
 
-def _lines(path: Path) -> int:
+def room_for_flood(count: int) -> None:
+    """This process (the flood's clients) needs `count` descriptors and some."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < count + 500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 1000), hard))
+
+
+def start_starved_daemon(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """`autoscaler run --config CONFIG` with CHILD_NOFILE descriptors, logging to LOG_PATH."""
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(
+            [PYTHON, "-m", "autoscaler", "run", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=str(REPO),
+            preexec_fn=_limit_child_nofile,
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def log_lines(path: Path) -> int:
     return len(path.read_bytes().splitlines()) if path.exists() else 0
+
+
+def assert_flood_logged_briefly(
+    process: subprocess.Popen[bytes], log_path: Path, before: int
+) -> None:
+    """The process survived the flood, which cost a few lines per 10 s interval (not one, or
+    a traceback, per accept), naming the connection cap and the header timeout."""
+    flood_lines = log_lines(log_path) - before
+    print(f"log lines during the flood: {flood_lines}")
+    assert process.poll() is None
+    assert flood_lines < 150, log_path.read_text()[-5000:]
+    text = log_path.read_text()
+    assert "Traceback" not in text, text[-5000:]
+    assert "http_connection_limit" in text and "http_header_timeout" in text
 
 
 @pytest.mark.slow
@@ -93,9 +136,7 @@ def test_slow_client_flood_does_not_stop_the_daemon(tmp_path: Path) -> None:
     import redis
 
     require_tcp("Redis", 6379)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < FLOOD + 500:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, FLOOD + 1000), hard))
+    room_for_flood(FLOOD)
     key = f"test:flood:{uuid.uuid4().hex}"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -114,14 +155,7 @@ def test_slow_client_flood_does_not_stop_the_daemon(tmp_path: Path) -> None:
                 listen, listen + "  header_timeout: 3s\n  max_connections: 200\n"
             )
         )
-        with open(log_path, "ab") as out:
-            process = subprocess.Popen(
-                [PYTHON, "-m", "autoscaler", "run", "--config", str(config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=str(REPO),
-                preexec_fn=_limit_child_nofile,
-            )
+        process = start_starved_daemon(config, log_path)
         try:
 
             def ready() -> bool:
@@ -133,7 +167,7 @@ def test_slow_client_flood_does_not_stop_the_daemon(tmp_path: Path) -> None:
             wait_for(ready, 60, "daemon ready")
             assert process.poll() is None, log_path.read_text()[-3000:]
             wait_for(lambda: sim.current("web-flood"), 60, "deployment created")
-            before = _lines(log_path)
+            before = log_lines(log_path)
             with SlowFlood(port, FLOOD) as flood:
                 # Let the flood sit past the provider's keep-alive (5 s): acting then needs
                 # new descriptors, which the flood took before the fix (EMFILE).
@@ -156,27 +190,17 @@ def test_slow_client_flood_does_not_stop_the_daemon(tmp_path: Path) -> None:
                 wait_for(healthy, 60, "/healthz 200 during the flood")
                 # The slow ones are cut at the header timeout, not held forever.
                 wait_for(lambda: flood.closed_by_server == FLOOD, 60, "every slow client cut")
-            flood_lines = _lines(log_path) - before
-            print(f"log lines during a {FLOOD}-connection flood: {flood_lines}")
-            assert process.poll() is None
-            # A flood costs a few lines per 10 s interval, not one (or a traceback) per accept.
-            assert flood_lines < 150, log_path.read_text()[-5000:]
-            text = log_path.read_text()
-            assert "Traceback" not in text, text[-5000:]
-            assert "http_connection_limit" in text and "http_header_timeout" in text
+            assert_flood_logged_briefly(process, log_path, before)
         finally:
             client.delete(key)
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            stop_process(process)
 
 
 # --- the pieces, in process ------------------------------------------------------------------
 
 anyio_test = pytest.mark.anyio
+# Every limit holds on both of uvicorn's protocols: h11 (the daemon) and httptools (the gateway).
+BOTH_PROTOCOLS = pytest.mark.parametrize("http", ["h11", "httptools"])
 
 
 async def _hello(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
@@ -188,11 +212,12 @@ async def _hello(scope: dict, receive: object, send: object) -> None:  # type: i
 
 
 @anyio_test
-async def test_header_timeout_cuts_a_byte_by_byte_client() -> None:
+@BOTH_PROTOCOLS
+async def test_header_timeout_cuts_a_byte_by_byte_client(http: HttpProtocol) -> None:
     limits = ServerLimits(header_timeout=0.5, max_connections=10)
     async with anyio.create_task_group() as tg:
         host, port = await tg.start(
-            lambda **kw: serve_asgi(_hello, "127.0.0.1:0", limits=limits, **kw)
+            lambda **kw: serve_asgi(_hello, "127.0.0.1:0", limits=limits, http=http, **kw)
         )
         stream = await anyio.connect_tcp(host, port)
         answer = b""
@@ -217,7 +242,8 @@ async def test_header_timeout_cuts_a_byte_by_byte_client() -> None:
 
 
 @anyio_test
-async def test_body_timeout_closes_a_dribbled_body() -> None:
+@BOTH_PROTOCOLS
+async def test_body_timeout_closes_a_dribbled_body(http: HttpProtocol) -> None:
     async def reader(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
         while (await receive())["type"] == "http.request":  # type: ignore[operator]
             pass  # until the disconnect
@@ -225,7 +251,7 @@ async def test_body_timeout_closes_a_dribbled_body() -> None:
     limits = ServerLimits(header_timeout=30, body_timeout=0.5)
     async with anyio.create_task_group() as tg:
         host, port = await tg.start(
-            lambda **kw: serve_asgi(reader, "127.0.0.1:0", limits=limits, **kw)
+            lambda **kw: serve_asgi(reader, "127.0.0.1:0", limits=limits, http=http, **kw)
         )
         stream = await anyio.connect_tcp(host, port)
         await stream.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
@@ -244,11 +270,12 @@ async def test_body_timeout_closes_a_dribbled_body() -> None:
 
 
 @anyio_test
-async def test_connection_cap_refuses_past_max_with_503() -> None:
+@BOTH_PROTOCOLS
+async def test_connection_cap_refuses_past_max_with_503(http: HttpProtocol) -> None:
     limits = ServerLimits(header_timeout=30, max_connections=3)
     async with anyio.create_task_group() as tg:
         host, port = await tg.start(
-            lambda **kw: serve_asgi(_hello, "127.0.0.1:0", limits=limits, **kw)
+            lambda **kw: serve_asgi(_hello, "127.0.0.1:0", limits=limits, http=http, **kw)
         )
         held = [await anyio.connect_tcp(host, port) for _ in range(3)]
         for stream in held:
@@ -273,7 +300,8 @@ async def test_connection_cap_refuses_past_max_with_503() -> None:
 
 
 @anyio_test
-async def test_body_cap_answers_413_declared_and_streamed() -> None:
+@BOTH_PROTOCOLS
+async def test_body_cap_answers_413_declared_and_streamed(http: HttpProtocol) -> None:
     seen: list[int] = []
 
     async def echo(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
@@ -290,7 +318,7 @@ async def test_body_cap_answers_413_declared_and_streamed() -> None:
     limits = ServerLimits(max_body=1000)
     async with anyio.create_task_group() as tg:
         host, port = await tg.start(
-            lambda **kw: serve_asgi(echo, "127.0.0.1:0", limits=limits, **kw)
+            lambda **kw: serve_asgi(echo, "127.0.0.1:0", limits=limits, http=http, **kw)
         )
         async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=30) as http:
             assert (await http.post("/", content=b"x" * 1000)).status_code == 200

@@ -111,8 +111,9 @@ def test_end_to_end_writes_every_output(
             rows = list(csv.DictReader(handle))
         assert len(rows) == 2000
         assert list(rows[0]) == ["arrival_s", "start_s", "end_s", "replica"]
-    assert runs["llm-chat"]["replica_hourly_usd"] == 10.0  # the policy's own price
-    assert runs["hpa"]["replica_hourly_usd"] == 2.5  # the --replica-hourly-usd default
+    # one price for every run: the --replica-hourly-usd default, not llm-chat's own 10
+    assert {s["replica_hourly_usd"] for s in runs.values()} == {2.5}
+    assert document["settings"]["replica_hourly_usd"] == 2.5
     assert runs["static-peak"]["wait_max_s"] == 0.0
     assert runs["static-peak"]["cost_ratio_to_bound"] >= 1.0
     assert (out / "compare.png").stat().st_size > 0
@@ -289,3 +290,49 @@ def test_column_options_map_another_layout(tmp_path: Path) -> None:
     assert code == 0
     runs = json.loads((out / "summary.json").read_text())["runs"]
     assert runs["static-peak"]["requests_total"] == 200
+
+
+def test_every_run_is_billed_at_one_price_and_the_references_are_reported(
+    mooncake_slice: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    slo = ROOT / "policies" / "llm-slo.yaml"  # states 10 USD, as llm-chat does
+    code = run_cli(
+        "--trace",
+        str(mooncake_slice),
+        "--policy",
+        str(POLICY),
+        "--policy",
+        str(slo),
+        "--baseline",
+        "hpa",
+        "--baseline",
+        "static-peak",
+        "--replica-hourly-usd",
+        "3",
+        "--no-plots",
+        "--out",
+        str(out),
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    document = json.loads((out / "summary.json").read_text())
+    runs = document["runs"]
+    assert list(runs) == ["llm-chat", "llm-slo", "hpa", "static-peak"]
+    for summary in runs.values():
+        assert summary["replica_hourly_usd"] == 3.0
+        assert summary["cost_usd"] == pytest.approx(
+            summary["billed_replica_seconds"] / 3600 * 3.0, abs=1e-3
+        )
+    assert runs["llm-slo"]["requests_served"] == 2000  # the objective policy ran, signals bound
+    refs = document["references"]
+    bound = refs["bound"]["billed_replica_seconds"]
+    clairvoyant = refs["clairvoyant"]["billed_replica_seconds"]
+    assert bound == pytest.approx(document["settings"]["bound_replica_seconds"])
+    assert clairvoyant == pytest.approx(document["settings"]["clairvoyant_replica_seconds"])
+    assert bound < clairvoyant <= runs["static-peak"]["billed_replica_seconds"] + 1e-6
+    for summary in runs.values():
+        assert summary["cost_ratio_to_clairvoyant"] == pytest.approx(
+            summary["billed_replica_seconds"] / clairvoyant, rel=1e-3
+        )
+    assert "clairvoyant" in printed and "x clairvoyant" in (out / "table.md").read_text()
