@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim-provider": ("autoscaler.sim.cli", "serve a provider simulator"),
     "simulate": ("autoscaler.simulate.cli", "replay request traces against policies"),
     "run": ("autoscaler.runtime.cli_run", "run the daemon"),
-    "demo": ("autoscaler.runtime.cli_demo", "run the daemon on the embedded default"),
+    "demo": ("autoscaler.demo.cli", "run the daemon on the embedded default"),
     "status": ("autoscaler.ctl.cli_status", "show what running daemons are doing"),
     "pause": ("autoscaler.ctl.cli_admin", "pause a policy (admin API, on the leader)"),
     "resume": ("autoscaler.ctl.cli_admin", "resume a paused policy (admin API, on the leader)"),

@@ -19,7 +19,7 @@ DAEMON_PATH = (
     "autoscaler.runtime.http",
     "autoscaler.runtime.metrics",
     "autoscaler.runtime.reload",
-    "autoscaler.runtime.cli_demo",
+    "autoscaler.demo.cli",
     "autoscaler.providers.registry",
     "autoscaler.sources.registry",
     "autoscaler.store.sqlite",

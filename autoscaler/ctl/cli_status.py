@@ -47,7 +47,7 @@ def collect(target: Target) -> tuple[list[dict[str, Any]], dict[str, Any] | None
 
 
 def render(target: Target, as_json: bool, width: int) -> tuple[str, bool]:
-    from autoscaler.runtime.view import format_status
+    from autoscaler.ctl.table import format_status
 
     daemons, status = collect(target)
     if as_json:

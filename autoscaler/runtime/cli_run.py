@@ -15,12 +15,20 @@ import functools
 import gc
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
 
 from autoscaler.policy.model import DaemonConfig, Policy
+
+if TYPE_CHECKING:  # imported when the command runs: `--help` stays fast
+    from anyio.abc import TaskGroup
+    from prometheus_client import CollectorRegistry
+
+    from autoscaler.runtime.daemon import Daemon
+    from autoscaler.runtime.notify import Notifier
+    from autoscaler.runtime.reload import Reloader
 
 log = structlog.get_logger("autoscaler.run")
 
@@ -84,33 +92,15 @@ async def serve(
     config: DaemonConfig, policies: list[Policy], config_path: str, watch: bool = True
 ) -> int:
     """The whole service: daemon, HTTP, reload watcher, signals, sd_notify."""
-    from autoscaler.httpserver import raise_open_files_limit
     from autoscaler.runtime.daemon import Daemon
-    from autoscaler.runtime.http import (
-        check_admin_token,
-        create_http_app,
-        serve_http,
-        server_limits,
-    )
     from autoscaler.runtime.metrics import Metrics
-    from autoscaler.runtime.notify import Notifier, watchdog_loop
+    from autoscaler.runtime.notify import Notifier
     from autoscaler.runtime.reload import Reloader
     from autoscaler.runtime.shutdown import handle_signals
-    from autoscaler.secrets import SecretError, resolve
 
-    try:
-        admin_token = check_admin_token(resolve(config.http.admin_token))
-    except SecretError as exc:
-        print(f"{config.source_file}: http.admin_token: {exc}", file=sys.stderr)
+    ok, admin_token = _preflight(config)
+    if not ok:
         return EXIT_CONFIG
-    if config.gateway is not None:
-        from autoscaler.runtime.gateway_wiring import GatewayConfigError, api_keys
-
-        try:
-            api_keys(config)  # resolved again when the gateway starts; fail before anything runs
-        except GatewayConfigError as exc:
-            print(str(exc), file=sys.stderr)
-            return EXIT_CONFIG
     metrics = Metrics()
     notifier = Notifier()
     daemon = Daemon(config, policies, config_path=config_path, recorder=metrics)
@@ -133,26 +123,7 @@ async def serve(
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(handle_signals, stop, reload, name="signals")
-            app = create_http_app(
-                daemon, metrics.registry, lambda: reloader.admin_token, alive=_alive(daemon)
-            )
-            raise_open_files_limit()
-            await tg.start(
-                functools.partial(serve_http, limits=server_limits(config.http)),
-                app,
-                config.http.listen,
-                name="http",
-            )
-            await tg.start(daemon.run, name="daemon")
-            from autoscaler.runtime.gateway_wiring import start_in_daemon
-
-            await start_in_daemon(tg, daemon)
-            tune_gc()
-            notifier.ready(f"{len(daemon.runners)} policies")
-            tg.start_soon(watchdog_loop, notifier, _alive(daemon), name="watchdog")
-            if watch:
-                reloader.remember()
-                tg.start_soon(reloader.watch, name="reload-watch")
+            await _start(tg, daemon, reloader, metrics.registry, notifier, watch)
             await _wait_stopped(daemon)
             tg.cancel_scope.cancel()
     except Exception as exc:
@@ -167,6 +138,62 @@ async def serve(
     log.info("stopped", reason=stopped_by[0] if stopped_by else "requested")
     notifier.close()
     return 0
+
+
+async def _start(
+    tg: TaskGroup,
+    daemon: Daemon,
+    reloader: Reloader,
+    registry: CollectorRegistry,
+    notifier: Notifier,
+    watch: bool,
+) -> None:
+    """HTTP first (health answers while the daemon starts), then the daemon, the gateway, the
+    watchdog and the reload watcher; ready is reported once the daemon runs."""
+    from autoscaler.httpserver import raise_open_files_limit
+    from autoscaler.runtime.gateway_wiring import start_in_daemon
+    from autoscaler.runtime.http import create_http_app, serve_http, server_limits
+    from autoscaler.runtime.notify import watchdog_loop
+
+    config = daemon.config
+    app = create_http_app(daemon, registry, lambda: reloader.admin_token, alive=_alive(daemon))
+    raise_open_files_limit()
+    await tg.start(
+        functools.partial(serve_http, limits=server_limits(config.http)),
+        app,
+        config.http.listen,
+        name="http",
+    )
+    await tg.start(daemon.run, name="daemon")
+    await start_in_daemon(tg, daemon)
+    tune_gc()
+    notifier.ready(f"{len(daemon.runners)} policies")
+    tg.start_soon(watchdog_loop, notifier, _alive(daemon), name="watchdog")
+    if watch:
+        reloader.remember()
+        tg.start_soon(reloader.watch, name="reload-watch")
+
+
+def _preflight(config: DaemonConfig) -> tuple[bool, Any]:
+    """Credentials the service needs before anything starts: (ok, the admin token). A bad
+    one is printed as one line naming the key."""
+    from autoscaler.runtime.http import check_admin_token
+    from autoscaler.secrets import SecretError, resolve
+
+    try:
+        admin_token = check_admin_token(resolve(config.http.admin_token))
+    except SecretError as exc:
+        print(f"{config.source_file}: http.admin_token: {exc}", file=sys.stderr)
+        return False, None
+    if config.gateway is not None:
+        from autoscaler.runtime.gateway_wiring import GatewayConfigError, api_keys
+
+        try:
+            api_keys(config)  # resolved again when the gateway starts; fail before anything runs
+        except GatewayConfigError as exc:
+            print(str(exc), file=sys.stderr)
+            return False, None
+    return True, admin_token
 
 
 def _store_open_error(exc: BaseException) -> str | None:

@@ -31,7 +31,7 @@ from autoscaler.gateway.signals import DEFAULT_HUB, SignalHub
 from autoscaler.httpserver import HttpProtocol, ServerLimits, serve_asgi
 from autoscaler.policy.model import DaemonConfig, GatewayConfig, Policy
 from autoscaler.providers.base import InferenceRoute, Provider
-from autoscaler.runtime.runner import DeploymentView
+from autoscaler.runtime.reads import DeploymentView
 from autoscaler.secrets import Secret, SecretError, resolve
 
 log = structlog.get_logger("autoscaler.gateway")

@@ -12,6 +12,9 @@ exposition directly (~10x faster); the registry still serves every prometheus-cl
 (`generate_latest`, OpenMetrics, `get_sample_value`) through a collector. All updates and
 renders happen on the daemon's event loop thread, so no locks are taken.
 Serving lives in `http.py`, not here.
+
+Long because every metric family is declared here once, with its help text and labels: the
+list is the contract the dashboard reads.
 """
 
 from __future__ import annotations
@@ -245,6 +248,8 @@ class Metrics:
     text path); a registry passed in gets the daemon's families as one more collector."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        """Long because every metric family is declared here once, with its help text and
+        labels: the list is the contract the dashboard reads."""
         p = PREFIX
         # --- per policy
         self.desired_replicas = Family(

@@ -147,3 +147,19 @@ async def reconcile_all(
         )
         results.append((intent, outcome, None))
     return results
+
+
+async def reconcile_pending(
+    ctx: ActionContext, policies: Mapping[str, Policy], providers: Mapping[str, Provider]
+) -> tuple[list[dict[str, Any]], dict[str, Intent]]:
+    """`reconcile_all`, as the daemon reports it (one row per intent), and the oldest intent
+    still open per policy: its runner finishes it."""
+    results = await reconcile_all(ctx, policies, providers)
+    rows = [
+        {"intent": i.id, "policy": i.policy, "kind": i.kind, "outcome": o, "error": e}
+        for i, o, e in results
+    ]
+    oldest: dict[str, Intent] = {}
+    for intent in sorted(await ctx.store.pending_intents(), key=lambda i: i.id):
+        oldest.setdefault(intent.policy, intent)
+    return rows, oldest

@@ -17,7 +17,7 @@ Polling instead of inotify/`watchfiles`: no extra dependency, a handful of `stat
 poll, and it sees what inotify misses (ConfigMap symlink swaps, network and bind mounts,
 editors that replace files by rename).
 
-Must not live here: applying a config to running policies (`Daemon.apply`), signals.
+Must not live here: applying a config to running policies (`apply.py`), signals.
 """
 
 from __future__ import annotations

@@ -14,17 +14,32 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 import structlog
 
-if TYPE_CHECKING:
-    from autoscaler.runtime.daemon import Daemon
+from autoscaler.policy.model import DaemonConfig
+from autoscaler.store.base import Store
 
 log = structlog.get_logger("autoscaler.shutdown")
 
 CLOSE_TIMEOUT = 10.0  # seconds for closing clients and the store after the drain
+
+
+class Stoppable(Protocol):
+    """What stopping needs of the daemon (`daemon.Daemon`); a protocol, so this module does
+    not import the daemon that calls it."""
+
+    config: DaemonConfig
+    store: Store | None
+
+    @property
+    def in_flight(self) -> int: ...
+
+    async def drain(self, timeout: float) -> bool: ...
+
+    async def close_resources(self) -> None: ...
 
 
 async def handle_signals(
@@ -42,7 +57,7 @@ async def handle_signals(
                 on_stop(name)
 
 
-async def graceful_stop(daemon: Daemon) -> None:
+async def graceful_stop(daemon: Stoppable) -> None:
     """Drain and close, shielded and bounded by the config's deadline."""
     with anyio.CancelScope(shield=True):
         timeout = daemon.config.shutdown_timeout

@@ -7,9 +7,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from autoscaler.policy.model import PrometheusSource
-from autoscaler.runtime.http import serve_http
-from autoscaler.runtime.traffic import (
+from autoscaler.demo.traffic import (
     RUNNING,
     WAITING,
     DemoClock,
@@ -18,6 +16,8 @@ from autoscaler.runtime.traffic import (
     RateProfile,
     SimFleet,
 )
+from autoscaler.policy.model import PrometheusSource
+from autoscaler.runtime.http import serve_http
 from autoscaler.sim import VirtualClock, create_app
 from autoscaler.sources.registry import build_source
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from autoscaler.policy.loader import load_policy_text
-from autoscaler.runtime.cli_demo import policy_texts
-from autoscaler.runtime.view import (
+from autoscaler.demo.cli import policy_texts
+from autoscaler.demo.view import (
     ActionEvent,
     ActionLog,
     LiveView,
@@ -16,6 +15,7 @@ from autoscaler.runtime.view import (
     format_summary,
     format_table,
 )
+from autoscaler.policy.loader import load_policy_text
 
 BASE = "/api/v1beta1/orgs/o/projects/p/aimodels"
 

@@ -31,6 +31,7 @@ from autoscaler.policy.loader import load_daemon
 from autoscaler.providers.registry import build_provider
 from autoscaler.runtime import actions
 from autoscaler.runtime.daemon import Daemon
+from autoscaler.runtime.evaluation import EvaluationResult
 from autoscaler.runtime.metrics import Metrics
 from autoscaler.sim import create_app
 from autoscaler.sim.clock import VirtualClock
@@ -81,6 +82,24 @@ scale_to_zero:
   activation: [{{metric: queue, threshold: 0}}]
 on_deployment_failure: {{action: recreate, backoff: 2s, max_backoff: 4s}}
 """
+
+
+def check_recorded(runner: Any, result: EvaluationResult | None) -> None:
+    """The pass returns what happened and /status shows exactly that (record.py wrote it)."""
+    if result is None or result.acted is None:
+        return
+    acted = result.acted
+    decided = acted.decided
+    assert decided.observed.observation.metrics == dict(
+        (r.metric, r.value) for r in decided.observed.readings
+    )
+    shown = runner.status()
+    assert shown["last_decision"]["action"] == decided.decision.action
+    assert shown["last_decision"]["reasons"] == list(decided.decision.reasons)
+    assert shown["last_decision"]["executed"] == acted.executed
+    assert shown["last_observation"]["status"] == decided.observed.observation.status
+    if acted.attempted:
+        assert shown["last_error"] == acted.error
 
 
 class DaemonMachine(RuleBasedStateMachine):
@@ -168,7 +187,8 @@ zero_poll_interval: 1s
                 return
             runner = self.daemon.runners[NAME]
             try:
-                await runner.evaluate()
+                result = await runner.evaluate()
+                check_recorded(runner, result)
                 await runner.fast_watch()
             except SimulatedCrash:
                 await self.die()

@@ -318,14 +318,14 @@ def _demo_metrics() -> Any:
 
 
 async def demo(options: DemoOptions, out: TextIO) -> int:
+    from autoscaler.demo.traffic import DemoClock, Gateway, ModelLoad, RateProfile, SimFleet
+    from autoscaler.demo.view import ActionLog, LiveView
     from autoscaler.policy.errors import ValidationFailed
     from autoscaler.policy.loader import load_daemon
     from autoscaler.policy.model import LogConfig
     from autoscaler.runtime.daemon import Daemon
     from autoscaler.runtime.http import create_http_app, serve_http
     from autoscaler.runtime.logs import configure_logging
-    from autoscaler.runtime.traffic import DemoClock, Gateway, ModelLoad, RateProfile, SimFleet
-    from autoscaler.runtime.view import ActionLog, LiveView
     from autoscaler.secrets import Secret
     from autoscaler.sim import create_app
 
@@ -507,7 +507,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _summary_lines(summary: dict[str, Any], wall: float, demo_seconds: float) -> list[str]:
-    from autoscaler.runtime.view import format_summary
+    from autoscaler.demo.view import format_summary
 
     return format_summary(summary, wall_seconds=wall, demo_seconds=demo_seconds)
 
@@ -532,7 +532,7 @@ async def _watch(
     metrics: Any,
 ) -> None:
     """Refresh the view until the duration passes or a signal arrives."""
-    from autoscaler.runtime.view import PolicyRow
+    from autoscaler.ctl.table import PolicyRow
 
     refresh = 0.25
     while not stop.is_set():
@@ -584,6 +584,6 @@ async def _watch(
 
 
 def _format(event: Any) -> str:
-    from autoscaler.runtime.view import format_event
+    from autoscaler.demo.view import format_event
 
     return format_event(event)
