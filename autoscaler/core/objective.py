@@ -12,7 +12,8 @@ and the stage's next memory. Steps, each with its own reason code:
 3. forecast: the count for the profile's damped rate at now + start-up (pre-warm);
 4. start-up hold: the largest of those counts within the last start-up time;
 5. backlog: enough spare slots to start the queue within the objective, unless the replicas
-   at hand clear it before one start-up time (a new replica would come too late);
+   at hand clear it before one start-up time (a new replica would come too late); and no
+   scale-down below the current count while a queue outlasts a start-up or grows;
 6. correction: the factor for the next evaluation, from observed vs predicted wait.
 
 Pure: `now` and every reading come from the caller.
@@ -212,13 +213,8 @@ def size(
     if backlog > 0.0 and s_eff > 0:
         drain = replicas_for_drain(backlog, rate, s_eff, wait, conc)
         if drain > max(count, ready):
-            # Would the replicas at hand clear the queue before a new one could start? At the
-            # rate read now (a burst that goes on), or as fast as the queue is seen shrinking
-            # (a burst that has passed; a rate of requests started cannot tell: a saturated
-            # deployment reads its own capacity).
-            at_hand = drain_time(backlog, ready * conc, rate, s_eff)
-            if growth < 0.0:
-                at_hand = min(at_hand, backlog / -growth)
+            # Would the replicas at hand clear the queue before a new one could start?
+            at_hand = _at_hand(backlog, ready * conc, rate, s_eff, growth)
             if at_hand <= lead:
                 reasons.append(R.OBJECTIVE_DRAINS_FIRST)
                 parts.append(
@@ -229,6 +225,23 @@ def size(
                 reasons.append(R.OBJECTIVE_BACKLOG)
                 parts.append(f"queue {backlog:g} cleared within {wait:g}s needs {drain}")
                 count = drain
+    if backlog > 0.0 and count < current and s_eff > 0:
+        # Requests wait and the replicas at hand will not clear them before a start-up (or
+        # the queue is still growing): the replicas on their way are needed for this queue.
+        # A scale-down now would cancel them first (a provider removes starting replicas
+        # first), and the rate that sized fewer reads only what the deployment managed to
+        # start. Keep the count until the queue is seen clearing in time.
+        clears = _at_hand(backlog, ready * conc, rate, s_eff, growth)
+        if growth > 0.0:
+            clears = math.inf
+        if clears > lead:
+            reasons.append(R.OBJECTIVE_BACKLOG)
+            shown_clear = "never" if clears == math.inf else f"in {clears:.3g}s"
+            parts.append(
+                f"queue {backlog:g} clears {shown_clear} on {ready} ready: "
+                f"no scale down below {current}"
+            )
+            count = current
     count = min(count, MAX_RECOMMENDATION)
 
     correction = _correct(objective, memory, seen, observed, at_ready)
@@ -286,6 +299,16 @@ def _direction(desired: int, current: int) -> str:
     if desired < current:
         return R.SCALE_DOWN
     return R.NO_CHANGE
+
+
+def _at_hand(backlog: float, slots: float, rate: float, s: float, growth: float) -> float:
+    """Seconds the slots at hand take to clear `backlog`: at the rate read now (a burst that
+    goes on), or as fast as the queue is seen shrinking (a burst that has passed; a rate of
+    requests started cannot tell: a saturated deployment reads its own capacity)."""
+    at_hand = drain_time(backlog, slots, rate, s)
+    if growth < 0.0:
+        at_hand = min(at_hand, backlog / -growth)
+    return at_hand
 
 
 def _growth(memory: ObjectiveMemory, queue: float | None, now: float) -> float:

@@ -517,3 +517,30 @@ def test_the_correction_comes_down_slower_than_it_goes_up() -> None:
     assert up.objective is not None and down.objective is not None
     assert up.objective.correction > 1.0 > down.objective.correction
     assert math.log(up.objective.correction) > -2 * math.log(down.objective.correction)
+
+
+def test_no_scale_down_under_a_queue_that_outlasts_a_start_up() -> None:
+    # 8 replicas asked for, 4 ready (64 slots, all busy with 100 s requests), 4 still
+    # starting; the rate sizes fewer than 8. The in-flight floor reads 57.6 busy slots
+    # (0.576/s), 6.4 spare: 0.064 requests/s leave the queue.
+    p = slo(startup=180.0)
+
+    def at(
+        queued: float, state: CoreState | None = None, t: float = T0
+    ) -> tuple[Decision, CoreState]:
+        obs = Observation("ready", 8, load(0.5, 100.0, 64.0, queued), ready_replicas=4)
+        return decide(p, state or initial_state(), obs, t)
+
+    assert (at(0.0)[0].desired or 0) < 8  # no queue: fewer
+    # 30 queued take 470 s on the ready replicas, longer than a start-up: the replicas on
+    # their way are needed, a scale-down would cancel them.
+    held, _ = at(30.0)
+    assert held.replicas == 8 and R.OBJECTIVE_BACKLOG in held.reasons
+    assert "queue 30 clears in 469s on 4 ready: no scale down below 8" in held.message
+    # 5 queued clear in 78 s, before a start-up: no reason to keep replicas still starting.
+    small, _ = at(5.0)
+    assert (small.desired or 0) < 8 and "no scale down" not in small.message
+    # The same 5, seen growing: the rate read is the capacity, the queue does not clear.
+    _, state = at(2.0)
+    grown, _ = at(5.0, state, T0 + 15)
+    assert grown.replicas == 8 and "clears never on 4 ready" in grown.message
