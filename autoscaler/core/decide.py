@@ -81,22 +81,17 @@ def _ready(
                     blocked = "there is no deployment.create to come back with"
             if code == R.IDLE_TO_ZERO and not blocked:
                 decision = Decision("delete", 0, (R.IDLE_TO_ZERO,), text, raw)
-                return decision, CoreState(
-                    state.up_history,
-                    state.down_history,
-                    state.events,
-                    (now, "delete"),
-                    state.last_action,
-                    idle_since,
-                    last_active,
-                    consecutive,
-                    None,
-                    None,
-                    0,
-                    state.paused,
-                    state.override,
-                    state.resumed_at,
-                    memory,
+                return decision, evolve(
+                    state,
+                    last_action=(now, "delete"),
+                    prev_action=state.last_action,
+                    idle_since=idle_since,
+                    last_active=last_active,
+                    metric_failures=consecutive,
+                    panic_until=None,
+                    failed_since=None,
+                    recreates=0,
+                    objective=memory,
                 )
             reasons.append(R.IDLE_PENDING)
             if blocked:
@@ -199,22 +194,21 @@ def _ready(
         if not reasons:
             reasons.append(R.NO_CHANGE)
     decision = Decision(action, target, tuple(reasons), "; ".join(parts), raw)
-    return decision, CoreState(
-        up_history,
-        down_history,
-        events,
-        last_action,
-        prev_action,
-        idle_since,
-        last_active,
-        consecutive,
-        panic_until,
-        None,
-        0,
-        state.paused,
-        state.override,
-        resumed_at,
-        memory,
+    return decision, evolve(
+        state,
+        up_history=up_history,
+        down_history=down_history,
+        events=events,
+        last_action=last_action,
+        prev_action=prev_action,
+        idle_since=idle_since,
+        last_active=last_active,
+        metric_failures=consecutive,
+        panic_until=panic_until,
+        failed_since=None,
+        recreates=0,
+        resumed_at=resumed_at,
+        objective=memory,
     )
 
 

@@ -15,6 +15,7 @@ Also here: the pure helpers the runtime applies between decisions (`with_paused`
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +60,7 @@ class CoreState:
 def initial_state(policy: object = None) -> CoreState:
     """The state before the first decision. `policy` is accepted for symmetry with callers
     that build per-policy state; a fresh state is the same for every policy."""
-    return CoreState()
+    return _INITIAL
 
 
 def with_paused(state: CoreState, paused: bool, now: float | None = None) -> CoreState:
@@ -108,12 +109,18 @@ def action_failed(state: CoreState, decision: Decision, now: float) -> CoreState
     return evolve(state, events=events, last_action=state.prev_action, prev_action=None)
 
 
-_FIELDS = CoreState.__slots__
+_FIELDS: tuple[str, ...] = CoreState.__slots__
+_ALL = operator.attrgetter(*_FIELDS)
+
+# Every state is this value with fields replaced (`evolve`): the only two `CoreState(...)` calls
+# in the package are here and in `evolve`, so no caller can get the field order wrong
+# (tests/core/test_core_state.py::test_core_state_is_only_built_by_evolve checks it).
+_INITIAL = CoreState()
 
 
 def evolve(state: CoreState, **changes: Any) -> CoreState:
-    """A copy of `state` with `changes` (for the paths where speed does not matter)."""
-    values = {name: getattr(state, name) for name in _FIELDS}
+    """A copy of `state` with `changes`, named by field (an unknown name is a TypeError)."""
+    values = dict(zip(_FIELDS, _ALL(state), strict=True))
     values.update(changes)
     return CoreState(**values)
 
@@ -222,7 +229,8 @@ def from_dict(d: object) -> CoreState:
                 f"state.override: expected [replicas >= 1, until], got {override_raw!r}"
             )
         override = (override_raw[0], float(override_raw[1]))
-    return CoreState(
+    return evolve(
+        _INITIAL,
         up_history=_entries(d, "up_history"),
         down_history=_entries(d, "down_history"),
         events=_entries(d, "events", signed=True),
