@@ -10,6 +10,8 @@ seconds supplied by the caller: nothing here reads a clock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from autoscaler.policy.model import Behavior, Metric, Policy
 
 from . import reasons as R
@@ -20,7 +22,7 @@ from .objective import ObjectiveMemory, Seen, size
 from .recommend import Recommendation, recommend
 from .stabilize import record, stabilize
 from .state import CoreState, evolve
-from .status import WAIT_REASONS
+from .status import GATE, Handling
 from .timefmt import duration, iso
 from .types import Action, Decision, Observation
 from .zero import activity, idle_message, track_idle, zero_enabled
@@ -34,16 +36,12 @@ def decide(
     if policy.paused or state.paused:
         who = "policy" if policy.paused else "admin"
         return Decision("none", current, (R.PAUSED,), f"paused ({who}): no action"), state
-    wait = WAIT_REASONS.get(observation.status)
-    if wait is not None:
-        return Decision("none", current, (wait[0],), wait[1]), state
+    gate = GATE[observation.status]
+    if gate.handling == "hold":
+        return Decision("none", current, (gate.reason,), gate.message), state
     if state.override is not None and now >= state.override[1]:
         state = evolve(state, override=None)
-    if observation.status == "failed":
-        return _failed(policy, state, current, now)
-    if observation.status == "absent":
-        return _absent(policy, state, observation, now)
-    return _ready(policy, state, observation, now)
+    return _HANDLERS[gate.handling](policy, state, observation, now)
 
 
 def _ready(
@@ -307,8 +305,9 @@ def _absent(
 
 
 def _failed(
-    policy: Policy, state: CoreState, current: int, now: float
+    policy: Policy, state: CoreState, observation: Observation, now: float
 ) -> tuple[Decision, CoreState]:
+    current = observation.replicas
     rule = policy.on_deployment_failure
     failed_since = state.failed_since if state.failed_since is not None else now
     waiting = evolve(state, failed_since=failed_since)
@@ -340,6 +339,11 @@ def _failed(
         last_action=(now, "create"),
         prev_action=state.last_action,
     )
+
+
+_HANDLERS: dict[
+    Handling, Callable[[Policy, CoreState, Observation, float], tuple[Decision, CoreState]]
+] = {"decide": _ready, "failure": _failed, "zero": _absent}
 
 
 def _longest_period(behavior: Behavior) -> float:

@@ -1,0 +1,83 @@
+"""The two values every pipeline stage shares: `Context` (what was given) and `Proposal`.
+
+A stage has the shape `stage(ctx, proposal) -> proposal`: it reads the context, takes what the
+stages before it proposed and returns the same proposal when it has nothing to add, or a new
+one with its count, its reason code and its message fragment appended (HPA's
+`(replicas, reason, message)` per stage). Both values are frozen; `decide.py` composes the
+stages and turns the last proposal into a `Decision` and the next `CoreState`.
+
+Both are NamedTuples, not dataclasses: a decision passes through up to nine stages and a
+tuple's `_replace` is about a third of the cost of a frozen dataclass's (the core's speed
+target is 50,000 decisions/s on one core, benchmarks/bench_core.py).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from autoscaler.policy.model import Policy
+
+from .clamp import Bounds
+from .objective import ObjectiveMemory
+from .recommend import Recommendation
+from .stabilize import History
+from .state import CoreState
+from .types import Action, Observation
+
+
+class Context(NamedTuple):
+    """What one decision is about; the same for every stage of it."""
+
+    policy: Policy
+    state: CoreState  # the state before this decision (an expired override already cleared)
+    observation: Observation
+    now: float
+    current: int  # replicas at the provider now (0 when absent)
+    bounds: Bounds  # the hard bounds at `now` (clamp.py)
+
+
+class Proposal(NamedTuple):
+    """What the stages so far propose, why, and what the next state will remember."""
+
+    replicas: int  # the count proposed so far
+    reasons: tuple[str, ...] = ()  # reason codes, in the order the stages added them
+    parts: tuple[str, ...] = ()  # message fragments, joined with "; " at the end
+    # The recommendation (recommend, then objective): the count, its own reason and message,
+    # the failed reads. `desired` on the decision is its count.
+    recommendation: Recommendation | None = None
+    objective_reasons: tuple[str, ...] = ()  # objective_* codes, reported when it stands
+    memory: ObjectiveMemory | None = None  # the objective stage's next memory
+    settled: bool = False  # a stage decided the count (override, delete): later ones pass
+    action: Action | None = None  # set by a stage that settled on delete
+    ruled: bool = False  # the metric-failure rule set the count: no stabilization
+    panicking: bool = False
+    # Next-state fields the stages advance (start: the previous state's, expired ones cleared).
+    up_history: History = ()
+    down_history: History = ()
+    panic_until: float | None = None
+    idle_since: float | None = None
+    last_active: float | None = None
+    resumed_at: float | None = None
+
+    def noted(self, reason: str, part: str, replicas: int | None = None) -> Proposal:
+        """This proposal with `reason` and `part` appended (and a new count, if given)."""
+        return self._replace(
+            replicas=self.replicas if replicas is None else replicas,
+            reasons=(*self.reasons, reason),
+            parts=(*self.parts, part),
+        )
+
+    @property
+    def desired(self) -> int:
+        rec = self.recommendation
+        return rec.replicas if rec is not None else self.replicas
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        rec = self.recommendation
+        return rec.failed if rec is not None else ()
+
+
+def consecutive_failures(ctx: Context, p: Proposal) -> int:
+    """Evaluations in a row with a failed read, this one included."""
+    return ctx.state.metric_failures + 1 if p.failed else 0
