@@ -23,14 +23,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from autoscaler.policy.model import Objective
 
 from . import forecast as F
 from . import reasons as R
+
+if TYPE_CHECKING:
+    from .proposal import Context, Proposal
 from .queueing import drain_time, replicas_for_drain, replicas_for_wait, size_for_wait
-from .recommend import MAX_RECOMMENDATION, Recommendation, metric_value
+from .recommend import MAX_RECOMMENDATION, NOTHING_PROPOSED, Recommendation, metric_value
 
 CORRECTION_MIN = 0.5
 CORRECTION_MAX = 4.0
@@ -62,6 +65,9 @@ class ObjectiveMemory:
     # over a minute; negative when it drains): arrivals = requests served + growth.
     queue_at: tuple[float, float] | None = None
     growth: float = 0.0
+
+
+_EMPTY = ObjectiveMemory()
 
 
 class Seen(NamedTuple):
@@ -249,6 +255,20 @@ def size(
         return Sized(rec, tuple(reasons), next_memory)
     reason = proposal.reason if hpa is not None and hpa >= count else _direction(wanted, current)
     return Sized(Recommendation(wanted, reason, text, tuple(failed)), tuple(reasons), next_memory)
+
+
+def objective_stage(ctx: Context, p: Proposal) -> Proposal:
+    """Stage: when the policy states an objective, the count that meets it (max with what
+    recommend proposed from the metrics with targets), its codes and the stage's memory."""
+    objective = ctx.policy.objective
+    if objective is None or p.recommendation is None:
+        return p
+    obs = ctx.observation
+    proposal = p.recommendation
+    has_targets = proposal is not NOTHING_PROPOSED  # recommend's answer when none has one
+    seen = Seen(obs.metrics, ctx.current, obs.ready, ctx.now, obs.startup_seconds, has_targets)
+    rec, reasons, memory = size(objective, ctx.state.objective or _EMPTY, proposal, seen)
+    return p.recommended(rec, reasons, memory)
 
 
 def _failed(

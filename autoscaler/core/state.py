@@ -111,6 +111,7 @@ def action_failed(state: CoreState, decision: Decision, now: float) -> CoreState
 
 _FIELDS: tuple[str, ...] = CoreState.__slots__
 _ALL = operator.attrgetter(*_FIELDS)
+_NAMES = frozenset(_FIELDS)
 
 # Every state is this value with fields replaced (`evolve`): the only two `CoreState(...)` calls
 # in the package are here and in `evolve`, so no caller can get the field order wrong
@@ -120,9 +121,11 @@ _INITIAL = CoreState()
 
 def evolve(state: CoreState, **changes: Any) -> CoreState:
     """A copy of `state` with `changes`, named by field (an unknown name is a TypeError)."""
-    values = dict(zip(_FIELDS, _ALL(state), strict=True))
-    values.update(changes)
-    return CoreState(**values)
+    if not _NAMES.issuperset(changes):
+        unknown = sorted(set(changes) - _NAMES)
+        raise TypeError(f"CoreState has no field(s) {unknown}")
+    # each field: its change if given, else the previous value (in field order: one call)
+    return CoreState(*map(changes.get, _FIELDS, _ALL(state)))  # type: ignore[arg-type]
 
 
 # --- JSON form ------------------------------------------------------------------------------
