@@ -1,6 +1,12 @@
-"""The deployment status gate: what each status at the provider does to a decision (data).
+"""The one deployment `Status` vocabulary, and the gate: what each status does to a decision.
 
-One row per status of the vocabulary (`types.STATUSES`), read by `decide` before any stage:
+`Status` is the word every layer uses for a deployment's state: the core (`Observation`),
+the provider clients (`DeploymentInfo`, translated at the edge from each provider's own words,
+which stay in `raw_status` for messages), the provider simulators (`sim/state.py`: these words
+plus `gone` for a record deleted for good) and the capacity simulator (`simulate`, which never
+reports `failed`). Define new words here, nowhere else.
+
+The gate has one row per status, read by `decide` before any stage:
 
 - `decide`: the whole pipeline runs (`ready`);
 - `hold`: no action and the state untouched, with the row's reason and message
@@ -20,6 +26,9 @@ from typing import Literal, NamedTuple
 
 from . import reasons as R
 
+Status = Literal["ready", "initializing", "failed", "terminating", "absent"]
+STATUSES: tuple[Status, ...] = ("ready", "initializing", "failed", "terminating", "absent")
+
 Handling = Literal["decide", "hold", "failure", "zero"]
 
 
@@ -29,7 +38,7 @@ class Gate(NamedTuple):
     message: str = ""  # the message of a `hold`
 
 
-GATE: Mapping[str, Gate] = MappingProxyType(
+GATE: Mapping[Status, Gate] = MappingProxyType(
     {
         "ready": Gate("decide"),
         "initializing": Gate(
