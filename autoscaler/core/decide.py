@@ -28,7 +28,7 @@ from .override import override_stage
 from .proposal import Context, Proposal, consecutive_failures
 from .recommend import recommend_stage, recommendation_stage
 from .stabilize import stabilize_stage
-from .state import CoreState, evolve
+from .state import CoreState, advance, evolve
 from .status import GATE
 from .types import Action, Decision, Observation
 from .zero import create_stage, idle_stage, wake_stage
@@ -94,8 +94,10 @@ def _start(ctx: Context) -> Proposal:
         resumed_at = None  # the window after the resume has passed
     return Proposal(
         ctx.current,
-        up_history=state.up_history,
-        down_history=state.down_history,
+        (),
+        (),
+        state.up_history,
+        state.down_history,
         panic_until=panic_until,
         idle_since=state.idle_since,
         last_active=state.last_active,
@@ -139,7 +141,7 @@ def _present(ctx: Context, p: Proposal) -> tuple[Decision, CoreState]:
         if not reasons:
             reasons = (R.NO_CHANGE,)
     decision = Decision(action, target, reasons, "; ".join(p.parts), p.desired)
-    return decision, evolve(
+    return decision, advance(
         state,
         up_history=p.up_history,
         down_history=p.down_history,

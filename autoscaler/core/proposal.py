@@ -52,6 +52,12 @@ class Proposal(NamedTuple):
     # The recommendation (recommend, then objective): the count, its own reason and message,
     # the failed reads. `desired` on the decision is its count.
     recommendation: Recommendation | None = None
+    desired: int = 0  # its count (the decision's `desired`)
+    failed: tuple[str, ...] = ()  # its failed reads
+    # Whether it is a real recommendation, to record in the stabilization windows: a "keep
+    # current because metrics failed" is not (recording it would stretch the down window over
+    # the outage; HPA records nothing then either).
+    remember: bool = True
     objective_reasons: tuple[str, ...] = ()  # objective_* codes, reported when it stands
     memory: ObjectiveMemory | None = None  # the objective stage's next memory
     settled: bool = False  # a stage decided the count (override, delete): later ones pass
@@ -93,27 +99,9 @@ class Proposal(NamedTuple):
     ) -> Proposal:
         """This proposal with the recommendation (and the objective's codes and memory) as
         the count."""
-        return _make(
-            Proposal, (rec.replicas, *self[1:5], rec, objective_reasons, memory, *self[8:])
-        )
-
-    @property
-    def desired(self) -> int:
-        rec = self.recommendation
-        return rec.replicas if rec is not None else self.replicas
-
-    @property
-    def remember(self) -> bool:
-        """Whether the recommendation is a real one, to record in the stabilization windows:
-        a "keep current because metrics failed" is not (recording it would stretch the down
-        window over the outage; HPA records nothing then either)."""
-        rec = self.recommendation
-        return rec is None or rec.reason != R.METRICS_MISSING_NO_SCALE_DOWN
-
-    @property
-    def failed(self) -> tuple[str, ...]:
-        rec = self.recommendation
-        return rec.failed if rec is not None else ()
+        remember = rec.reason != R.METRICS_MISSING_NO_SCALE_DOWN
+        head = (rec.replicas, *self[1:5], rec, rec.replicas, rec.failed, remember)
+        return _make(Proposal, (*head, objective_reasons, memory, *self[11:]))
 
 
 _make = tuple.__new__

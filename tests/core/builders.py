@@ -226,7 +226,12 @@ def context(
 
 
 def proposal(replicas: int, desired: int | None = None, **fields: Any) -> Proposal:
-    """A proposal whose recommendation (a plain scale_up/no_change one) asks for `desired`."""
-    if desired is not None:
-        fields.setdefault("recommendation", Recommendation(desired, "scale_up", f"-> {desired}"))
-    return Proposal(replicas, **fields)
+    """A proposal of `replicas` whose recommendation (a plain scale_up one, unless given)
+    asks for `desired`."""
+    rec = fields.pop("recommendation", None)
+    if rec is None and desired is not None:
+        rec = Recommendation(desired, "scale_up", f"-> {desired}")
+    p = Proposal(replicas, **fields)
+    if rec is not None:
+        p = p.recommended(rec)._replace(replicas=replicas)
+    return p

@@ -4,6 +4,7 @@ bounded size over long runs, and the runtime helpers."""
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autoscaler.core import CoreState, decide, from_dict, initial_state, to_dict
-from autoscaler.core.state import evolve
+from autoscaler.core.state import advance, evolve
 from autoscaler.core.types import Observation
 
 from .builders import T0, metric_readings, policies
@@ -162,15 +163,14 @@ def _core_state_calls() -> list[tuple[str, int, str]]:
 
 def test_core_state_is_only_built_by_evolve() -> None:
     """A state is the initial value with fields replaced by name: the only constructor calls
-    are the module-level initial value and `evolve` itself (a positional 15-argument call once
-    put two fields in each other's place after a merge)."""
+    are the module-level initial value, `evolve` and `advance` (keyword-only), all in state.py
+    (a positional 15-argument call in decide.py once put two fields in each other's place
+    after a merge)."""
     calls = _core_state_calls()
     where = {(f, scope) for f, _, scope in calls}
-    assert where == {
-        ("autoscaler/core/state.py", "<module>"),
-        ("autoscaler/core/state.py", "evolve"),
-    }
-    assert len(calls) == 2, calls
+    state_py = "autoscaler/core/state.py"
+    assert where == {(state_py, "<module>"), (state_py, "evolve"), (state_py, "advance")}
+    assert len(calls) == 3, calls
 
 
 def test_evolve_names_every_field_and_rejects_unknown_ones() -> None:
@@ -179,3 +179,12 @@ def test_evolve_names_every_field_and_rejects_unknown_ones() -> None:
     assert evolve(s) == s
     with pytest.raises(TypeError):
         evolve(s, no_such_field=1)
+
+
+@given(states, states)
+def test_advance_is_evolve(before: CoreState, after: CoreState) -> None:
+    """`advance` names every field a decision moves, in field order: the same as `evolve`."""
+    moved = {n: getattr(after, n) for n in CoreState.__slots__ if n not in ("paused", "override")}
+    assert advance(before, **moved) == evolve(before, **moved)
+    params = list(inspect.signature(advance).parameters)[1:]
+    assert params == [n for n in CoreState.__slots__ if n not in ("paused", "override")]
