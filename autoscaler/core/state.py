@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .objective import ObjectiveMemory, memory_from_dict, memory_to_dict
+from .objective import ObjectiveMemory
+from .objective_json import memory_from_dict, memory_to_dict
 from .types import Decision
 
 ACTION_KINDS = ("scale_up", "scale_down", "create", "delete")
