@@ -87,7 +87,10 @@ def clamp_stage(ctx: Context, p: Proposal) -> Proposal:
     """Stage: the hard bounds, and at least 1 (zero is reached by deleting, never by scaling)."""
     if p.settled:
         return p
-    cl = clamp(p.replicas, ctx.bounds)
+    b = ctx.bounds
+    if b.lower <= p.replicas <= b.upper:  # the common case: inside, nothing to say
+        return p if p.replicas >= 1 else p.moved(1, p.reasons, p.parts)
+    cl = clamp(p.replicas, b)
     replicas = max(1, cl.replicas)
     if cl.reason is not None:
         return p.noted(cl.reason, cl.message, replicas)

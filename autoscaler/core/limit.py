@@ -178,7 +178,7 @@ def panic_stage(ctx: Context, p: Proposal) -> Proposal:
 
 def limit_stage(ctx: Context, p: Proposal) -> Proposal:
     """Stage: cooldowns, the panic hold and the rate policies."""
-    if p.settled:
+    if p.settled or p.replicas == ctx.current:  # no move: nothing to limit
         return p
     state = ctx.state
     behavior = ctx.policy.behavior

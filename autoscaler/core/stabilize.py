@@ -20,7 +20,7 @@ from . import reasons as R
 
 if TYPE_CHECKING:
     from .proposal import Context, Proposal
-from .timefmt import duration
+from .timefmt import duration, setting
 
 History = tuple[tuple[float, int], ...]
 
@@ -89,7 +89,7 @@ def stabilize(
         return Stabilized(
             result,
             R.STABILIZED_DOWN,
-            f"held at {result} by the highest recommendation in the last {duration(down_window)}",
+            f"held at {result} by the highest recommendation in the last {setting(down_window)}",
             up_history,
             down_history,
         )
@@ -97,7 +97,7 @@ def stabilize(
         return Stabilized(
             result,
             R.STABILIZED_UP,
-            f"held at {result} by the lowest recommendation in the last {duration(up_window)}",
+            f"held at {result} by the lowest recommendation in the last {setting(up_window)}",
             up_history,
             down_history,
         )
