@@ -123,8 +123,8 @@ def stabilize_stage(ctx: Context, p: Proposal) -> Proposal:
         down_window,
         p.up_history,
         p.down_history,
-        skip_up=p.panicking,
-        remember=p.remember,
+        p.panicking,  # skip_up
+        p.remember,
     )
     proposed = st.replicas
     reasons, parts = p.reasons, p.parts
