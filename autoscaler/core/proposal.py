@@ -6,9 +6,10 @@ one with its count, its reason code and its message fragment appended (HPA's
 `(replicas, reason, message)` per stage). Both values are frozen; `decide.py` composes the
 stages and turns the last proposal into a `Decision` and the next `CoreState`.
 
-Both are NamedTuples, not dataclasses: a decision passes through up to nine stages and a
-tuple's `_replace` is about a third of the cost of a frozen dataclass's (the core's speed
-target is 50,000 decisions/s on one core, benchmarks/bench_core.py).
+Both are NamedTuples, not dataclasses: a decision passes through up to ten stages, and a
+tuple rebuilt by slicing (`noted`, `moved`, `recommended`) costs a fraction of a frozen
+dataclass's `replace` (the core's speed target is 50,000 decisions/s on one core,
+benchmarks/bench_core.py). Stages use those three on the hot path and `_replace` elsewhere.
 """
 
 from __future__ import annotations
