@@ -231,5 +231,6 @@ class SimulatedDeployment:
         heapq.heappush(self._events, (when, self._seq, kind, rid))
 
 
-# The name before the rename (kept so code written against it still imports).
+# The name before the rename: engine.py still imports it (left alone to keep a parallel
+# change to engine.py mergeable); use `SimulatedDeployment` in new code.
 Deployment = SimulatedDeployment

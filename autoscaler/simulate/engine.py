@@ -8,7 +8,7 @@ arrivals, so a freed slot or a new replica is used by requests arriving at the s
   service model's time);
 - a request that waited longer than `queue_timeout_s` is dropped;
 - every `interval` the controller observes the deployment and the signals and decides; the
-  decision goes to the `SimulatedDeployment`, which behaves like a provider.
+  decision goes to the `Deployment`, which behaves like a provider.
 
 Deterministic: no clock, no randomness here (arrivals and sizes come in as arrays).
 The fluid (aggregated) mode for very long traces lives in `aggregated.py`.
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from autoscaler.simulate.controllers import Controller
-from autoscaler.simulate.deployment import DeploymentTiming, SimulatedDeployment
+from autoscaler.simulate.deployment import Deployment, DeploymentTiming
 from autoscaler.simulate.signals import Signals
 
 Progress = Callable[[float], None]  # called with the fraction of the run done
@@ -96,7 +96,7 @@ def run_requests(
     timeout = settings.queue_timeout_s
     horizon = arrivals[-1] if n else 0.0
 
-    deployment = SimulatedDeployment(timing)
+    deployment = Deployment(timing)
     first = controller.initial_replicas
     deployment.start(0.0, settings.initial_replicas if first is None else first)
     queue: deque[int] = deque()
