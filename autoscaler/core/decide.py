@@ -1,8 +1,9 @@
 """The pipeline: `decide(policy, state, observation, now) -> (Decision, CoreState)`.
 
 Order: pause -> status gate (`status.GATE`: decide / hold / failure / zero) -> an expired
-admin override cleared -> the stages. Every stage has the shape `stage(ctx, proposal) ->
-proposal` (`proposal.py`) and lives in its own module with its own table tests:
+admin override cleared -> the stages (those the policy uses: its plan, `plan.py`). Every
+stage has the shape `stage(ctx, proposal) -> proposal` (`proposal.py`) and lives in its own
+module with its own table tests:
 
 - deployment present: recommend -> objective -> idle (zero) -> override -> metric failure ->
   the recommendation stands -> panic -> stabilize -> limit -> clamp;
@@ -15,39 +16,16 @@ by the caller: nothing here reads a clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from autoscaler.policy.model import Behavior, Policy
+from autoscaler.policy.model import Policy
 
 from . import reasons as R
-from .clamp import bounds, clamp_stage
-from .failure import deployment_failure, metric_failure_stage
-from .limit import limit_stage, panic_stage
-from .objective import objective_stage
-from .override import override_stage
+from .clamp import bounds
+from .failure import deployment_failure
+from .plan import plan_for
 from .proposal import Context, Proposal, consecutive_failures
-from .recommend import recommend_stage, recommendation_stage
-from .stabilize import stabilize_stage
 from .state import CoreState, advance, evolve
 from .status import GATE
 from .types import Action, Decision, Observation
-from .zero import create_stage, idle_stage, wake_stage
-
-Stage = Callable[[Context, Proposal], Proposal]
-
-PRESENT: tuple[Stage, ...] = (
-    recommend_stage,
-    objective_stage,
-    idle_stage,
-    override_stage,
-    metric_failure_stage,
-    recommendation_stage,
-    panic_stage,
-    stabilize_stage,
-    limit_stage,
-    clamp_stage,
-)
-ABSENT: tuple[Stage, ...] = (recommend_stage, objective_stage, wake_stage, create_stage)
 
 
 def decide(
@@ -64,21 +42,24 @@ def decide(
         return Decision("none", current, (gate.reason,), gate.message), state
     if state.override is not None and now >= state.override[1]:
         state = evolve(state, override=None)
+    plan = plan_for(policy)
+    fixed = plan.fixed_bounds
     if handling == "decide":
-        ctx = Context(policy, state, observation, now, current, bounds(policy, now))
+        b = fixed[0] if fixed is not None else bounds(policy, now)
+        ctx = Context(policy, state, observation, now, current, b)
         p = _start(ctx)
-        for stage in PRESENT:
+        for stage in plan.present:
             p = stage(ctx, p)
-        return _present(ctx, p)
+        return _present(ctx, p, plan.longest_period)
     if handling == "zero":
-        ctx = Context(policy, state, observation, now, 0, bounds(policy, now, floor_one=False))
+        b = fixed[1] if fixed is not None else bounds(policy, now, floor_one=False)
+        ctx = Context(policy, state, observation, now, 0, b)
         p = _start(ctx)
-        for stage in ABSENT:
+        for stage in plan.absent:
             p = stage(ctx, p)
         return _absent(ctx, p)
-    return deployment_failure(
-        Context(policy, state, observation, now, current, bounds(policy, now))
-    )
+    b = fixed[0] if fixed is not None else bounds(policy, now)
+    return deployment_failure(Context(policy, state, observation, now, current, b))
 
 
 def _start(ctx: Context) -> Proposal:
@@ -105,7 +86,7 @@ def _start(ctx: Context) -> Proposal:
     )
 
 
-def _present(ctx: Context, p: Proposal) -> tuple[Decision, CoreState]:
+def _present(ctx: Context, p: Proposal, longest: float) -> tuple[Decision, CoreState]:
     """The decision and next state for a deployment that exists: scale, delete or nothing."""
     state, now, current = ctx.state, ctx.now, ctx.current
     consecutive = consecutive_failures(ctx, p)
@@ -125,7 +106,6 @@ def _present(ctx: Context, p: Proposal) -> tuple[Decision, CoreState]:
         )
     target = p.replicas
     reasons = p.reasons
-    longest = _longest_period(ctx.policy.behavior)
     events = _trim_events(state.events, now, longest)
     last_action, prev_action = state.last_action, state.prev_action
     action: Action
@@ -177,15 +157,6 @@ def _absent(ctx: Context, p: Proposal) -> tuple[Decision, CoreState]:
     return decision, evolve(
         next_state, last_action=(ctx.now, "create"), prev_action=state.last_action
     )
-
-
-def _longest_period(behavior: Behavior) -> float:
-    longest = 0.0
-    for rules in (behavior.scale_up, behavior.scale_down):
-        for p in rules.policies:
-            if p.period > longest:
-                longest = p.period
-    return longest
 
 
 def _trim_events(
