@@ -22,7 +22,7 @@ from . import reasons as R
 from .clamp import bounds
 from .failure import deployment_failure
 from .plan import plan_for
-from .proposal import Context, Proposal, consecutive_failures
+from .proposal import Context, Proposal, consecutive_failures, first
 from .state import CoreState, advance, evolve
 from .status import GATE
 from .types import Action, Decision, Observation
@@ -48,7 +48,8 @@ def decide(
         b = fixed[0] if fixed is not None else bounds(policy, now)
         ctx = Context(policy, state, observation, now, current, b)
         p = _start(ctx)
-        for stage in plan.present:
+        # override_stage only acts on an admin override: most decisions skip it
+        for stage in plan.present if state.override is None else plan.present_override:
             p = stage(ctx, p)
         return _present(ctx, p, plan.longest_period)
     if handling == "zero":
@@ -73,16 +74,14 @@ def _start(ctx: Context) -> Proposal:
         now - resumed_at < ctx.policy.behavior.scale_down.stabilization_window
     ):
         resumed_at = None  # the window after the resume has passed
-    return Proposal(
+    return first(
         ctx.current,
-        (),
-        (),
         state.up_history,
         state.down_history,
-        panic_until=panic_until,
-        idle_since=state.idle_since,
-        last_active=state.last_active,
-        resumed_at=resumed_at,
+        panic_until,
+        state.idle_since,
+        state.last_active,
+        resumed_at,
     )
 
 

@@ -47,7 +47,8 @@ _CACHE_SIZE = 64
 
 class Plan(NamedTuple):
     policy: Policy  # held so the identity the cache is keyed by is never reused meanwhile
-    present: tuple[Stage, ...]
+    present: tuple[Stage, ...]  # without override_stage: for states with no admin override
+    present_override: tuple[Stage, ...]  # with it
     absent: tuple[Stage, ...]
     longest_period: float  # the longest rate-policy period (0: no rate policy reads events)
     # The bounds (present, absent) when no schedule window can move them, else None.
@@ -62,7 +63,8 @@ def make_plan(policy: Policy) -> Plan:
         unused.add(idle_stage)
     if policy.behavior.panic is None:
         unused.add(panic_stage)
-    present = tuple(s for s in PRESENT if s not in unused)
+    present_override = tuple(s for s in PRESENT if s not in unused)
+    present = tuple(s for s in present_override if s is not override_stage)
     absent = tuple(s for s in ABSENT if s not in unused)
     longest = 0.0
     for rules in (policy.behavior.scale_up, policy.behavior.scale_down):
@@ -72,7 +74,7 @@ def make_plan(policy: Policy) -> Plan:
     fixed = None
     if not policy.schedules:  # `now` only reaches the bounds through schedule windows
         fixed = (bounds(policy, 0.0), bounds(policy, 0.0, floor_one=False))
-    return Plan(policy, present, absent, longest, fixed)
+    return Plan(policy, present, present_override, absent, longest, fixed)
 
 
 _plans: dict[int, Plan] = {}

@@ -107,6 +107,37 @@ class Proposal(NamedTuple):
 
 _make = tuple.__new__
 
+# The defaults of the fields between the windows and the next-state fields, in order: what the
+# first proposal of every decision carries (`first`).
+_MIDDLE = tuple(Proposal._field_defaults[f] for f in Proposal._fields[5:-4])
+
+
+def first(
+    replicas: int,
+    up_history: History,
+    down_history: History,
+    panic_until: float | None,
+    idle_since: float | None,
+    last_active: float | None,
+    resumed_at: float | None,
+) -> Proposal:
+    """The first proposal of a decision, built positionally (hot path: no keyword walk)."""
+    return _make(
+        Proposal,
+        (
+            replicas,
+            (),
+            (),
+            up_history,
+            down_history,
+            *_MIDDLE,
+            panic_until,
+            idle_since,
+            last_active,
+            resumed_at,
+        ),
+    )
+
 
 def consecutive_failures(ctx: Context, p: Proposal) -> int:
     """Evaluations in a row with a failed read, this one included."""
