@@ -269,10 +269,12 @@ def objective_stage(ctx: Context, p: Proposal) -> Proposal:
     """Stage: when the policy states an objective, the count that meets it (max with what
     recommend proposed from the metrics with targets), its codes and the stage's memory."""
     objective = ctx.policy.objective
-    if objective is None or p.recommendation is None:
+    if objective is None:
         return p
     obs = ctx.observation
     proposal = p.recommendation
+    if proposal is None:  # no metric has a target: the plan skips recommend (plan.py)
+        proposal = NOTHING_PROPOSED
     has_targets = proposal is not NOTHING_PROPOSED  # recommend's answer when none has one
     seen = Seen(obs.metrics, ctx.current, obs.ready, ctx.now, obs.startup_seconds, has_targets)
     rec, reasons, memory = size(objective, ctx.state.objective or _EMPTY, proposal, seen)

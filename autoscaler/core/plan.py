@@ -59,6 +59,8 @@ def make_plan(policy: Policy) -> Plan:
     unused: set[Stage] = set()
     if policy.objective is None:
         unused.add(objective_stage)
+    elif all(m.target is None for m in policy.metrics):
+        unused.add(recommend_stage)  # it would propose nothing: objective_stage knows that
     if zero_enabled(policy) is None:
         unused.add(idle_stage)
     if policy.behavior.panic is None:
