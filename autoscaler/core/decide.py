@@ -27,6 +27,9 @@ from .state import CoreState, advance, evolve
 from .status import GATE
 from .types import Action, Decision, Observation
 
+# Context built without its Python-level `__new__` (positional, in field order): hot path.
+_new = tuple.__new__
+
 
 def decide(
     policy: Policy, state: CoreState, observation: Observation, now: float
@@ -46,7 +49,7 @@ def decide(
     fixed = plan.fixed_bounds
     if handling == "decide":
         b = fixed[0] if fixed is not None else bounds(policy, now)
-        ctx = Context(policy, state, observation, now, current, b)
+        ctx = _new(Context, (policy, state, observation, now, current, b))
         p = _start(ctx)
         # override_stage only acts on an admin override: most decisions skip it
         for stage in plan.present if state.override is None else plan.present_override:
@@ -54,7 +57,7 @@ def decide(
         return _present(ctx, p, plan.longest_period)
     if handling == "zero":
         b = fixed[1] if fixed is not None else bounds(policy, now, floor_one=False)
-        ctx = Context(policy, state, observation, now, 0, b)
+        ctx = _new(Context, (policy, state, observation, now, 0, b))
         p = _start(ctx)
         for stage in plan.absent:
             p = stage(ctx, p)

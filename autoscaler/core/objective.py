@@ -68,6 +68,7 @@ class ObjectiveMemory:
 
 
 _EMPTY = ObjectiveMemory()
+_new = tuple.__new__  # a NamedTuple without its Python-level `__new__` (hot path)
 
 
 class Seen(NamedTuple):
@@ -276,7 +277,9 @@ def objective_stage(ctx: Context, p: Proposal) -> Proposal:
     if proposal is None:  # no metric has a target: the plan skips recommend (plan.py)
         proposal = NOTHING_PROPOSED
     has_targets = proposal is not NOTHING_PROPOSED  # recommend's answer when none has one
-    seen = Seen(obs.metrics, ctx.current, obs.ready, ctx.now, obs.startup_seconds, has_targets)
+    seen = _new(
+        Seen, (obs.metrics, ctx.current, obs.ready, ctx.now, obs.startup_seconds, has_targets)
+    )
     rec, reasons, memory = size(objective, ctx.state.objective or _EMPTY, proposal, seen)
     return p.recommended(rec, reasons, memory)
 
