@@ -13,11 +13,14 @@ corrected at once).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from autoscaler.policy.model import Cost, Policy
 
 from . import reasons as R
+
+if TYPE_CHECKING:
+    from .proposal import Context, Proposal
 from .schedule import active_schedules
 
 
@@ -78,3 +81,19 @@ def clamp(replicas: int, b: Bounds) -> Clamped:
             return Clamped(b.lower, b.lower_reason, f"raised to {b.lower} ({why})")
         return Clamped(b.lower, b.lower_reason, f"raised to {b.lower} ({b.lower_reason})")
     return Clamped(replicas, None, "")
+
+
+def clamp_stage(ctx: Context, p: Proposal) -> Proposal:
+    """Stage: the hard bounds, and at least 1 (zero is reached by deleting, never by scaling)."""
+    if p.settled:
+        return p
+    b = ctx.bounds
+    if b.lower <= p.replicas <= b.upper:  # the common case: inside, nothing to say
+        return p if p.replicas >= 1 else p.moved(1, p.reasons, p.parts)
+    cl = clamp(p.replicas, b)
+    replicas = max(1, cl.replicas)
+    if cl.reason is not None:
+        return p.noted(cl.reason, cl.message, replicas)
+    if replicas != p.replicas:
+        return p.moved(replicas, p.reasons, p.parts)
+    return p

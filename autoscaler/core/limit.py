@@ -16,11 +16,14 @@ Scale events are `(t, change)` pairs (change > 0 up, < 0 down). Bounds are not a
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from autoscaler.policy.model import Panic, RatePolicy, ScalingRules
 
 from . import reasons as R
+
+if TYPE_CHECKING:
+    from .proposal import Context, Proposal
 from .timefmt import duration
 
 Events = tuple[tuple[float, int], ...]
@@ -154,3 +157,45 @@ def limit(
             return Limited(floor, R.RATE_LIMITED_DOWN, f"limited by {which} to {floor}")
         return Limited(proposed, None, "")
     return Limited(proposed, None, "")
+
+
+# --- the stages -----------------------------------------------------------------------------
+
+
+def panic_stage(ctx: Context, p: Proposal) -> Proposal:
+    """Stage: a burst (this evaluation's recommendation >= threshold x ready) skips the up
+    window and the up cooldown, and blocks scale-down for `panic.hold`."""
+    panic = ctx.policy.behavior.panic
+    if p.settled or p.ruled or panic is None:
+        return p
+    raw = p.desired
+    ready = ctx.observation.ready
+    if not is_panic(panic, raw, ctx.current, ready):
+        return p
+    p = p.noted(R.PANIC, f"panic: {raw} >= {panic.threshold:g} x {max(1, ready)} ready")
+    return p._replace(panicking=True, panic_until=ctx.now + panic.hold)
+
+
+def limit_stage(ctx: Context, p: Proposal) -> Proposal:
+    """Stage: cooldowns, the panic hold and the rate policies."""
+    if p.settled or p.replicas == ctx.current:  # no move: nothing to limit
+        return p
+    state = ctx.state
+    behavior = ctx.policy.behavior
+    last_at = state.last_action[0] if state.last_action is not None else None
+    lim = limit(
+        ctx.current,
+        p.replicas,
+        ctx.now,
+        behavior.scale_up,
+        behavior.scale_down,
+        state.events,
+        last_at,
+        p.panicking,
+        p.panic_until,
+    )
+    if lim.reason is not None:
+        return p.noted(lim.reason, lim.message, lim.replicas)
+    if lim.replicas != p.replicas:
+        return p.moved(lim.replicas, p.reasons, p.parts)
+    return p

@@ -24,14 +24,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from autoscaler.policy.model import Objective
 
 from . import forecast as F
 from . import reasons as R
+
+if TYPE_CHECKING:
+    from .proposal import Context, Proposal
+from .peaks import Peaks, hold_peaks
 from .queueing import drain_time, replicas_for_drain, replicas_for_wait, size_for_wait
-from .recommend import MAX_RECOMMENDATION, Recommendation, metric_value
+from .recommend import MAX_RECOMMENDATION, NOTHING_PROPOSED, Recommendation, metric_value
 
 CORRECTION_MIN = 0.5
 CORRECTION_MAX = 4.0
@@ -42,12 +46,9 @@ _GAIN_UP = 0.125
 _GAIN_DOWN = 0.03125
 _DECAY_TAU = 3600.0  # seconds for ln f to relax toward 0 while neither wait is significant
 _SIGNIFICANT = 0.2  # a wait below this share of the objective says nothing about the model
-_MAX_PEAKS = 8
 _GROWTH_TAU = 60.0  # seconds: the queue growth's EWMA
 _BUSY_CAP = 0.9  # share of the ready slots the in-flight floor may claim
 _QUIET_SIGNALS = ("service_time", "service_time_cv", "observed_wait")
-
-Peaks = tuple[tuple[float, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,10 @@ class ObjectiveMemory:
     # over a minute; negative when it drains): arrivals = requests served + growth.
     queue_at: tuple[float, float] | None = None
     growth: float = 0.0
+
+
+_EMPTY = ObjectiveMemory()
+_new = tuple.__new__  # a NamedTuple without its Python-level `__new__` (hot path)
 
 
 class Seen(NamedTuple):
@@ -85,6 +90,14 @@ class Sized(NamedTuple):
 def size(
     objective: Objective, memory: ObjectiveMemory, proposal: Recommendation, seen: Seen
 ) -> Sized:
+    """Steps 1 to 6 of the module header, in order.
+
+    Long on purpose (about 165 lines, over the core's ~60-line rule): it is the objective
+    mode's hot path, one call per decision (benchmarks/bench_core.py --objective, >= 50,000
+    decisions/s), and its steps share a dozen readings (rate, service time, correction,
+    backlog, growth, lead); split into helpers they would be passed around as tuples for
+    no clarity gained. Each step is a commented block, the longer rules are helpers below.
+    """
     signals = objective.signals
     values = seen.values
     now = seen.now
@@ -203,7 +216,7 @@ def size(
 
     # The hold remembers what the rate needed, not what a queue needed: a replica bought to
     # clear a queue is not needed again once the queue is gone.
-    peaks, held = _hold(memory.peaks, now, lead, count)
+    peaks, held = hold_peaks(memory.peaks, now, lead, count)
     if held > count:
         reasons.append(R.OBJECTIVE_STARTUP_HOLD)
         parts.append(f"{held} sized within the last start-up ({lead:g}s): keep it")
@@ -264,6 +277,24 @@ def size(
     return Sized(Recommendation(wanted, reason, text, tuple(failed)), tuple(reasons), next_memory)
 
 
+def objective_stage(ctx: Context, p: Proposal) -> Proposal:
+    """Stage: when the policy states an objective, the count that meets it (max with what
+    recommend proposed from the metrics with targets), its codes and the stage's memory."""
+    objective = ctx.policy.objective
+    if objective is None:
+        return p
+    obs = ctx.observation
+    proposal = p.recommendation
+    if proposal is None:  # no metric has a target: the plan skips recommend (plan.py)
+        proposal = NOTHING_PROPOSED
+    has_targets = proposal is not NOTHING_PROPOSED  # recommend's answer when none has one
+    seen = _new(
+        Seen, (obs.metrics, ctx.current, obs.ready, ctx.now, obs.startup_seconds, has_targets)
+    )
+    rec, reasons, memory = size(objective, ctx.state.objective or _EMPTY, proposal, seen)
+    return p.recommended(rec, reasons, memory)
+
+
 def _failed(
     objective: Objective,
     values: Mapping[str, float | None],
@@ -321,37 +352,6 @@ def _growth(memory: ObjectiveMemory, queue: float | None, now: float) -> float:
     return memory.growth + alpha * ((max(queue, 0.0) - before[1]) / dt - memory.growth)
 
 
-def _hold(peaks: Peaks, now: float, lead: float, count: int) -> tuple[Peaks, int]:
-    """Record `count` in the current quarter-start-up slot; the max over the last start-up."""
-    if lead <= 0:
-        return (), count
-    slot = lead * 0.25
-    start = (now // slot) * slot
-    if peaks:
-        last_t, last_n = peaks[-1]
-        if last_t == start and now - lead < peaks[0][0] + slot:
-            # The common case: still in the last slot and nothing expired.
-            if count > last_n:
-                peaks = (*peaks[:-1], (start, count))
-            return peaks, _top(peaks)
-    cutoff = now - lead - slot
-    kept = [(t, n) for t, n in peaks if cutoff < t <= now]
-    if kept and kept[-1][0] == start:
-        kept[-1] = (start, max(kept[-1][1], count))
-    else:
-        kept.append((start, count))
-    peaks = tuple(kept[-_MAX_PEAKS:])
-    return peaks, _top(peaks)
-
-
-def _top(peaks: Peaks) -> int:
-    top = 0
-    for _, n in peaks:
-        if n > top:
-            top = n
-    return top
-
-
 def _correct(
     objective: Objective,
     memory: ObjectiveMemory,
@@ -382,79 +382,3 @@ def _bounded(log_f: float) -> float:
     if abs(log_f) < 1e-6:
         return 1.0
     return min(max(f, CORRECTION_MIN), CORRECTION_MAX)
-
-
-# --- JSON form ------------------------------------------------------------------------------
-
-
-def memory_to_dict(memory: ObjectiveMemory) -> dict[str, Any]:
-    return {
-        "correction": memory.correction,
-        "startup": memory.startup,
-        "peaks": [[t, n] for t, n in memory.peaks],
-        "profile": F.to_dict(memory.profile),
-        "at": memory.at,
-        "queue_at": list(memory.queue_at) if memory.queue_at is not None else None,
-        "growth": memory.growth,
-    }
-
-
-def _number(d: Mapping[str, Any], key: str) -> float | None:
-    v = d.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise ValueError(f"state.objective.{key}: expected a finite number, got {v!r}")
-    return float(v)
-
-
-def memory_from_dict(d: object) -> ObjectiveMemory:
-    if not isinstance(d, Mapping):
-        raise ValueError(f"state.objective: expected an object, got {d!r}")
-    correction = _number(d, "correction")
-    if correction is None:
-        correction = 1.0
-    if not CORRECTION_MIN <= correction <= CORRECTION_MAX:
-        raise ValueError(
-            f"state.objective.correction: expected [{CORRECTION_MIN}, {CORRECTION_MAX}], "
-            f"got {correction!r}"
-        )
-    raw = d.get("peaks", [])
-    if not isinstance(raw, list) or len(raw) > _MAX_PEAKS:
-        raise ValueError(f"state.objective.peaks: expected at most {_MAX_PEAKS} [t, n] pairs")
-    peaks = []
-    for item in raw:
-        if (
-            not isinstance(item, list)
-            or len(item) != 2
-            or isinstance(item[0], bool)
-            or not isinstance(item[0], int | float)
-            or not math.isfinite(item[0])
-            or isinstance(item[1], bool)
-            or not isinstance(item[1], int)
-            or item[1] < 0
-        ):
-            raise ValueError(f"state.objective.peaks: expected [t, n >= 0], got {item!r}")
-        peaks.append((float(item[0]), item[1]))
-    return ObjectiveMemory(
-        correction,
-        _number(d, "startup"),
-        tuple(peaks),
-        F.from_dict(d.get("profile", {})),
-        _number(d, "at"),
-        _queue_at(d.get("queue_at")),
-        _number(d, "growth") or 0.0,
-    )
-
-
-def _queue_at(v: object) -> tuple[float, float] | None:
-    if v is None:
-        return None
-    if (
-        not isinstance(v, list)
-        or len(v) != 2
-        or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
-        or not all(math.isfinite(x) and x >= 0 for x in v)
-    ):
-        raise ValueError(f"state.objective.queue_at: expected [t, queued >= 0], got {v!r}")
-    return (float(v[0]), float(v[1]))

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from autoscaler.policy.model import Metric, Tolerance
 
 from . import reasons as R
+
+if TYPE_CHECKING:
+    from .proposal import Context, Proposal
 
 # Recommendations are capped so a wild metric (1e300) cannot blow up state or messages;
 # far above any real replica count, and the cap keeps the formula monotone.
@@ -162,3 +165,45 @@ def _direction(desired: int, current: int) -> str:
     if desired < current:
         return R.SCALE_DOWN
     return R.NO_CHANGE
+
+
+# --- the stages -----------------------------------------------------------------------------
+
+# What recommend proposes for a policy whose metrics are all objective signals: nothing (the
+# objective stage ignores the proposal then).
+NOTHING_PROPOSED = Recommendation(0, R.NO_CHANGE, "")
+
+# Recommend-stage reasons worth reporting even when no action follows; the direction codes
+# (scale_up / scale_down) are added from the final count instead.
+_KEEP_REASONS = frozenset((R.WITHIN_TOLERANCE, R.METRICS_MISSING_NO_SCALE_DOWN))
+
+
+def recommend_stage(ctx: Context, p: Proposal) -> Proposal:
+    """Stage: the HPA recommendation. With an objective, only the metrics that have a target
+    recommend: the others are the objective's inputs, judged there (a service time over an
+    idle window is no failure)."""
+    policy = ctx.policy
+    metrics = policy.metrics
+    if policy.objective is not None:
+        for metric in metrics:
+            if metric.target is not None:
+                metrics = tuple(m for m in metrics if m.target is not None)
+                break
+        else:
+            return p.recommended(NOTHING_PROPOSED)
+    rec = recommend(metrics, ctx.observation.metrics, ctx.current, policy.behavior.tolerance)
+    return p.recommended(rec)
+
+
+def recommendation_stage(ctx: Context, p: Proposal) -> Proposal:
+    """Stage: the recommendation stands (nothing settled the count, no failure rule applies):
+    its message, the reasons worth reporting, and the objective's codes join the decision."""
+    if p.settled or p.ruled or p.recommendation is None:
+        return p
+    rec = p.recommendation
+    reasons = p.reasons
+    if rec.reason in _KEEP_REASONS:
+        reasons = (*reasons, rec.reason)
+    if p.objective_reasons:
+        reasons = (*reasons, *p.objective_reasons)
+    return p.moved(p.replicas, reasons, (*p.parts, rec.message))

@@ -14,10 +14,13 @@ of 0 keeps nothing. Entries are `(t, replicas)` in time order.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import reasons as R
-from .timefmt import duration
+
+if TYPE_CHECKING:
+    from .proposal import Context, Proposal
+from .timefmt import duration, setting
 
 History = tuple[tuple[float, int], ...]
 
@@ -86,7 +89,7 @@ def stabilize(
         return Stabilized(
             result,
             R.STABILIZED_DOWN,
-            f"held at {result} by the highest recommendation in the last {duration(down_window)}",
+            f"held at {result} by the highest recommendation in the last {setting(down_window)}",
             up_history,
             down_history,
         )
@@ -94,8 +97,47 @@ def stabilize(
         return Stabilized(
             result,
             R.STABILIZED_UP,
-            f"held at {result} by the lowest recommendation in the last {duration(up_window)}",
+            f"held at {result} by the lowest recommendation in the last {setting(up_window)}",
             up_history,
             down_history,
         )
     return Stabilized(result, None, "", up_history, down_history)
+
+
+# --- the stage ------------------------------------------------------------------------------
+
+
+def stabilize_stage(ctx: Context, p: Proposal) -> Proposal:
+    """Stage: record the recommendation and hold the count inside both windows; after an
+    admin pause ends, no scale-down until a whole down window has passed."""
+    if p.settled or p.ruled:
+        return p
+    behavior = ctx.policy.behavior
+    down_window = behavior.scale_down.stabilization_window
+    current, now = ctx.current, ctx.now
+    st = stabilize(
+        current,
+        p.desired,
+        now,
+        behavior.scale_up.stabilization_window,
+        down_window,
+        p.up_history,
+        p.down_history,
+        p.panicking,  # skip_up
+        p.remember,
+    )
+    proposed = st.replicas
+    reasons, parts = p.reasons, p.parts
+    if st.reason is not None:
+        reasons, parts = (*reasons, st.reason), (*parts, st.message)
+    resumed_at = p.resumed_at
+    if resumed_at is not None and proposed < current:
+        proposed = current
+        if st.reason != R.STABILIZED_DOWN:
+            reasons = (*reasons, R.STABILIZED_DOWN)
+        parts = (
+            *parts,
+            f"held at {current}: resumed {duration(now - resumed_at)} ago, scale-down "
+            f"waits out the {duration(down_window)} window",
+        )
+    return p.moved(proposed, reasons, parts, st.up_history, st.down_history)

@@ -26,6 +26,21 @@ def iso(t: float | None) -> str | None:
     return text.replace("+00:00", "Z")
 
 
+def setting(seconds: float) -> str:
+    """`duration` of a policy setting (a window, a cooldown, a period): the same few values
+    come back every decision, so their text is remembered (a pure memo, bounded)."""
+    text = _SETTINGS.get(seconds)
+    if text is None:
+        text = duration(seconds)
+        if len(_SETTINGS) < _MAX_SETTINGS:
+            _SETTINGS[seconds] = text
+    return text
+
+
+_MAX_SETTINGS = 1024
+_SETTINGS: dict[float, str] = {}
+
+
 def duration(seconds: float) -> str:
     """Seconds -> `4m10s`, `1h`, `2d3h`, `750ms`, `0s`; negative durations get a `-`.
 

@@ -2,7 +2,8 @@
 
 `Observation` is what the runtime (or replay, or the simulator) saw at `now`;
 `Decision` is what the core wants done. Both are frozen values: the core never
-mutates its inputs. The core's own state value (`CoreState`) lives in `state.py`.
+mutates its inputs. The `Status` vocabulary lives in `status.py` (re-exported here); the
+core's own state value (`CoreState`) lives in `state.py`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-Status = Literal["ready", "initializing", "failed", "terminating", "absent"]
-STATUSES: tuple[Status, ...] = ("ready", "initializing", "failed", "terminating", "absent")
+from .status import STATUSES, Status
+
+__all__ = ["STATUSES", "Action", "Decision", "Observation", "Status"]
 
 Action = Literal["none", "scale", "create", "delete"]
 

@@ -11,18 +11,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-NormalizedStatus = Literal["ready", "initializing", "failed", "terminating", "absent"]
+from autoscaler.core.status import Status
+
+# The name this module used before the vocabulary moved to `autoscaler.core.status`.
+NormalizedStatus = Status
 
 
 @dataclass(frozen=True, slots=True)
 class DeploymentInfo:
-    """A deployment as the provider reports it, normalized across providers."""
+    """A deployment as the provider reports it: the provider's own status word translated
+    into the shared `Status` vocabulary at the edge (each client's `FROM_PROVIDER` table), the
+    word itself kept in `raw_status` for messages."""
 
     id: str
     name: str
-    status: NormalizedStatus
+    status: Status
     replicas: int  # the count the provider is scaled to (target), >= 1 while it exists
     ready_replicas: int | None = None  # when the provider reports it
     endpoint_url: str | None = None  # only when ready

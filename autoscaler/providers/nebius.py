@@ -29,11 +29,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from autoscaler.core.status import Status
 from autoscaler.providers.base import (
     DeploymentInfo,
     InferenceRoute,
     InvalidRequestError,
-    NormalizedStatus,
     NotFoundError,
     TemporaryError,
 )
@@ -42,7 +42,8 @@ from autoscaler.providers.inference import InferenceRoutes
 
 BASE = "/v0/dedicated_endpoints"
 SPEC_REQUIRED = ("model_name", "flavor_name", "gpu_type", "gpu_count")
-STATUSES: dict[str, NormalizedStatus] = {
+# The provider's status words -> the shared vocabulary; an unknown word reads as initializing.
+FROM_PROVIDER: dict[str, Status] = {
     "running": "ready",
     "ready": "ready",
     "active": "ready",
@@ -70,7 +71,7 @@ class NebiusProvider(BaseProvider):
 
     def to_info(self, item: Mapping[str, Any]) -> DeploymentInfo:
         raw = str(item.get("status") or item.get("state") or "")
-        status: NormalizedStatus = STATUSES.get(raw.lower(), "initializing")
+        status: Status = FROM_PROVIDER.get(raw.lower(), "initializing")
         scaling = item.get("scaling") or {}
         count = scaling.get("min_replicas") if isinstance(scaling, dict) else None
         if not isinstance(count, int) or isinstance(count, bool):

@@ -29,11 +29,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from autoscaler.core.status import Status
 from autoscaler.providers.base import (
     DeploymentInfo,
     InferenceRoute,
     InvalidRequestError,
-    NormalizedStatus,
     NotFoundError,
     TemporaryError,
 )
@@ -48,7 +48,8 @@ MAX_PAGES = 10_000  # a guard against a server that never reports the last page
 
 SPEC_REQUIRED = ("catalog_id", "region", "gpu_config_id", "plan_id")
 SPEC_OPTIONAL = ("gpu_count", "config")
-STATUSES: dict[str, NormalizedStatus] = {
+# The provider's status words -> the shared vocabulary; an unknown word reads as initializing.
+FROM_PROVIDER: dict[str, Status] = {
     "initializing": "initializing",
     "ready": "ready",
     "failed": "failed",
@@ -85,7 +86,7 @@ class NeevCloudProvider(BaseProvider):
 
     def to_info(self, item: Mapping[str, Any]) -> DeploymentInfo:
         raw = str(item.get("status") or "")
-        status: NormalizedStatus = STATUSES.get(raw, "initializing")
+        status: Status = FROM_PROVIDER.get(raw, "initializing")
         name = str(item.get("name") or "")
         replicas = item.get("replicas")
         return DeploymentInfo(

@@ -33,11 +33,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from autoscaler.core.status import Status
 from autoscaler.providers.base import (
     DeploymentInfo,
     InferenceRoute,
     InvalidRequestError,
-    NormalizedStatus,
     NotFoundError,
     TemporaryError,
 )
@@ -46,7 +46,8 @@ from autoscaler.providers.inference import InferenceRoutes
 
 BASE = "/v1/inference-service"
 SPEC_KEYS = ("flavor_id", "flavor", "deploy_metadata", "description", "payment_type")
-STATUSES: dict[str, NormalizedStatus] = {
+# The provider's status words -> the shared vocabulary; an unknown word reads as initializing.
+FROM_PROVIDER: dict[str, Status] = {
     "available": "ready",
     "initializing": "initializing",
     "pending": "initializing",
@@ -83,7 +84,7 @@ class NetMindProvider(BaseProvider):
 
     def to_info(self, item: Mapping[str, Any]) -> DeploymentInfo:
         raw = str(item.get("status") or "")
-        status: NormalizedStatus = STATUSES.get(raw.lower(), "initializing")
+        status: Status = FROM_PROVIDER.get(raw.lower(), "initializing")
         resource = item.get("resource_metadata") or {}
         endpoint = item.get("endpoint_metadata") or {}
         count = parse_count(resource.get("target_instance_number"))

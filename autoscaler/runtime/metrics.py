@@ -38,6 +38,8 @@ from prometheus_client.core import (
     Metric,
 )
 
+from autoscaler.core.status import STATUSES
+
 PREFIX = "autoscaler_"
 
 # Evaluations are short (reads + one provider call); lag should stay well under a second.
@@ -52,7 +54,6 @@ Labels = tuple[str, ...]
 SeriesSnapshot = tuple[list[Labels], list[list[float]]]
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The deployment statuses `autoscaler_deployment_status` has a series for (the core's).
-STATUSES = ("ready", "initializing", "failed", "terminating", "absent")
 # What became of a decision (`autoscaler_decision_outcomes_total{outcome}`).
 OUTCOMES = ("executed", "no_action", "failed", "dry_run", "paused", "standby")
 

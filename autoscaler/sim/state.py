@@ -1,7 +1,10 @@
 """The simulated cloud: deployments, their lifecycle, billing and the write log.
 
-Provider-neutral: statuses here are the normalized words (`initializing ready failed
-terminating gone`); each provider module translates them into its own API's words and bodies.
+Provider-neutral: statuses here are the shared `Status` words (`autoscaler.core.status`) but
+`absent`, plus `gone` for a deleted record kept for its billing (`SimStatus`); each provider
+module translates them into its own API's words and bodies, which the provider clients
+translate back at their edge. `SimDeployment` is a simulated cloud's record, not the
+provider-reported `DeploymentInfo` nor the capacity simulator's `SimulatedDeployment`.
 Time comes only from the injected clock and every transition is computed lazily when the state
 is read, so a virtual clock drives the whole lifecycle without background tasks.
 
@@ -19,10 +22,13 @@ from __future__ import annotations
 import random
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from autoscaler.sim.clock import Clock
 from autoscaler.sim.faults import FaultPlan, Faults, ScriptedFault
+
+# `Status` without `absent` (a simulated cloud answers 404 then), plus `gone`.
+SimStatus = Literal["initializing", "ready", "failed", "terminating", "gone"]
 
 
 class DuplicateName(Exception):
@@ -44,7 +50,7 @@ class SimDeployment:
     scope: str  # e.g. the NeevCloud project; names are unique per scope
     spec: dict[str, Any]
     replicas: int
-    status: str
+    status: SimStatus
     created_at: float
     updated_at: float
     accounted_at: float

@@ -10,7 +10,7 @@ while still serving are billed for the slots they hold (ceil(running / max_concu
 the ready count) until that work ends.
 
 The controller loop is the same as in request mode: every `interval` it observes the same
-signals and calls the real decision core; the `Deployment` model is shared.
+signals and calls the real decision core; the `SimulatedDeployment` model is shared.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from autoscaler.simulate.controllers import Controller
-from autoscaler.simulate.deployment import Deployment
+from autoscaler.simulate.deployment import SimulatedDeployment
 from autoscaler.simulate.engine import DRAIN_LIMIT_S, Progress, RunResult, RunSettings
 from autoscaler.simulate.signals import SIGNAL_WINDOW_S, Signals, SignalWindow
 from autoscaler.simulate.traces import RateTrace, RequestTrace
@@ -131,7 +131,7 @@ def run_aggregated(
     tick_every = max(round(interval / step_s), 1) if interval else 0
     drain_steps = int(DRAIN_LIMIT_S / step_s)
 
-    deployment = Deployment(timing)
+    deployment = SimulatedDeployment(timing)
     first = controller.initial_replicas
     deployment.start(0.0, settings.initial_replicas if first is None else first)
     ready, provisioning, draining, billed_base = deployment.counts()

@@ -1,6 +1,10 @@
-"""A simulated deployment that behaves like the providers do, replica by replica.
+"""The capacity simulator's deployment: the replica model behind what a provider would report.
 
-Status values are the daemon's (`ready initializing terminating absent`):
+`SimulatedDeployment` is not the provider-reported deployment (`providers.base.DeploymentInfo`)
+nor a provider simulator's record (`sim.state.SimDeployment`): it models every replica
+(provisioning, serving, draining, billing) so the engine can dispatch requests to them; what
+the daemon would see of it is `provider_view()`, in the shared `Status` vocabulary
+(`autoscaler.core.status`), of which it uses every word but `failed`:
 - **scale** (only while `ready`): added replicas become ready `provision_s` after the call;
   removed replicas are taken from those still provisioning first (newest first), then idle
   ready ones, then the least busy ready ones, which **drain**: they finish the requests they
@@ -24,8 +28,10 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Literal
 
+from autoscaler.core.status import Status
+
 ReplicaState = Literal["provisioning", "ready", "draining", "gone"]
-DeploymentStatus = Literal["ready", "initializing", "terminating", "absent"]
+DeploymentStatus = Status  # never "failed" here: the simulated provider does not fail
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +65,7 @@ class Replica:
 
 
 @dataclass
-class Deployment:
+class SimulatedDeployment:
     timing: DeploymentTiming
     status: DeploymentStatus = "absent"
     replicas: list[Replica] = field(default_factory=list)  # every replica ever made
@@ -229,3 +235,8 @@ class Deployment:
     def _push(self, when: float, kind: str, rid: int) -> None:
         self._seq += 1
         heapq.heappush(self._events, (when, self._seq, kind, rid))
+
+
+# The name before the rename: engine.py still imports it (left alone to keep a parallel
+# change to engine.py mergeable); use `SimulatedDeployment` in new code.
+Deployment = SimulatedDeployment

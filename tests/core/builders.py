@@ -11,7 +11,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from autoscaler.core import Observation
+from autoscaler.core import CoreState, Observation, initial_state
+from autoscaler.core.clamp import bounds
+from autoscaler.core.proposal import Context, Proposal
+from autoscaler.core.recommend import Recommendation
 from autoscaler.policy.model import (
     Activation,
     Behavior,
@@ -199,3 +202,36 @@ def metric_readings(names: tuple[str, ...]) -> st.SearchStrategy[dict[str, float
 
 def healthy_readings(names: tuple[str, ...]) -> st.SearchStrategy[dict[str, float | None]]:
     return st.fixed_dictionaries({n: st.floats(0.0, 500.0, allow_nan=False) for n in names})
+
+
+# --- stage inputs ----------------------------------------------------------------------------
+
+
+def context(
+    p: Policy,
+    obs: Observation,
+    state: CoreState | None = None,
+    now: float = T0,
+) -> Context:
+    """The context a stage sees for `obs` (bounds as `decide` computes them for its status)."""
+    present = obs.status != "absent"
+    return Context(
+        p,
+        state or initial_state(),
+        obs,
+        now,
+        obs.replicas if present else 0,
+        bounds(p, now, floor_one=present),
+    )
+
+
+def proposal(replicas: int, desired: int | None = None, **fields: Any) -> Proposal:
+    """A proposal of `replicas` whose recommendation (a plain scale_up one, unless given)
+    asks for `desired`."""
+    rec = fields.pop("recommendation", None)
+    if rec is None and desired is not None:
+        rec = Recommendation(desired, "scale_up", f"-> {desired}")
+    p = Proposal(replicas, **fields)
+    if rec is not None:
+        p = p.recommended(rec)._replace(replicas=replicas)
+    return p

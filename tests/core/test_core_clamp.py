@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autoscaler.core import reasons as R
-from autoscaler.core.clamp import bounds, clamp, cost_cap
+from autoscaler.core.clamp import bounds, clamp, clamp_stage, cost_cap
 from autoscaler.core.schedule import (
     crontab_day_of_week,
     first_fire_at_or_after,
@@ -20,7 +20,7 @@ from autoscaler.core.schedule import (
 from autoscaler.cron import next_fire
 from autoscaler.policy.model import Cost, Schedule
 
-from .builders import T0, policy
+from .builders import T0, context, policy, proposal, ready
 
 IST = ZoneInfo("Asia/Kolkata")
 BUSINESS = Schedule("0 8 * * 1-5", 36000.0, "Asia/Kolkata", min=2)
@@ -145,3 +145,23 @@ def test_fire_time_memo_returns_what_recomputing_would(offsets: list[int]) -> No
         cached = first_fire_at_or_after(cron, tz, start)
         assert cached == next_fire(cron, tz, start)
         assert cached >= start
+
+
+# stage table: (replicas proposed, settled) -> (count, reasons added)
+@pytest.mark.parametrize(
+    ("proposed", "settled", "count", "added"),
+    [
+        (5, False, 5, ()),
+        (12, False, 10, (R.MAX_REPLICAS,)),
+        (0, False, 2, (R.MIN_REPLICAS,)),
+        (12, True, 12, ()),  # a settled count (override, delete) passes untouched
+    ],
+)
+def test_clamp_stage(proposed: int, settled: bool, count: int, added: tuple[str, ...]) -> None:
+    ctx = context(policy(min=2, max=10), ready(4))
+    p = proposal(proposed, reasons=("x",), parts=("y",), settled=settled)
+    out = clamp_stage(ctx, p)
+    assert (out.replicas, out.reasons) == (count, ("x", *added))
+    assert len(out.parts) == 1 + len(added)
+    if not added and count == proposed:
+        assert out is p  # nothing to add: the same value, no copy

@@ -17,7 +17,8 @@ from autoscaler.core import (
     with_paused,
 )
 from autoscaler.core import reasons as R
-from autoscaler.core.types import Observation
+from autoscaler.core.status import GATE
+from autoscaler.core.types import STATUSES, Observation
 from autoscaler.policy.model import Panic, Policy
 
 from .builders import T0, metric, policy, ready, rules
@@ -55,6 +56,44 @@ def test_waiting_statuses_take_no_action(status: str, reason: str) -> None:
     d, s2 = decide(policy(), s, obs, T0)
     assert (d.action, d.replicas, d.reasons) == ("none", 2, (reason,))
     assert s2 == s
+
+
+def test_status_gate_covers_the_whole_vocabulary() -> None:
+    assert set(GATE) == set(STATUSES)
+    for status, gate in GATE.items():
+        # a hold says why; the other handlings carry their own reasons
+        assert bool(gate.reason) == (gate.handling == "hold"), status
+        assert (gate.reason in REASONS) if gate.reason else True
+
+
+# status -> (action, reasons) for a deployment of 2 under heavy load, no create spec needed
+# by any row but absent (whose reading here asks for replicas: create).
+@pytest.mark.parametrize(
+    ("status", "replicas", "action", "reasons"),
+    [
+        ("ready", 2, "scale", (R.SCALE_UP,)),
+        ("initializing", 2, "none", (R.DEPLOYMENT_INITIALIZING,)),
+        ("terminating", 2, "none", (R.DEPLOYMENT_TERMINATING,)),
+        ("failed", 2, "none", (R.DEPLOYMENT_FAILED,)),
+        ("absent", 0, "create", (R.BELOW_MIN,)),
+    ],
+)
+def test_status_gate_table(
+    status: str, replicas: int, action: str, reasons: tuple[str, ...]
+) -> None:
+    obs = Observation(status, replicas, {"waiting": 1000.0})  # type: ignore[arg-type]
+    d, _ = decide(policy(max=3), initial_state(), obs, T0)
+    assert (d.action, d.reasons[: len(reasons)]) == (action, reasons)
+    assert (
+        GATE[status].handling
+        == {
+            "ready": "decide",
+            "initializing": "hold",
+            "terminating": "hold",
+            "failed": "failure",
+            "absent": "zero",
+        }[status]
+    )
 
 
 def test_paused_policy_and_admin_pause() -> None:

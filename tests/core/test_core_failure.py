@@ -3,13 +3,16 @@ exponential backoff), through `decide`."""
 
 from __future__ import annotations
 
+import pytest
+
 from autoscaler.core import CoreState, decide, initial_state
 from autoscaler.core import reasons as R
-from autoscaler.core.failure import recreate_delay
+from autoscaler.core.failure import deployment_failure, metric_failure_stage, recreate_delay
+from autoscaler.core.recommend import Recommendation
 from autoscaler.core.types import Observation
 from autoscaler.policy.model import OnDeploymentFailure, OnMetricFailure
 
-from .builders import T0, metric, policy, ready, rules
+from .builders import T0, context, metric, policy, proposal, ready, rules
 
 TWO = (metric("a"), metric("b"))
 
@@ -102,3 +105,45 @@ def test_recreate_needs_a_create_spec() -> None:
     p = policy(create=None, on_deployment_failure=OnDeploymentFailure("recreate", 0.0, 0.0))
     d, _ = decide(p, initial_state(), failed(), T0)
     assert d.reasons == (R.DEPLOYMENT_FAILED, R.NO_CREATE_SPEC)
+
+
+# metric-failure stage table, `after` 2, fallback 6, on 4 replicas:
+# (failures so far, action) -> (count, reason) or no rule yet
+@pytest.mark.parametrize(
+    ("before", "action", "count", "reason"),
+    [
+        (0, "hold", None, None),  # the first failure: not yet
+        (1, "hold", 4, R.METRIC_FAILURE_HOLD),
+        (1, "replicas", 6, R.FALLBACK),
+    ],
+)
+def test_metric_failure_stage(
+    before: int, action: str, count: int | None, reason: str | None
+) -> None:
+    rule = OnMetricFailure(after=2, action=action, replicas=6 if action == "replicas" else None)  # type: ignore[arg-type]
+    ctx = context(policy(on_metric_failure=rule), ready(4), CoreState(metric_failures=before))
+    failed = Recommendation(4, R.METRICS_MISSING_NO_SCALE_DOWN, "keep 4", ("waiting",))
+    start = proposal(4, recommendation=failed)
+    out = metric_failure_stage(ctx, start)
+    if reason is None:
+        assert out is start
+    else:
+        assert (out.replicas, out.reasons, out.ruled) == (count, (reason,), True)
+
+
+# deployment-failure table: (recreates so far, failed for) -> reasons
+@pytest.mark.parametrize(
+    ("recreates", "failed_for", "reasons"),
+    [
+        (0, 0.0, (R.DEPLOYMENT_FAILED, R.RECREATE_BACKOFF)),
+        (0, 3600.0, (R.DEPLOYMENT_FAILED, R.RECREATE)),
+        (30, 3600.0, (R.DEPLOYMENT_FAILED, R.RECREATE_BACKOFF)),  # backoff capped, not reached
+    ],
+)
+def test_deployment_failure(recreates: int, failed_for: float, reasons: tuple[str, ...]) -> None:
+    rule = OnDeploymentFailure(action="recreate", backoff=60.0, max_backoff=7200.0)
+    state = CoreState(failed_since=T0 - failed_for, recreates=recreates)
+    obs = Observation("failed", 2, {})
+    d, s = deployment_failure(context(policy(on_deployment_failure=rule), obs, state))
+    assert d.reasons == reasons
+    assert s.recreates == recreates + (1 if R.RECREATE in reasons else 0)

@@ -3,13 +3,23 @@ periods measured from the count at the start of the period, cooldowns, Knative p
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from autoscaler.core import initial_state
 from autoscaler.core import reasons as R
-from autoscaler.core.limit import is_panic, limit, scale_down_limit, scale_up_limit
+from autoscaler.core.limit import (
+    is_panic,
+    limit,
+    limit_stage,
+    panic_stage,
+    scale_down_limit,
+    scale_up_limit,
+)
 from autoscaler.policy.model import Panic, default_scale_down, default_scale_up
 
-from .builders import rules
+from .builders import T0, context, policy, proposal, ready, rules
 
 NOW = 1000.0
 
@@ -148,3 +158,42 @@ def test_panic_hold_blocks_scale_down() -> None:
 def test_panic_condition(desired: int, current: int, ready: int, expected: bool) -> None:
     assert is_panic(Panic(2.0, 60.0), desired, current, ready) is expected
     assert is_panic(None, desired, current, ready) is False
+
+
+# panic stage table: (desired, ready) with threshold 2 -> panicking
+@pytest.mark.parametrize(
+    ("desired", "ready_count", "panicking"),
+    [(8, 4, True), (7, 4, False), (3, 2, False), (2, 0, False), (5, 0, True)],
+)
+def test_panic_stage(desired: int, ready_count: int, panicking: bool) -> None:
+    p = policy(panic=Panic(threshold=2.0, hold=60.0))
+    ctx = context(p, ready(2, ready_count))
+    out = panic_stage(ctx, proposal(desired, desired))
+    assert out.panicking is panicking
+    assert out.reasons == ((R.PANIC,) if panicking else ())
+    assert out.panic_until == (ctx.now + 60.0 if panicking else None)
+
+
+# limit stage table: (current, proposed, last action age) -> (count, reason)
+@pytest.mark.parametrize(
+    ("current", "proposed", "age", "count", "reason"),
+    [
+        (4, 6, None, 6, None),
+        (4, 9, None, 8, R.RATE_LIMITED_UP),  # 100 % per period at most
+        (4, 6, 10.0, 4, R.COOLDOWN_UP),
+        (4, 2, 10.0, 4, R.COOLDOWN_DOWN),
+        (4, 2, None, 2, None),
+    ],
+)
+def test_limit_stage(
+    current: int, proposed: int, age: float | None, count: int, reason: str | None
+) -> None:
+    p = policy(
+        scale_up=rules(policies=(("percent", 100, 60.0),), cooldown=30.0),
+        scale_down=rules(cooldown=30.0),
+    )
+    state = initial_state()
+    if age is not None:
+        state = replace(state, last_action=(T0 - age, "scale_up"))
+    out = limit_stage(context(p, ready(current), state), proposal(proposed, proposed))
+    assert (out.replicas, out.reasons) == (count, (reason,) if reason else ())

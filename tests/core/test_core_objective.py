@@ -10,18 +10,20 @@ import json
 import math
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoscaler.core import CoreState, Decision, Observation, decide, from_dict, initial_state
 from autoscaler.core import forecast as F
 from autoscaler.core import reasons as R
-from autoscaler.core.objective import CORRECTION_MAX, CORRECTION_MIN
+from autoscaler.core.objective import CORRECTION_MAX, CORRECTION_MIN, objective_stage
 from autoscaler.core.queueing import wait_quantile
+from autoscaler.core.recommend import recommend_stage
 from autoscaler.core.state import to_dict
 from autoscaler.policy.model import Metric, Objective, ObjectiveSignals, Policy
 
-from .builders import SOURCE, T0, metric, policy, rules
+from .builders import SOURCE, T0, context, metric, policy, proposal, rules
 
 SIGNALS = ObjectiveSignals(
     arrival_rate="arrivals",
@@ -544,3 +546,30 @@ def test_no_scale_down_under_a_queue_that_outlasts_a_start_up() -> None:
     _, state = at(2.0)
     grown, _ = at(5.0, state, T0 + 15)
     assert grown.replicas == 8 and "clears never on 4 ready" in grown.message
+
+
+# objective stage table: (policy with a targeted metric too, arrivals) -> count and codes.
+# 10 requests/s of 4 s on replicas of 16 slots: 40 Erlangs, 3 replicas meet a 5 s p99 wait.
+@pytest.mark.parametrize(
+    ("hpa", "rate", "backlog", "count", "codes"),
+    [
+        (False, 10.0, 0.0, 3, (R.OBJECTIVE_SIZED,)),
+        (False, 0.0, 0.0, 0, (R.OBJECTIVE_SIZED,)),  # no load: clamp raises it later
+        (True, 10.0, 200.0, 20, (R.OBJECTIVE_SIZED,)),  # the HPA metric asks for more: max
+    ],
+)
+def test_objective_stage(
+    hpa: bool, rate: float, backlog: float, count: int, codes: tuple[str, ...]
+) -> None:
+    p = slo(hpa=hpa, forecast=False)
+    values = {**load(rate, running=rate * 4.0), "backlog": backlog}
+    ctx = context(p, Observation("ready", 2, values))
+    out = objective_stage(ctx, recommend_stage(ctx, proposal(2)))
+    assert (out.replicas, out.objective_reasons) == (count, codes)
+    assert out.memory is not None and out.memory.at == T0
+
+
+def test_objective_stage_passes_a_policy_without_objective_on() -> None:
+    ctx = context(policy(), Observation("ready", 2, {"waiting": 1.0}))
+    start = recommend_stage(ctx, proposal(2))
+    assert objective_stage(ctx, start) is start

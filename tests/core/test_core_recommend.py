@@ -8,10 +8,16 @@ import math
 import pytest
 
 from autoscaler.core import reasons as R
-from autoscaler.core.recommend import MAX_RECOMMENDATION, failed_metrics, recommend
+from autoscaler.core.recommend import (
+    MAX_RECOMMENDATION,
+    failed_metrics,
+    recommend,
+    recommend_stage,
+    recommendation_stage,
+)
 from autoscaler.policy.model import Tolerance
 
-from .builders import metric
+from .builders import context, metric, policy, proposal, ready
 
 TOL = Tolerance()  # HPA default: 0.1 both ways
 
@@ -144,3 +150,29 @@ def test_wild_values_are_capped() -> None:
 def test_message_carries_the_numbers() -> None:
     rec = recommend((metric("waiting", "average_value", 5.0),), {"waiting": 37.0}, 3, TOL)
     assert rec.message == "waiting=37 > 5/replica x 3 -> 8"
+
+
+# stage table: readings of `waiting` (target 5/replica) on 4 replicas -> (count, reason)
+@pytest.mark.parametrize(
+    ("waiting", "count", "reason"),
+    [(40.0, 8, R.SCALE_UP), (20.0, 4, R.WITHIN_TOLERANCE), (5.0, 1, R.SCALE_DOWN)],
+)
+def test_recommend_stage(waiting: float, count: int, reason: str) -> None:
+    ctx = context(policy(), ready(4, waiting=waiting))
+    out = recommend_stage(ctx, proposal(4))
+    assert out.recommendation is not None
+    assert (out.replicas, out.recommendation.reason) == (count, reason)
+    assert out.reasons == ()  # reported only if it stands (recommendation_stage)
+
+
+# the recommendation stands unless a stage settled or the failure rule ruled
+@pytest.mark.parametrize(
+    ("settled", "ruled", "reasons"),
+    [(False, False, (R.WITHIN_TOLERANCE,)), (True, False, ()), (False, True, ())],
+)
+def test_recommendation_stage(settled: bool, ruled: bool, reasons: tuple[str, ...]) -> None:
+    ctx = context(policy(), ready(4, waiting=20.0))
+    p = recommend_stage(ctx, proposal(4))._replace(settled=settled, ruled=ruled)
+    out = recommendation_stage(ctx, p)
+    assert out.reasons == reasons
+    assert len(out.parts) == len(reasons)

@@ -3,11 +3,14 @@ and the monotone-queue history agreeing with the naive full-history computation.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from autoscaler.core import reasons as R
-from autoscaler.core.stabilize import History, record, stabilize
+from autoscaler.core.stabilize import History, record, stabilize, stabilize_stage
+
+from .builders import T0, context, policy, proposal, ready, rules
 
 
 def run(
@@ -88,3 +91,38 @@ def test_queue_matches_naive_window(steps: list[tuple[int, int]], window: float)
         assert down[0][1] == max(in_window)
         assert up[0][1] == min(in_window)
         assert len(down) <= len(in_window) and len(up) <= len(in_window)
+
+
+# stage table, 60 s windows both ways, a past recommendation of `before` 30 s ago:
+# (current, desired, before, resumed 10 s ago) -> (count, reasons)
+@pytest.mark.parametrize(
+    ("current", "desired", "before", "resumed", "count", "reasons"),
+    [
+        (4, 4, None, False, 4, ()),
+        (4, 2, 6, False, 4, (R.STABILIZED_DOWN,)),  # the down window remembers 6
+        (4, 8, 5, False, 5, (R.STABILIZED_UP,)),  # the up window remembers 5
+        (4, 2, None, True, 4, (R.STABILIZED_DOWN,)),  # just resumed: no scale-down yet
+    ],
+)
+def test_stabilize_stage(
+    current: int,
+    desired: int,
+    before: int | None,
+    resumed: bool,
+    count: int,
+    reasons: tuple[str, ...],
+) -> None:
+    p = policy(scale_up=rules(window=60.0), scale_down=rules(window=60.0))
+    past: History = () if before is None else ((T0 - 30.0, before),)
+    start = proposal(
+        desired,
+        desired,
+        up_history=past,
+        down_history=past,
+        resumed_at=T0 - 10.0 if resumed else None,
+    )
+    out = stabilize_stage(context(p, ready(current)), start)
+    assert (out.replicas, out.reasons) == (count, reasons)
+    assert out.up_history[-1] == out.down_history[-1] == (T0, desired)  # recorded
+    ruled = start._replace(ruled=True)
+    assert stabilize_stage(context(p, ready(current)), ruled) is ruled

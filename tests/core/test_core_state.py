@@ -3,7 +3,10 @@ bounded size over long runs, and the runtime helpers."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autoscaler.core import CoreState, decide, from_dict, initial_state, to_dict
+from autoscaler.core.state import advance, evolve
 from autoscaler.core.types import Observation
 
 from .builders import T0, metric_readings, policies
@@ -133,3 +137,54 @@ def test_state_stays_small_over_a_long_noisy_run() -> None:
         if i % 97 == 0:
             largest = max(largest, len(json.dumps(to_dict(s))))
     assert largest <= 4096, largest
+
+
+def _core_state_calls() -> list[tuple[str, int, str]]:
+    """Every `CoreState(...)` call in the package: (file, line, enclosing scope)."""
+    root = Path(__file__).resolve().parents[2] / "autoscaler"
+    found: list[tuple[str, int, str]] = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        scopes: dict[ast.AST, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for inner in ast.walk(node):
+                    scopes.setdefault(inner, node.name)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name == "CoreState":
+                rel = path.relative_to(root.parent).as_posix()
+                found.append((rel, node.lineno, scopes.get(node, "<module>")))
+    return found
+
+
+def test_core_state_is_only_built_by_evolve() -> None:
+    """A state is the initial value with fields replaced by name: the only constructor calls
+    are the module-level initial value, `evolve` and `advance` (keyword-only), all in state.py
+    (a positional 15-argument call in decide.py once put two fields in each other's place
+    after a merge)."""
+    calls = _core_state_calls()
+    where = {(f, scope) for f, _, scope in calls}
+    state_py = "autoscaler/core/state.py"
+    assert where == {(state_py, "<module>"), (state_py, "evolve"), (state_py, "advance")}
+    assert len(calls) == 3, calls
+
+
+def test_evolve_names_every_field_and_rejects_unknown_ones() -> None:
+    s = evolve(initial_state(), metric_failures=3, override=(2, T0))
+    assert (s.metric_failures, s.override, s.recreates) == (3, (2, T0), 0)
+    assert evolve(s) == s
+    with pytest.raises(TypeError):
+        evolve(s, no_such_field=1)
+
+
+@given(states, states)
+def test_advance_is_evolve(before: CoreState, after: CoreState) -> None:
+    """`advance` names every field a decision moves, in field order: the same as `evolve`."""
+    moved = {n: getattr(after, n) for n in CoreState.__slots__ if n not in ("paused", "override")}
+    assert advance(before, **moved) == evolve(before, **moved)
+    params = list(inspect.signature(advance).parameters)[1:]
+    assert params == [n for n in CoreState.__slots__ if n not in ("paused", "override")]

@@ -8,10 +8,12 @@ import pytest
 
 from autoscaler.core import CoreState, Decision, decide, initial_state, with_override
 from autoscaler.core import reasons as R
+from autoscaler.core.recommend import Recommendation
 from autoscaler.core.types import Observation
+from autoscaler.core.zero import create_stage, idle_stage, wake_stage
 from autoscaler.policy.model import Activation, Cost, Policy, ScaleToZero, Schedule
 
-from .builders import T0, absent, metric, policy, ready
+from .builders import T0, absent, context, metric, policy, proposal, ready
 
 STZ = ScaleToZero(after=300.0, activation=(Activation("waiting", 2.0),))
 
@@ -129,3 +131,49 @@ def test_no_delete_during_override() -> None:
 def test_without_scale_to_zero_idle_never_deletes() -> None:
     ds = run(policy(min=1), [ready(1, waiting=0.0)] * 40)
     assert all(d.action == "none" for d in ds)
+
+
+# idle stage table, idle 400 s > after 300 s: what blocks the delete -> (action, reasons)
+@pytest.mark.parametrize(
+    ("override", "create", "waiting", "action", "reasons"),
+    [
+        (False, True, 0.0, "delete", (R.IDLE_TO_ZERO,)),
+        (True, True, 0.0, None, (R.IDLE_PENDING,)),  # an override is active
+        (False, False, 0.0, None, (R.IDLE_PENDING,)),  # nothing to come back with
+        (False, True, 9.0, None, ()),  # active again: the idle clock resets
+    ],
+)
+def test_idle_stage(
+    override: bool, create: bool, waiting: float, action: str | None, reasons: tuple[str, ...]
+) -> None:
+    p = zero_policy(create={"m": 1} if create else None)
+    state = CoreState(override=(2, T0 + 60.0) if override else None)
+    ctx = context(p, ready(1, waiting=waiting), state)
+    out = idle_stage(ctx, proposal(1, 1, idle_since=T0 - 400.0))
+    assert (out.action, out.reasons, out.settled) == (action, reasons, action is not None)
+    assert out.idle_since == (None if waiting > 2.0 else T0 - 400.0)
+
+
+# wake + create stages table, absent: (waiting, min, create spec) -> (action, count, reasons)
+@pytest.mark.parametrize(
+    ("waiting", "min_", "create", "action", "count", "reasons"),
+    [
+        (0.0, 0, True, "none", 0, (R.AT_ZERO,)),
+        (12.0, 0, True, "create", 3, (R.ACTIVATE_FROM_ZERO,)),
+        (0.0, 2, True, "create", 2, (R.BELOW_MIN,)),
+        (12.0, 0, False, "none", 0, (R.ACTIVATE_FROM_ZERO, R.NO_CREATE_SPEC)),
+    ],
+)
+def test_wake_and_create_stages(
+    waiting: float,
+    min_: int,
+    create: bool,
+    action: str,
+    count: int,
+    reasons: tuple[str, ...],
+) -> None:
+    p = zero_policy(min=min_, create={"m": 1} if create else None)
+    ctx = context(p, absent(waiting=waiting))
+    rec = Recommendation(3 if waiting else 0, R.SCALE_UP, "->")
+    out = create_stage(ctx, wake_stage(ctx, proposal(0, recommendation=rec)))
+    assert (out.action, out.replicas, out.reasons) == (action, count, reasons)

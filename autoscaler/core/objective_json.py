@@ -1,0 +1,89 @@
+"""The objective stage's memory in JSON form: `memory_to_dict` / `memory_from_dict`.
+
+Inside `CoreState.to_dict` / `from_dict` (state.py): the form round-trips exactly, and
+`memory_from_dict` rejects anything else with a ValueError naming the key under
+`state.objective`. Split from objective.py to keep that module to the sizing itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from . import forecast as F
+from .objective import CORRECTION_MAX, CORRECTION_MIN, ObjectiveMemory
+from .peaks import MAX_PEAKS
+
+
+def memory_to_dict(memory: ObjectiveMemory) -> dict[str, Any]:
+    return {
+        "correction": memory.correction,
+        "startup": memory.startup,
+        "peaks": [[t, n] for t, n in memory.peaks],
+        "profile": F.to_dict(memory.profile),
+        "at": memory.at,
+        "queue_at": list(memory.queue_at) if memory.queue_at is not None else None,
+        "growth": memory.growth,
+    }
+
+
+def _number(d: Mapping[str, Any], key: str) -> float | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ValueError(f"state.objective.{key}: expected a finite number, got {v!r}")
+    return float(v)
+
+
+def memory_from_dict(d: object) -> ObjectiveMemory:
+    if not isinstance(d, Mapping):
+        raise ValueError(f"state.objective: expected an object, got {d!r}")
+    correction = _number(d, "correction")
+    if correction is None:
+        correction = 1.0
+    if not CORRECTION_MIN <= correction <= CORRECTION_MAX:
+        raise ValueError(
+            f"state.objective.correction: expected [{CORRECTION_MIN}, {CORRECTION_MAX}], "
+            f"got {correction!r}"
+        )
+    raw = d.get("peaks", [])
+    if not isinstance(raw, list) or len(raw) > MAX_PEAKS:
+        raise ValueError(f"state.objective.peaks: expected at most {MAX_PEAKS} [t, n] pairs")
+    peaks = []
+    for item in raw:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or isinstance(item[0], bool)
+            or not isinstance(item[0], int | float)
+            or not math.isfinite(item[0])
+            or isinstance(item[1], bool)
+            or not isinstance(item[1], int)
+            or item[1] < 0
+        ):
+            raise ValueError(f"state.objective.peaks: expected [t, n >= 0], got {item!r}")
+        peaks.append((float(item[0]), item[1]))
+    return ObjectiveMemory(
+        correction,
+        _number(d, "startup"),
+        tuple(peaks),
+        F.from_dict(d.get("profile", {})),
+        _number(d, "at"),
+        _queue_at(d.get("queue_at")),
+        _number(d, "growth") or 0.0,
+    )
+
+
+def _queue_at(v: object) -> tuple[float, float] | None:
+    if v is None:
+        return None
+    if (
+        not isinstance(v, list)
+        or len(v) != 2
+        or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+        or not all(math.isfinite(x) and x >= 0 for x in v)
+    ):
+        raise ValueError(f"state.objective.queue_at: expected [t, queued >= 0], got {v!r}")
+    return (float(v[0]), float(v[1]))
