@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("autoscaler.policy.cli_schema", "print the JSON Schema of a policy"),
     "replay": ("autoscaler.replay", "run the decision core over recorded observations"),
     "probe": ("autoscaler.sources.probe", "read every metric source of a policy once"),
-    "sim-provider": ("autoscaler.sim.cli", "serve a provider simulator"),
+    "sim-provider": ("autoscaler.fakecloud.cli", "serve a provider simulator"),
     "simulate": ("autoscaler.simulate.cli", "replay request traces against policies"),
     "run": ("autoscaler.runtime.cli_run", "run the daemon"),
     "demo": ("autoscaler.demo.cli", "run the daemon on the embedded default"),

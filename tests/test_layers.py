@@ -30,7 +30,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "timefmt": (),
     "httpserver": (),
     "store": (),
-    "sim": (),  # the fake provider APIs: standalone servers
+    "fakecloud": (),  # the fake provider APIs (and their fake vLLM): standalone servers
     # the policy layer (secrets resolves the SecretRef the policy model declares)
     "secrets": ("policy",),
     "policy": ("cron", "secrets", "store"),
@@ -58,7 +58,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     ),
     # on top: clients and commands
     "ctl": ("core", "policy", "runtime", "secrets", "timefmt"),
-    "demo": ("ctl", "policy", "runtime", "secrets", "sim"),
+    "demo": ("ctl", "fakecloud", "policy", "runtime", "secrets"),
     "cli": ("autoscaler",),  # the commands themselves are imported by name, when run
     "__main__": ("cli",),
 }
@@ -70,7 +70,7 @@ FORBIDDEN_MODULES = (
     "autoscaler.providers",
     "autoscaler.runtime",
     "autoscaler.store",
-    "autoscaler.sim",
+    "autoscaler.fakecloud",
     "autoscaler.simulate",
     "autoscaler.secrets",
     "anyio",

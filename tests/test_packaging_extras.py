@@ -24,7 +24,7 @@ DAEMON_PATH = (
     "autoscaler.sources.registry",
     "autoscaler.store.sqlite",
     "autoscaler.store.postgres",
-    "autoscaler.sim.cli",
+    "autoscaler.fakecloud.cli",
     "autoscaler.ctl.cli_status",
     "autoscaler.ctl.cli_admin",
     "autoscaler.ctl.cli_history",

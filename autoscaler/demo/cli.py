@@ -320,6 +320,7 @@ def _demo_metrics() -> Any:
 async def demo(options: DemoOptions, out: TextIO) -> int:
     from autoscaler.demo.traffic import DemoClock, Gateway, ModelLoad, RateProfile, SimFleet
     from autoscaler.demo.view import ActionLog, LiveView
+    from autoscaler.fakecloud import create_app
     from autoscaler.policy.errors import ValidationFailed
     from autoscaler.policy.loader import load_daemon
     from autoscaler.policy.model import LogConfig
@@ -327,7 +328,6 @@ async def demo(options: DemoOptions, out: TextIO) -> int:
     from autoscaler.runtime.http import create_http_app, serve_http
     from autoscaler.runtime.logs import configure_logging
     from autoscaler.secrets import Secret
-    from autoscaler.sim import create_app
 
     speed = options.speed
     temporary = options.workdir is None

@@ -1,1 +1,2 @@
-"""Provider clients behind one interface (`base.Provider`); simulators live in `autoscaler.sim`."""
+"""Provider clients behind one interface (`base.Provider`); the fake provider APIs they are
+tested against live in `autoscaler.fakecloud`."""

@@ -17,9 +17,9 @@ from autoscaler.sources.base import PermanentSourceError, Source
 BUILDERS: dict[str, tuple[str, str]] = {
     "prometheus": ("autoscaler.sources.prometheus", "PrometheusScrapeSource"),
     "promql": ("autoscaler.sources.promql", "PromQLQuerySource"),
-    "redis": ("autoscaler.sources.redis_source", "RedisQueueSource"),
+    "redis": ("autoscaler.sources.redis", "RedisQueueSource"),
     "rabbitmq": ("autoscaler.sources.rabbitmq", "RabbitMQQueueSource"),
-    "nats": ("autoscaler.sources.nats_source", "NatsConsumerSource"),
+    "nats": ("autoscaler.sources.nats", "NatsConsumerSource"),
     "http_json": ("autoscaler.sources.http_json", "HttpJsonSourceReader"),
     "gateway": ("autoscaler.sources.gateway", "GatewaySignalSource"),
 }

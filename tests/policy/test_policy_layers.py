@@ -9,7 +9,7 @@ from pathlib import Path
 import autoscaler.policy
 
 POLICY = Path(autoscaler.policy.__file__).parent
-ABOVE = ("autoscaler.core", "autoscaler.runtime", "autoscaler.simulate", "autoscaler.sim")
+ABOVE = ("autoscaler.core", "autoscaler.runtime", "autoscaler.simulate", "autoscaler.fakecloud")
 
 
 def imports(path: Path) -> set[str]:

@@ -14,12 +14,12 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
+from autoscaler.fakecloud import VirtualClock, create_app
+from autoscaler.fakecloud.state import SimState
 from autoscaler.policy.model import ProviderProfile
 from autoscaler.providers.base import Provider
 from autoscaler.providers.registry import build_provider
 from autoscaler.providers.retry import Backoff, RetryPolicy
-from autoscaler.sim import VirtualClock, create_app
-from autoscaler.sim.state import SimState
 from tests.services import free_port
 
 T = TypeVar("T")

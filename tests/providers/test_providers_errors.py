@@ -72,7 +72,7 @@ def test_a_refused_connection_is_temporary_and_reported_without_status() -> None
     calls: list[tuple[str, str, int | None]] = []
 
     async def scenario() -> None:
-        from autoscaler.sim import VirtualClock
+        from autoscaler.fakecloud import VirtualClock
 
         clock = VirtualClock()
         p = build_provider(

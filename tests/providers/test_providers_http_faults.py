@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from autoscaler.fakecloud import VirtualClock, create_app
+from autoscaler.fakecloud.state import SimState
 from autoscaler.providers.base import (
     DeploymentFailedError,
     InvalidRequestError,
@@ -20,8 +22,6 @@ from autoscaler.providers.base import (
 )
 from autoscaler.providers.registry import build_provider
 from autoscaler.providers.retry import Backoff, RetryPolicy
-from autoscaler.sim import VirtualClock, create_app
-from autoscaler.sim.state import SimState
 from tests.providers.helpers import (
     PROVIDERS,
     SPECS,

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from autoscaler.fakecloud import Faults
 from autoscaler.policy.model import LoginSpec, SecretRef
 from autoscaler.providers.base import (
     DeploymentFailedError,
@@ -17,7 +18,6 @@ from autoscaler.providers.base import (
     UnauthorizedError,
 )
 from autoscaler.providers.registry import ProviderConfigError, build_provider
-from autoscaler.sim import Faults
 from tests.providers.helpers import SPECS, TOKEN, Sleeps, client, in_process, profile, run
 
 BASE = "http://neev.sim"

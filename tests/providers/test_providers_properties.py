@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from autoscaler.fakecloud import Faults, VirtualClock
+from autoscaler.fakecloud.state import DuplicateName, InvalidState, SimState
 from autoscaler.providers.base import ProviderError
-from autoscaler.sim import Faults, VirtualClock
-from autoscaler.sim.state import DuplicateName, InvalidState, SimState
 from tests.providers.helpers import PROVIDERS, SPECS, client, in_process, run
 
 CREATE_PATHS = {

@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
+from autoscaler.fakecloud import VirtualClock
+from autoscaler.fakecloud.faults import Faults
 from autoscaler.providers.base import RateLimitedError, TemporaryError
 from autoscaler.providers.http import ProviderHttp
 from autoscaler.providers.registry import build_provider
 from autoscaler.providers.retry import Backoff, RetryPolicy
-from autoscaler.sim import VirtualClock
-from autoscaler.sim.faults import Faults
 from tests.providers.helpers import PROVIDERS, Sleeps, in_process, profile, run
 
 

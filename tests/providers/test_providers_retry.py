@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from autoscaler.fakecloud import VirtualClock
 from autoscaler.providers.base import (
     InvalidRequestError,
     RateLimitedError,
@@ -17,7 +18,6 @@ from autoscaler.providers.base import (
 )
 from autoscaler.providers.http import parse_retry_after
 from autoscaler.providers.retry import Backoff, RetryPolicy, call_with_retries
-from autoscaler.sim import VirtualClock
 from tests.providers.helpers import MaxJitter, Sleeps, run
 
 

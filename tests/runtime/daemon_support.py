@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from autoscaler.sim import create_app
+from autoscaler.fakecloud import create_app
 from tests.services import free_port
 
 TOKEN = "sim-token-for-tests"

@@ -16,9 +16,9 @@ from autoscaler.demo.traffic import (
     RateProfile,
     SimFleet,
 )
+from autoscaler.fakecloud import VirtualClock, create_app
 from autoscaler.policy.model import PrometheusSource
 from autoscaler.runtime.http import serve_http
-from autoscaler.sim import VirtualClock, create_app
 from autoscaler.sources.registry import build_source
 
 SPEC = {

@@ -27,15 +27,15 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from autoscaler.fakecloud import create_app
+from autoscaler.fakecloud.clock import VirtualClock
+from autoscaler.fakecloud.faults import Faults
 from autoscaler.policy.loader import load_daemon
 from autoscaler.providers.registry import build_provider
 from autoscaler.runtime import actions
 from autoscaler.runtime.daemon import Daemon
 from autoscaler.runtime.evaluation import EvaluationResult
 from autoscaler.runtime.metrics import Metrics
-from autoscaler.sim import create_app
-from autoscaler.sim.clock import VirtualClock
-from autoscaler.sim.faults import Faults
 from autoscaler.sources.base import TemporarySourceError
 from autoscaler.store.sqlite import SQLiteStore
 from tests.runtime.daemon_support import CREATE_SPEC, TOKEN

@@ -19,12 +19,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from autoscaler.fakecloud import VirtualClock, create_app
+from autoscaler.fakecloud.inference import InferenceSettings
+from autoscaler.fakecloud.state import SimState
 from autoscaler.policy.model import InferenceProfile
 from autoscaler.providers.base import DeploymentInfo, Provider
 from autoscaler.providers.registry import build_provider
-from autoscaler.sim import VirtualClock, create_app
-from autoscaler.sim.inference import InferenceSettings
-from autoscaler.sim.state import SimState
 from tests.providers.helpers import PROVIDERS, SPECS, TOKEN, ServedSim, profile
 from tests.services import free_port
 

@@ -11,7 +11,7 @@
 - `POST /_sim/revoke-tokens`: expire the access tokens the login issued;
 - `GET|POST /_sim/inference`: the fake vLLM's settings (token rate, ttft, max_num_seqs, faults).
 Every simulated deployment also serves OpenAI-compatible inference once ready: see
-`autoscaler.sim.inference_http`.
+`autoscaler.fakecloud.inference_http`.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from autoscaler.sim.clock import Clock, VirtualClock, WallClock
-from autoscaler.sim.faults import FaultMiddleware, Faults, ScriptedFault
-from autoscaler.sim.inference import InferenceSettings
-from autoscaler.sim.inference_http import InferenceFake, bypass_prefixes
-from autoscaler.sim.inference_http import routes as inference_routes
-from autoscaler.sim.state import SimState, UnknownDeployment
-from autoscaler.sim.web import ApiError, json_object, json_response, sim_of
+from autoscaler.fakecloud.clock import Clock, VirtualClock, WallClock
+from autoscaler.fakecloud.faults import FaultMiddleware, Faults, ScriptedFault
+from autoscaler.fakecloud.inference import InferenceSettings
+from autoscaler.fakecloud.inference_http import InferenceFake, bypass_prefixes
+from autoscaler.fakecloud.inference_http import routes as inference_routes
+from autoscaler.fakecloud.state import SimState, UnknownDeployment
+from autoscaler.fakecloud.web import ApiError, json_object, json_response, sim_of
 
 PROVIDERS = ("neevcloud", "netmind", "nebius")
 ID_PREFIX = {"neevcloud": "dep-", "netmind": "svc-", "nebius": "ep-"}
@@ -120,7 +120,7 @@ def create_app(
     `scale_seconds` and `terminate_seconds` default to half the provisioning delay.
     `users` (NeevCloud login): username -> password; by default any username logs in with the
     simulator's token as the password.
-    `inference`: how the deployments' fake vLLM serves (`autoscaler.sim.inference_http`);
+    `inference`: how the deployments' fake vLLM serves (`autoscaler.fakecloud.inference_http`);
     its state is `app.state.inference`.
     """
     if provider not in PROVIDERS:
@@ -130,7 +130,7 @@ def create_app(
     for label, value in (("provision_seconds", provision_seconds),):
         if value < 0:
             raise ValueError(f"{label} must be >= 0, got {value}")
-    module: Any = importlib.import_module(f"autoscaler.sim.{provider}")
+    module: Any = importlib.import_module(f"autoscaler.fakecloud.{provider}")
     error_body: Callable[[int, str, str], dict[str, Any]] = module.error_body
     faults = faults if faults is not None else Faults()
     sim = SimState(

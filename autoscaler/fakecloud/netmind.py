@@ -18,10 +18,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from autoscaler.sim.inference_http import endpoint_base
-from autoscaler.sim.state import DuplicateName, InvalidState, SimDeployment, UnknownDeployment
-from autoscaler.sim.web import ApiError, is_int, json_object, json_response, require_token, rfc3339
-from autoscaler.sim.web import sim_of as _sim
+from autoscaler.fakecloud.inference_http import endpoint_base
+from autoscaler.fakecloud.state import DuplicateName, InvalidState, SimDeployment, UnknownDeployment
+from autoscaler.fakecloud.web import (
+    ApiError,
+    is_int,
+    json_object,
+    json_response,
+    require_token,
+    rfc3339,
+)
+from autoscaler.fakecloud.web import sim_of as _sim
 
 BASE = "/v1/inference-service"
 STATUS_WORDS = {

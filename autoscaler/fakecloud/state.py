@@ -12,7 +12,7 @@ Lifecycle: create -> initializing -> ready after `provision_seconds` (or -> fail
 provisioning failure is injected); scale -> initializing (the transitional state) -> ready
 after `scale_seconds`; delete -> terminating -> gone after `terminate_seconds`. Billing
 (`replica_seconds`) accrues replicas x time from create until the deployment is gone.
-Serving (`serving_replicas`, what the fake vLLM in `autoscaler.sim.inference_http` runs on):
+Serving (`serving_replicas`, what the fake vLLM in `autoscaler.fakecloud.inference_http` runs on):
 every replica while `ready`; during a scale, the replicas that were ready before it (a rolling
 change keeps serving); none while provisioning, failed or terminating.
 """
@@ -24,8 +24,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from autoscaler.sim.clock import Clock
-from autoscaler.sim.faults import FaultPlan, Faults, ScriptedFault
+from autoscaler.fakecloud.clock import Clock
+from autoscaler.fakecloud.faults import FaultPlan, Faults, ScriptedFault
 
 # `Status` without `absent` (a simulated cloud answers 404 then), plus `gone`.
 SimStatus = Literal["initializing", "ready", "failed", "terminating", "gone"]

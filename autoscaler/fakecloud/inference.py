@@ -1,6 +1,6 @@
 """The fake vLLM's pure core: settings, the slot scheduler, request plans, metrics exposition.
 
-No clock, no I/O: times are arguments. The HTTP edge (`autoscaler.sim.inference_http`) sleeps
+No clock, no I/O: times are arguments. The HTTP edge (`autoscaler.fakecloud.inference_http`) sleeps
 on the wall clock and calls in here. What lives here:
 - `InferenceSettings`: token rate, prefill time, `max_num_seqs`, the inference key, faults;
 - `SlotScheduler`: at most `capacity` requests run at once, the rest wait first in, first out

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from prometheus_client.parser import text_string_to_metric_families
 
-from autoscaler.sim.inference import (
+from autoscaler.fakecloud.inference import (
     BadRequest,
     Engine,
     InferenceSettings,

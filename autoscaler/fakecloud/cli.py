@@ -14,9 +14,9 @@ import logging
 import secrets
 import sys
 
-from autoscaler.sim.app import PROVIDERS, create_app
-from autoscaler.sim.faults import Faults, SimulatedDrop
-from autoscaler.sim.inference import InferenceSettings, default_inference_key
+from autoscaler.fakecloud.app import PROVIDERS, create_app
+from autoscaler.fakecloud.faults import Faults, SimulatedDrop
+from autoscaler.fakecloud.inference import InferenceSettings, default_inference_key
 
 
 def _probability(text: str) -> float:
@@ -130,7 +130,7 @@ def _count(text: str) -> int:
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
-    """The fake vLLM every ready deployment serves (see autoscaler.sim.inference_http)."""
+    """The fake vLLM every ready deployment serves (see autoscaler.fakecloud.inference_http)."""
     d = InferenceSettings()
     group = parser.add_argument_group(
         "inference (the OpenAI-compatible fake vLLM each ready deployment serves)"

@@ -15,7 +15,7 @@ documents no 409, and names are "unique within the project".
 The scale "transitional state" is reported as `initializing` (the only non-terminal word in
 the status enum), with `endpoint_url` null and `uptime_seconds` 0 until `ready` again.
 Inference: `endpoint_url` is `{simulator}/inference/{name}.{project}.{org}/v1`, served by the
-fake vLLM (`autoscaler.sim.inference_http`) with `model` = the `model_id`.
+fake vLLM (`autoscaler.fakecloud.inference_http`) with `model` = the `model_id`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from autoscaler.sim.inference_http import endpoint_base
-from autoscaler.sim.state import DuplicateName, InvalidState, SimDeployment, UnknownDeployment
-from autoscaler.sim.web import ApiError, is_int, json_object, json_response, require_token, rfc3339
-from autoscaler.sim.web import sim_of as _sim
+from autoscaler.fakecloud.inference_http import endpoint_base
+from autoscaler.fakecloud.state import DuplicateName, InvalidState, SimDeployment, UnknownDeployment
+from autoscaler.fakecloud.web import (
+    ApiError,
+    is_int,
+    json_object,
+    json_response,
+    require_token,
+    rfc3339,
+)
+from autoscaler.fakecloud.web import sim_of as _sim
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 CATALOG_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_\-\.]+$")

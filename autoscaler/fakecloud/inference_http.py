@@ -23,7 +23,8 @@ wall clock whatever the simulator's lifecycle clock: a prefill of `ttft` seconds
 then one token every 1/`token_rate` seconds; at most serving replicas x `max_num_seqs` run at
 once per deployment, the rest wait first in, first out. A client that goes away frees its place;
 a stream cut by a fault or by the deployment's deletion closes the connection mid-response.
-The scheduling and the metrics are the pure `autoscaler.sim.inference`; this module is the I/O.
+The scheduling and the metrics are the pure `autoscaler.fakecloud.inference`; this module is
+the I/O.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from autoscaler.sim.faults import SimulatedDrop
-from autoscaler.sim.inference import (
+from autoscaler.fakecloud.faults import SimulatedDrop
+from autoscaler.fakecloud.inference import (
     BadRequest,
     Engine,
     InferenceSettings,
@@ -57,7 +58,7 @@ from autoscaler.sim.inference import (
     token_text,
     usage,
 )
-from autoscaler.sim.state import SimDeployment, SimState
+from autoscaler.fakecloud.state import SimDeployment, SimState
 
 WAIT_POLL = 0.05  # seconds between re-checks of a waiting request (capacity, deletion, client)
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -8,7 +8,7 @@ assumed to follow it: `GET /v0/dedicated_endpoints/templates`, `GET|POST
 template"). PATCH is partial: only the fields sent change. Status words (assumed):
 `creating` -> `running`; `updating` while a scaling change applies; `failed`; `deleting`.
 Inference (`POST /v1/chat/completions` ... on the simulator's shared `/v1`, with `model` = the
-endpoint's `routing_key`) is the fake vLLM of `autoscaler.sim.inference_http`; it answers 404
+endpoint's `routing_key`) is the fake vLLM of `autoscaler.fakecloud.inference_http`; it answers 404
 until the endpoint is running, as the seed warns. Errors are `{"detail", "code"}`; 400 for
 invalid bodies, 401, 404, 409 for a name in use.
 """
@@ -21,9 +21,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from autoscaler.sim.state import DuplicateName, InvalidState, SimDeployment, UnknownDeployment
-from autoscaler.sim.web import ApiError, is_int, json_object, json_response, require_token, rfc3339
-from autoscaler.sim.web import sim_of as _sim
+from autoscaler.fakecloud.state import DuplicateName, InvalidState, SimDeployment, UnknownDeployment
+from autoscaler.fakecloud.web import (
+    ApiError,
+    is_int,
+    json_object,
+    json_response,
+    require_token,
+    rfc3339,
+)
+from autoscaler.fakecloud.web import sim_of as _sim
 
 BASE = "/v0/dedicated_endpoints"
 STATUS_WORDS = {

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from autoscaler.sim.state import SimState
+from autoscaler.fakecloud.state import SimState
 
 
 class ApiError(Exception):
