@@ -19,8 +19,8 @@ import structlog
 
 from autoscaler import core
 from autoscaler.core.timefmt import iso
-from autoscaler.runtime.control import NotLeaderError, UnknownPolicyError
 from autoscaler.runtime.history import HistoryBuffer
+from autoscaler.runtime.protocols import NotLeaderError, UnknownPolicyError
 from autoscaler.runtime.reads import SourcePool
 from autoscaler.runtime.runner import PolicyRunner
 from autoscaler.store.base import Store

@@ -21,7 +21,7 @@ import structlog
 from autoscaler import core
 from autoscaler.policy.model import DaemonConfig, Policy, ProviderProfile
 from autoscaler.providers.base import Provider
-from autoscaler.runtime.control import Recorder
+from autoscaler.runtime.protocols import Recorder
 from autoscaler.runtime.reads import DeploymentView, close_quietly
 from autoscaler.runtime.runner import PolicyRunner
 from autoscaler.runtime.scheduling import PolicyScheduler

@@ -32,9 +32,9 @@ from autoscaler.runtime import health, readable
 from autoscaler.runtime.actions import ActionContext
 from autoscaler.runtime.admin import AdminControl, runner_of
 from autoscaler.runtime.apply import apply_config
-from autoscaler.runtime.control import Recorder
 from autoscaler.runtime.history import HistoryBuffer
 from autoscaler.runtime.leadership import LeaderRole, LeadershipLike
+from autoscaler.runtime.protocols import Recorder
 from autoscaler.runtime.reads import DeploymentView, SourceFactory, SourcePool, close_quietly
 from autoscaler.runtime.reconcile import reconcile_pending
 from autoscaler.runtime.runner import PolicyRunner

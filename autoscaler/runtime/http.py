@@ -41,8 +41,8 @@ from autoscaler.httpserver import (
     serve_asgi,
 )
 from autoscaler.policy.model import HttpConfig
-from autoscaler.runtime.control import DaemonControl, NotLeaderError, UnknownPolicyError
 from autoscaler.runtime.metrics import TEXT_CONTENT_TYPE, MetricsRegistry
+from autoscaler.runtime.protocols import DaemonControl, NotLeaderError, UnknownPolicyError
 from autoscaler.secrets import Secret, SecretError
 
 log = structlog.get_logger("autoscaler.http")

@@ -21,7 +21,7 @@ import anyio.abc
 import structlog
 from anyio.abc import TaskStatus
 
-from autoscaler.runtime.control import Recorder
+from autoscaler.runtime.protocols import Recorder
 from autoscaler.runtime.runner import PolicyRunner
 from autoscaler.store.base import FencedError, Store
 

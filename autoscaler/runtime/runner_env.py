@@ -12,7 +12,7 @@ from typing import Any
 
 from autoscaler.policy.model import DaemonConfig
 from autoscaler.runtime.actions import ActionContext
-from autoscaler.runtime.control import Recorder
+from autoscaler.runtime.protocols import Recorder
 from autoscaler.runtime.reads import SourcePool
 from autoscaler.store.base import FencedError, Store
 

@@ -16,8 +16,8 @@ import pytest
 
 from autoscaler.ctl.client import listen_url, resolve_target
 from autoscaler.ctl.table import format_status
-from autoscaler.runtime.control import NotLeaderError
 from autoscaler.runtime.http import parse_history_query
+from autoscaler.runtime.protocols import NotLeaderError
 from tests.runtime.test_runtime_http_app import FakeControl, bearer, make_client
 
 pytestmark = pytest.mark.anyio

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from autoscaler.runtime.control import DaemonControl, UnknownPolicyError
 from autoscaler.runtime.http import (
     ListenAddressError,
     create_http_app,
@@ -20,6 +19,7 @@ from autoscaler.runtime.http import (
     serve_http,
 )
 from autoscaler.runtime.metrics import Metrics
+from autoscaler.runtime.protocols import DaemonControl, UnknownPolicyError
 from autoscaler.secrets import Secret
 
 pytestmark = pytest.mark.anyio

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from autoscaler.runtime.control import Recorder
 from autoscaler.runtime.metrics import METRIC_NAMES, Metrics, MetricsRegistry
+from autoscaler.runtime.protocols import Recorder
 
 
 def sample(m: Metrics, name: str, **labels: str) -> float | None:
