@@ -25,7 +25,6 @@ import json
 import math
 import secrets
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -35,15 +34,22 @@ from typing import Any, TextIO
 
 import anyio
 
-STORY_SECONDS = 60.0
+from autoscaler.demo.files import (
+    ASSISTANT_MODEL,
+    BATCH_MODEL,
+    CHAT_MODEL,
+    write_demo_files,
+)
+from autoscaler.demo.files import (
+    policy_texts as policy_texts,  # re-exported: tests import it from here
+)
+from autoscaler.demo.watch import STORY_SECONDS, stop_on_signals, watch
+
 SERVICE_SECONDS = {"chat": 2.0, "batch": 3.0}
 PROVISION_SECONDS = 4.0  # a real H100 deployment takes minutes; the demo is impatient
 SCALE_SECONDS = 2.0
 TERMINATE_SECONDS = 2.0
 
-CHAT_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
-BATCH_MODEL = "meta-llama/Llama-3.1-70B-Instruct"
-ASSISTANT_MODEL = "assistant"
 ASSISTANT_REQUESTS = (3.0, 40.0)  # story seconds when the gateway's client sends a request
 CHAT_PROFILE = ((0, 1.0), (12, 1.0), (16, 8.0), (26, 8.0), (29, 1.0), (60, 1.0))
 BATCH_PROFILE = ((0, 3.0), (6, 3.0), (6, 0.0), (48, 0.0), (48, 2.0), (60, 2.0))
@@ -117,173 +123,6 @@ def run(args: argparse.Namespace) -> int:
 # --- generated files ----------------------------------------------------------------------
 
 
-def _seconds(value: float) -> str:
-    return f"{round(value, 3):g}s"
-
-
-def _create_spec(catalog_id: str) -> str:
-    return (
-        f"    catalog_id: {catalog_id}\n"
-        "    region: in-west-1\n"
-        "    gpu_config_id: h100-80gb\n"
-        "    gpu_count: 1\n"
-        "    plan_id: ondemand-h100\n"
-    )
-
-
-def _metrics_yaml(gateway_url: str, model: str) -> str:
-    def source(metric: str) -> str:
-        return (
-            f'{{type: prometheus, url: "{gateway_url}", metric: "{metric}", '
-            f'labels: {{model_name: "{model}"}}, timeout: 2s}}'
-        )
-
-    return (
-        "metrics:\n"
-        "  - name: waiting\n"
-        f"    source: {source('vllm:num_requests_waiting')}\n"
-        "    target: {type: average_value, value: 2}\n"
-        "  - name: running\n"
-        f"    source: {source('vllm:num_requests_running')}\n"
-        "    target: {type: average_value, value: 3}\n"
-    )
-
-
-def policy_texts(gateway_url: str, speed: float) -> dict[str, str]:
-    """The two example policies, every duration divided by `speed`."""
-
-    def s(value: float) -> str:
-        return _seconds(value / speed)
-
-    chat = (
-        "# Interactive chat: always at least one replica; follows the gateway's queue.\n"
-        "name: chat\n"
-        "deployment:\n"
-        "  provider: sim\n"
-        "  name: chat-demo\n"
-        "  create:\n"
-        f"{_create_spec('meta-llama-Llama-3.1-8B-Instruct')}"
-        "replicas: {min: 1, max: 6}\n"
-        f"interval: {s(1)}\n"
-        f"{_metrics_yaml(gateway_url, CHAT_MODEL)}"
-        "behavior:\n"
-        "  scale_up:\n"
-        "    stabilization_window: 0s\n"
-        f"    policies: [{{type: replicas, value: 4, period: {s(1)}}}]\n"
-        "  scale_down:\n"
-        f"    stabilization_window: {s(6)}\n"
-        f"    policies: [{{type: percent, value: 50, period: {s(2)}}}]\n"
-    )
-    batch = (
-        "# Batch jobs: scaled to zero (deleted) when idle, recreated when work arrives.\n"
-        "name: batch\n"
-        "deployment:\n"
-        "  provider: sim\n"
-        "  name: batch-demo\n"
-        "  create:\n"
-        f"{_create_spec('meta-llama-Llama-3.1-70B-Instruct')}"
-        "replicas: {min: 0, max: 3}\n"
-        f"interval: {s(1)}\n"
-        f"{_metrics_yaml(gateway_url, BATCH_MODEL)}"
-        "behavior:\n"
-        "  scale_up:\n"
-        "    stabilization_window: 0s\n"
-        f"    policies: [{{type: replicas, value: 4, period: {s(1)}}}]\n"
-        "  scale_down:\n"
-        f"    stabilization_window: {s(4)}\n"
-        f"    policies: [{{type: percent, value: 100, period: {s(1)}}}]\n"
-        "scale_to_zero:\n"
-        f"  after: {s(20)}\n"
-        "  activation:\n"
-        "    - {metric: waiting, threshold: 0}\n"
-        "    - {metric: running, threshold: 0}\n"
-    )
-    assistant = (
-        "# A chat model behind the gateway: at zero until a request arrives; the request is\n"
-        "# held while the deployment is recreated, then answered.\n"
-        "name: assistant\n"
-        "deployment:\n"
-        "  provider: sim\n"
-        "  name: assistant-demo\n"
-        "  create:\n"
-        f"{_create_spec('meta-llama-Llama-3.1-8B-Instruct')}"
-        "replicas: {min: 0, max: 2}\n"
-        f"interval: {s(5)}\n"
-        f"gateway: {{model: {ASSISTANT_MODEL}, max_hold: {s(60)}}}\n"
-        "metrics:\n"
-        "  - name: demand\n"
-        f"    source: {{type: gateway, signal: concurrency, window: {s(2)}}}\n"
-        "    target: {type: average_value, value: 4}\n"
-        "scale_to_zero:\n"
-        f"  after: {s(10)}\n"
-        "  activation:\n"
-        "    - {metric: demand, threshold: 0}\n"
-    )
-    return {"chat": chat, "batch": batch, "assistant": assistant}
-
-
-def write_demo_files(
-    folder: Path,
-    *,
-    sim_url: str,
-    gateway_url: str,
-    http_port: int,
-    speed: float,
-    token: str,
-    gateway_port: int | None = None,
-    client_key: str = "",
-) -> Path:
-    policies = folder / "policies"
-    policies.mkdir(parents=True, exist_ok=True)
-    for name, text in policy_texts(gateway_url, speed).items():
-        (policies / f"{name}.yaml").write_text(text)
-    token_file = folder / "neevcloud_token"
-    token_file.write_text(token + "\n")
-    token_file.chmod(0o600)
-    inference_file = folder / "neevcloud_inference_key"
-    inference_file.write_text(f"sk-nc-{token}\n")  # the simulator's sk-nc-* inference key
-    inference_file.chmod(0o600)
-    key_file = folder / "gateway_client_key"
-    key_file.write_text(client_key + "\n")
-    key_file.chmod(0o600)
-    gateway = (
-        "gateway:\n"
-        f"  listen: 127.0.0.1:{gateway_port}\n"
-        f"  api_keys: [{{file: {key_file}}}]\n"
-        f"  poll_interval: {_seconds(0.5 / speed)}\n"
-        if gateway_port is not None
-        else ""
-    )
-    config = folder / "config.yaml"
-    config.write_text(
-        "# Generated by `autoscaler demo`: the daemon config of the embedded default.\n"
-        "policies: policies\n"
-        "providers:\n"
-        "  sim:\n"
-        "    type: neevcloud\n"
-        f"    base_url: {sim_url}\n"
-        "    org_id: org-demo\n"
-        "    project_id: prj-demo\n"
-        f"    token: {{file: {token_file}}}\n"
-        f"    inference: {{token: {{file: {inference_file}}}}}\n"
-        "    timeout: 5s\n"
-        "    max_retries: 2\n"
-        f"    wait_ready_timeout: {_seconds(60 / speed)}\n"
-        "state:\n"
-        f"  url: sqlite:///{folder / 'state.db'}\n"
-        "http:\n"
-        f"  listen: 127.0.0.1:{http_port}\n"
-        "log:\n"
-        "  format: json\n"
-        "  level: info\n"
-        f"zero_poll_interval: {_seconds(1 / speed)}\n"
-        "dry_run: false\n"
-        "shutdown_timeout: 10s\n"
-        f"{gateway}"
-    )
-    return config
-
-
 def _free_port() -> int:
     import socket
 
@@ -318,6 +157,12 @@ def _demo_metrics() -> Any:
 
 
 async def demo(options: DemoOptions, out: TextIO) -> int:
+    """Run the demo until `--duration` passes or a signal arrives; 0 when it ended cleanly.
+
+    Long because it is the wiring in start order inside one task group (simulator, gateway,
+    generated files, daemon and its HTTP side, the gateway front, the client, the watch), each
+    step using the ports and objects the earlier ones made, with one teardown for all.
+    """
     from autoscaler.demo.traffic import DemoClock, Gateway, ModelLoad, RateProfile, SimFleet
     from autoscaler.demo.view import ActionLog, LiveView
     from autoscaler.fakecloud import create_app
@@ -401,8 +246,8 @@ async def demo(options: DemoOptions, out: TextIO) -> int:
             front = f"http://{config.gateway.listen}"
             view.message(f"autoscaler demo: OpenAI-compatible gateway {front}/v1 (model assistant)")
             tg.start_soon(_assistant_client, front, client_key, clock, view, held_requests)
-            tg.start_soon(_stop_on_signals, stop)
-            await _watch(
+            tg.start_soon(stop_on_signals, stop)
+            await watch(
                 options, daemon, gateway, sim, actions, view, clock, stop, started_wall, metrics
             )
             with anyio.CancelScope(shield=True), anyio.move_on_after(config.shutdown_timeout + 15):
@@ -427,29 +272,8 @@ async def demo(options: DemoOptions, out: TextIO) -> int:
     for line in _summary_lines(summary, wall, clock.now()):
         view.message(line)
     if options.summary_json is not None:
-        options.summary_json.write_text(
-            json.dumps(
-                {
-                    "wall_seconds": round(wall, 3),
-                    "demo_seconds": round(clock.now(), 3),
-                    "speed": speed,
-                    "policies": summary,
-                    "events": [
-                        {
-                            "t": round(e.t, 3),
-                            "policy": e.policy,
-                            "kind": e.kind,
-                            "replicas": e.replicas,
-                            "reasons": list(e.reasons),
-                        }
-                        for e in actions.events
-                    ],
-                    "duplicate_names": sim.names_held_twice(),
-                    "gateway_requests": held_requests,
-                },
-                indent=2,
-            )
-            + "\n"
+        _write_summary(
+            options.summary_json, wall, clock.now(), speed, summary, actions, sim, held_requests
         )
     return 0
 
@@ -499,6 +323,43 @@ async def _assistant_request(
         view.message(f"t={clock.now():5.1f}s  assistant: refused {r.status_code}: {r.text[:200]}")
 
 
+def _write_summary(
+    path: Path,
+    wall: float,
+    demo_seconds: float,
+    speed: float,
+    summary: dict[str, Any],
+    actions: Any,
+    sim: Any,
+    held_requests: list[dict[str, Any]],
+) -> None:
+    """`--summary-json`: the run's figures, every action taken, and the gateway's requests."""
+    path.write_text(
+        json.dumps(
+            {
+                "wall_seconds": round(wall, 3),
+                "demo_seconds": round(demo_seconds, 3),
+                "speed": speed,
+                "policies": summary,
+                "events": [
+                    {
+                        "t": round(e.t, 3),
+                        "policy": e.policy,
+                        "kind": e.kind,
+                        "replicas": e.replicas,
+                        "reasons": list(e.reasons),
+                    }
+                    for e in actions.events
+                ],
+                "duplicate_names": sim.names_held_twice(),
+                "gateway_requests": held_requests,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
 def _describe(exc: BaseException) -> str:
     """The leaf errors of an exception group, one line."""
     if isinstance(exc, BaseExceptionGroup):
@@ -510,80 +371,3 @@ def _summary_lines(summary: dict[str, Any], wall: float, demo_seconds: float) ->
     from autoscaler.demo.view import format_summary
 
     return format_summary(summary, wall_seconds=wall, demo_seconds=demo_seconds)
-
-
-async def _stop_on_signals(stop: anyio.Event) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            stop.set()
-            return
-
-
-async def _watch(
-    options: DemoOptions,
-    daemon: Any,
-    gateway: Any,
-    sim: Any,
-    actions: Any,
-    view: Any,
-    clock: Any,
-    stop: anyio.Event,
-    started_wall: float,
-    metrics: Any,
-) -> None:
-    """Refresh the view until the duration passes or a signal arrives."""
-    from autoscaler.ctl.table import PolicyRow
-
-    refresh = 0.25
-    while not stop.is_set():
-        if options.duration is not None and time.monotonic() - started_wall >= options.duration:
-            break
-        t = clock.now()
-        status = daemon.status()["policies"]
-        name_of_id = {d.id: d.name for d in sim.deployments.values()}
-        # A write is shown once the daemon had time to record the decision behind it.
-        settled = sim.now() - refresh
-        events = actions.feed(sim.requests, name_of_id, t, metrics.reasons_for, settled)
-        rows = []
-        for name, policy_status in status.items():
-            deployment = policy_status["deployment"]
-            model = gateway.model_for(deployment)
-            dep_status, current, serving = gateway.fleet.observe(deployment)
-            actions.saw(name, current)
-            decision = policy_status.get("last_decision") or {}
-            note = policy_status.get("transition") or policy_status.get("last_error")
-            rows.append(
-                PolicyRow(
-                    policy=name,
-                    deployment=deployment,
-                    rate=model.rate if model else None,
-                    waiting=model.waiting if model else None,
-                    running=model.running if model else None,
-                    status=dep_status,
-                    current=current,
-                    serving=serving,
-                    desired=decision.get("replicas"),
-                    action=decision.get("action"),
-                    reasons=tuple(decision.get("reasons", ())),
-                    message=str(decision.get("message", "")),
-                    note=note,
-                )
-            )
-        cycle = t % STORY_SECONDS
-        header = (
-            f"autoscaler demo   t={t:5.1f}s (story {cycle:4.1f}/{STORY_SECONDS:.0f}s, "
-            f"speed {options.speed:g}x)   Ctrl-C to stop"
-        )
-        view.frame(t, header, rows, events)
-        with anyio.move_on_after(refresh):
-            await stop.wait()
-    # Actions that landed after the last refresh still count.
-    name_of_id = {d.id: d.name for d in sim.deployments.values()}
-    for event in actions.feed(sim.requests, name_of_id, clock.now(), metrics.reasons_for):
-        view.message(_format(event))
-
-
-def _format(event: Any) -> str:
-    from autoscaler.demo.view import format_event
-
-    return format_event(event)
