@@ -19,7 +19,8 @@ from urllib.parse import parse_qs
 import structlog
 from prometheus_client.exposition import generate_latest
 
-from autoscaler.gateway.service import Gateway, Receive, Send, _respond
+from autoscaler.gateway.answer import Receive, Send, respond
+from autoscaler.gateway.service import Gateway
 from autoscaler.gateway.upstream import HOLD_HEADER, openai_error
 
 log = structlog.get_logger("autoscaler.gateway")
@@ -60,14 +61,14 @@ def create_app(gateway: Gateway) -> Any:
                 {"id": m, "object": "model", "created": 0, "owned_by": "autoscaler"}
                 for m in gateway.table.models()
             ]
-            await _respond(send, 200, json.dumps({"object": "list", "data": data}).encode())
+            await respond(send, 200, json.dumps({"object": "list", "data": data}).encode())
         elif path == "/metrics" and method == "GET":
             body = generate_latest(gateway.stats.registry)
-            await _respond(send, 200, body, [(b"content-type", TEXT)])
+            await respond(send, 200, body, [(b"content-type", TEXT)])
         elif path == "/signals" and method == "GET":
             await signals(scope, send)
         elif path == "/healthz" and method == "GET":
-            await _respond(send, 200, b'{"status":"ok"}')
+            await respond(send, 200, b'{"status":"ok"}')
         else:
             await _error(send, 404, f"no route {method} {path}", "not_found")
 
@@ -137,7 +138,7 @@ def create_app(gateway: Gateway) -> Any:
             "window": window,
             "models": gateway.stats.snapshot(window, now),
         }
-        await _respond(send, 200, json.dumps(body).encode())
+        await respond(send, 200, json.dumps(body).encode())
 
     return app
 
@@ -187,7 +188,7 @@ async def _error(
     code: str,
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    await _respond(send, status, openai_error(status, message, code), headers or [])
+    await respond(send, status, openai_error(status, message, code), headers or [])
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -11,7 +11,8 @@ a daemon that restarted or just became leader sees the demand).
 A route is trusted until it fails: a connection error or a 404 makes the gate look the
 deployment up again. Not ready (or a 404 from a deployment that has not answered yet: the
 Nebius-style start-up) puts the request back in the queue at its arrival position.
-Must not live here: the queue's rules (`hold.py`), header and error shapes (`upstream.py`).
+Must not live here: the queue's rules (`hold.py`), header and error shapes (`upstream.py`),
+how a request is answered (`answer.py`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +31,9 @@ import structlog
 
 from autoscaler.gateway import hold, upstream
 from autoscaler.gateway.activation import ActivationError, Activator
+from autoscaler.gateway.answer import Answers, Receive, Send, Ticket, disconnected
 from autoscaler.gateway.auth import ApiKeys
-from autoscaler.gateway.client import UpstreamClient, UpstreamError, UpstreamResponse
+from autoscaler.gateway.client import UpstreamClient, UpstreamError
 from autoscaler.gateway.routes import ModelRoute, RouteResolver, RouteTable
 from autoscaler.gateway.stats import Stats
 from autoscaler.policy.model import GatewayConfig
@@ -39,14 +41,10 @@ from autoscaler.providers.base import InferenceRoute
 
 log = structlog.get_logger("autoscaler.gateway")
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 RENEW = 2.0  # seconds between activation requests while still holding (after one accepted)
 RETRY = 1.0  # seconds between activation attempts while no daemon accepts
 ROUTE_MAX_AGE = 30.0  # a route in use is looked up again in the background after this
-ERROR_BODY_LIMIT = 64 * 1024  # bytes of an upstream error body read to pass on
-USAGE_BODY_LIMIT = 1 << 20  # bytes of a non-streamed body kept to read its usage
 
 
 @dataclass
@@ -61,18 +59,6 @@ class _Gate:
     watcher: asyncio.Task[None] | None = None
     activating: asyncio.Task[None] | None = None
     refreshing: asyncio.Task[None] | None = None
-
-
-@dataclass
-class _Ticket:
-    """One request; ends exactly once (the metric counts each outcome)."""
-
-    rid: int
-    model: str
-    arrived: float
-    deadline: float
-    outcome: str | None = None
-    first_byte: float | None = None
 
 
 class Gateway:
@@ -100,6 +86,7 @@ class Gateway:
         self._gates: dict[str, _Gate] = {}
         self._closing = False
         self.client = UpstreamClient(read_timeout=config.upstream_timeout)
+        self.answers = Answers(self.stats, clock, config.upstream_timeout)
 
     # -- routing --------------------------------------------------------------------------
 
@@ -138,7 +125,7 @@ class Gateway:
     ) -> None:
         now = self.clock()
         gate = self.gate(route)
-        ticket = _Ticket(next(self._ids), route.model, now, now + route.bounds.max_hold)
+        ticket = Ticket(next(self._ids), route.model, now, now + route.bounds.max_hold)
         self.stats.arrived(route.model, now)
         verdict = gate.queue.arrive(ticket.rid, now, hold_for)
         if isinstance(verdict, hold.Held):
@@ -146,16 +133,16 @@ class Gateway:
         try:
             while True:
                 if isinstance(verdict, hold.Refused):
-                    await self._refuse(ticket, send, verdict.reason, verdict.retry_after)
+                    await self.answers.refuse(ticket, send, verdict.reason, verdict.retry_after)
                     return
                 if isinstance(verdict, hold.Held):
                     released = await self._wait(gate, ticket, verdict, receive)
                     if released != "released":
                         if released == "cancelled":
-                            self._end(ticket, "cancelled")
+                            self.answers.end(ticket, "cancelled")
                         else:
                             retry = gate.queue.retry_after(self.clock())
-                            await self._refuse(ticket, send, released, retry)
+                            await self.answers.refuse(ticket, send, released, retry)
                         return
                 target = gate.upstream
                 if target is None:  # released by a route that has just been dropped
@@ -170,11 +157,9 @@ class Gateway:
         finally:
             if ticket.outcome is None:  # cancelled from outside (server stopping, client gone)
                 gate.queue.leave(ticket.rid)
-                self._end(ticket, "cancelled")
+                self.answers.end(ticket, "cancelled")
 
-    async def _wait(
-        self, gate: _Gate, ticket: _Ticket, verdict: hold.Held, receive: Receive
-    ) -> str:
+    async def _wait(self, gate: _Gate, ticket: Ticket, verdict: hold.Held, receive: Receive) -> str:
         """Until released, refused (timeout, shutdown) or the client goes away."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str] = loop.create_future()
@@ -184,7 +169,7 @@ class Gateway:
         if verdict.activate and gate.resolved:
             self._start_activation(gate, restart=True)
         self._start_watcher(gate)
-        gone: asyncio.Future[Any] = asyncio.ensure_future(_disconnected(receive))
+        gone: asyncio.Future[Any] = asyncio.ensure_future(disconnected(receive))
         either: set[asyncio.Future[Any]] = {future, gone}
         try:
             done, _ = await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
@@ -287,7 +272,7 @@ class Gateway:
     async def _proxy(
         self,
         gate: _Gate,
-        ticket: _Ticket,
+        ticket: Ticket,
         target: InferenceRoute,
         path: str,
         body: bytes,
@@ -309,7 +294,7 @@ class Gateway:
             except UpstreamError as exc:
                 if await self._not_answering(gate, target):
                     return True
-                await self._refuse(ticket, send, hold.UPSTREAM_UNAVAILABLE, 1.0, str(exc))
+                await self.answers.refuse(ticket, send, hold.UPSTREAM_UNAVAILABLE, 1.0, str(exc))
                 return False
             try:
                 if response.status_code == 404 and await self._not_answering(gate, target):
@@ -317,9 +302,9 @@ class Gateway:
                 gate.warming = False
                 self._refresh_later(gate)
                 if response.status_code >= 400:
-                    await self._pass_error(ticket, response, send)
+                    await self.answers.pass_error(ticket, response, send)
                 else:
-                    await self._pass_through(ticket, response, send, receive)
+                    await self.answers.pass_through(ticket, response, send, receive)
             finally:
                 await response.aclose()
         finally:
@@ -351,116 +336,6 @@ class Gateway:
         if found is not None:
             gate.upstream = found
 
-    async def _pass_error(self, ticket: _Ticket, response: UpstreamResponse, send: Send) -> None:
-        try:
-            data = await response.read(ERROR_BODY_LIMIT, self.config.upstream_timeout)
-        except UpstreamError:
-            data = b""
-        payload = upstream.as_openai_error(response.status_code, data)
-        extra = [
-            (k, v)
-            for k, v in upstream.response_headers(response.headers)
-            if k.lower() in (b"retry-after", b"x-request-id")
-        ]
-        self._first_byte(ticket)
-        await _respond(send, response.status_code, payload, extra)
-        self._end(ticket, "answered")
-
-    async def _pass_through(
-        self, ticket: _Ticket, response: UpstreamResponse, send: Send, receive: Receive
-    ) -> None:
-        content_type = response.header(b"content-type") or b""
-        is_sse = content_type.startswith(b"text/event-stream")
-        gone: asyncio.Future[None] | None = None
-        if is_sse:
-            # A stream can run for minutes: when its client goes away, close the upstream
-            # connection (vLLM then aborts the generation) instead of reading it to the end.
-            gone = asyncio.ensure_future(_disconnected(receive))
-            gone.add_done_callback(lambda f: None if f.cancelled() else response.abort())
-        try:
-            await self._stream_body(ticket, response, send, is_sse, gone)
-        finally:
-            if gone is not None:
-                gone.cancel()
-
-    async def _stream_body(
-        self,
-        ticket: _Ticket,
-        response: UpstreamResponse,
-        send: Send,
-        is_sse: bool,
-        gone: asyncio.Future[None] | None,
-    ) -> None:
-        headers = upstream.response_headers(response.headers)
-        await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": headers}
-        )
-        sse = upstream.SseUsage() if is_sse else None
-        kept = bytearray()
-        try:
-            async for chunk in response.chunks(self.config.upstream_timeout):
-                if not chunk:
-                    continue
-                self._first_byte(ticket)
-                if sse is not None:
-                    sse.feed(chunk)
-                elif len(kept) < USAGE_BODY_LIMIT:
-                    kept += chunk
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except UpstreamError as exc:
-            if gone is not None and gone.done():
-                self._end(ticket, "cancelled")  # the client left; we closed the upstream
-                return
-            log.warning("upstream_broke_off", model=ticket.model, error=str(exc))
-            self._end(ticket, "refused_" + hold.UPSTREAM_ERROR)
-            if is_sse:
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": upstream.sse_error_event(
-                            "the deployment broke off the response", "upstream_error"
-                        ),
-                        "more_body": False,
-                    }
-                )
-                return
-            raise  # the server drops the connection: a truncated body must not look whole
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        usage = sse.usage if sse is not None else None
-        if usage is None and sse is None and not response.header(b"content-encoding"):
-            usage = upstream.json_usage(bytes(kept))
-        if usage is not None:
-            self.stats.tokens(ticket.model, usage[0], usage[1], self.clock())
-        self._end(ticket, "answered")
-
-    # -- endings --------------------------------------------------------------------------
-
-    def _first_byte(self, ticket: _Ticket) -> None:
-        if ticket.first_byte is None:
-            now = self.clock()
-            ticket.first_byte = now
-            self.stats.first_byte(ticket.model, now - ticket.arrived, now)
-
-    async def _refuse(
-        self, ticket: _Ticket, send: Send, reason: str, retry_after: float, detail: str = ""
-    ) -> None:
-        message = REFUSALS.get(reason, reason).format(model=ticket.model, detail=detail)
-        self._end(ticket, "refused_" + reason)
-        await _respond(
-            send,
-            503,
-            upstream.openai_error(503, message, code=reason),
-            [(b"retry-after", str(max(1, math.ceil(retry_after))).encode())],
-        )
-
-    def _end(self, ticket: _Ticket, outcome: str) -> None:
-        if ticket.outcome is not None:
-            return  # the first ending counts (the finally of `forward` is a safety net)
-        ticket.outcome = outcome
-        now = self.clock()
-        seconds = None if outcome == "cancelled" else now - ticket.arrived
-        self.stats.ended(ticket.model, outcome, seconds, now)
-
     async def aclose(self) -> None:
         """Refuse what is held (shutting_down), stop the tasks, close the client."""
         self._closing = True
@@ -476,39 +351,6 @@ class Gateway:
             await self.activator.aclose()
 
 
-REFUSALS = {
-    hold.QUEUE_FULL: "model {model!r} is starting and already has the most requests it may "
-    "hold waiting; retry later",
-    hold.HOLD_TIMEOUT: "model {model!r} did not become ready within the hold timeout; retry later",
-    hold.UPSTREAM_UNAVAILABLE: "model {model!r}: the deployment did not answer ({detail})",
-    hold.SHUTTING_DOWN: "the gateway is shutting down; retry",
-}
-
-
 def _settle(future: asyncio.Future[str] | None, result: str) -> None:
     if future is not None and not future.done():
         future.set_result(result)
-
-
-async def _disconnected(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,189 @@
+"""How the gateway answers one request: pass an upstream response through (streamed, with its
+usage counted and a broken-off stream ended cleanly), pass an upstream error on in OpenAI's
+shape, or refuse with 503 and Retry-After; each request ends exactly once (`Ticket`), and
+its ending is what the gateway's metrics count. `service.py` decides which answer; the
+header and error shapes are `upstream.py`'s."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from autoscaler.gateway import hold, upstream
+from autoscaler.gateway.client import UpstreamError, UpstreamResponse
+from autoscaler.gateway.stats import Stats
+
+log = structlog.get_logger("autoscaler.gateway")
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+ERROR_BODY_LIMIT = 64 * 1024  # bytes of an upstream error body read to pass on
+USAGE_BODY_LIMIT = 1 << 20  # bytes of a non-streamed body kept to read its usage
+
+
+@dataclass
+class Ticket:
+    """One request; ends exactly once (the metric counts each outcome)."""
+
+    rid: int
+    model: str
+    arrived: float
+    deadline: float
+    outcome: str | None = None
+    first_byte: float | None = None
+
+
+class Answers:
+    """The answers of one gateway, counted in its `stats`."""
+
+    def __init__(self, stats: Stats, clock: Callable[[], float], upstream_timeout: float) -> None:
+        self.stats = stats
+        self.clock = clock
+        self.upstream_timeout = upstream_timeout
+
+    async def pass_error(self, ticket: Ticket, response: UpstreamResponse, send: Send) -> None:
+        try:
+            data = await response.read(ERROR_BODY_LIMIT, self.upstream_timeout)
+        except UpstreamError:
+            data = b""
+        payload = upstream.as_openai_error(response.status_code, data)
+        extra = [
+            (k, v)
+            for k, v in upstream.response_headers(response.headers)
+            if k.lower() in (b"retry-after", b"x-request-id")
+        ]
+        self.first_byte(ticket)
+        await respond(send, response.status_code, payload, extra)
+        self.end(ticket, "answered")
+
+    async def pass_through(
+        self, ticket: Ticket, response: UpstreamResponse, send: Send, receive: Receive
+    ) -> None:
+        content_type = response.header(b"content-type") or b""
+        is_sse = content_type.startswith(b"text/event-stream")
+        gone: asyncio.Future[None] | None = None
+        if is_sse:
+            # A stream can run for minutes: when its client goes away, close the upstream
+            # connection (vLLM then aborts the generation) instead of reading it to the end.
+            gone = asyncio.ensure_future(disconnected(receive))
+            gone.add_done_callback(lambda f: None if f.cancelled() else response.abort())
+        try:
+            await self._stream_body(ticket, response, send, is_sse, gone)
+        finally:
+            if gone is not None:
+                gone.cancel()
+
+    async def _stream_body(
+        self,
+        ticket: Ticket,
+        response: UpstreamResponse,
+        send: Send,
+        is_sse: bool,
+        gone: asyncio.Future[None] | None,
+    ) -> None:
+        headers = upstream.response_headers(response.headers)
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
+        sse = upstream.SseUsage() if is_sse else None
+        kept = bytearray()
+        try:
+            async for chunk in response.chunks(self.upstream_timeout):
+                if not chunk:
+                    continue
+                self.first_byte(ticket)
+                if sse is not None:
+                    sse.feed(chunk)
+                elif len(kept) < USAGE_BODY_LIMIT:
+                    kept += chunk
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except UpstreamError as exc:
+            if gone is not None and gone.done():
+                self.end(ticket, "cancelled")  # the client left; we closed the upstream
+                return
+            log.warning("upstream_broke_off", model=ticket.model, error=str(exc))
+            self.end(ticket, "refused_" + hold.UPSTREAM_ERROR)
+            if is_sse:
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": upstream.sse_error_event(
+                            "the deployment broke off the response", "upstream_error"
+                        ),
+                        "more_body": False,
+                    }
+                )
+                return
+            raise  # the server drops the connection: a truncated body must not look whole
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        usage = sse.usage if sse is not None else None
+        if usage is None and sse is None and not response.header(b"content-encoding"):
+            usage = upstream.json_usage(bytes(kept))
+        if usage is not None:
+            self.stats.tokens(ticket.model, usage[0], usage[1], self.clock())
+        self.end(ticket, "answered")
+
+    def first_byte(self, ticket: Ticket) -> None:
+        if ticket.first_byte is None:
+            now = self.clock()
+            ticket.first_byte = now
+            self.stats.first_byte(ticket.model, now - ticket.arrived, now)
+
+    async def refuse(
+        self, ticket: Ticket, send: Send, reason: str, retry_after: float, detail: str = ""
+    ) -> None:
+        message = REFUSALS.get(reason, reason).format(model=ticket.model, detail=detail)
+        self.end(ticket, "refused_" + reason)
+        await respond(
+            send,
+            503,
+            upstream.openai_error(503, message, code=reason),
+            [(b"retry-after", str(max(1, math.ceil(retry_after))).encode())],
+        )
+
+    def end(self, ticket: Ticket, outcome: str) -> None:
+        if ticket.outcome is not None:
+            return  # the first ending counts (the finally of `forward` is a safety net)
+        ticket.outcome = outcome
+        now = self.clock()
+        seconds = None if outcome == "cancelled" else now - ticket.arrived
+        self.stats.ended(ticket.model, outcome, seconds, now)
+
+
+REFUSALS = {
+    hold.QUEUE_FULL: "model {model!r} is starting and already has the most requests it may "
+    "hold waiting; retry later",
+    hold.HOLD_TIMEOUT: "model {model!r} did not become ready within the hold timeout; retry later",
+    hold.UPSTREAM_UNAVAILABLE: "model {model!r}: the deployment did not answer ({detail})",
+    hold.SHUTTING_DOWN: "the gateway is shutting down; retry",
+}
+
+
+async def disconnected(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def respond(
+    send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
