@@ -15,7 +15,7 @@ from autoscaler.policy.model import Policy
 from autoscaler.simulate.baselines import BASELINES, baseline_controller
 from autoscaler.simulate.controllers import Controller, PolicyController
 from autoscaler.simulate.results import render_table
-from autoscaler.simulate.run import SimSettings, SimulationError, prepare, simulate
+from autoscaler.simulate.run import Prepared, SimSettings, SimulationError, prepare, simulate
 from autoscaler.simulate.service import ServiceModel, ServiceModelError, splitwise_model
 from autoscaler.simulate.signals import SIGNALS, BindingError, bind_metrics, parse_signal_options
 from autoscaler.simulate.traces import (
@@ -31,7 +31,19 @@ DEFAULT_PERF_MODEL = Path(__file__).resolve().parent / "data" / "splitwise_perf_
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    p = parser
+    """The options, in groups as `--help` shows them."""
+    _inputs(parser)
+    _service(parser)
+    _deployment(parser)
+    _signals(parser)
+    _cost(parser)
+    _columns(parser)
+    _run(parser)
+
+
+def _inputs(parser: argparse.ArgumentParser) -> None:
+    """What to simulate: the trace, the policies and baselines to run on it, where results go."""
+    p = parser.add_argument_group("what to simulate")
     p.add_argument("--trace", required=True, metavar="FILE", help="request or rate trace (CSV)")
     p.add_argument("--policy", action="append", default=[], metavar="FILE", help="policy file")
     p.add_argument(
@@ -43,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
     p.add_argument("--seed", type=int, default=0, help="seed for generated arrivals (0)")
+
+
+def _service(parser: argparse.ArgumentParser) -> None:
+    """Service model: how fast one replica serves a request."""
+    p = parser.add_argument_group("service model")
     p.add_argument(
         "--max-concurrency",
         type=int,
@@ -75,6 +92,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="Splitwise perf model CSV for --service-model",
     )
+
+
+def _deployment(parser: argparse.ArgumentParser) -> None:
+    """Deployment and SLO: how long the provider takes, and what counts as too slow."""
+    p = parser.add_argument_group("deployment and SLO")
     p.add_argument(
         "--provision-seconds",
         type=float,
@@ -106,6 +128,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="drop a request after waiting this long (default: never)",
     )
+
+
+def _signals(parser: argparse.ArgumentParser) -> None:
+    """Signals and rate traces: what policies read, and how a rate trace becomes requests."""
+    p = parser.add_argument_group("signals and rate traces")
     p.add_argument(
         "--signal",
         action="append",
@@ -134,6 +161,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="rate traces: read windows with rate 0 and no rate_cv as gaps in collection and "
         "interpolate them from their neighbours",
     )
+
+
+def _cost(parser: argparse.ArgumentParser) -> None:
+    """Cost: what a replica costs and from when."""
+    p = parser.add_argument_group("cost")
     p.add_argument(
         "--bill-from-ready",
         action="store_true",
@@ -147,10 +179,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="USD per replica-hour for every run of the simulation, policies and baselines "
         "alike (a policy's own cost.replica_hourly_usd only feeds its cost cap) (2.5)",
     )
+
+
+def _columns(parser: argparse.ArgumentParser) -> None:
+    """Request trace columns: where a request trace keeps its fields."""
+    p = parser.add_argument_group("request trace columns")
     p.add_argument("--time-column", metavar="NAME", help="request trace: arrival time column")
     p.add_argument("--input-column", metavar="NAME", help="request trace: input tokens column")
     p.add_argument("--output-column", metavar="NAME", help="request trace: output tokens column")
     p.add_argument("--time-unit", choices=TIME_UNITS, help="arrival times as iso, s or ms")
+
+
+def _run(parser: argparse.ArgumentParser) -> None:
+    """Run: the simulation's mode, span, start and outputs."""
+    p = parser.add_argument_group("run")
     p.add_argument(
         "--mode",
         choices=("auto", "request", "aggregated"),
@@ -274,56 +316,10 @@ def run(args: argparse.Namespace) -> int:
                     "with its own token sizes"
                 )
             sizes = load_request_trace(args.sizes)
-        settings = SimSettings(
-            max_concurrency=args.max_concurrency,
-            service=service,
-            provision_s=args.provision_seconds,
-            create_s=args.create_seconds,
-            delete_s=args.delete_seconds,
-            slo_wait_s=args.slo_wait,
-            queue_timeout_s=args.queue_timeout,
-            bill_from_ready=args.bill_from_ready,
-            seed=args.seed,
-            rate_scale=args.rate_scale,
-            keep_cv=args.keep_cv,
-            fill_gaps=args.fill_gaps,
-            mode=args.mode,
-            step_s=args.step_seconds,
-            duration_s=args.duration,
-            replica_hourly_usd=args.replica_hourly_usd,
-            initial_replicas=args.initial_replicas,
-            warmup_s=args.warmup_seconds,
-        )
+        settings = _settings(args, service)
         policies = _policies(args.policy)
         prepared = prepare(trace, sizes, settings)
-        controllers: list[Controller] = []
-        used: set[str] = set()
-        for policy in policies:
-            bindings = bind_metrics(policy, signal_map)
-            used.update(signal_map.keys() & {m.name for m in policy.metrics})
-            controllers.append(
-                PolicyController(
-                    policy=policy,
-                    bindings=bindings,
-                    name=_unique(policy.name, controllers),
-                    epoch_offset=prepared.epoch_offset,
-                )
-            )
-        stray = sorted(set(signal_map) - used)
-        if stray:
-            return _fail(f"--signal names metric(s) no policy has: {', '.join(stray)}")
-        names = list(BASELINES) if "all" in args.baseline else list(dict.fromkeys(args.baseline))
-        max_replicas = args.max_replicas or max(2 * prepared.peak_replicas, 8)
-        for name in names:
-            controller = baseline_controller(
-                name,
-                max_concurrency=args.max_concurrency,
-                max_replicas=max_replicas,
-                peak_replicas=prepared.peak_replicas,
-                replica_hourly_usd=None,
-            )
-            controller.name = _unique(controller.name, controllers)
-            controllers.append(controller)
+        controllers = _controllers(args, policies, signal_map, prepared)
     except (TraceError, BindingError, ServiceModelError, SimulationError) as exc:
         return _fail(str(exc))
     try:
@@ -344,6 +340,69 @@ def run(args: argparse.Namespace) -> int:
         f"{args.replica_hourly_usd:g} USD per replica-hour for every run); results in {args.out}"
     )
     return 0
+
+
+def _settings(args: argparse.Namespace, service: ServiceModel) -> SimSettings:
+    """The simulation's settings from the checked options."""
+    return SimSettings(
+        max_concurrency=args.max_concurrency,
+        service=service,
+        provision_s=args.provision_seconds,
+        create_s=args.create_seconds,
+        delete_s=args.delete_seconds,
+        slo_wait_s=args.slo_wait,
+        queue_timeout_s=args.queue_timeout,
+        bill_from_ready=args.bill_from_ready,
+        seed=args.seed,
+        rate_scale=args.rate_scale,
+        keep_cv=args.keep_cv,
+        fill_gaps=args.fill_gaps,
+        mode=args.mode,
+        step_s=args.step_seconds,
+        duration_s=args.duration,
+        replica_hourly_usd=args.replica_hourly_usd,
+        initial_replicas=args.initial_replicas,
+        warmup_s=args.warmup_seconds,
+    )
+
+
+def _controllers(
+    args: argparse.Namespace,
+    policies: Sequence[Policy],
+    signal_map: dict[str, str],
+    prepared: Prepared,
+) -> list[Controller]:
+    """One controller per policy (its metrics bound to signals) and per baseline, names made
+    unique; SimulationError when a --signal names a metric no policy has."""
+    controllers: list[Controller] = []
+    used: set[str] = set()
+    for policy in policies:
+        bindings = bind_metrics(policy, signal_map)
+        used.update(signal_map.keys() & {m.name for m in policy.metrics})
+        controllers.append(
+            PolicyController(
+                policy=policy,
+                bindings=bindings,
+                name=_unique(policy.name, controllers),
+                epoch_offset=prepared.epoch_offset,
+            )
+        )
+    stray = sorted(set(signal_map) - used)
+    if stray:
+        raise SimulationError(f"--signal names metric(s) no policy has: {', '.join(stray)}")
+    names = list(BASELINES) if "all" in args.baseline else list(dict.fromkeys(args.baseline))
+    max_replicas = args.max_replicas or max(2 * prepared.peak_replicas, 8)
+    for name in names:
+        controller = baseline_controller(
+            name,
+            max_concurrency=args.max_concurrency,
+            max_replicas=max_replicas,
+            peak_replicas=prepared.peak_replicas,
+            replica_hourly_usd=None,
+        )
+        controller.name = _unique(controller.name, controllers)
+        controllers.append(controller)
+    return controllers
 
 
 def _unique(name: str, controllers: Sequence[Controller]) -> str:
