@@ -115,15 +115,41 @@ class Prepared:
 def prepare(
     trace: RequestTrace | RateTrace, sizes: RequestTrace | None, settings: SimSettings
 ) -> Prepared:
+    """The trace made ready for every controller: cut and scaled, its mode chosen, its bound
+    and clairvoyant reference computed once."""
     rng = np.random.default_rng(settings.seed)
     mc = settings.max_concurrency
+    trace, expected, filled = _shaped(trace, sizes, settings)
+    mode = settings.mode
+    if mode == "auto":
+        mode = "request" if expected <= REQUEST_MODE_LIMIT else "aggregated"
+    info: dict[str, Any] = {
+        "trace": trace.source,
+        "service_model": settings.service.label,
+        "max_concurrency": mc,
+        "expected_requests": round(expected),
+    }
+    if isinstance(trace, RateTrace):
+        info["rate_scale"] = settings.rate_scale
+        info["rate_cv"] = "as written" if settings.keep_cv else "thinned with the rate"
+        info["gap_windows_filled"] = filled
+    if mode == "request":
+        return _prepare_requests(trace, sizes, settings, rng, info)
+    return _prepare_aggregated(trace, sizes, settings, rng, info)
+
+
+def _shaped(
+    trace: RequestTrace | RateTrace, sizes: RequestTrace | None, settings: SimSettings
+) -> tuple[RequestTrace | RateTrace, float, int]:
+    """The trace as the options cut and scale it, its expected request count, and the gap
+    windows filled (rate traces)."""
+    filled = 0
     if isinstance(trace, RateTrace):
         if sizes is None:
             raise SimulationError(
                 f"{trace.source} is a rate trace: give --sizes FILE (a request trace to draw "
                 "token sizes from)"
             )
-        filled = 0
         if settings.fill_gaps:
             trace, filled = trace.filled_gaps()
         trace = trace.scaled(settings.rate_scale, thin=not settings.keep_cv)
@@ -144,40 +170,49 @@ def prepare(
             count = int(np.searchsorted(trace.arrival_s, settings.duration_s, side="right"))
             trace = trace.head(max(count, 1))
         expected = float(len(trace))
-    mode = settings.mode
-    if mode == "auto":
-        mode = "request" if expected <= REQUEST_MODE_LIMIT else "aggregated"
-    info: dict[str, Any] = {
-        "trace": trace.source,
-        "service_model": settings.service.label,
-        "max_concurrency": mc,
-        "expected_requests": round(expected),
-    }
-    if isinstance(trace, RateTrace):
-        info["rate_scale"] = settings.rate_scale
-        info["rate_cv"] = "as written" if settings.keep_cv else "thinned with the rate"
-        info["gap_windows_filled"] = filled
-    if mode == "request":
-        requests = requests_from_rates(trace, sizes, rng) if isinstance(trace, RateTrace) else trace  # type: ignore[arg-type]
-        if len(requests) == 0:
-            raise SimulationError(f"{trace.source}: the trace produces no requests")
-        service = settings.service.service_s(requests.input_tokens, requests.output_tokens)
-        bound = request_bound(requests.arrival_s, service, mc, settings.opening_s())
-        starts, needed = demand_profile(requests.arrival_s, service, mc)
-        reference = settings.reference(starts, needed, float(starts[-1]))
-        load = _request_load(requests.arrival_s, starts, needed, reference)
-        return Prepared(
-            "request",
-            bound.replica_seconds,
-            math.ceil(bound.peak_in_flight / mc),
-            math.ceil(bound.opening_in_flight / mc),
-            load,
-            requests.epoch_offset,
-            reference,
-            requests=requests,
-            service_s=service,
-            info=info,
-        )
+    return trace, expected, filled
+
+
+def _prepare_requests(
+    trace: RequestTrace | RateTrace,
+    sizes: RequestTrace | None,
+    settings: SimSettings,
+    rng: np.random.Generator,
+    info: dict[str, Any],
+) -> Prepared:
+    """Request mode: every request simulated (drawn from the rates for a rate trace)."""
+    mc = settings.max_concurrency
+    requests = requests_from_rates(trace, sizes, rng) if isinstance(trace, RateTrace) else trace  # type: ignore[arg-type]
+    if len(requests) == 0:
+        raise SimulationError(f"{trace.source}: the trace produces no requests")
+    service = settings.service.service_s(requests.input_tokens, requests.output_tokens)
+    bound = request_bound(requests.arrival_s, service, mc, settings.opening_s())
+    starts, needed = demand_profile(requests.arrival_s, service, mc)
+    reference = settings.reference(starts, needed, float(starts[-1]))
+    load = _request_load(requests.arrival_s, starts, needed, reference)
+    return Prepared(
+        "request",
+        bound.replica_seconds,
+        math.ceil(bound.peak_in_flight / mc),
+        math.ceil(bound.opening_in_flight / mc),
+        load,
+        requests.epoch_offset,
+        reference,
+        requests=requests,
+        service_s=service,
+        info=info,
+    )
+
+
+def _prepare_aggregated(
+    trace: RequestTrace | RateTrace,
+    sizes: RequestTrace | None,
+    settings: SimSettings,
+    rng: np.random.Generator,
+    info: dict[str, Any],
+) -> Prepared:
+    """Aggregated mode: arrivals per time step, service times as bins (the fluid model)."""
+    mc = settings.max_concurrency
     step = settings.step_s
     if isinstance(trace, RateTrace):
         assert sizes is not None
@@ -283,6 +318,27 @@ def _progress_bar(name: str) -> Callable[[float], None] | None:
     return show
 
 
+def _settings_record(prepared: Prepared, settings: SimSettings) -> dict[str, Any]:
+    """The `settings` of summary.json: what the run was given and what it derived."""
+    return {
+        **prepared.info,
+        "mode": prepared.mode,
+        "provision_s": settings.provision_s,
+        "create_s": settings.create_s,
+        "delete_s": settings.delete_s,
+        "slo_wait_s": settings.slo_wait_s,
+        "queue_timeout_s": settings.queue_timeout_s,
+        "bill_from_ready": settings.bill_from_ready,
+        "seed": settings.seed,
+        "warmup_s": settings.warmup_s,
+        "bound_replica_seconds": round(prepared.bound_replica_seconds, 3),
+        "clairvoyant_replica_seconds": round(prepared.reference.replica_seconds, 3),
+        "replica_hourly_usd": settings.replica_hourly_usd,
+        "peak_replicas": prepared.peak_replicas,
+        "opening_replicas": prepared.opening_replicas,
+    }
+
+
 def simulate(
     controllers: Sequence[Controller],
     prepared: Prepared,
@@ -315,23 +371,7 @@ def simulate(
         if plots:
             plot_run(result, prepared.load, settings.slo_wait_s, out / f"{controller.name}.png")
     document = {
-        "settings": {
-            **prepared.info,
-            "mode": prepared.mode,
-            "provision_s": settings.provision_s,
-            "create_s": settings.create_s,
-            "delete_s": settings.delete_s,
-            "slo_wait_s": settings.slo_wait_s,
-            "queue_timeout_s": settings.queue_timeout_s,
-            "bill_from_ready": settings.bill_from_ready,
-            "seed": settings.seed,
-            "warmup_s": settings.warmup_s,
-            "bound_replica_seconds": round(prepared.bound_replica_seconds, 3),
-            "clairvoyant_replica_seconds": round(prepared.reference.replica_seconds, 3),
-            "replica_hourly_usd": settings.replica_hourly_usd,
-            "peak_replicas": prepared.peak_replicas,
-            "opening_replicas": prepared.opening_replicas,
-        },
+        "settings": _settings_record(prepared, settings),
         "runs": summaries,
         "references": reference_summaries(
             prepared.bound_replica_seconds,
