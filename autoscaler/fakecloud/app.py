@@ -103,6 +103,30 @@ SIM_ROUTES: list[BaseRoute] = [
 ]
 
 
+def _check(provider: str, token: str, provision_seconds: float) -> None:
+    if provider not in PROVIDERS:
+        raise ValueError(f"provider {provider!r} must be one of {', '.join(PROVIDERS)}")
+    if not token:
+        raise ValueError("the simulator needs a non-empty token")
+    if provision_seconds < 0:
+        raise ValueError(f"provision_seconds must be >= 0, got {provision_seconds}")
+
+
+def _error_handlers(error_body: Callable[[int, str, str], dict[str, Any]]) -> dict[Any, Any]:
+    """Starlette's exception handlers: errors in the provider's own error shape."""
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return json_response(error_body(exc.status, exc.code, exc.message), exc.status)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        return json_response(error_body(exc.status_code, code, str(exc.detail)), exc.status_code)
+
+    return {ApiError: api_error, HTTPException: http_error}
+
+
 def create_app(
     provider: str,
     *,
@@ -123,13 +147,7 @@ def create_app(
     `inference`: how the deployments' fake vLLM serves (`autoscaler.fakecloud.inference_http`);
     its state is `app.state.inference`.
     """
-    if provider not in PROVIDERS:
-        raise ValueError(f"provider {provider!r} must be one of {', '.join(PROVIDERS)}")
-    if not token:
-        raise ValueError("the simulator needs a non-empty token")
-    for label, value in (("provision_seconds", provision_seconds),):
-        if value < 0:
-            raise ValueError(f"{label} must be >= 0, got {value}")
+    _check(provider, token, provision_seconds)
     module: Any = importlib.import_module(f"autoscaler.fakecloud.{provider}")
     error_body: Callable[[int, str, str], dict[str, Any]] = module.error_body
     faults = faults if faults is not None else Faults()
@@ -144,20 +162,11 @@ def create_app(
         id_prefix=ID_PREFIX[provider],
     )
 
-    async def api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return json_response(error_body(exc.status, exc.code, exc.message), exc.status)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
-        return json_response(error_body(exc.status_code, code, str(exc.detail)), exc.status_code)
-
     shared_base: bool = module.INFERENCE_SHARED_BASE
     fake = InferenceFake(sim, module, inference if inference is not None else InferenceSettings())
     app = Starlette(
         routes=[*module.routes(), *inference_routes(shared_base), *SIM_ROUTES],
-        exception_handlers={ApiError: api_error, HTTPException: http_error},
+        exception_handlers=_error_handlers(error_body),
         middleware=[
             Middleware(
                 FaultMiddleware,

@@ -40,6 +40,7 @@ def _seconds(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Long because it is the argparse table of the command's options, one call per option."""
     parser.add_argument(
         "--provider", required=True, choices=PROVIDERS, help="which provider's API to serve"
     )

@@ -189,6 +189,11 @@ class FaultMiddleware:
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Log a write, pick its fault (if any) and answer as the fault says.
+
+        Long because it is the table of fault kinds, one branch each, around the one replayed
+        body and the one log entry they all share.
+        """
         if scope["type"] != "http" or scope["path"].startswith(self.bypass):
             await self.app(scope, receive, send)
             return

@@ -38,6 +38,11 @@ class _BodyTooLarge(Exception):
 
 
 def create_app(gateway: Gateway) -> Any:
+    """The gateway's ASGI app over `gateway`.
+
+    Long because the routes are closures over one gateway (inference, /v1/models, /metrics,
+    /signals), dispatched by one ASGI function with no router on the gateway's hot path.
+    """
     max_body = gateway.config.max_body
 
     async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:

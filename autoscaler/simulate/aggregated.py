@@ -119,6 +119,10 @@ def run_aggregated(
     settings: RunSettings,
     progress: Progress | None = None,
 ) -> RunResult:
+    """Long because it is the aggregated simulator's hot loop (one pass over every time step of
+    a run): its state lives in locals, where splitting it into functions would move it into an
+    object and cost an attribute lookup per step.
+    """
     timing = settings.timing
     mc = timing.max_concurrency
     amounts: list[float] = arrivals.tolist()

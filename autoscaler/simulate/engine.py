@@ -84,7 +84,13 @@ def run_requests(
     settings: RunSettings,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Simulate `controller` over requests (sorted arrivals with their service times)."""
+    """Simulate `controller` over requests (sorted arrivals with their service times).
+
+    Long because it is the request simulator's hot loop (one pass over every arrival, completion
+    and tick of a run, millions on a long trace): its state lives in locals and the closures
+    beside them, where splitting it into functions would move it into an object and cost an
+    attribute lookup per event.
+    """
     timing = settings.timing
     mc = timing.max_concurrency
     arrivals: list[float] = arrival_s.tolist()

@@ -76,7 +76,12 @@ def clairvoyant(
 ) -> Reference:
     """The optimal plan over the step function R = `replicas[i]` on [starts[i], starts[i+1])
     (the last segment ends at `end_s`). `restart_s` is what releasing and starting a replica
-    again costs above the first level; `first_restart_s` (default: the same) for level 1."""
+    again costs above the first level; `first_restart_s` (default: the same) for level 1.
+
+    Long because it is one stack walk over the step function with its bookkeeping in local lists
+    (a month-long trace has millions of segments), followed by the vectorised sum of what it
+    kept; the walk and its state do not separate.
+    """
     first = restart_s if first_restart_s is None else first_restart_s
     if first < restart_s:
         raise ValueError("the first level's restart cannot be cheaper than the others'")

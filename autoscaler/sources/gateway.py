@@ -19,7 +19,14 @@ from autoscaler.gateway.stats import Window, signal_value
 from autoscaler.policy.model import GatewaySource
 from autoscaler.sources import jsondoc
 from autoscaler.sources.base import SourceError, TemporarySourceError
-from autoscaler.sources.common import bounded_read, clip, http_get, redact_url
+from autoscaler.sources.common import (
+    bounded_read,
+    clip,
+    redact_url,
+)
+from autoscaler.sources.httpget import (
+    http_get,
+)
 
 SIGNALS_MAX_BODY = 1024 * 1024  # a /signals document is a few hundred bytes per model
 DEFAULT_WINDOW = 60.0  # seconds, for a spec built outside a policy (a policy sets its interval)

@@ -25,11 +25,13 @@ from autoscaler.sources.base import PermanentSourceError
 from autoscaler.sources.common import (
     bounded_read,
     clip,
-    http_get,
     load_value,
     off_loop,
     redact_url,
     resolve_secret,
+)
+from autoscaler.sources.httpget import (
+    http_get,
 )
 
 

@@ -45,12 +45,9 @@ import httpx
 from autoscaler.policy.model import PrometheusSource
 from autoscaler.sources.base import PermanentSourceError, SourceError, TemporarySourceError
 from autoscaler.sources.common import (
-    HttpAnswer,
     NeedsBaselineError,
     bounded_read,
-    decode_text,
     finish,
-    http_get,
     load_value,
     off_loop,
     redact_url,
@@ -72,6 +69,11 @@ from autoscaler.sources.exposition import (
     merge_histograms,
     parse_exposition,
     select,
+)
+from autoscaler.sources.httpget import (
+    HttpAnswer,
+    decode_text,
+    http_get,
 )
 
 Clock = Callable[[], float]

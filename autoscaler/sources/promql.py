@@ -29,10 +29,12 @@ from autoscaler.sources.common import (
     bounded_read,
     clip,
     finish,
-    http_get,
     off_loop,
     redact_url,
     resolve_secret,
+)
+from autoscaler.sources.httpget import (
+    http_get,
 )
 
 TEMPORARY_ERROR_TYPES = frozenset({"timeout", "canceled", "unavailable", "internal"})

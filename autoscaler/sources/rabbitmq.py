@@ -32,10 +32,12 @@ from autoscaler.sources.common import (
     MAX_JSON_BODY,
     bounded_read,
     clip,
-    http_get,
     load_value,
     redact_url,
     resolve_secret,
+)
+from autoscaler.sources.httpget import (
+    http_get,
 )
 
 
