@@ -7,17 +7,14 @@ and raised at once as `ValidationFailed`; no other exception escapes, whatever t
 rules themselves live on the model dataclasses (`sections`, via `declare`) and in `fields` /
 `scalars` (how a field validates).
 
-Files are read by `read_file_capped`: only regular files (after symlinks), opened without
-blocking (a FIFO cannot hang the read), and never more than the cap (`MAX_TEXT`, 4 MiB): a
-symlink to `/dev/zero` or a huge file is refused before it is read.
+Files are read by `read_file_capped` (`files.py`, re-exported here with `open_regular` and
+`FileRefused`): only regular files, without blocking, never more than `MAX_TEXT`.
 """
 
 from __future__ import annotations
 
-import errno
 import glob
 import os
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,11 +31,11 @@ from autoscaler.policy.errors import (
     quote,
 )
 from autoscaler.policy.fields import Obj
+from autoscaler.policy.files import FileRefused, PathLike, open_regular, read_file_capped
 from autoscaler.policy.model import DaemonConfig, Policy
 from autoscaler.policy.scalars import INVALID
 from autoscaler.policy.tables import DAEMON, POLICY
 from autoscaler.policy.yamlnodes import (
-    MAX_TEXT,
     Abort,
     Collector,
     describe,
@@ -47,6 +44,7 @@ from autoscaler.policy.yamlnodes import (
 )
 
 __all__ = [
+    "FileRefused",
     "PolicyError",
     "ValidationFailed",
     "load_daemon",
@@ -55,11 +53,11 @@ __all__ = [
     "load_policies",
     "load_policy_file",
     "load_policy_text",
+    "open_regular",
     "parse_duration",
     "read_file_capped",
 ]
 
-PathLike = str | os.PathLike[str]
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -185,77 +183,6 @@ def load_policy_text(text: str, filename: str = "<string>") -> list[Policy]:
     if sink.errors:
         raise ValidationFailed(sorted(sink.errors, key=lambda e: (e.line, e.col)))
     return [item.policy for item in located]
-
-
-class FileRefused(ValueError):
-    """A file that cannot be read as a policy or config; the message says why."""
-
-
-_KINDS = (
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def _not_regular(mode: int) -> str | None:
-    """Why a file of `mode` is not read, or None for a regular file."""
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "is a folder, not a file"
-    kind = next((name for test, name in _KINDS if test(mode)), "not a file")
-    return f"is not a regular file ({kind})"
-
-
-def open_regular(path: PathLike) -> int:
-    """A read-only descriptor of `path`, a regular file (symlinks followed), or FileRefused.
-
-    Checked before opening (a FIFO would block in open) and again on the open descriptor
-    (the path may have changed in between); O_NONBLOCK keeps even that race from hanging."""
-    try:
-        why = _not_regular(os.stat(path).st_mode)
-        if why is not None:
-            raise FileRefused(why)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.EISDIR:
-            raise FileRefused("is a folder, not a file") from None
-        raise FileRefused(f"cannot read: {exc.strerror or exc}") from None
-    try:
-        why = _not_regular(os.fstat(fd).st_mode)
-    except OSError as exc:
-        os.close(fd)
-        raise FileRefused(f"cannot read: {exc.strerror or exc}") from None
-    if why is not None:
-        os.close(fd)
-        raise FileRefused(why)
-    return fd
-
-
-def read_file_capped(path: PathLike, limit: int = MAX_TEXT) -> bytes:
-    """The bytes of the regular file `path`, at most `limit` of them, or FileRefused."""
-    fd = open_regular(path)
-    try:
-        size = os.fstat(fd).st_size
-        if size > limit:
-            raise FileRefused(f"file too large ({size} bytes, at most {limit})")
-        chunks: list[bytes] = []
-        total = 0
-        while total <= limit:  # the size may have grown since fstat: read one byte past
-            chunk = os.read(fd, min(1024 * 1024, limit + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > limit:
-            raise FileRefused(f"file too large (more than {limit} bytes)")
-        return b"".join(chunks)
-    except OSError as exc:
-        raise FileRefused(f"cannot read: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
 
 
 def _read_text(path: Path, sink: Collector) -> str | None:
