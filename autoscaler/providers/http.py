@@ -18,12 +18,14 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
-import anyio
 import httpx
 import structlog
 
+from autoscaler.providers.auth import Auth
+from autoscaler.providers.auth import LoginToken as LoginToken  # re-exported (registry.py)
+from autoscaler.providers.auth import StaticToken as StaticToken  # re-exported (registry.py)
 from autoscaler.providers.base import (
     ConflictError,
     InvalidRequestError,
@@ -33,7 +35,6 @@ from autoscaler.providers.base import (
     TemporaryError,
     UnauthorizedError,
 )
-from autoscaler.secrets import Secret
 from autoscaler.timefmt import iso_utc
 
 log = structlog.get_logger("autoscaler.providers")
@@ -86,109 +87,6 @@ def error_details(response: httpx.Response) -> tuple[str | None, str]:
             message = inner
         return (str(code) if code is not None else None), str(message or "")[:MAX_MESSAGE]
     return None, str(body)[:MAX_MESSAGE]
-
-
-class Auth(Protocol):
-    """Supplies the Authorization header; may refresh it once after a 401."""
-
-    async def headers(self, http: ProviderHttp) -> dict[str, str]: ...
-
-    async def refresh(self, http: ProviderHttp, stale: dict[str, str]) -> bool:
-        """Get a new credential after `stale` was refused; False when that is impossible."""
-        ...
-
-    def secrets(self) -> list[Secret]: ...
-
-
-class StaticToken:
-    """A bearer token given directly (the NeevCloud `access_token`, a NetMind or Nebius key).
-    With `reread` (resolving the profile's reference again), a refused token is read again
-    once: a token rotated in its file or variable is picked up at the first 401."""
-
-    def __init__(self, token: Secret, reread: Callable[[], Secret | None] | None = None):
-        self._token = token
-        self._reread = reread
-
-    async def headers(self, http: ProviderHttp) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token.reveal()}"}
-
-    async def refresh(self, http: ProviderHttp, stale: dict[str, str]) -> bool:
-        if self._reread is None:
-            return False
-        try:
-            fresh = self._reread()
-        except Exception:  # unreadable now: the 401 stands, the reload path reports it
-            return False
-        if fresh is None or fresh == self._token:
-            return False
-        self._token = fresh
-        log.info(
-            "credentials_changed",
-            changed=[f"providers.{http.provider}.token"],
-            ref=fresh.origin,
-            how="re-read after the provider refused the one in use",
-        )
-        return True
-
-    def secrets(self) -> list[Secret]:
-        return [self._token]
-
-    def __repr__(self) -> str:
-        return f"StaticToken({self._token!r})"
-
-
-class LoginToken:
-    """Console credentials exchanged at the tenant login (`POST {url}` with
-    `{"username", "password"}`) for an `access_token`; logs in again when one is refused.
-    Concurrent 401s share one re-login."""
-
-    def __init__(self, url: str, username: Secret, password: Secret):
-        self.url = url
-        self._username = username
-        self._password = password
-        self._token: Secret | None = None
-        self._lock = anyio.Lock()
-        self.logins = 0  # how many times we logged in (tests check re-login happens once)
-
-    async def _login(self, http: ProviderHttp) -> None:
-        body = {"username": self._username.reveal(), "password": self._password.reveal()}
-        response = await http.send("login", "POST", self.url, json=body)  # no bearer header
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise TemporaryError(f"{http.provider}: login answered with non-JSON") from exc
-        if isinstance(data, dict) and isinstance(data.get("data"), dict):
-            data = data["data"]
-        token = data.get("access_token") if isinstance(data, dict) else None
-        if not isinstance(token, str) or not token:
-            raise UnauthorizedError(f"{http.provider}: login response has no access_token")
-        self._token = Secret(token, origin=f"login:{self.url}")
-        self.logins += 1
-
-    async def headers(self, http: ProviderHttp) -> dict[str, str]:
-        if self._token is None:
-            async with self._lock:
-                if self._token is None:
-                    await self._login(http)
-        assert self._token is not None
-        return {"Authorization": f"Bearer {self._token.reveal()}"}
-
-    async def refresh(self, http: ProviderHttp, stale: dict[str, str]) -> bool:
-        async with self._lock:
-            current = None if self._token is None else f"Bearer {self._token.reveal()}"
-            if current == stale.get("Authorization"):
-                await self._login(http)  # nobody refreshed it meanwhile
-        return True
-
-    def secrets(self) -> list[Secret]:
-        return [s for s in (self._token, self._password, self._username) if s is not None]
-
-    def credentials(self) -> dict[str, Secret]:
-        """The console credentials (not the access token), to tell whether they changed."""
-        return {"username": self._username, "password": self._password}
-
-    def __repr__(self) -> str:
-        return f"LoginToken(url={self.url!r}, logins={self.logins})"
 
 
 class RateGate:
