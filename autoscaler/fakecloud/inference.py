@@ -1,4 +1,5 @@
-"""The fake vLLM's pure core: settings, the slot scheduler, request plans, metrics exposition.
+"""The fake vLLM's pure core: settings, the slot scheduler, request plans (its metrics are
+`inference_metrics.py`).
 
 No clock, no I/O: times are arguments. The HTTP edge (`autoscaler.fakecloud.inference_http`) sleeps
 on the wall clock and calls in here. What lives here:
@@ -7,32 +8,27 @@ on the wall clock and calls in here. What lives here:
   (vLLM's running batch and waiting queue; capacity = serving replicas x max_num_seqs);
 - `plan_request`: an OpenAI request body -> how many prompt and completion tokens, streaming or
   not, or a 400 in OpenAI's error shape;
-- `Engine` and `render_metrics`: one deployment's counters and histograms under vLLM's own
-  metric names (`vllm:num_requests_running`, `vllm:num_requests_waiting`,
-  `vllm:gpu_cache_usage_perc`, `vllm:kv_cache_usage_perc`, `vllm:time_to_first_token_seconds`,
-  `vllm:e2e_request_latency_seconds`, `vllm:prompt_tokens_total`,
-  `vllm:generation_tokens_total`, `vllm:request_success_total`), each with `model_name`.
+- `Engine` and `render_metrics` (in `inference_metrics.py`): one deployment's counters and
+  histograms under vLLM's own metric names (`vllm:num_requests_running`,
+  `vllm:num_requests_waiting`, `vllm:gpu_cache_usage_perc`, `vllm:kv_cache_usage_perc`,
+  `vllm:time_to_first_token_seconds`, `vllm:e2e_request_latency_seconds`,
+  `vllm:prompt_tokens_total`, `vllm:generation_tokens_total`, `vllm:request_success_total`),
+  each with `model_name`.
 KV-cache usage is faked as the share of sequence slots in use: a request holds its slot, and a
 vLLM batch at max_num_seqs is what fills the cache.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import deque
-from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, fields
 from typing import Any, Generic, Literal, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 Kind = Literal["chat", "completion", "embedding"]
 
-TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
-                7.5, 10.0, 20.0, 40.0, 80.0)  # fmt: skip
-E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
-               120.0, 240.0, 480.0)  # fmt: skip
-INF = 'le="+Inf"'
 EMBEDDING_DIM = 8
 WORDS = ("the", "model", "answers", "slowly", "one", "token", "at", "a", "time", "as", "set")
 
@@ -322,128 +318,3 @@ def openai_error(status: int, message: str, param: str | None = None) -> dict[st
     kind = kinds.get(status, "InternalServerError" if status >= 500 else "BadRequestError")
     code = {401: "invalid_api_key", 404: "model_not_found"}.get(status, str(status))
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
-
-
-# --- metrics ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Histogram:
-    buckets: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)
-    total: float = 0.0
-    count: int = 0
-
-    def __post_init__(self) -> None:
-        self.counts = [0] * len(self.buckets)
-
-    def observe(self, value: float) -> None:
-        index = bisect.bisect_left(self.buckets, value)
-        if index < len(self.counts):
-            self.counts[index] += 1
-        self.total += value
-        self.count += 1
-
-    def cumulative(self) -> list[int]:
-        out, running = [], 0
-        for n in self.counts:
-            running += n
-            out.append(running)
-        return out
-
-
-@dataclass
-class Engine:
-    """One deployment's vLLM: its scheduler and the counters its /metrics exports."""
-
-    scheduler: SlotScheduler[int] = field(default_factory=SlotScheduler)
-    prompt_tokens: int = 0
-    generation_tokens: int = 0
-    success: dict[str, int] = field(default_factory=dict)  # finished_reason -> count
-    ttft: Histogram = field(default_factory=lambda: Histogram(TTFT_BUCKETS))
-    e2e: Histogram = field(default_factory=lambda: Histogram(E2E_BUCKETS))
-    next_id: int = 0
-
-    def new_request(self) -> int:
-        self.next_id += 1
-        return self.next_id
-
-    def first_token(self, arrived: float, now: float) -> None:
-        self.ttft.observe(max(0.0, now - arrived))
-
-    def finished(self, plan: RequestPlan, generated: int, arrived: float, now: float) -> None:
-        """A request was answered in full: count it as vLLM does."""
-        self.prompt_tokens += plan.prompt_tokens
-        self.generation_tokens += generated
-        self.success[plan.finish_reason] = self.success.get(plan.finish_reason, 0) + 1
-        self.e2e.observe(max(0.0, now - arrived))
-
-    def aborted(self, plan: RequestPlan, generated: int) -> None:
-        """A request ended early (client gone, stream cut, deployment deleted): its tokens were
-        processed, but it is no success."""
-        self.prompt_tokens += plan.prompt_tokens
-        self.generation_tokens += generated
-
-    def cache_usage(self) -> float:
-        capacity = self.scheduler.capacity
-        return min(1.0, len(self.scheduler.running) / capacity) if capacity else 0.0
-
-
-def _labels(labels: Mapping[str, str], extra: str = "") -> str:
-    def esc(v: str) -> str:
-        return v.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
-
-    parts = [f'{k}="{esc(v)}"' for k, v in labels.items()]
-    if extra:
-        parts.insert(0, extra)
-    return "{" + ",".join(parts) + "}"
-
-
-def _num(value: float) -> str:
-    return repr(float(value)) if math.isfinite(value) else ("+Inf" if value > 0 else "-Inf")
-
-
-HELP = {
-    "vllm:num_requests_running": ("gauge", "Number of requests in model execution batches."),
-    "vllm:num_requests_waiting": ("gauge", "Number of requests waiting to be processed."),
-    "vllm:gpu_cache_usage_perc": ("gauge", "GPU KV-cache usage. 1 means 100 percent usage."),
-    "vllm:kv_cache_usage_perc": ("gauge", "KV-cache usage. 1 means 100 percent usage."),
-    "vllm:prompt_tokens_total": ("counter", "Number of prefill tokens processed."),
-    "vllm:generation_tokens_total": ("counter", "Number of generation tokens processed."),
-    "vllm:request_success_total": ("counter", "Count of successfully processed requests."),
-    "vllm:time_to_first_token_seconds": ("histogram", "Histogram of time to first token."),
-    "vllm:e2e_request_latency_seconds": ("histogram", "Histogram of end to end request latency."),
-}
-
-
-def render_metrics(engines: Iterable[tuple[Mapping[str, str], Engine]]) -> str:
-    """Prometheus text exposition (0.0.4) of `engines`, each with its labels (`model_name`,
-    and more when several deployments share one page)."""
-    rows = list(engines)
-    out: list[str] = []
-    for name, (kind, text) in HELP.items():
-        out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-        for labels, engine in rows:
-            if name == "vllm:num_requests_running":
-                out.append(f"{name}{_labels(labels)} {_num(len(engine.scheduler.running))}")
-            elif name == "vllm:num_requests_waiting":
-                out.append(f"{name}{_labels(labels)} {_num(len(engine.scheduler.waiting))}")
-            elif name in ("vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc"):
-                out.append(f"{name}{_labels(labels)} {_num(engine.cache_usage())}")
-            elif name == "vllm:prompt_tokens_total":
-                out.append(f"{name}{_labels(labels)} {_num(engine.prompt_tokens)}")
-            elif name == "vllm:generation_tokens_total":
-                out.append(f"{name}{_labels(labels)} {_num(engine.generation_tokens)}")
-            elif name == "vllm:request_success_total":
-                for reason in sorted(engine.success):
-                    extra = f'finished_reason="{reason}"'
-                    out.append(f"{name}{_labels(labels, extra)} {_num(engine.success[reason])}")
-            else:
-                hist = engine.ttft if "first_token" in name else engine.e2e
-                for bound, n in zip(hist.buckets, hist.cumulative(), strict=True):
-                    extra = f'le="{_num(bound)}"'
-                    out.append(f"{name}_bucket{_labels(labels, extra)} {_num(n)}")
-                out.append(f"{name}_bucket{_labels(labels, INF)} {_num(hist.count)}")
-                out.append(f"{name}_sum{_labels(labels)} {_num(hist.total)}")
-                out.append(f"{name}_count{_labels(labels)} {_num(hist.count)}")
-    return "\n".join(out) + "\n"

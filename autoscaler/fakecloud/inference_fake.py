@@ -12,13 +12,8 @@ from typing import Protocol
 
 import anyio
 
-from autoscaler.fakecloud.inference import (
-    Engine,
-    InferenceSettings,
-    RequestPlan,
-    default_inference_key,
-    render_metrics,
-)
+from autoscaler.fakecloud.inference import InferenceSettings, RequestPlan, default_inference_key
+from autoscaler.fakecloud.inference_metrics import Engine, render_metrics
 from autoscaler.fakecloud.state import SimDeployment, SimState
 
 WAIT_POLL = 0.05  # seconds between re-checks of a waiting request (capacity, deletion, client)

@@ -13,15 +13,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from autoscaler.fakecloud.inference import (
     BadRequest,
-    Engine,
     InferenceSettings,
     InferenceSettingsError,
     RequestPlan,
     SlotScheduler,
     default_inference_key,
     plan_request,
-    render_metrics,
 )
+from autoscaler.fakecloud.inference_metrics import Engine, render_metrics
 
 # --- the scheduler ----------------------------------------------------------------------------
 
