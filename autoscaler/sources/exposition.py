@@ -2,9 +2,10 @@
 
 Lives here: parsing a scrape body with prometheus-client's parsers (Prometheus text 0.0.4 or
 OpenMetrics, chosen by Content-Type), picking one family's series by name and label matchers,
-and the arithmetic over two scrapes (counter increases with resets, histogram bucket increases,
-`histogram_quantile` as PromQL computes it). No I/O, no clock, no state: `prometheus.py` keeps
-the previous scrape and the times.
+and, re-exported from `intervals.py`, the arithmetic over two scrapes (counter increases with
+resets, histogram bucket increases, `histogram_quantile` as PromQL computes it); the value
+types are `points.py`'s. No I/O, no clock, no state: `prometheus.py` keeps the previous scrape
+and the times.
 
 Anything malformed raises `ExpositionError` (the source turns it into a permanent error); a
 number is returned only when the exposition says exactly that number.
@@ -24,37 +25,26 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from autoscaler.sources.intervals import aggregate as aggregate
+from autoscaler.sources.intervals import counter_increase as counter_increase
+from autoscaler.sources.intervals import histogram_increase as histogram_increase
+from autoscaler.sources.intervals import histogram_mean as histogram_mean
+from autoscaler.sources.intervals import histogram_quantile as histogram_quantile
+from autoscaler.sources.intervals import merge_histograms as merge_histograms
+from autoscaler.sources.points import (
+    ExpositionError,
+    HistogramPoint,
+    SeriesKey,
+    SeriesValue,
+    SummaryPoint,
+)
+
 OPENMETRICS_TYPE = "application/openmetrics-text"
 # Ask for the classic text format only; a server that speaks only OpenMetrics still answers
 # in it and the Content-Type says so. Asking for OpenMetrics invites prometheus-client >= 0.22's
 # "underscores" escaping, which serves `vllm:x` sample lines as `vllm_x` under a
 # `# TYPE vllm:x` header (seen with prometheus-client 0.26), so the vLLM names vanish.
 ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
-
-SeriesKey = tuple[tuple[str, str], ...]  # sorted labels without `le` / `quantile`
-
-
-class ExpositionError(ValueError):
-    """The exposition is malformed or does not fit the request (type mismatch, bad buckets)."""
-
-
-@dataclass(frozen=True, slots=True)
-class HistogramPoint:
-    """One histogram series at one scrape: cumulative buckets sorted by upper bound."""
-
-    buckets: tuple[tuple[float, float], ...]  # (le, cumulative count), last le is +Inf
-    sum: float | None
-    count: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class SummaryPoint:
-    quantiles: tuple[tuple[float, float], ...]  # (quantile, value)
-    sum: float | None
-    count: float | None
-
-
-SeriesValue = float | HistogramPoint | SummaryPoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,108 +319,3 @@ def _summary_series(samples: Sequence[object], name: str) -> dict[SeriesKey, Ser
         )
         for key in set(quantiles) | set(sums) | set(counts)
     }
-
-
-# --- interval arithmetic --------------------------------------------------------------------
-
-
-def counter_increase(previous: float, current: float) -> float:
-    """The increase between two scrapes; a decrease means the counter restarted from 0."""
-    return current - previous if current >= previous else current
-
-
-def histogram_increase(previous: HistogramPoint, current: HistogramPoint) -> HistogramPoint:
-    """Bucket, sum and count increases; any decrease (or new buckets) means a restart."""
-    same_bounds = [le for le, _ in previous.buckets] == [le for le, _ in current.buckets]
-    reset = not same_bounds or any(
-        after < before
-        for (_, before), (_, after) in zip(previous.buckets, current.buckets, strict=False)
-    )
-    if previous.count is not None and current.count is not None:
-        reset = reset or current.count < previous.count
-    if reset:
-        return current
-    buckets = tuple(
-        (le, after - before)
-        for (le, after), (_, before) in zip(current.buckets, previous.buckets, strict=True)
-    )
-    total_sum = None
-    if current.sum is not None and previous.sum is not None:
-        total_sum = current.sum - previous.sum
-    total_count = None
-    if current.count is not None and previous.count is not None:
-        total_count = current.count - previous.count
-    return HistogramPoint(buckets, total_sum, total_count)
-
-
-def merge_histograms(points: Sequence[HistogramPoint], what: str) -> HistogramPoint:
-    """Sum histograms bucket by bucket (like `sum by (le)`); bucket bounds must agree."""
-    bounds = [le for le, _ in points[0].buckets]
-    for point in points[1:]:
-        if [le for le, _ in point.buckets] != bounds:
-            raise ExpositionError(
-                f"{what}: the selected series have different buckets; select series with "
-                "the same buckets (labels) or use aggregate max/min/avg"
-            )
-    buckets = tuple((le, sum(p.buckets[i][1] for p in points)) for i, le in enumerate(bounds))
-    sums = [p.sum for p in points]
-    counts = [p.count for p in points]
-    return HistogramPoint(
-        buckets,
-        None if any(s is None for s in sums) else sum(s for s in sums if s is not None),
-        None if any(c is None for c in counts) else sum(c for c in counts if c is not None),
-    )
-
-
-def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
-    """PromQL's `histogram_quantile`: linear interpolation inside the bucket holding rank
-    `q * total`; None when there are no observations. Buckets are cumulative, sorted by
-    upper bound, and end with +Inf."""
-    if not 0.0 <= q <= 1.0:
-        raise ExpositionError(f"quantile {q} is outside [0, 1]")
-    if not buckets or buckets[-1][0] != math.inf:
-        raise ExpositionError('histogram has no le="+Inf" bucket')
-    total = buckets[-1][1]
-    if total <= 0:
-        return None
-    if len(buckets) < 2:
-        return None  # only +Inf: PromQL answers NaN, there is nothing to interpolate
-    rank = q * total
-    index = next(i for i, (_, count) in enumerate(buckets) if count >= rank)
-    if index == len(buckets) - 1:
-        return buckets[-2][0]  # in the +Inf bucket: the highest finite bound
-    upper, count = buckets[index]
-    if index == 0 and upper <= 0:
-        return upper
-    lower, below = (0.0, 0.0) if index == 0 else buckets[index - 1]
-    in_bucket = count - below
-    if in_bucket <= 0:
-        return upper
-    return lower + (upper - lower) * ((rank - below) / in_bucket)
-
-
-def histogram_mean(point: HistogramPoint, what: str) -> float | None:
-    """Mean observation over an interval (sum increase / count increase); None if none."""
-    if point.sum is None or point.count is None:
-        raise ExpositionError(f"{what}: histogram has no _sum/_count; set a quantile instead")
-    if point.count <= 0:
-        return None
-    return point.sum / point.count
-
-
-def aggregate(values: Sequence[float], how: str) -> float | None:
-    if not values:
-        return None
-    if any(math.isnan(v) for v in values):
-        return math.nan  # a NaN series makes the whole answer "no data", never a guess
-    if how in ("sum", "avg"):
-        try:
-            total = math.fsum(values)
-        except OverflowError:  # beyond float range: report "not finite", never a crash
-            return math.inf
-        return total if how == "sum" else total / len(values)
-    if how == "max":
-        return max(values)
-    if how == "min":
-        return min(values)
-    raise ExpositionError(f"aggregate {how!r} must be one of [sum, avg, max, min]")
