@@ -92,8 +92,8 @@ def size(
 ) -> Sized:
     """Steps 1 to 6 of the module header, in order.
 
-    Long on purpose (about 165 lines, over the core's ~60-line rule): it is the objective
-    mode's hot path, one call per decision (benchmarks/bench_core.py --objective, >= 50,000
+    Long because it is the objective mode's hot path (about 165 lines, over the ~60-line
+    rule): one call per decision (benchmarks/bench_core.py --objective, >= 50,000
     decisions/s), and its steps share a dozen readings (rate, service time, correction,
     backlog, growth, lead); split into helpers they would be passed around as tuples for
     no clarity gained. Each step is a commented block, the longer rules are helpers below.

@@ -11,6 +11,10 @@ Same tables and semantics as the SQLite store, plus what several daemons need:
 
 Connection trouble (refused, terminated, timed out) surfaces as `StoreError`; the pool drops
 broken connections, so the next call reconnects.
+
+Long because it is the whole `Store` protocol for one backend (schema and migrations, lease,
+intents, decision history, policy documents) as one class of short methods: the SQL of one
+database reads best in one place, next to the SQLite store's.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ Leases work as on PostgreSQL (grant when free or expired with epoch+1, renew whe
 writes on the epoch) but expiry is judged by this process's wall clock. That is right for one
 daemon; several daemons on several hosts need the PostgreSQL store, whose database clock is
 the one judge they share.
+
+Long because it is the whole `Store` protocol for one backend (schema and migrations, lease,
+intents, decision history, policy documents) as one class of short methods: the SQL of one
+database reads best in one place, next to the PostgreSQL store's.
 """
 
 from __future__ import annotations
