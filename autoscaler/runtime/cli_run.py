@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from autoscaler.runtime.reload import load_checked
+    from autoscaler.runtime.reload import load_for_start
 
     if not args.config:
         print(
@@ -60,11 +60,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    loaded = load_checked(args.config)
-    if isinstance(loaded, list):
-        for line in loaded:
-            print(line, file=sys.stderr)
-        print(f"autoscaler run: {len(loaded)} error(s); nothing started", file=sys.stderr)
+    loaded = load_for_start(args.config, "run")
+    if loaded is None:
         return EXIT_CONFIG
     config, policies = loaded
     from autoscaler.policy.credentials import check_credentials

@@ -221,13 +221,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from autoscaler.runtime.logs import configure_logging
-    from autoscaler.runtime.reload import load_checked
+    from autoscaler.runtime.reload import load_for_start
 
-    loaded = load_checked(args.config)
-    if isinstance(loaded, list):
-        for line in loaded:
-            print(line, file=sys.stderr)
-        print(f"autoscaler gateway: {len(loaded)} error(s); nothing started", file=sys.stderr)
+    loaded = load_for_start(args.config, "gateway")
+    if loaded is None:
         return EXIT_CONFIG
     config, policies = loaded
     if config.gateway is None:

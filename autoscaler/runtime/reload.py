@@ -23,6 +23,7 @@ Must not live here: applying a config to running policies (`apply.py`), signals.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,18 @@ def load_checked(config_path: str) -> tuple[DaemonConfig, list[Policy]] | list[s
         return [str(e) for e in exc.errors]
     overridden = with_environment(config)  # AUTOSCALER_LISTEN, AUTOSCALER_LOG_LEVEL
     return overridden if isinstance(overridden, list) else (overridden, policies)
+
+
+def load_for_start(config_path: str, command: str) -> tuple[DaemonConfig, list[Policy]] | None:
+    """`load_checked` for a command starting up: on errors, print each line and a summary
+    naming `command` to stderr and return None (the caller exits 2, nothing started)."""
+    loaded = load_checked(config_path)
+    if not isinstance(loaded, list):
+        return loaded
+    for line in loaded:
+        print(line, file=sys.stderr)
+    print(f"autoscaler {command}: {len(loaded)} error(s); nothing started", file=sys.stderr)
+    return None
 
 
 class Reloader:
