@@ -27,7 +27,6 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # foundations: nothing of the package
     "autoscaler": (),  # the package itself: its version
     "cron": (),  # cron expressions, shared by policy and core
-    "timefmt": (),
     "httpserver": (),
     "store": (),
     "fakecloud": (),  # the fake provider APIs (and their fake vLLM): standalone servers
@@ -37,11 +36,11 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # the pure core and what only needs it
     "core": ("cron", "policy"),
     "replay": ("core", "policy", "sources"),  # sources.jsondoc: the strict JSON decoder
-    "simulate": ("core", "cron", "policy", "timefmt"),
+    "simulate": ("core", "cron", "policy"),
     # the I/O edges
-    "providers": ("core", "policy", "secrets", "timefmt"),  # core.status: the one vocabulary
-    "gateway": ("policy", "providers", "secrets", "timefmt"),
-    "sources": ("gateway", "policy", "secrets", "timefmt"),
+    "providers": ("core", "policy", "secrets"),  # core: the status words, timefmt
+    "gateway": ("policy", "providers", "secrets"),
+    "sources": ("gateway", "policy", "secrets"),
     # the daemon
     "runtime": (
         "autoscaler",
@@ -54,10 +53,9 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "secrets",
         "sources",
         "store",
-        "timefmt",
     ),
     # on top: clients and commands
-    "ctl": ("core", "policy", "runtime", "secrets", "timefmt"),
+    "ctl": ("core", "policy", "runtime", "secrets"),
     "demo": ("ctl", "fakecloud", "policy", "runtime", "secrets"),
     "cli": ("autoscaler",),  # the commands themselves are imported by name, when run
     "__main__": ("cli",),

@@ -35,7 +35,13 @@ if TYPE_CHECKING:
     from .proposal import Context, Proposal
 from .peaks import Peaks, hold_peaks
 from .queueing import drain_time, replicas_for_drain, replicas_for_wait, size_for_wait
-from .recommend import MAX_RECOMMENDATION, NOTHING_PROPOSED, Recommendation, metric_value
+from .recommend import (
+    MAX_RECOMMENDATION,
+    NOTHING_PROPOSED,
+    Recommendation,
+    direction,
+    metric_value,
+)
 
 CORRECTION_MIN = 0.5
 CORRECTION_MAX = 4.0
@@ -273,7 +279,7 @@ def size(
         text = f"{text}; {names} failed: no scale down, keep {current}"
         rec = Recommendation(current, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
         return Sized(rec, tuple(reasons), next_memory)
-    reason = proposal.reason if hpa is not None and hpa >= count else _direction(wanted, current)
+    reason = proposal.reason if hpa is not None and hpa >= count else direction(wanted, current)
     return Sized(Recommendation(wanted, reason, text, tuple(failed)), tuple(reasons), next_memory)
 
 
@@ -322,14 +328,6 @@ def _pct(q: float) -> str:
 
 
 _PCT: dict[float, str] = {}  # quantile -> "99" (a handful of values per process)
-
-
-def _direction(desired: int, current: int) -> str:
-    if desired > current:
-        return R.SCALE_UP
-    if desired < current:
-        return R.SCALE_DOWN
-    return R.NO_CHANGE
 
 
 def _at_hand(backlog: float, slots: float, rate: float, s: float, growth: float) -> float:

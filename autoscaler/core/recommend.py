@@ -150,16 +150,17 @@ def recommend(
                 names,
             )
         return Recommendation(
-            best, _direction(best, current), f"{best_text}; {missing} failed", names
+            best, direction(best, current), f"{best_text}; {missing} failed", names
         )
     if best < 0:  # a policy without metrics: nothing asks for change
         return Recommendation(current, R.NO_CHANGE, f"no metrics: keep {current}")
     if best_within:
         return Recommendation(current, R.WITHIN_TOLERANCE, best_text)
-    return Recommendation(best, _direction(best, current), best_text)
+    return Recommendation(best, direction(best, current), best_text)
 
 
-def _direction(desired: int, current: int) -> str:
+def direction(desired: int, current: int) -> str:
+    """The reason code of a change from `current` to `desired`."""
     if desired > current:
         return R.SCALE_UP
     if desired < current:

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import structlog
 
+from autoscaler.core import timefmt
 from autoscaler.providers.auth import Auth
 from autoscaler.providers.auth import LoginToken as LoginToken  # re-exported (registry.py)
 from autoscaler.providers.auth import StaticToken as StaticToken  # re-exported (registry.py)
@@ -35,7 +36,6 @@ from autoscaler.providers.base import (
     TemporaryError,
     UnauthorizedError,
 )
-from autoscaler.timefmt import iso_utc
 
 log = structlog.get_logger("autoscaler.providers")
 
@@ -124,7 +124,7 @@ class RateGate:
         """{scope: ISO 8601 time the next call may go} for the scopes still closed."""
         now = self.clock()
         return {
-            scope: iso_utc(wall() + until - now) or ""
+            scope: timefmt.iso(wall() + until - now) or ""
             for scope, until in sorted(self._until.items())
             if until > now
         }
@@ -303,7 +303,7 @@ class ProviderHttp:
     def _failed(self, exc: ProviderError) -> None:
         now = time.time()
         self.failures += 1
-        self.last_error = {"error": exc.message, "status": exc.status_code, "t": iso_utc(now)}
+        self.last_error = {"error": exc.message, "status": exc.status_code, "t": timefmt.iso(now)}
         if isinstance(exc, UnauthorizedError):
             first = self.auth_error is None
             self.auth_error = {**self.last_error, "credential": self.credential_ref()}

@@ -28,7 +28,6 @@ from autoscaler.runtime import readable
 from autoscaler.runtime.evaluation import Acted, EvaluationResult, IntentProgress, Reading
 from autoscaler.runtime.runner_env import RunnerEnv, RunnerStatus
 from autoscaler.store.base import Intent
-from autoscaler.timefmt import iso_utc
 
 log = structlog.get_logger("autoscaler.runner")
 
@@ -104,7 +103,7 @@ def readings(runner: Recorded, reads: tuple[Reading, ...]) -> None:
         else:
             health = runner.source_health.setdefault(r.metric, {"failures_in_a_row": 0})
             health["last_error"] = r.error.message
-            health["last_error_at"] = iso_utc(runner.env.clock())
+            health["last_error_at"] = iso(runner.env.clock())
             health["failures_in_a_row"] += 1
             if runner.source_errors.get(r.metric) != r.error.message:
                 runner.source_errors[r.metric] = r.error.message
