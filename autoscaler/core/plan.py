@@ -5,7 +5,10 @@ objective, no scale to zero, no panic): those stages would only return the propo
 The plan lists just the stages that can act, once per policy, with what does not depend on
 `now` worked out ahead (the longest rate period; the bounds when no schedule window moves
 them). Policies are frozen, so a plan never goes stale; plans are kept by the policy object's
-identity in a small cache (a daemon holds a handful of policies; a reload makes new objects).
+identity in a bounded cache. The bound is above the largest fleet one daemon runs (10,000
+policies, docs/ha.md): a daemon evaluates its policies in turn, so a cache smaller than the
+fleet would be emptied before any plan was used twice. A reload makes new policy objects; the
+cache is emptied when full, so the old ones are let go.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ PRESENT: tuple[Stage, ...] = (
 )
 ABSENT: tuple[Stage, ...] = (recommend_stage, objective_stage, wake_stage, create_stage)
 
-_CACHE_SIZE = 64
+_CACHE_SIZE = 32_768  # plans of a few hundred bytes: ~10 MB at the most
 
 
 class Plan(NamedTuple):

@@ -76,3 +76,14 @@ def test_the_cache_is_bounded() -> None:
         p = dataclasses.replace(base, name=f"p{i}")
         assert P.plan_for(p).policy is p
         assert len(P._plans) <= P._CACHE_SIZE
+
+
+def test_a_fleet_of_ten_thousand_policies_is_planned_once() -> None:
+    """A daemon evaluates its policies in turn: a cache smaller than the fleet would be
+    emptied before any plan was used twice, and every decision would plan again."""
+    base = policy()
+    fleet = [dataclasses.replace(base, name=f"fleet{i}") for i in range(10_000)]
+    P._plans.clear()
+    first = [P.plan_for(p) for p in fleet]
+    assert [P.plan_for(p) for p in fleet] == first
+    assert all(a is b for a, b in zip(first, (P.plan_for(p) for p in fleet), strict=True))
