@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, TextIO
 
 from autoscaler.core import Decision, Observation, decide, initial_state
-from autoscaler.core.types import STATUSES, Status
+from autoscaler.core.types import STATUSES, DeploymentState, Status
 from autoscaler.policy.model import Policy
 from autoscaler.sources import jsondoc
 
@@ -138,7 +138,9 @@ def parse_observation(line: str | bytes) -> tuple[float, Observation]:
         if startup < 0:
             raise BadLine(f"'startup_seconds' must be >= 0, got {startup:g}")
     status_value: Status = status
-    return t, Observation(status_value, replicas, metrics, ready_replicas, startup)
+    return t, Observation(
+        DeploymentState(status_value, replicas, ready_replicas), metrics, startup_seconds=startup
+    )
 
 
 def replay(policy: Policy, lines: Iterable[str | bytes]) -> Iterator[tuple[int, float, Decision]]:

@@ -22,6 +22,7 @@ from dataclasses import replace
 
 from autoscaler.core import CoreState, Observation, decide, initial_state, to_dict
 from autoscaler.core.queueing import wait_quantile
+from autoscaler.core.types import DeploymentState
 from autoscaler.policy.model import (
     Deployment,
     Metric,
@@ -113,7 +114,9 @@ def with_feedback(
         seen = wait_quantile(replicas * 16, rate, service * slower, 1.0, 0.99)
         metrics = {**metrics, "wait_p99": min(seen, 120.0)}
         out.append((t, metrics))
-        decision, state = decide(policy, state, Observation("ready", replicas, metrics), t)
+        decision, state = decide(
+            policy, state, Observation(DeploymentState("ready", replicas), metrics), t
+        )
         replicas = decision.replicas
     return out
 
@@ -144,7 +147,9 @@ def run(
 ) -> tuple[CoreState, int, int]:
     biggest = 0
     for t, metrics in obs:
-        decision, state = decide(policy, state, Observation("ready", replicas, metrics), t)
+        decision, state = decide(
+            policy, state, Observation(DeploymentState("ready", replicas), metrics), t
+        )
         replicas = decision.replicas
         size = len(state.down_history) + len(state.up_history) + len(state.events)
         biggest = max(biggest, size)
@@ -180,7 +185,7 @@ def main() -> None:
     largest = 0
     s, r = initial_state(), 3
     for t, metrics in obs[: min(len(obs), 5000)]:
-        d, s = decide(policy, s, Observation("ready", r, metrics), t)
+        d, s = decide(policy, s, Observation(DeploymentState("ready", r), metrics), t)
         r = d.replicas
         largest = max(largest, len(json.dumps(to_dict(s))))
     print(f"3-metric policy, 300 s down window, 15 s interval, {args.decisions} decisions/pass")
@@ -209,7 +214,9 @@ def bench_objective(decisions: int, repeats: int) -> None:
     # A full profile: two weeks of evaluations every 5 minutes.
     s, r = initial_state(), 3
     for t, metrics in objective_observations(2 * 7 * 24 * 12):
-        d, s = decide(policy, s, Observation("ready", r, metrics), START + (t - START) * 20)
+        d, s = decide(
+            policy, s, Observation(DeploymentState("ready", r), metrics), START + (t - START) * 20
+        )
         r = d.replicas
     print(f"state JSON bytes with a full hour-of-week profile: {len(json.dumps(to_dict(s)))}")
     print("  (target <= 8192)")

@@ -56,7 +56,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     ),
     # on top: clients and commands
     "ctl": ("core", "policy", "runtime", "secrets"),
-    "demo": ("ctl", "fakecloud", "policy", "runtime", "secrets"),
+    "demo": ("core", "ctl", "fakecloud", "policy", "runtime", "secrets"),
     "cli": ("autoscaler",),  # the commands themselves are imported by name, when run
     "__main__": ("cli",),
 }

@@ -16,12 +16,14 @@ from .state import (
     with_paused,
     with_resumed,
 )
-from .types import Decision, Observation
+from .types import ABSENT, Decision, DeploymentState, Observation
 
 __all__ = [
+    "ABSENT",
     "REASONS",
     "CoreState",
     "Decision",
+    "DeploymentState",
     "Observation",
     "action_failed",
     "decide",

@@ -35,11 +35,12 @@ def decide(
     policy: Policy, state: CoreState, observation: Observation, now: float
 ) -> tuple[Decision, CoreState]:
     now = float(now)
-    current = observation.replicas
+    deployment = observation.deployment
+    current = deployment.replicas
     if policy.paused or state.paused:
         who = "policy" if policy.paused else "admin"
         return Decision("none", current, (R.PAUSED,), f"paused ({who}): no action"), state
-    gate = GATE[observation.status]
+    gate = GATE[deployment.status]
     handling = gate.handling
     if handling == "hold":
         return Decision("none", current, (gate.reason,), gate.message), state

@@ -2,8 +2,8 @@
 
 `Observation` is what the runtime (or replay, or the simulator) saw at `now`;
 `Decision` is what the core wants done. Both are frozen values: the core never
-mutates its inputs. The `Status` vocabulary lives in `status.py` (re-exported here); the
-core's own state value (`CoreState`) lives in `state.py`.
+mutates its inputs. The `Status` vocabulary and the `DeploymentState` value live in
+`status.py` (re-exported here); the core's own state value (`CoreState`) lives in `state.py`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from .status import STATUSES, Status
+from .status import ABSENT, STATUSES, DeploymentState, Status
 
-__all__ = ["STATUSES", "Action", "Decision", "Observation", "Status"]
+__all__ = [
+    "ABSENT",
+    "STATUSES",
+    "Action",
+    "Decision",
+    "DeploymentState",
+    "Observation",
+    "Status",
+]
 
 Action = Literal["none", "scale", "create", "delete"]
 
@@ -23,23 +31,30 @@ Action = Literal["none", "scale", "create", "delete"]
 class Observation:
     """The deployment and its metrics as seen at one instant.
 
-    `metrics` maps each policy metric name to its value, or to None when the read failed;
-    a policy metric missing from the mapping counts as failed too.
+    `deployment` is the provider's report as the provider client built it (the same value the
+    runtime got from `DeploymentInfo.state`). `metrics` maps each policy metric name to its
+    value, or to None when the read failed; a policy metric missing from the mapping counts as
+    failed too.
     """
 
-    status: Status
-    replicas: int  # count at the provider; 0 when absent
+    deployment: DeploymentState
     metrics: Mapping[str, float | None]
-    ready_replicas: int | None = None  # None: same as `replicas` when ready, else 0
     # The deployment's start-up time as last measured by the runtime (scale or create call to
     # a new replica ready), seconds; None until one was measured. The objective stage keeps it.
     startup_seconds: float | None = None
 
     @property
+    def status(self) -> Status:
+        return self.deployment.status
+
+    @property
+    def replicas(self) -> int:
+        """The count at the provider; 0 when absent."""
+        return self.deployment.replicas
+
+    @property
     def ready(self) -> int:
-        if self.ready_replicas is not None:
-            return self.ready_replicas
-        return self.replicas if self.status == "ready" else 0
+        return self.deployment.ready
 
 
 @dataclass(frozen=True, slots=True)

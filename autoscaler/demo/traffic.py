@@ -21,6 +21,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import anyio
 from prometheus_client import CollectorRegistry
@@ -30,6 +31,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from autoscaler.core.status import ABSENT, STATUSES, DeploymentState, Status
 
 WAITING = "vllm:num_requests_waiting"
 RUNNING = "vllm:num_requests_running"
@@ -131,15 +134,15 @@ class SimFleet:
         self._deployments = deployments  # e.g. `sim_state.current`
         self._serving: dict[str, int] = {}
 
-    def observe(self, name: str) -> tuple[str, int, int]:
-        """(status, replicas, serving) of the live deployment called `name`."""
+    def observe(self, name: str) -> DeploymentState:
+        """The live deployment called `name` as a provider client would report it, with the
+        replicas that serve now as `ready_replicas`."""
         found = [d for d in self._deployments() if getattr(d, "name", None) == name]
-        if not found:
+        status = str(getattr(found[-1], "status", "absent")) if found else "absent"
+        if status == "absent" or status not in STATUSES:  # `gone`: kept for its billing
             self._serving[name] = 0
-            return "absent", 0, 0
-        dep = found[-1]
-        status = str(getattr(dep, "status", "absent"))
-        replicas = int(getattr(dep, "replicas", 0))
+            return ABSENT
+        replicas = int(getattr(found[-1], "replicas", 0))
         if status == "ready":
             serving = replicas
         elif status == "initializing":
@@ -147,7 +150,7 @@ class SimFleet:
         else:
             serving = 0
         self._serving[name] = serving
-        return status, replicas, serving
+        return DeploymentState(cast(Status, status), replicas, serving)
 
 
 class DemoClock:
@@ -203,14 +206,14 @@ class Gateway:
         self.clock = clock
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_GatewayCollector(self))
-        self.fleet_state: dict[str, tuple[str, int, int]] = {}
+        self.fleet_state: dict[str, DeploymentState] = {}
 
     def tick(self) -> None:
         now = self.clock.now()
         for model in self.models:
             observed = self.fleet.observe(model.deployment)
             self.fleet_state[model.deployment] = observed
-            model.step(now, observed[2])
+            model.step(now, observed.ready)
 
     def model_for(self, deployment: str) -> ModelLoad | None:
         return next((m for m in self.models if m.deployment == deployment), None)

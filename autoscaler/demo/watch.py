@@ -70,7 +70,8 @@ def _rows(status: dict[str, Any], gateway: Any, actions: Any) -> list[Any]:
     for name, policy_status in status.items():
         deployment = policy_status["deployment"]
         model = gateway.model_for(deployment)
-        dep_status, current, serving = gateway.fleet.observe(deployment)
+        seen = gateway.fleet.observe(deployment)
+        dep_status, current, serving = seen.status, seen.replicas, seen.ready
         actions.saw(name, current)
         decision = policy_status.get("last_decision") or {}
         note = policy_status.get("transition") or policy_status.get("last_error")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from autoscaler.core.status import Status
+from autoscaler.core.status import DeploymentState, Status
 
 # The name this module used before the vocabulary moved to `autoscaler.core.status`.
 NormalizedStatus = Status
@@ -21,15 +21,14 @@ NormalizedStatus = Status
 
 @dataclass(frozen=True, slots=True)
 class DeploymentInfo:
-    """A deployment as the provider reports it: the provider's own status word translated
-    into the shared `Status` vocabulary at the edge (each client's `FROM_PROVIDER` table), the
-    word itself kept in `raw_status` for messages."""
+    """A deployment as the provider reports it: its identity, how to reach and recreate it,
+    and its `state`, the shared `DeploymentState` value the core reads as is (the provider's
+    own status word translated into the `Status` vocabulary at the edge, each client's
+    `FROM_PROVIDER` table; the word itself kept in `raw_status` for messages)."""
 
     id: str
     name: str
-    status: Status
-    replicas: int  # the count the provider is scaled to (target), >= 1 while it exists
-    ready_replicas: int | None = None  # when the provider reports it
+    state: DeploymentState  # replicas: the count scaled to (target), >= 1 while it exists
     endpoint_url: str | None = None  # only when ready
     spec: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """Everything `Provider.create` needs to deploy it again with the same name (recreate)."""
@@ -37,6 +36,18 @@ class DeploymentInfo:
     served_model: str | None = None
     """The model name inference requests must carry, when the provider names one: NeevCloud's
     `model_id`, a Nebius-style `routing_key`. None: the deployment serves whatever it serves."""
+
+    @property
+    def status(self) -> Status:
+        return self.state.status
+
+    @property
+    def replicas(self) -> int:
+        return self.state.replicas
+
+    @property
+    def ready_replicas(self) -> int | None:
+        return self.state.ready_replicas
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from autoscaler.core.status import Status
+from autoscaler.core.status import DeploymentState, Status
 from autoscaler.providers.base import (
     DeploymentInfo,
     InferenceRoute,
@@ -82,9 +82,7 @@ class NebiusProvider(BaseProvider):
         return DeploymentInfo(
             id=str(item.get("id") or ""),
             name=str(item.get("name") or ""),
-            status=status,
-            replicas=max(1, count),
-            ready_replicas=ready if isinstance(ready, int) else None,
+            state=DeploymentState(status, max(1, count), ready if isinstance(ready, int) else None),
             endpoint_url=url if status == "ready" else None,
             spec=MappingProxyType(spec),
             raw_status=raw,

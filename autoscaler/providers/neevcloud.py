@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from autoscaler.core.status import Status
+from autoscaler.core.status import DeploymentState, Status
 from autoscaler.providers.base import (
     DeploymentInfo,
     InferenceRoute,
@@ -92,8 +92,9 @@ class NeevCloudProvider(BaseProvider):
         return DeploymentInfo(
             id=str(item.get("id") or ""),
             name=name,
-            status=status,
-            replicas=replicas if isinstance(replicas, int) and replicas >= 1 else 1,
+            state=DeploymentState(
+                status, replicas if isinstance(replicas, int) and replicas >= 1 else 1
+            ),
             endpoint_url=(item.get("endpoint_url") or None) if status == "ready" else None,
             spec=MappingProxyType(self.spec_from_response(item)),
             raw_status=raw,

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from autoscaler.core.status import Status
+from autoscaler.core.status import DeploymentState, Status
 from autoscaler.providers.base import (
     DeploymentInfo,
     InferenceRoute,
@@ -108,8 +108,7 @@ class NetMindProvider(BaseProvider):
         return DeploymentInfo(
             id=service_id,
             name=name,
-            status=status,
-            replicas=count if count is not None and count >= 1 else 1,
+            state=DeploymentState(status, count if count is not None and count >= 1 else 1),
             endpoint_url=url if status == "ready" and url else None,
             spec=MappingProxyType(spec),
             raw_status=raw,

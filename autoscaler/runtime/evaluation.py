@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from autoscaler.core.types import Decision, Observation
+from autoscaler.core.types import ABSENT, Decision, Observation
 from autoscaler.providers.base import DeploymentInfo, ProviderError
 from autoscaler.sources.base import SourceError
 
@@ -94,10 +94,5 @@ def observation_of(
 ) -> Observation:
     """What the core sees: the deployment (absent: none, zero replicas) and the readings."""
     if deployment is None:
-        return Observation(status="absent", replicas=0, metrics=dict(metrics))
-    return Observation(
-        status=deployment.status,
-        replicas=deployment.replicas,
-        metrics=dict(metrics),
-        ready_replicas=deployment.ready_replicas,
-    )
+        return Observation(ABSENT, dict(metrics))
+    return Observation(deployment.state, dict(metrics))

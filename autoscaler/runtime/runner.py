@@ -44,7 +44,7 @@ from typing import Any
 import structlog
 
 from autoscaler import core
-from autoscaler.core.types import Observation
+from autoscaler.core.types import DeploymentState, Observation
 from autoscaler.core.zero import activations, activity
 from autoscaler.policy.model import Policy
 from autoscaler.providers.base import DeploymentInfo, Provider, ProviderError
@@ -390,4 +390,5 @@ class PolicyRunner:
 
 
 def _terminating(deployment: DeploymentInfo) -> DeploymentInfo:
-    return dataclasses.replace(deployment, status="terminating", ready_replicas=0)
+    state = DeploymentState("terminating", deployment.replicas, 0)
+    return dataclasses.replace(deployment, state=state)

@@ -139,7 +139,7 @@ def run_aggregated(
     first = controller.initial_replicas
     deployment.start(0.0, settings.initial_replicas if first is None else first)
     ready, provisioning, draining, billed_base = deployment.counts()
-    status, obs_replicas, obs_ready = deployment.provider_view()
+    view = deployment.provider_view()
 
     cohorts: deque[list[float]] = deque()  # [arrival step, amount]
     waits: dict[int, float] = {}
@@ -158,7 +158,7 @@ def run_aggregated(
         t = k * step_s
         if deployment.next_event_time() <= t and deployment.advance(t):
             ready, provisioning, draining, billed_base = deployment.counts()
-            status, obs_replicas, obs_ready = deployment.provider_view()
+            view = deployment.provider_view()
         slot = k % ring_len
         done = ring[slot]
         if done:
@@ -188,7 +188,7 @@ def run_aggregated(
                 waiting=waiting,
                 running=running,
                 arrival_rate=stats.arrival_rate,
-                utilization=min(running / (obs_ready * mc), 1.0) if obs_ready else 0.0,
+                utilization=min(running / (view.ready * mc), 1.0) if view.ready else 0.0,
                 reporting=ready + draining,
                 completion_rate=stats.completion_rate,
                 start_rate=stats.start_rate,
@@ -199,7 +199,7 @@ def run_aggregated(
                 oldest_wait=(k - cohorts[0][0]) * step_s if cohorts else 0.0,
                 startup_s=deployment.last_startup_s,
             )
-            observation = controller.observe(status, obs_replicas, obs_ready, signals)
+            observation = controller.observe(view, signals)
             decision = controller.evaluate(observation, signals, t)
             label = "none"
             if t >= settings.warmup_s:  # see RunSettings.warmup_s
@@ -207,7 +207,7 @@ def run_aggregated(
             if label != "none":
                 actions[label] += 1
                 ready, provisioning, draining, billed_base = deployment.counts()
-                status, obs_replicas, obs_ready = deployment.provider_view()
+                view = deployment.provider_view()
             last_tick_step = k
             ticked = True
             delays.append((t, (k - cohorts[0][0]) * step_s if cohorts else 0.0))

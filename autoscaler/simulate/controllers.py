@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from autoscaler.core.types import Decision, Observation
+from autoscaler.core.types import Decision, DeploymentState, Observation
 from autoscaler.policy.model import Policy
 from autoscaler.simulate.signals import Binding, Signals, metric_values
 
@@ -38,7 +38,7 @@ class Controller(Protocol):
 
     def evaluate(self, observation: Observation, signals: Signals, now: float) -> Decision: ...
 
-    def observe(self, status: str, replicas: int, ready: int, signals: Signals) -> Observation: ...
+    def observe(self, deployment: DeploymentState, signals: Signals) -> Observation: ...
 
 
 @dataclass
@@ -74,12 +74,10 @@ class PolicyController:
     def max_replicas(self) -> int:
         return self.policy.replicas.max
 
-    def observe(self, status: str, replicas: int, ready: int, signals: Signals) -> Observation:
+    def observe(self, deployment: DeploymentState, signals: Signals) -> Observation:
         return Observation(
-            status=status,  # type: ignore[arg-type]
-            replicas=replicas,
-            metrics=metric_values(self.bindings, signals),
-            ready_replicas=ready,
+            deployment,
+            metric_values(self.bindings, signals),
             startup_seconds=signals.startup_s,
         )
 
@@ -118,8 +116,8 @@ class FixedController:
     def max_replicas(self) -> int:
         return self.replicas
 
-    def observe(self, status: str, replicas: int, ready: int, signals: Signals) -> Observation:
-        return Observation(status=status, replicas=replicas, metrics={}, ready_replicas=ready)  # type: ignore[arg-type]
+    def observe(self, deployment: DeploymentState, signals: Signals) -> Observation:
+        return Observation(deployment, {})
 
     def evaluate(self, observation: Observation, signals: Signals, now: float) -> Decision:
         return Decision("none", observation.replicas, ("fixed",), "static count")

@@ -1,10 +1,10 @@
 """The capacity simulator's deployment: the replica model behind what a provider would report.
 
 `SimulatedDeployment` is not the provider-reported deployment (`providers.base.DeploymentInfo`)
-nor a provider simulator's record (`sim.state.SimDeployment`): it models every replica
+nor a fake provider API's record (`fakecloud.state.SimDeployment`): it models every replica
 (provisioning, serving, draining, billing) so the engine can dispatch requests to them; what
-the daemon would see of it is `provider_view()`, in the shared `Status` vocabulary
-(`autoscaler.core.status`), of which it uses every word but `failed`:
+the daemon would see of it is `provider_view()`, the shared `DeploymentState` value
+(`autoscaler.core.status`), using every `Status` word but `failed`:
 - **scale** (only while `ready`): added replicas become ready `provision_s` after the call;
   removed replicas are taken from those still provisioning first (newest first), then idle
   ready ones, then the least busy ready ones, which **drain**: they finish the requests they
@@ -28,7 +28,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Literal
 
-from autoscaler.core.status import Status
+from autoscaler.core.status import ABSENT, DeploymentState, Status
 
 ReplicaState = Literal["provisioning", "ready", "draining", "gone"]
 DeploymentStatus = Status  # never "failed" here: the simulated provider does not fail
@@ -94,14 +94,14 @@ class SimulatedDeployment:
                 billed += 1
         return ready, provisioning, draining, billed
 
-    def provider_view(self) -> tuple[DeploymentStatus, int, int]:
-        """What the daemon would see: (status, replicas, ready replicas)."""
+    def provider_view(self) -> DeploymentState:
+        """What the daemon would see: the deployment state a provider client would build."""
         ready, provisioning, draining, _ = self.counts()
         if self.status == "terminating":
-            return self.status, draining + provisioning, 0
+            return DeploymentState(self.status, draining + provisioning, 0)
         if self.status == "absent":
-            return self.status, 0, 0
-        return self.status, ready + provisioning, ready
+            return ABSENT
+        return DeploymentState(self.status, ready + provisioning, ready)
 
     def next_event_time(self) -> float:
         return self._events[0][0] if self._events else float("inf")

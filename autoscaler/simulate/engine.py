@@ -192,7 +192,8 @@ def run_requests(
             continue
         if t_tick <= now:
             expire(now)
-            status, replicas, ready = deployment.provider_view()
+            view = deployment.provider_view()
+            ready = view.ready
             stats = window.close(now, interval or 1.0)
             signals = Signals(
                 waiting=float(len(queue)),
@@ -208,7 +209,7 @@ def run_requests(
                 oldest_wait=now - arrivals[queue[0]] if queue else 0.0,
                 startup_s=deployment.last_startup_s,
             )
-            observation = controller.observe(status, replicas, ready, signals)
+            observation = controller.observe(view, signals)
             decision = controller.evaluate(observation, signals, now)
             label = "none"
             if now >= settings.warmup_s:

@@ -15,6 +15,7 @@ from autoscaler.core import CoreState, Observation, initial_state
 from autoscaler.core.clamp import bounds
 from autoscaler.core.proposal import Context, Proposal
 from autoscaler.core.recommend import Recommendation
+from autoscaler.core.types import DeploymentState
 from autoscaler.policy.model import (
     Activation,
     Behavior,
@@ -97,11 +98,11 @@ def policy(
 
 
 def ready(replicas: int, ready_replicas: int | None = None, **metrics: float | None) -> Observation:
-    return Observation("ready", replicas, metrics, ready_replicas)
+    return Observation(DeploymentState("ready", replicas, ready_replicas), metrics)
 
 
 def absent(**metrics: float | None) -> Observation:
-    return Observation("absent", 0, metrics)
+    return Observation(DeploymentState("absent", 0), metrics)
 
 
 # --- Hypothesis strategies -------------------------------------------------------------------

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from autoscaler.core import REASONS, CoreState, Decision, decide, from_dict, initial_state, to_dict
 from autoscaler.core import reasons as R
 from autoscaler.core.schedule import is_active
-from autoscaler.core.types import Observation
+from autoscaler.core.types import DeploymentState, Observation
 from autoscaler.policy.model import Policy, ScalingRules
 
 STATE_LIMIT_BYTES = 4096
@@ -198,7 +198,7 @@ class Checker:
                 continue
             more = dict(obs.metrics)
             more[name] = value * 1.5 + 1.0
-            bumped = Observation(obs.status, obs.replicas, more, obs.ready_replicas)
+            bumped = Observation(obs.deployment, more)
             high, _ = decide(self.policy, state, bumped, now)
             assert high.replicas >= decision.replicas, (name, decision, high)
 
@@ -248,7 +248,7 @@ class World:
         self.checker = Checker(self.policy)
 
     def observe(self, metrics: Mapping[str, float | None]) -> Observation:
-        return Observation(self.status, self.replicas, dict(metrics))  # type: ignore[arg-type]
+        return Observation(DeploymentState(self.status, self.replicas), dict(metrics))  # type: ignore[arg-type]
 
     def step(self, metrics: Mapping[str, float | None], now: float) -> Decision:
         obs = self.observe(metrics)

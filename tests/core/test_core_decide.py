@@ -18,7 +18,7 @@ from autoscaler.core import (
 )
 from autoscaler.core import reasons as R
 from autoscaler.core.status import GATE
-from autoscaler.core.types import STATUSES, Observation
+from autoscaler.core.types import STATUSES, DeploymentState, Observation
 from autoscaler.policy.model import Panic, Policy
 
 from .builders import T0, metric, policy, ready, rules
@@ -52,7 +52,7 @@ def test_every_reason_constant_is_documented() -> None:
 )
 def test_waiting_statuses_take_no_action(status: str, reason: str) -> None:
     s = initial_state()
-    obs = Observation(status, 2, {"waiting": 1000.0})  # type: ignore[arg-type]
+    obs = Observation(DeploymentState(status, 2), {"waiting": 1000.0})  # type: ignore[arg-type]
     d, s2 = decide(policy(), s, obs, T0)
     assert (d.action, d.replicas, d.reasons) == ("none", 2, (reason,))
     assert s2 == s
@@ -81,7 +81,7 @@ def test_status_gate_covers_the_whole_vocabulary() -> None:
 def test_status_gate_table(
     status: str, replicas: int, action: str, reasons: tuple[str, ...]
 ) -> None:
-    obs = Observation(status, replicas, {"waiting": 1000.0})  # type: ignore[arg-type]
+    obs = Observation(DeploymentState(status, replicas), {"waiting": 1000.0})  # type: ignore[arg-type]
     d, _ = decide(policy(max=3), initial_state(), obs, T0)
     assert (d.action, d.reasons[: len(reasons)]) == (action, reasons)
     assert (
@@ -219,7 +219,9 @@ def test_current_outside_bounds_is_corrected_at_once() -> None:
 def test_replicas_after_decision_conventions() -> None:
     p: Policy = policy()
     d: Decision
-    d, _ = decide(p, initial_state(), Observation("absent", 0, {"waiting": 0.0}), T0)
+    d, _ = decide(
+        p, initial_state(), Observation(DeploymentState("absent", 0), {"waiting": 0.0}), T0
+    )
     assert d.replicas == 0 or d.action == "create"
     d, _ = decide(p, initial_state(), ready(3, waiting=15.0), T0)
     assert (d.action, d.replicas) == ("none", 3)

@@ -9,7 +9,7 @@ from autoscaler.core import CoreState, decide, initial_state
 from autoscaler.core import reasons as R
 from autoscaler.core.failure import deployment_failure, metric_failure_stage, recreate_delay
 from autoscaler.core.recommend import Recommendation
-from autoscaler.core.types import Observation
+from autoscaler.core.types import DeploymentState, Observation
 from autoscaler.policy.model import OnDeploymentFailure, OnMetricFailure
 
 from .builders import T0, context, metric, policy, proposal, ready, rules
@@ -62,7 +62,7 @@ def test_fallback_respects_max() -> None:
 
 
 def failed(replicas: int = 3) -> Observation:
-    return Observation("failed", replicas, {})
+    return Observation(DeploymentState("failed", replicas), {})
 
 
 def test_failed_deployment_is_reported_without_action() -> None:
@@ -143,7 +143,7 @@ def test_metric_failure_stage(
 def test_deployment_failure(recreates: int, failed_for: float, reasons: tuple[str, ...]) -> None:
     rule = OnDeploymentFailure(action="recreate", backoff=60.0, max_backoff=7200.0)
     state = CoreState(failed_since=T0 - failed_for, recreates=recreates)
-    obs = Observation("failed", 2, {})
+    obs = Observation(DeploymentState("failed", 2), {})
     d, s = deployment_failure(context(policy(on_deployment_failure=rule), obs, state))
     assert d.reasons == reasons
     assert s.recreates == recreates + (1 if R.RECREATE in reasons else 0)

@@ -12,7 +12,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from autoscaler.core import CoreState, decide, initial_state, to_dict
-from autoscaler.core.types import Observation
+from autoscaler.core.types import DeploymentState, Observation
 from autoscaler.policy.model import Policy
 
 from .builders import T0, healthy_readings, metric_readings, policies
@@ -78,7 +78,7 @@ def test_invariant_2_inside_tolerance_band_nothing_changes(p: Policy, data: st.D
             readings[m.name] = ratio * m.target.value * current
         else:
             readings[m.name] = ratio * m.target.value
-    d, _ = decide(p, initial_state(), Observation("ready", current, readings), T0)
+    d, _ = decide(p, initial_state(), Observation(DeploymentState("ready", current), readings), T0)
     assert (d.action, d.replicas) == ("none", current), d
 
 
@@ -124,8 +124,8 @@ def test_invariant_3_more_load_never_fewer_replicas(
     replicas = 0 if status == "absent" else max(1, world.replicas)
     more = dict(readings)
     more[bumped_name] = (readings[bumped_name] or 0.0) + extra
-    base, _ = decide(p, world.state, Observation(status, replicas, readings), now)  # type: ignore[arg-type]
-    high, _ = decide(p, world.state, Observation(status, replicas, more), now)  # type: ignore[arg-type]
+    base, _ = decide(p, world.state, Observation(DeploymentState(status, replicas), readings), now)  # type: ignore[arg-type]
+    high, _ = decide(p, world.state, Observation(DeploymentState(status, replicas), more), now)  # type: ignore[arg-type]
     assert high.replicas >= base.replicas, (base, high)
 
 
@@ -149,7 +149,7 @@ def test_invariant_5_failed_metrics_never_scale_down(
     readings[broken] = None
     assert failed_names(p, readings)
     current = data.draw(st.integers(1, p.replicas.max), label="current")
-    d, _ = decide(p, world.state, Observation("ready", current, readings), now)
+    d, _ = decide(p, world.state, Observation(DeploymentState("ready", current), readings), now)
     _, upper = independent_bounds(p, now)
     assert d.action != "delete"
     if current <= upper:  # above the bounds the bounds win, not the metrics
@@ -171,10 +171,15 @@ def test_invariant_6_same_inputs_same_output(
         for i, (gap, readings) in enumerate(steps):
             now += gap
             if interleave:
-                decide(other, initial_state(), Observation("ready", 3, {}), now + 7 * 86400 * i)
+                decide(
+                    other,
+                    initial_state(),
+                    Observation(DeploymentState("ready", 3), {}),
+                    now + 7 * 86400 * i,
+                )
             if resume_at == i:
                 s = CoreState.from_dict(to_dict(s))
-            d, s = decide(p, s, Observation("ready", 2, readings), now)
+            d, s = decide(p, s, Observation(DeploymentState("ready", 2), readings), now)
             out.append((d, to_dict(s)))
         return out
 

@@ -21,6 +21,7 @@ from autoscaler.core.objective import CORRECTION_MAX, CORRECTION_MIN, objective_
 from autoscaler.core.queueing import wait_quantile
 from autoscaler.core.recommend import recommend_stage
 from autoscaler.core.state import to_dict
+from autoscaler.core.types import DeploymentState
 from autoscaler.policy.model import Metric, Objective, ObjectiveSignals, Policy
 
 from .builders import SOURCE, T0, context, metric, policy, proposal, rules
@@ -98,7 +99,9 @@ def run(
     state = state or initial_state()
     out = []
     for i, values in enumerate(steps):
-        obs = Observation("ready", replicas, values, startup_seconds=startup_seconds)
+        obs = Observation(
+            DeploymentState("ready", replicas), values, startup_seconds=startup_seconds
+        )
         d, state = decide(p, state, obs, start + i * interval)
         out.append(d)
         replicas = d.replicas
@@ -145,8 +148,10 @@ def test_more_load_never_fewer_replicas(
     state, _ = history
     p = slo()
     now = T0 + 1000.0
-    low, _ = decide(p, state, Observation("ready", replicas, values_of(x)), now)
-    high, _ = decide(p, state, Observation("ready", replicas, values_of(bigger(x, y))), now)
+    low, _ = decide(p, state, Observation(DeploymentState("ready", replicas), values_of(x)), now)
+    high, _ = decide(
+        p, state, Observation(DeploymentState("ready", replicas), values_of(bigger(x, y))), now
+    )
     assert high.replicas >= low.replicas
 
 
@@ -170,7 +175,7 @@ def test_a_tighter_objective_never_fewer_replicas(
     state, _ = history
     loose = slo(wait=max(waits), quantile=min(quantiles))
     tight = slo(wait=min(waits), quantile=max(quantiles))
-    obs = Observation("ready", replicas, values_of(x))
+    obs = Observation(DeploymentState("ready", replicas), values_of(x))
     a, _ = decide(loose, state, obs, T0 + 1000.0)
     b, _ = decide(tight, state, obs, T0 + 1000.0)
     assert b.replicas >= a.replicas
@@ -210,7 +215,7 @@ def test_the_profile_never_pushes_below_the_reactive_floor(
         profile = F.update(profile, T0 + h * 3600.0, 100.0 * (1 + math.sin(h)))
     if state.objective is not None:
         state = replace(state, objective=replace(state.objective, profile=profile))
-    obs = Observation("ready", replicas, values_of(x))
+    obs = Observation(DeploymentState("ready", replicas), values_of(x))
     now = T0 + hours * 3600.0
     on, _ = decide(slo(forecast=True), state, obs, now)
     off, _ = decide(slo(forecast=False), state, obs, now)
@@ -236,7 +241,7 @@ def test_state_with_a_full_profile_stays_within_8_kb() -> None:
         t = T0 + i * 60.0
         rate = 20 + 15 * math.sin(i / 90.0) + (i % 7)
         values = load(rate, 4.0, running=rate * 4, queue=(i % 5) * 3.0, wait_p99=(i % 11) * 0.7)
-        d, state = decide(p, state, Observation("ready", replicas, values), t)
+        d, state = decide(p, state, Observation(DeploymentState("ready", replicas), values), t)
         replicas = d.replicas
         if i % 97 == 0:
             biggest = max(biggest, len(json.dumps(to_dict(state))))
@@ -252,7 +257,7 @@ def test_state_with_a_full_profile_stays_within_8_kb() -> None:
 
 def test_sizes_the_smallest_count_that_meets_the_objective() -> None:
     # 10 requests/s of 4 s each is 40 Erlangs; 16 slots a replica.
-    d, _ = decide(slo(), initial_state(), Observation("ready", 1, load(10.0)), T0)
+    d, _ = decide(slo(), initial_state(), Observation(DeploymentState("ready", 1), load(10.0)), T0)
     n = d.replicas
     assert wait_quantile(n * 16, 10.0, 4.0, 1.0, 0.99) <= 5.0
     assert wait_quantile((n - 1) * 16, 10.0, 4.0, 1.0, 0.99) > 5.0
@@ -264,18 +269,22 @@ def test_a_queue_that_drains_before_a_start_up_buys_nothing() -> None:
     # 3 ready replicas (48 slots) serve 40 Erlangs with 8 spare slots = 2 requests/s spare:
     # 60 queued drain in 30 s, long before a 180 s start-up.
     p = slo()
-    quiet, _ = decide(p, initial_state(), Observation("ready", 3, load(10.0)), T0)
+    quiet, _ = decide(p, initial_state(), Observation(DeploymentState("ready", 3), load(10.0)), T0)
     assert quiet.replicas == 3
-    d, _ = decide(p, initial_state(), Observation("ready", 3, load(10.0, queue=60.0)), T0)
+    d, _ = decide(
+        p, initial_state(), Observation(DeploymentState("ready", 3), load(10.0, queue=60.0)), T0
+    )
     assert d.replicas == 3
     assert R.OBJECTIVE_DRAINS_FIRST in d.reasons and "drains in 30s" in d.message
     # A queue that takes longer than a start-up to drain buys capacity for it.
-    d, _ = decide(p, initial_state(), Observation("ready", 3, load(10.0, queue=2000.0)), T0)
+    d, _ = decide(
+        p, initial_state(), Observation(DeploymentState("ready", 3), load(10.0, queue=2000.0)), T0
+    )
     assert d.replicas > 3 and R.OBJECTIVE_BACKLOG in d.reasons
     # A short start-up (measured by the daemon) makes the same small queue worth a replica:
     # 40 slots for 10/s of 4 s, plus 60 x 4 / (4 + 5) = 26.7 spare to start 60 within 5 s:
     # 66.7 slots, 5 replicas.
-    obs = Observation("ready", 3, load(10.0, queue=60.0), startup_seconds=5.0)
+    obs = Observation(DeploymentState("ready", 3), load(10.0, queue=60.0), startup_seconds=5.0)
     d, state = decide(p, initial_state(), obs, T0)
     assert d.replicas == 5 and R.OBJECTIVE_BACKLOG in d.reasons
     assert state.objective is not None and state.objective.startup == 5.0
@@ -300,41 +309,45 @@ def test_keeps_a_replica_needed_again_within_a_start_up() -> None:
 
 def test_failed_signals_never_scale_down_but_idle_is_no_failure() -> None:
     p = slo()
-    d, state = decide(p, initial_state(), Observation("ready", 6, load(None)), T0)  # type: ignore[arg-type]
+    d, state = decide(p, initial_state(), Observation(DeploymentState("ready", 6), load(None)), T0)  # type: ignore[arg-type]
     assert d.replicas == 6 and R.METRICS_MISSING_NO_SCALE_DOWN in d.reasons
     assert state.metric_failures == 1
-    d, _ = decide(p, initial_state(), Observation("ready", 6, load(1.0, service=None)), T0)  # type: ignore[arg-type]
+    d, _ = decide(
+        p, initial_state(), Observation(DeploymentState("ready", 6), load(1.0, service=None)), T0
+    )  # type: ignore[arg-type]
     assert d.replicas == 6 and R.METRICS_MISSING_NO_SCALE_DOWN in d.reasons
     # A failed optional signal still forbids a scale-down.
-    d, _ = decide(p, initial_state(), Observation("ready", 6, load(1.0, running=None)), T0)  # type: ignore[arg-type]
+    d, _ = decide(
+        p, initial_state(), Observation(DeploymentState("ready", 6), load(1.0, running=None)), T0
+    )  # type: ignore[arg-type]
     assert d.replicas == 6
     # No traffic: the service time and the wait quantile have nothing to measure (NaN).
     idle = load(0.0, service=math.nan, wait_p99=math.nan)
-    d, state = decide(p, initial_state(), Observation("ready", 6, idle), T0)
+    d, state = decide(p, initial_state(), Observation(DeploymentState("ready", 6), idle), T0)
     assert d.replicas == 1 and state.metric_failures == 0
 
 
 def test_combines_with_hpa_targets_by_max() -> None:
     p = slo(hpa=True)
     values = load(1.0, backlog=100.0)  # HPA: 100 / 10 per replica = 10
-    d, _ = decide(p, initial_state(), Observation("ready", 2, values), T0)
+    d, _ = decide(p, initial_state(), Observation(DeploymentState("ready", 2), values), T0)
     assert d.desired == 10  # then the HPA rate policy (+4 per 15 s) applies as always
     assert d.replicas == 6 and R.RATE_LIMITED_UP in d.reasons
     values = load(30.0, backlog=10.0)  # the objective needs more than HPA's 1
-    d, _ = decide(p, initial_state(), Observation("ready", 2, values), T0)
+    d, _ = decide(p, initial_state(), Observation(DeploymentState("ready", 2), values), T0)
     assert d.replicas > 2 and R.OBJECTIVE_SIZED in d.reasons
 
 
 def test_later_stages_apply() -> None:
     p = replace(slo(max=5), cost=replace(slo().cost))
-    d, _ = decide(p, initial_state(), Observation("ready", 2, load(40.0)), T0)
+    d, _ = decide(p, initial_state(), Observation(DeploymentState("ready", 2), load(40.0)), T0)
     assert d.replicas == 5 and R.MAX_REPLICAS in d.reasons
 
 
 def test_creates_with_the_sized_count_from_zero() -> None:
     p = replace(slo(min=0), scale_to_zero=None)
     p = replace(p, replicas=replace(p.replicas, min=1))
-    d, state = decide(p, initial_state(), Observation("absent", 0, load(10.0)), T0)
+    d, state = decide(p, initial_state(), Observation(DeploymentState("absent", 0), load(10.0)), T0)
     assert d.action == "create" and d.replicas >= 3
     assert state.objective is not None
 
@@ -353,7 +366,9 @@ def test_a_replica_slower_than_measured_is_corrected() -> None:
     for i in range(200):
         observed = wait_quantile(replicas * 16, rate, true_s, 1.0, 0.99)
         values = load(rate, 2.0, wait_p99=min(observed, 600.0))
-        d, state = decide(p, state, Observation("ready", replicas, values), T0 + i * 15.0)
+        d, state = decide(
+            p, state, Observation(DeploymentState("ready", replicas), values), T0 + i * 15.0
+        )
         replicas = d.replicas
         history.append(replicas)
     assert state.objective is not None
@@ -369,7 +384,7 @@ def week(rate_at: object, p: Policy, weeks: int = 1, start: float = T0) -> CoreS
     for i in range(weeks * 7 * 24 * 4):  # every 15 minutes
         t = start + i * 900.0
         r = rate_at(t)  # type: ignore[operator]
-        d, state = decide(p, state, Observation("ready", replicas, load(r)), t)
+        d, state = decide(p, state, Observation(DeploymentState("ready", replicas), load(r)), t)
         replicas = d.replicas
     return state
 
@@ -385,7 +400,7 @@ def test_forecast_pre_warms_one_start_up_ahead() -> None:
     state = week(daily, p, weeks=2, start=start)
     # Monday-ish 08:52 (two weeks later): the 09:00 hour is 8 minutes away, within a start-up.
     t = start + 14 * 86400 + 8 * 3600 + 52 * 60
-    obs = Observation("ready", 2, load(2.0))
+    obs = Observation(DeploymentState("ready", 2), load(2.0))
     d, _ = decide(p, state, obs, t)
     reactive, _ = decide(slo(startup=600.0, forecast=False), state, obs, t)
     assert R.OBJECTIVE_FORECAST in d.reasons
@@ -404,7 +419,7 @@ def test_a_holiday_damps_the_forecast() -> None:
     replicas = 3
     d = None
     for i in range(int(4 * 3600 / 15)):
-        obs = Observation("ready", replicas, load(3.0))
+        obs = Observation(DeploymentState("ready", replicas), load(3.0))
         d, state = decide(p, state, obs, t + i * 15.0)
         replicas = d.replicas
     assert d is not None and state.objective is not None
@@ -413,7 +428,7 @@ def test_a_holiday_damps_the_forecast() -> None:
     reactive, _ = decide(
         slo(startup=600.0, forecast=False),
         state,
-        Observation("ready", replicas, load(3.0)),
+        Observation(DeploymentState("ready", replicas), load(3.0)),
         t + 4 * 3600 - 300,
     )
     assert d.replicas <= reactive.replicas + 1
@@ -437,19 +452,19 @@ def test_composes_with_cost_cap_schedule_and_panic() -> None:
 
     # A cost cap of 4 replicas wins over the objective's count.
     p = replace(slo(), cost=Cost(replica_hourly_usd=2.0, max_hourly_usd=8.0))
-    d, _ = decide(p, initial_state(), Observation("ready", 2, load(40.0)), T0)
+    d, _ = decide(p, initial_state(), Observation(DeploymentState("ready", 2), load(40.0)), T0)
     assert d.replicas == 4 and R.COST_CAP in d.reasons and d.desired is not None
     assert d.desired > 4
     # A schedule window's floor holds while the objective would go lower.
     p = replace(slo(), schedules=(Schedule("* * * * *", 3600.0, "UTC", min=6),))
-    d, _ = decide(p, initial_state(), Observation("ready", 6, load(1.0)), T0)
+    d, _ = decide(p, initial_state(), Observation(DeploymentState("ready", 6), load(1.0)), T0)
     assert d.replicas == 6 and R.SCHEDULE_MIN in d.reasons
     # Panic: the objective's count against the ready replicas, then no scale-down in the hold.
     base = slo(startup=0.0)
     p = replace(base, behavior=replace(base.behavior, panic=Panic(threshold=2.0, hold=120.0)))
-    d, state = decide(p, initial_state(), Observation("ready", 2, load(40.0)), T0)
+    d, state = decide(p, initial_state(), Observation(DeploymentState("ready", 2), load(40.0)), T0)
     assert R.PANIC in d.reasons and d.replicas > 4
-    d, _ = decide(p, state, Observation("ready", d.replicas, load(1.0)), T0 + 15)
+    d, _ = decide(p, state, Observation(DeploymentState("ready", d.replicas), load(1.0)), T0 + 15)
     assert R.PANIC_HOLD in d.reasons
 
 
@@ -476,10 +491,10 @@ def test_replicas_bought_for_a_queue_are_not_held() -> None:
     # A queue that outlasts a 2 min start-up buys capacity to clear it; once the queue is
     # gone the count falls back to what the rate needs at once (no start-up hold for it).
     p = slo(startup=120.0)
-    obs = Observation("ready", 3, load(10.0, queue=2000.0))
+    obs = Observation(DeploymentState("ready", 3), load(10.0, queue=2000.0))
     d, state = decide(p, initial_state(), obs, T0)
     assert R.OBJECTIVE_BACKLOG in d.reasons and d.desired == 59  # (+4 per 15 s rate limit)
-    d, _ = decide(p, state, Observation("ready", d.replicas, load(10.0)), T0 + 15)
+    d, _ = decide(p, state, Observation(DeploymentState("ready", d.replicas), load(10.0)), T0 + 15)
     assert d.replicas == 3 and R.OBJECTIVE_STARTUP_HOLD not in d.reasons
 
 
@@ -494,11 +509,17 @@ def test_a_growing_queue_reveals_arrivals_a_started_rate_cannot() -> None:
     for i in range(5):
         t = T0 + 15.0 * i
         d_flat, flat = decide(
-            p, flat, Observation("ready", replicas, load(16.0, 4.0, 64.0, 100.0)), t
+            p,
+            flat,
+            Observation(DeploymentState("ready", replicas), load(16.0, 4.0, 64.0, 100.0)),
+            t,
         )
         queued = 100.0 + 60.0 * i
         d_grow, growing = decide(
-            p, growing, Observation("ready", replicas, load(16.0, 4.0, 64.0, queued)), t
+            p,
+            growing,
+            Observation(DeploymentState("ready", replicas), load(16.0, 4.0, 64.0, queued)),
+            t,
         )
     assert d_flat is not None and d_grow is not None
     assert growing.objective is not None and growing.objective.growth > 2.0
@@ -514,8 +535,15 @@ def test_the_correction_comes_down_slower_than_it_goes_up() -> None:
     ready = 3
     predicted = wait_quantile(ready * 16, 10.0, 4.0, 1.0, 0.99)
     assert predicted > 1.0  # above the evidence threshold (a fifth of 5 s)
-    _, up = decide(p, start, Observation("ready", ready, load(10.0, wait_p99=4 * predicted)), T0)
-    _, down = decide(p, start, Observation("ready", ready, load(10.0, wait_p99=0.0)), T0)
+    _, up = decide(
+        p,
+        start,
+        Observation(DeploymentState("ready", ready), load(10.0, wait_p99=4 * predicted)),
+        T0,
+    )
+    _, down = decide(
+        p, start, Observation(DeploymentState("ready", ready), load(10.0, wait_p99=0.0)), T0
+    )
     assert up.objective is not None and down.objective is not None
     assert up.objective.correction > 1.0 > down.objective.correction
     assert math.log(up.objective.correction) > -2 * math.log(down.objective.correction)
@@ -530,7 +558,7 @@ def test_no_scale_down_under_a_queue_that_outlasts_a_start_up() -> None:
     def at(
         queued: float, state: CoreState | None = None, t: float = T0
     ) -> tuple[Decision, CoreState]:
-        obs = Observation("ready", 8, load(0.5, 100.0, 64.0, queued), ready_replicas=4)
+        obs = Observation(DeploymentState("ready", 8, 4), load(0.5, 100.0, 64.0, queued))
         return decide(p, state or initial_state(), obs, t)
 
     assert (at(0.0)[0].desired or 0) < 8  # no queue: fewer
@@ -563,13 +591,13 @@ def test_objective_stage(
 ) -> None:
     p = slo(hpa=hpa, forecast=False)
     values = {**load(rate, running=rate * 4.0), "backlog": backlog}
-    ctx = context(p, Observation("ready", 2, values))
+    ctx = context(p, Observation(DeploymentState("ready", 2), values))
     out = objective_stage(ctx, recommend_stage(ctx, proposal(2)))
     assert (out.replicas, out.objective_reasons) == (count, codes)
     assert out.memory is not None and out.memory.at == T0
 
 
 def test_objective_stage_passes_a_policy_without_objective_on() -> None:
-    ctx = context(policy(), Observation("ready", 2, {"waiting": 1.0}))
+    ctx = context(policy(), Observation(DeploymentState("ready", 2), {"waiting": 1.0}))
     start = recommend_stage(ctx, proposal(2))
     assert objective_stage(ctx, start) is start

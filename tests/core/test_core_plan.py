@@ -13,7 +13,7 @@ from autoscaler.core import plan as P
 from autoscaler.core.clamp import bounds
 from autoscaler.core.proposal import Proposal
 from autoscaler.core.state import with_override
-from autoscaler.core.types import Observation
+from autoscaler.core.types import DeploymentState, Observation
 from autoscaler.policy.model import Policy
 
 from . import test_core_objective as O
@@ -34,7 +34,11 @@ def cases(draw: st.DrawFn) -> tuple[Policy, Observation, bool, float]:
     replicas = 0 if status == "absent" else draw(st.integers(1, 12))
     readings = draw(metric_readings(tuple(m.name for m in p.metrics)))
     ready = draw(st.one_of(st.none(), st.integers(0, replicas)))
-    obs = Observation(status, replicas, readings, ready, draw(st.sampled_from([None, 90.0])))
+    obs = Observation(
+        DeploymentState(status, replicas, ready),
+        readings,
+        startup_seconds=draw(st.sampled_from([None, 90.0])),
+    )
     return p, obs, draw(st.booleans()), draw(st.floats(0, 14 * 86400, allow_nan=False))
 
 

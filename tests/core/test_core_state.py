@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from autoscaler.core import CoreState, decide, from_dict, initial_state, to_dict
 from autoscaler.core.state import advance, evolve
-from autoscaler.core.types import Observation
+from autoscaler.core.types import DeploymentState, Observation
 
 from .builders import T0, metric_readings, policies
 
@@ -58,7 +58,7 @@ def test_states_reached_by_decide_round_trip(policy: Any, readings: list[Any]) -
     s = initial_state()
     replicas = 2
     for i, r in enumerate(readings):
-        d, s = decide(policy, s, Observation("ready", replicas, r), T0 + 15 * i)
+        d, s = decide(policy, s, Observation(DeploymentState("ready", replicas), r), T0 + 15 * i)
         replicas = max(1, d.replicas)
         assert from_dict(json.loads(json.dumps(to_dict(s)))) == s
 
@@ -132,7 +132,7 @@ def test_state_stays_small_over_a_long_noisy_run() -> None:
     for i in range(7 * 24 * 240):
         v = float((i * 7919) % 997)
         r = {"waiting": v, "kv": (i % 13) / 10, "backlog": float((i * 31) % 500)}
-        d, s = decide(p, s, Observation("ready", replicas, r), T0 + 15 * i)
+        d, s = decide(p, s, Observation(DeploymentState("ready", replicas), r), T0 + 15 * i)
         replicas = d.replicas
         if i % 97 == 0:
             largest = max(largest, len(json.dumps(to_dict(s))))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autoscaler.core.status import STATUSES, Status
+from autoscaler.core.status import STATUSES, DeploymentState, Status
 from autoscaler.fakecloud.state import SimStatus
 from autoscaler.providers import nebius, neevcloud, netmind
 from autoscaler.providers.base import DeploymentInfo
@@ -31,8 +31,20 @@ def test_each_provider_translates_its_words_into_the_vocabulary(client: object) 
 
 
 def test_deployment_info_keeps_the_raw_word() -> None:
-    info = DeploymentInfo("id", "n", "ready", 1, raw_status="RUNNING")
+    info = DeploymentInfo("id", "n", DeploymentState("ready", 1), raw_status="RUNNING")
     assert (info.status, info.raw_status) == ("ready", "RUNNING")
+
+
+def test_one_deployment_state_value_from_the_provider_edge_to_the_core() -> None:
+    """The value a provider client builds is the one the core reads: not a copy in other
+    words (runtime.evaluation hands `DeploymentInfo.state` over as is)."""
+    from autoscaler.runtime.evaluation import observation_of
+
+    info = DeploymentInfo("id", "n", DeploymentState("ready", 3, 2))
+    observation = observation_of(info, {})
+    assert observation.deployment is info.state
+    assert (observation.status, observation.replicas, observation.ready) == ("ready", 3, 2)
+    assert observation_of(None, {}).deployment == DeploymentState("absent", 0)
 
 
 def test_the_provider_simulators_use_the_vocabulary_plus_gone() -> None:

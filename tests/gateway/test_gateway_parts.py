@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from autoscaler.core.status import DeploymentState
 from autoscaler.gateway.signals import SignalHub
 from autoscaler.gateway.stats import Stats, Window, signal_value
 from autoscaler.gateway.upstream import SseUsage, as_openai_error
@@ -95,24 +96,20 @@ async def test_a_deployment_changing_its_count_keeps_its_route(
     ready = DeploymentInfo(
         id="d1",
         name="chat",
-        status="ready",
-        replicas=1,
-        ready_replicas=1,
+        state=DeploymentState("ready", 1, 1),
         endpoint_url="http://chat.example/v1",
         served_model="org/chat",
     )
     route = routable(ready, provider)
     assert route is not None and route.base_url == "http://chat.example/v1"
-    scaling = DeploymentInfo(id="d1", name="chat", status="initializing", replicas=2)
+    scaling = DeploymentInfo(id="d1", name="chat", state=DeploymentState("initializing", 2))
     assert routable(scaling, provider) == route  # replicas keep serving during a scale
-    starting = DeploymentInfo(id="d2", name="other", status="initializing", replicas=1)
+    starting = DeploymentInfo(id="d2", name="other", state=DeploymentState("initializing", 1))
     assert routable(starting, provider) is None  # never served: start-up, hold
     none_ready = DeploymentInfo(
         id="d3",
         name="x",
-        status="ready",
-        replicas=1,
-        ready_replicas=0,
+        state=DeploymentState("ready", 1, 0),
         endpoint_url="http://x.example/v1",
     )
     assert routable(none_ready, provider) is None

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from autoscaler.core.status import DeploymentState
 from autoscaler.policy.loader import ValidationFailed, load_daemon_config
 from autoscaler.policy.model import InferenceProfile, SecretRef
 from autoscaler.providers.base import DeploymentInfo, InferenceRoute
@@ -83,7 +84,9 @@ def test_nebius_configured_base_wins_and_no_routing_key_means_no_route() -> None
     _made, ready, p = ready_info("nebius", base_url="https://inference.example/v1/")
     got = p.inference_route(ready)  # type: ignore[attr-defined]
     assert got is not None and got.base_url == "https://inference.example/v1"
-    keyless = DeploymentInfo(id="x", name="x", status="ready", replicas=1, endpoint_url="http://a")
+    keyless = DeploymentInfo(
+        id="x", name="x", state=DeploymentState("ready", 1), endpoint_url="http://a"
+    )
     assert p.inference_route(keyless) is None  # type: ignore[attr-defined]
 
 
@@ -93,10 +96,12 @@ def test_failed_terminating_or_absent_deployments_are_not_routable(kind: str, st
     _made, ready, p = ready_info(kind, token="k")
     assert p.inference_route(ready) is not None  # type: ignore[attr-defined]
     fields = {f: getattr(ready, f) for f in ready.__slots__}  # type: ignore[attr-defined]
-    not_ready = DeploymentInfo(**{**fields, "status": status})
+    not_ready = DeploymentInfo(**{**fields, "state": DeploymentState(status, 1)})
     assert p.inference_route(not_ready) is None  # type: ignore[attr-defined]
     # ... and forgotten: initializing again afterwards is a start, not a scale
-    starting = DeploymentInfo(**{**fields, "status": "initializing", "endpoint_url": None})
+    starting = DeploymentInfo(
+        **{**fields, "state": DeploymentState("initializing", 1), "endpoint_url": None}
+    )
     assert p.inference_route(starting) is None  # type: ignore[attr-defined]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from autoscaler.core.status import DeploymentState
 from autoscaler.demo.traffic import (
     RUNNING,
     WAITING,
@@ -97,22 +98,22 @@ def test_fleet_follows_the_simulator_lifecycle() -> None:
     app = create_app("neevcloud", token="t", provision_seconds=10, clock=clock)
     sim = app.state.sim
     fleet = SimFleet(sim.current)
-    assert fleet.observe("chat") == ("absent", 0, 0)
+    assert fleet.observe("chat") == DeploymentState("absent", 0)
     dep = sim.create("chat", dict(SPEC), 1)
-    assert fleet.observe("chat") == ("initializing", 1, 0)
+    assert fleet.observe("chat") == DeploymentState("initializing", 1, 0)
     clock.advance(10)
-    assert fleet.observe("chat") == ("ready", 1, 1)
+    assert fleet.observe("chat") == DeploymentState("ready", 1, 1)
     sim.scale(dep.id, 3)
     # Scaling up: the replica that served keeps serving while the new ones start.
-    assert fleet.observe("chat") == ("initializing", 3, 1)
+    assert fleet.observe("chat") == DeploymentState("initializing", 3, 1)
     clock.advance(5)
-    assert fleet.observe("chat") == ("ready", 3, 3)
+    assert fleet.observe("chat") == DeploymentState("ready", 3, 3)
     sim.scale(dep.id, 2)
-    assert fleet.observe("chat") == ("initializing", 2, 2)
+    assert fleet.observe("chat") == DeploymentState("initializing", 2, 2)
     sim.delete(dep.id)
-    assert fleet.observe("chat") == ("terminating", 2, 0)
+    assert fleet.observe("chat") == DeploymentState("terminating", 2, 0)
     clock.advance(10)
-    assert fleet.observe("chat") == ("absent", 0, 0)
+    assert fleet.observe("chat") == DeploymentState("absent", 0)
 
 
 def test_demo_clock() -> None:
@@ -158,5 +159,5 @@ async def test_gateway_serves_vllm_gauges_to_the_prometheus_source(anyio_backend
         assert await read(RUNNING, "demo/chat") == 2
         assert await read(WAITING, "demo/batch") == 0
         tg.cancel_scope.cancel()
-    assert gateway.fleet_state["chat"] == ("ready", 1, 1)
-    assert gateway.fleet_state["batch"] == ("absent", 0, 0)
+    assert gateway.fleet_state["chat"] == DeploymentState("ready", 1, 1)
+    assert gateway.fleet_state["batch"] == DeploymentState("absent", 0)

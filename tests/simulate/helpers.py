@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autoscaler.core.types import Decision, Observation
+from autoscaler.core.types import Decision, DeploymentState, Observation
 from autoscaler.simulate.engine import RunResult
 from autoscaler.simulate.results import timeline_integral
 from autoscaler.simulate.signals import Signals
@@ -34,8 +34,8 @@ class ToyController:
     initial_replicas: int | None = 1
     _idle: int = field(default=0, repr=False)
 
-    def observe(self, status: str, replicas: int, ready: int, signals: Signals) -> Observation:
-        return Observation(status, replicas, {"in_flight": signals.in_flight}, ready)  # type: ignore[arg-type]
+    def observe(self, deployment: DeploymentState, signals: Signals) -> Observation:
+        return Observation(deployment, {"in_flight": signals.in_flight})
 
     def evaluate(self, observation: Observation, signals: Signals, now: float) -> Decision:
         self.evaluations += 1

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autoscaler.core.status import DeploymentState
 from autoscaler.core.types import Decision, Observation
 from autoscaler.policy.loader import load_policy_file
 from autoscaler.simulate.aggregated import request_step_arrivals, run_aggregated, service_bins
@@ -135,7 +136,7 @@ def test_a_policy_controller_passes_the_measured_start_up_to_the_core() -> None:
     (policy,) = load_policy_file(LLM_SLO)
     controller = PolicyController(policy=policy, bindings=bind_metrics(policy, {}))
     signals = Signals(2.0, 30.0, 3.0, 0.9, 2, startup_s=142.0)
-    observation = controller.observe("ready", 2, 2, signals)
+    observation = controller.observe(DeploymentState("ready", 2, 2), signals)
     assert observation.startup_seconds == 142.0
     assert set(observation.metrics) == {m.name for m in policy.metrics}
 
