@@ -228,7 +228,7 @@ async def demo(options: DemoOptions, out: TextIO) -> int:
             daemon = Daemon(config, policies, config_path=str(config_path), recorder=metrics)
             admin = Secret(secrets.token_urlsafe(24))
             daemon_app = create_http_app(
-                daemon, metrics.registry, admin, alive=lambda: not daemon.stop_requested
+                daemon, metrics.registry, admin, alive=lambda: not daemon.lifecycle.stop_requested
             )
             d_host, d_port = await tg.start(serve_http, daemon_app, config.http.listen)
             view.message(
@@ -252,7 +252,7 @@ async def demo(options: DemoOptions, out: TextIO) -> int:
             )
             with anyio.CancelScope(shield=True), anyio.move_on_after(config.shutdown_timeout + 15):
                 daemon.request_stop()
-                await daemon.stopped.wait()
+                await daemon.lifecycle.stopped.wait()
             tg.cancel_scope.cancel()
     except Exception as exc:
         view.message(f"autoscaler demo: stopped by an error: {_describe(exc)}")

@@ -19,35 +19,25 @@ from typing import Protocol
 import structlog
 
 from autoscaler import core
-from autoscaler.policy.model import DaemonConfig, Policy, ProviderProfile
-from autoscaler.providers.base import Provider
+from autoscaler.policy.model import DaemonConfig, Policy
+from autoscaler.runtime.connections import Connections
+from autoscaler.runtime.policyset import PolicySet
 from autoscaler.runtime.protocols import Recorder
-from autoscaler.runtime.reads import DeploymentView, close_quietly
+from autoscaler.runtime.reads import close_quietly
 from autoscaler.runtime.runner import PolicyRunner
-from autoscaler.runtime.scheduling import PolicyScheduler
 
 log = structlog.get_logger("autoscaler.daemon")
 
 
 class ApplyHost(Protocol):
-    """What applying a config needs of the daemon."""
+    """What applying a config needs of the daemon: its parts, and how it builds a runner."""
 
     config: DaemonConfig
-    runners: dict[str, PolicyRunner]
-    providers: dict[str, Provider]
-    views: dict[str, DeploymentView]
-    scheduler: PolicyScheduler
+    policies: PolicySet
+    connections: Connections
     recorder: Recorder
 
     def clock(self) -> float: ...
-
-    def scheduling(self) -> bool: ...
-
-    def provider_for(self, profile: ProviderProfile) -> Provider: ...
-
-    def tune_views(self, policies: Sequence[Policy]) -> None: ...
-
-    def schedule(self, runner: PolicyRunner, count: int) -> None: ...
 
     async def add_runner(self, policy: Policy) -> PolicyRunner: ...
 
@@ -68,30 +58,25 @@ async def apply_config(
     wanted = {p.name: p for p in policies}
     report: dict[str, list[str]] = {"added": [], "removed": [], "changed": []}
 
-    for name in [n for n in host.runners if n not in wanted]:
-        gone = host.runners.pop(name)
-        async with gone.lock:
-            host.scheduler.remove_policy(name)
-            await gone.detach_sources()
+    for name in [n for n in host.policies.runners if n not in wanted]:
+        await host.policies.remove(name)
         host.recorder.policy_removed(name)
         report["removed"].append(name)
 
-    old_providers = {n: host.providers.pop(n) for n in changed_profiles if n in host.providers}
-    for n in old_providers:
-        host.views.pop(n, None)
+    old_providers = host.connections.drop_providers(changed_profiles)
     for name, policy in wanted.items():
-        existing = host.runners.get(name)
+        existing = host.policies.runners.get(name)
         if existing is None:
             added = await host.add_runner(policy)
-            if host.scheduling():
-                host.schedule(added, len(wanted))
+            if host.policies.scheduling():
+                host.policies.schedule(added, len(wanted))
             report["added"].append(name)
         elif policy != existing.policy or policy.deployment.provider in changed_profiles:
             await _change(host, existing, policy)
             host.recorder.dry_run(name, existing.dry_run())
             report["changed"].append(name)
-    host.tune_views(list(wanted.values()))
-    for provider in old_providers.values():
+    host.connections.tune_views(list(wanted.values()))
+    for provider in old_providers:
         await close_quietly(provider, "provider")
     return report
 
@@ -105,13 +90,14 @@ async def _change(host: ApplyHost, existing: PolicyRunner, policy: Policy) -> No
         interval_changed = policy.interval != existing.policy.interval
         sources_changed = policy.metrics != existing.policy.metrics
         existing.policy = policy
-        existing.provider = host.provider_for(host.config.providers[policy.deployment.provider])
-        existing.view = host.views[policy.deployment.provider]
+        profile = host.config.providers[policy.deployment.provider]
+        existing.provider = host.connections.provider_for(profile)
+        existing.view = host.connections.views[policy.deployment.provider]
         if sources_changed:
             await existing.detach_sources()
             existing.attach_sources()
-        if interval_changed and host.scheduling():
-            host.schedule(existing, 1)
+        if interval_changed and host.policies.scheduling():
+            host.policies.schedule(existing, 1)
 
 
 def keep_state(new: DaemonConfig, old: DaemonConfig) -> DaemonConfig:

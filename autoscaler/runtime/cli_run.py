@@ -223,8 +223,8 @@ def tune_gc() -> None:
 
 
 def _alive(daemon: Any) -> Any:
-    return lambda: not daemon.stop_requested or daemon.in_flight > 0
+    return lambda: not daemon.lifecycle.stop_requested or daemon.lifecycle.in_flight > 0
 
 
 async def _wait_stopped(daemon: Any) -> None:
-    await daemon.stopped.wait()
+    await daemon.lifecycle.stopped.wait()

@@ -191,7 +191,7 @@ async def start_in_daemon(tg: TaskGroup, daemon: Any, hub: SignalHub = DEFAULT_H
     """Hook for `autoscaler run` (after the daemon started): demand reported by separate
     gateways reaches `hub`; with a `gateway:` section, the gateway serves in `tg` and follows
     policy reloads."""
-    daemon.on_gateway_demand = hub.report
+    daemon.admin.on_gateway_demand = hub.report
     if daemon.config.gateway is None:
         return
     gateway = in_daemon(daemon, hub)

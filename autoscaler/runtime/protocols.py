@@ -1,7 +1,7 @@
 """Contracts inside the daemon: what the HTTP layer may ask of the running daemon
 (`DaemonControl`) and what the daemon reports to metrics (`Recorder`).
 
-The reconcile loop (`daemon.py`) implements `DaemonControl`; `http.py` serves it. `metrics.py`
+The daemon (`daemon.py`) implements `DaemonControl`; `http.py` serves it. `metrics.py`
 implements `Recorder` over prometheus-client with fixed label sets. Neither side imports the
 other's module, only these protocols.
 """

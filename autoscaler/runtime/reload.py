@@ -185,7 +185,7 @@ class Reloader:
             if admin != self.admin_token:
                 self.admin_token = admin
                 changed.append("http.admin_token")
-        for name, provider in list(self.daemon.providers.items()):
+        for name, provider in list(self.daemon.connections.providers.items()):
             profile = config.providers.get(name)
             if profile is None:
                 continue

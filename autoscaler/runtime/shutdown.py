@@ -20,7 +20,8 @@ import anyio
 import structlog
 
 from autoscaler.policy.model import DaemonConfig
-from autoscaler.store.base import Store
+from autoscaler.runtime.connections import Connections
+from autoscaler.runtime.lifecycle import Lifecycle
 
 log = structlog.get_logger("autoscaler.shutdown")
 
@@ -32,10 +33,8 @@ class Stoppable(Protocol):
     not import the daemon that calls it."""
 
     config: DaemonConfig
-    store: Store | None
-
-    @property
-    def in_flight(self) -> int: ...
+    lifecycle: Lifecycle  # the evaluations in flight
+    connections: Connections  # the store, for the intents left pending
 
     async def drain(self, timeout: float) -> bool: ...
 
@@ -61,19 +60,20 @@ async def graceful_stop(daemon: Stoppable) -> None:
     """Drain and close, shielded and bounded by the config's deadline."""
     with anyio.CancelScope(shield=True):
         timeout = daemon.config.shutdown_timeout
-        log.info("stopping", deadline=timeout, in_flight=daemon.in_flight)
+        log.info("stopping", deadline=timeout, in_flight=daemon.lifecycle.in_flight)
         finished = await daemon.drain(timeout)
         if not finished:
             log.warning(
                 "shutdown_deadline_passed",
-                in_flight=daemon.in_flight,
+                in_flight=daemon.lifecycle.in_flight,
                 note="unfinished actions stay as pending intents for the next start",
             )
         pending: int | None = None
         with anyio.move_on_after(CLOSE_TIMEOUT) as scope:
-            if daemon.store is not None:
+            store = daemon.connections.store
+            if store is not None:
                 try:
-                    pending = len(await daemon.store.pending_intents())
+                    pending = len(await store.pending_intents())
                 except Exception as exc:
                     log.warning("pending_intents_unreadable", error=str(exc))
             await daemon.close_resources()

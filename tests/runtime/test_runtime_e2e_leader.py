@@ -71,7 +71,7 @@ async def test_standby_takes_over(tmp_path: Path) -> None:
                     standby.status()["policies"]["ha-policy"]["last_decision"]["executed"] is False
                 )
                 leader.request_stop()
-                await await_for(lambda: leader.stopped.is_set(), 20, "leader stopped")
+                await await_for(lambda: leader.lifecycle.stopped.is_set(), 20, "leader stopped")
                 await await_for(
                     lambda: standby.status()["role"] == "leader", 20, "standby took over"
                 )

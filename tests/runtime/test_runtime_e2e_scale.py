@@ -100,7 +100,7 @@ async def test_zero_up_down_zero_and_back(tmp_path: Path) -> None:
                 # Load ends -> down to 1, then deleted after the idle period.
                 r.delete(key)
                 await await_for(lambda: dep() == [], 40, "deleted after idle")
-                store = daemon.store
+                store = daemon.connections.store
                 assert isinstance(store, SQLiteStore)
                 saved = await store.load_spec("chat-e2e")
                 assert saved is not None and saved["create"] == CREATE_SPEC

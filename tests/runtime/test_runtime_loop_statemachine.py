@@ -166,9 +166,9 @@ zero_poll_interval: 1s
 
     async def die(self) -> None:
         """The process is gone: nothing more is written; the file stays as it was."""
-        assert self.daemon is not None and self.daemon.store is not None
-        await self.daemon.store.close()
-        for provider in self.daemon.providers.values():
+        assert self.daemon is not None and self.daemon.connections.store is not None
+        await self.daemon.connections.store.close()
+        for provider in self.daemon.connections.providers.values():
             await provider.aclose()
         self.daemon = None
         self.crashes += 1
@@ -288,7 +288,7 @@ zero_poll_interval: 1s
                 self.clock.advance(4.0)
                 self.run(self.step())
             assert self.daemon is not None
-            store = self.daemon.store
+            store = self.daemon.connections.store
             assert store is not None
             assert self.run(store.pending_intents()) == []
             self.no_duplicate_and_no_lost_spec()
