@@ -85,9 +85,10 @@ async def test_zero_up_down_zero_and_back(tmp_path: Path) -> None:
                 pushed_at = time.time()
                 r.rpush(key, *range(30))
                 await await_for(lambda: replicas() == 4, 30, "scaled up to max 4")
-                assert daemon.history_buffer is not None and daemon.store is not None
-                await daemon.history_buffer.flush()
-                history = await daemon.store.decision_history("chat-e2e", since=pushed_at - 1)
+                parts = daemon.connections
+                assert parts.history is not None and parts.store is not None
+                await parts.history.flush()
+                history = await parts.store.decision_history("chat-e2e", since=pushed_at - 1)
                 saw = [
                     e
                     for e in history
