@@ -53,11 +53,11 @@ def test_the_provider_simulators_use_the_vocabulary_plus_gone() -> None:
 
 def test_the_capacity_simulator_reports_in_the_vocabulary() -> None:
     d = SimulatedDeployment(DeploymentTiming())
-    seen = {d.provider_view()[0]}
+    seen = {d.provider_view().status}
     d.start(0.0, 2)
-    seen.add(d.provider_view()[0])
+    seen.add(d.provider_view().status)
     d.apply("delete", 0, 1.0)
-    seen.add(d.provider_view()[0])
+    seen.add(d.provider_view().status)
     assert seen == {"absent", "ready", "terminating"}
     assert seen <= set(STATUSES)
 
