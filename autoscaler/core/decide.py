@@ -16,10 +16,13 @@ by the caller: nothing here reads a clock.
 
 from __future__ import annotations
 
+from typing import Any
+
 from autoscaler.policy.model import Policy
 
 from . import reasons as R
 from .clamp import bounds
+from .drafts import draft
 from .failure import deployment_failure
 from .plan import plan_for
 from .proposal import Context, Proposal, consecutive_failures, first
@@ -29,6 +32,7 @@ from .types import Action, Decision, Observation
 
 # Context built without its Python-level `__new__` (positional, in field order): hot path.
 _new = tuple.__new__
+_DecisionDraft = draft(Decision)
 
 
 def decide(
@@ -93,7 +97,7 @@ def _present(ctx: Context, p: Proposal, longest: float) -> tuple[Decision, CoreS
     state, now, current = ctx.state, ctx.now, ctx.current
     consecutive = consecutive_failures(ctx, p)
     if p.action == "delete":
-        decision = Decision("delete", 0, p.reasons, "; ".join(p.parts), p.desired)
+        decision = _decision("delete", 0, p.reasons, "; ".join(p.parts), p.desired)
         return decision, evolve(
             state,
             last_action=(now, "delete"),
@@ -122,7 +126,7 @@ def _present(ctx: Context, p: Proposal, longest: float) -> tuple[Decision, CoreS
         action = "none"
         if not reasons:
             reasons = (R.NO_CHANGE,)
-    decision = Decision(action, target, reasons, "; ".join(p.parts), p.desired)
+    decision = _decision(action, target, reasons, "; ".join(p.parts), p.desired)
     return decision, advance(
         state,
         up_history=p.up_history,
@@ -153,12 +157,27 @@ def _absent(ctx: Context, p: Proposal) -> tuple[Decision, CoreState]:
         objective=p.memory,
     )
     action = p.action or "none"
-    decision = Decision(action, p.replicas, p.reasons, "; ".join(p.parts), p.desired)
+    decision = _decision(action, p.replicas, p.reasons, "; ".join(p.parts), p.desired)
     if action != "create":
         return decision, next_state
     return decision, evolve(
         next_state, last_action=(ctx.now, "create"), prev_action=state.last_action
     )
+
+
+def _decision(
+    action: Action, replicas: int, reasons: tuple[str, ...], message: str, desired: int
+) -> Decision:
+    """`Decision(...)` for the pipeline's decisions, each field stored by name on a draft
+    (drafts.py: the frozen dataclass's `__init__` costs a few times more)."""
+    d: Any = _DecisionDraft()
+    d.action = action
+    d.replicas = replicas
+    d.reasons = reasons
+    d.message = message
+    d.desired = desired
+    d.__class__ = Decision
+    return d
 
 
 def _trim_events(
