@@ -21,7 +21,7 @@ from typing import Any
 from autoscaler.policy.model import Policy
 
 from . import reasons as R
-from .clamp import bounds
+from .clamp import Bounds, bounds
 from .drafts import draft
 from .failure import deployment_failure
 from .plan import plan_for
@@ -30,8 +30,7 @@ from .state import CoreState, advance, evolve
 from .status import GATE
 from .types import Action, Decision, Observation
 
-# Context built without its Python-level `__new__` (positional, in field order): hot path.
-_new = tuple.__new__
+_ContextDraft = draft(Context)
 _DecisionDraft = draft(Decision)
 
 
@@ -53,7 +52,7 @@ def decide(
     fixed = plan.fixed_bounds
     if handling == "decide":
         b = fixed[0] if fixed is not None else bounds(policy, now)
-        ctx = _new(Context, (policy, state, observation, now, current, b))
+        ctx = _context(policy, state, observation, now, current, b)
         p = _start(ctx)
         # override_stage only acts on an admin override: most decisions skip it
         for stage in plan.present if state.override is None else plan.present_override:
@@ -61,7 +60,7 @@ def decide(
         return _present(ctx, p, plan.longest_period)
     if handling == "zero":
         b = fixed[1] if fixed is not None else bounds(policy, now, floor_one=False)
-        ctx = _new(Context, (policy, state, observation, now, 0, b))
+        ctx = _context(policy, state, observation, now, 0, b)
         p = _start(ctx)
         for stage in plan.absent:
             p = stage(ctx, p)
@@ -163,6 +162,21 @@ def _absent(ctx: Context, p: Proposal) -> tuple[Decision, CoreState]:
     return decision, evolve(
         next_state, last_action=(ctx.now, "create"), prev_action=state.last_action
     )
+
+
+def _context(
+    policy: Policy, state: CoreState, observation: Observation, now: float, current: int, b: Bounds
+) -> Context:
+    """`Context(...)` for every decision, each field stored by name on a draft (drafts.py)."""
+    ctx: Any = _ContextDraft()
+    ctx.policy = policy
+    ctx.state = state
+    ctx.observation = observation
+    ctx.now = now
+    ctx.current = current
+    ctx.bounds = b
+    ctx.__class__ = Context
+    return ctx
 
 
 def _decision(
