@@ -146,13 +146,18 @@ def run(
     replicas: int,
 ) -> tuple[CoreState, int, int]:
     biggest = 0
+    recorded = 0
     for t, metrics in obs:
         decision, state = decide(
             policy, state, Observation(DeploymentState("ready", replicas), metrics), t
         )
         replicas = decision.replicas
+        # The daemon records every decision's reasons and message: read them as it does, so a
+        # message formatted late (or never) would still be paid for here.
+        recorded += len(decision.reasons) + len(decision.message)
         size = len(state.down_history) + len(state.up_history) + len(state.events)
         biggest = max(biggest, size)
+    assert recorded > 0
     return state, replicas, biggest
 
 

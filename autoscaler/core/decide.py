@@ -16,10 +16,13 @@ by the caller: nothing here reads a clock.
 
 from __future__ import annotations
 
+from typing import Any
+
 from autoscaler.policy.model import Policy
 
 from . import reasons as R
-from .clamp import bounds
+from .clamp import Bounds, bounds
+from .drafts import draft
 from .failure import deployment_failure
 from .plan import plan_for
 from .proposal import Context, Proposal, consecutive_failures, first
@@ -27,8 +30,8 @@ from .state import CoreState, advance, evolve
 from .status import GATE
 from .types import Action, Decision, Observation
 
-# Context built without its Python-level `__new__` (positional, in field order): hot path.
-_new = tuple.__new__
+_ContextDraft = draft(Context)
+_DecisionDraft = draft(Decision)
 
 
 def decide(
@@ -50,7 +53,7 @@ def decide(
     fixed = plan.fixed_bounds
     if handling == "decide":
         b = fixed[0] if fixed is not None else bounds(policy, now)
-        ctx = _new(Context, (policy, state, observation, now, current, b))
+        ctx = _context(policy, state, observation, now, current, b)
         p = _start(ctx)
         # override_stage only acts on an admin override: most decisions skip it
         for stage in plan.present if state.override is None else plan.present_override:
@@ -58,7 +61,7 @@ def decide(
         return _present(ctx, p, plan.longest_period)
     if handling == "zero":
         b = fixed[1] if fixed is not None else bounds(policy, now, floor_one=False)
-        ctx = _new(Context, (policy, state, observation, now, 0, b))
+        ctx = _context(policy, state, observation, now, 0, b)
         p = _start(ctx)
         for stage in plan.absent:
             p = stage(ctx, p)
@@ -94,7 +97,7 @@ def _present(ctx: Context, p: Proposal, longest: float) -> tuple[Decision, CoreS
     state, now, current = ctx.state, ctx.now, ctx.current
     consecutive = consecutive_failures(ctx, p)
     if p.action == "delete":
-        decision = Decision("delete", 0, p.reasons, "; ".join(p.parts), p.desired)
+        decision = _decision("delete", 0, p.reasons, "; ".join(p.parts), p.desired)
         return decision, evolve(
             state,
             last_action=(now, "delete"),
@@ -123,7 +126,7 @@ def _present(ctx: Context, p: Proposal, longest: float) -> tuple[Decision, CoreS
         action = "none"
         if not reasons:
             reasons = (R.NO_CHANGE,)
-    decision = Decision(action, target, reasons, "; ".join(p.parts), p.desired)
+    decision = _decision(action, target, reasons, "; ".join(p.parts), p.desired)
     return decision, advance(
         state,
         up_history=p.up_history,
@@ -154,12 +157,42 @@ def _absent(ctx: Context, p: Proposal) -> tuple[Decision, CoreState]:
         objective=p.memory,
     )
     action = p.action or "none"
-    decision = Decision(action, p.replicas, p.reasons, "; ".join(p.parts), p.desired)
+    decision = _decision(action, p.replicas, p.reasons, "; ".join(p.parts), p.desired)
     if action != "create":
         return decision, next_state
     return decision, evolve(
         next_state, last_action=(ctx.now, "create"), prev_action=state.last_action
     )
+
+
+def _context(
+    policy: Policy, state: CoreState, observation: Observation, now: float, current: int, b: Bounds
+) -> Context:
+    """`Context(...)` for every decision, each field stored by name on a draft (drafts.py)."""
+    ctx: Any = _ContextDraft()
+    ctx.policy = policy
+    ctx.state = state
+    ctx.observation = observation
+    ctx.now = now
+    ctx.current = current
+    ctx.bounds = b
+    ctx.__class__ = Context
+    return ctx
+
+
+def _decision(
+    action: Action, replicas: int, reasons: tuple[str, ...], message: str, desired: int
+) -> Decision:
+    """`Decision(...)` for the pipeline's decisions, each field stored by name on a draft
+    (drafts.py: the frozen dataclass's `__init__` costs a few times more)."""
+    d: Any = _DecisionDraft()
+    d.action = action
+    d.replicas = replicas
+    d.reasons = reasons
+    d.message = message
+    d.desired = desired
+    d.__class__ = Decision
+    return d
 
 
 def _trim_events(

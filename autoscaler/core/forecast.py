@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .drafts import draft
+
 HOURS = 168
 UNSEEN = -1.0
 WEEK_WEIGHT = 0.3  # weight of the latest week in a bucket
@@ -40,6 +42,9 @@ class Profile:
     hour_count: int = 0
     ratio: float = 1.0  # EWMA of actual / profile at the same hour
     at: float | None = None  # the last update (for the ratio's time constant)
+
+
+_ProfileDraft = draft(Profile)
 
 
 def _bucket(t: float) -> int:
@@ -67,7 +72,17 @@ def update(profile: Profile, now: float, rate: float) -> Profile:
         dt = RATIO_TAU if profile.at is None else min(max(now - profile.at, 0.0), RATIO_TAU)
         alpha = 1.0 - math.exp(-dt / RATIO_TAU)
         ratio += alpha * (min(rate / expected, RATIO_MAX) - ratio)
-    return Profile(buckets, hour, hour_sum + rate, hour_count + 1, ratio, now)
+    # Profile(buckets, hour, hour_sum + rate, hour_count + 1, ratio, now), by name on a draft
+    # (drafts.py: one per decision, a few times cheaper than the frozen `__init__`)
+    out: Any = _ProfileDraft()
+    out.buckets = buckets
+    out.hour = hour
+    out.hour_sum = hour_sum + rate
+    out.hour_count = hour_count + 1
+    out.ratio = ratio
+    out.at = now
+    out.__class__ = Profile
+    return out
 
 
 def forecast(profile: Profile, t: float) -> float | None:

@@ -24,15 +24,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from math import isfinite
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from autoscaler.policy.model import Objective
 
 from . import forecast as F
 from . import reasons as R
+from .drafts import draft
 
 if TYPE_CHECKING:
     from .proposal import Context, Proposal
+from .correction import SIGNIFICANT, corrected, queue_growth
 from .peaks import Peaks, hold_peaks
 from .queueing import drain_time, replicas_for_drain, replicas_for_wait, size_for_wait
 from .recommend import (
@@ -43,16 +46,6 @@ from .recommend import (
     metric_value,
 )
 
-CORRECTION_MIN = 0.5
-CORRECTION_MAX = 4.0
-# ln f moves by this share of ln(observed / predicted) per evaluation: up fast when waits are
-# longer than predicted (the objective is being missed), down slowly when shorter (a wait of
-# 0 at p99 says little about how close the deployment runs to its first queue).
-_GAIN_UP = 0.125
-_GAIN_DOWN = 0.03125
-_DECAY_TAU = 3600.0  # seconds for ln f to relax toward 0 while neither wait is significant
-_SIGNIFICANT = 0.2  # a wait below this share of the objective says nothing about the model
-_GROWTH_TAU = 60.0  # seconds: the queue growth's EWMA
 _BUSY_CAP = 0.9  # share of the ready slots the in-flight floor may claim
 _QUIET_SIGNALS = ("service_time", "service_time_cv", "observed_wait")
 
@@ -61,7 +54,7 @@ _QUIET_SIGNALS = ("service_time", "service_time_cv", "observed_wait")
 class ObjectiveMemory:
     """What the objective stage keeps between evaluations (inside `CoreState.objective`)."""
 
-    correction: float = 1.0  # factor on the service time, in [CORRECTION_MIN, CORRECTION_MAX]
+    correction: float = 1.0  # factor on the service time, within correction.py's bounds
     startup: float | None = None  # the last measured start-up time, seconds
     peaks: Peaks = ()  # (slot start, count sized) over the last start-up time, quarter slots
     profile: F.Profile = field(default_factory=F.Profile)
@@ -73,6 +66,31 @@ class ObjectiveMemory:
 
 
 _EMPTY = ObjectiveMemory()
+_MemoryDraft = draft(ObjectiveMemory)
+
+
+def _memory(
+    correction: float,
+    startup: float | None,
+    peaks: Peaks,
+    profile: F.Profile,
+    at: float | None,
+    queue_at: tuple[float, float] | None,
+    growth: float,
+) -> ObjectiveMemory:
+    """`ObjectiveMemory(...)` stored field by field on a draft (drafts.py): one per decision."""
+    m: Any = _MemoryDraft()
+    m.correction = correction
+    m.startup = startup
+    m.peaks = peaks
+    m.profile = profile
+    m.at = at
+    m.queue_at = queue_at
+    m.growth = growth
+    m.__class__ = ObjectiveMemory
+    return m
+
+
 _new = tuple.__new__  # a NamedTuple without its Python-level `__new__` (hot path)
 
 
@@ -115,22 +133,30 @@ def size(
         memory_startup = float(startup) if old is None else 0.5 * old + 0.5 * float(startup)
     lead = memory_startup if memory_startup is not None else objective.startup
 
-    lam = metric_value(values, signals.arrival_rate)
-    s = metric_value(values, signals.service_time)
+    # A reading is None when it failed (missing, null, NaN or infinite: `metric_value`, read
+    # inline here: six calls a decision otherwise).
+    get = values.get
+    lam = get(signals.arrival_rate)
+    lam = float(lam) if lam is not None and isfinite(lam) else None
+    s = get(signals.service_time)
+    s = float(s) if s is not None and isfinite(s) else None
     broken = lam is None or s is None
-    queue = in_flight = cv_read = None
+    queue = in_flight = cv_read = observed = None
     if signals.queue is not None:
-        queue = metric_value(values, signals.queue)
+        queue = get(signals.queue)
+        queue = float(queue) if queue is not None and isfinite(queue) else None
         broken = broken or queue is None
     if signals.in_flight is not None:
-        in_flight = metric_value(values, signals.in_flight)
+        in_flight = get(signals.in_flight)
+        in_flight = float(in_flight) if in_flight is not None and isfinite(in_flight) else None
         broken = broken or in_flight is None
     if signals.service_time_cv is not None:
-        cv_read = metric_value(values, signals.service_time_cv)
+        cv_read = get(signals.service_time_cv)
+        cv_read = float(cv_read) if cv_read is not None and isfinite(cv_read) else None
         broken = broken or cv_read is None
-    observed = None
     if signals.observed_wait is not None:
-        observed = metric_value(values, signals.observed_wait)
+        observed = get(signals.observed_wait)
+        observed = float(observed) if observed is not None and isfinite(observed) else None
         broken = broken or observed is None
     # No traffic: a service time, its variability and a wait quantile have nothing to measure
     # (a histogram's mean over an empty window is NaN). Those reads are not failures then.
@@ -148,7 +174,7 @@ def size(
         if hpa is not None:
             text = f"{proposal.message}; {text}"
         rec = Recommendation(wanted, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
-        memory = ObjectiveMemory(
+        memory = _memory(
             memory.correction,
             memory_startup,
             memory.peaks,
@@ -159,15 +185,22 @@ def size(
         )
         return Sized(rec, (), memory)
 
-    lam = max(lam, 0.0)
-    s = max(s or 0.0, 0.0)
-    cv = max(cv_read, 0.0) if cv_read is not None else objective.service_time_cv
+    # (max and min as comparisons from here on: a builtin call costs several times more)
+    if lam < 0.0:
+        lam = 0.0
+    s = s or 0.0
+    if s < 0.0:
+        s = 0.0
+    cv = objective.service_time_cv if cv_read is None else (0.0 if cv_read < 0.0 else cv_read)
     f = memory.correction
     s_eff = s * f
     q, wait, conc = objective.quantile, objective.queue_wait or math.inf, objective.concurrency
     ready = seen.ready
-    backlog = max(queue or 0.0, 0.0)
+    backlog = queue or 0.0
+    if backlog < 0.0:
+        backlog = 0.0
     rate = lam
+    busy = 0.0 if in_flight is None or in_flight < 0.0 else in_flight  # (in flight, >= 0)
     if in_flight is not None and s_eff > 0:
         # Requests in flight are served load (Little: in flight = rate x service time), a
         # floor of the offered load when the rate signal lags (a rate of requests started or
@@ -175,18 +208,22 @@ def size(
         # minutes). Capped below the ready slots: a full house is what a burst looks like
         # too, and whether it needs a replica is the backlog step's question (it may drain
         # before one could start).
-        busy = min(max(in_flight, 0.0), _BUSY_CAP * ready * conc)
-        rate = max(rate, busy / s_eff)
-    growth = _growth(memory, queue, now)
+        cap = _BUSY_CAP * ready * conc
+        floor_rate = (cap if cap < busy else busy) / s_eff
+        if floor_rate > rate:
+            rate = floor_rate
+    growth = queue_growth(memory.queue_at, memory.growth, queue, now)
     if growth > 0.0 and s_eff > 0:
         # A growing queue: requests arrive faster than the deployment serves them, by the
         # growth (a rate of requests started reads only the capacity then).
-        served = min(max(in_flight, 0.0), ready * conc) if in_flight is not None else ready * conc
-        rate = max(rate, served / s_eff + growth)
+        slots = ready * conc
+        served = slots if in_flight is None or slots < busy else busy
+        if served / s_eff + growth > rate:
+            rate = served / s_eff + growth
 
     # The wait predicted for the ready replicas feeds the correction: needed only with an
     # observed wait, and above the evidence threshold unless the observed one is.
-    floor = _SIGNIFICANT * wait
+    floor = SIGNIFICANT * wait
     sized, predicted, at_ready = size_for_wait(
         rate,
         s_eff,
@@ -200,12 +237,15 @@ def size(
         floor if observed is not None and observed < floor else 0.0,
     )
     shown = f"{predicted:.3g}s" if predicted == predicted else "below"
+    cv_text = f"{cv:.3g}" if cv_read is not None else _fixed(cv, ".3g")
+    times = "" if f == 1.0 else f" x{f:.3g}"
     parts = [
-        f"objective: {lam:.4g}/s x {s:.4g}s{_times(f)} cv {cv:.3g} -> {sized} "
-        f"(p{_pct(q)} wait {shown} <= {wait:g}s)"
+        f"objective: {lam:.4g}/s x {s:.4g}s{times} cv {cv_text} -> {sized} "
+        f"(p{_fixed(q * 100, '.10g')} wait {shown} <= {_fixed(wait, 'g')}s)"
     ]
     reasons = [R.OBJECTIVE_SIZED]
-    if abs(f - 1.0) > 0.05:
+    off = f - 1.0
+    if off > 0.05 or off < -0.05:  # abs(f - 1) > 0.05
         reasons.append(R.OBJECTIVE_CORRECTED)
 
     count = sized
@@ -231,7 +271,7 @@ def size(
     queue_at = memory.queue_at
     if backlog > 0.0 and s_eff > 0:
         drain = replicas_for_drain(backlog, rate, s_eff, wait, conc)
-        if drain > max(count, ready):
+        if drain > (ready if ready > count else count):  # max(count, ready)
             # Would the replicas at hand clear the queue before a new one could start?
             at_hand = _at_hand(backlog, ready * conc, rate, s_eff, growth)
             if at_hand <= lead:
@@ -261,12 +301,13 @@ def size(
                 f"no scale down below {current}"
             )
             count = current
-    count = min(count, MAX_RECOMMENDATION)
+    if count > MAX_RECOMMENDATION:
+        count = MAX_RECOMMENDATION
 
-    correction = _correct(objective, memory, seen, observed, at_ready)
+    correction = corrected(memory.correction, memory.at, now, ready, wait, observed, at_ready)
     if queue is not None:
         queue_at = (now, backlog)
-    next_memory = ObjectiveMemory(correction, memory_startup, peaks, profile, now, queue_at, growth)
+    next_memory = _memory(correction, memory_startup, peaks, profile, now, queue_at, growth)
 
     wanted = count
     text = "; ".join(parts)
@@ -280,7 +321,8 @@ def size(
         rec = Recommendation(current, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
         return Sized(rec, tuple(reasons), next_memory)
     reason = proposal.reason if hpa is not None and hpa >= count else direction(wanted, current)
-    return Sized(Recommendation(wanted, reason, text, tuple(failed)), tuple(reasons), next_memory)
+    rec = _new(Recommendation, (wanted, reason, text, failed))
+    return _new(Sized, (rec, tuple(reasons), next_memory))
 
 
 def objective_stage(ctx: Context, p: Proposal) -> Proposal:
@@ -316,18 +358,20 @@ def _failed(
     return tuple(out)
 
 
-def _times(f: float) -> str:
-    return "" if f == 1.0 else f" x{f:.3g}"
-
-
-def _pct(q: float) -> str:
-    text = _PCT.get(q)
+def _fixed(x: float, spec: str) -> str:
+    """`format(x, spec)` of a policy constant (quantile, objective, assumed cv): the same few
+    values come back every decision, so their text is remembered (a pure memo, bounded; only
+    for x > 0, where equal floats format alike: 0.0 and -0.0 are equal and do not)."""
+    key = (x, spec)
+    text = _FIXED.get(key) if x > 0.0 else None
     if text is None:
-        text = _PCT[q] = f"{q * 100:.10g}"
+        text = format(x, spec)
+        if x > 0.0 and len(_FIXED) < 1024:
+            _FIXED[key] = text
     return text
 
 
-_PCT: dict[float, str] = {}  # quantile -> "99" (a handful of values per process)
+_FIXED: dict[tuple[float, str], str] = {}
 
 
 def _at_hand(backlog: float, slots: float, rate: float, s: float, growth: float) -> float:
@@ -338,45 +382,3 @@ def _at_hand(backlog: float, slots: float, rate: float, s: float, growth: float)
     if growth < 0.0:
         at_hand = min(at_hand, backlog / -growth)
     return at_hand
-
-
-def _growth(memory: ObjectiveMemory, queue: float | None, now: float) -> float:
-    """The queue's growth rate, requests/s: an EWMA (one minute) of its change per second."""
-    before = memory.queue_at
-    if queue is None or before is None or now <= before[0]:
-        return memory.growth
-    dt = now - before[0]
-    alpha = 1.0 - math.exp(-min(dt, _GROWTH_TAU) / _GROWTH_TAU)
-    return memory.growth + alpha * ((max(queue, 0.0) - before[1]) / dt - memory.growth)
-
-
-def _correct(
-    objective: Objective,
-    memory: ObjectiveMemory,
-    seen: Seen,
-    observed: float | None,
-    predicted: float,
-) -> float:
-    """The next correction factor, from the wait observed with the ready replicas against
-    the wait the model predicted for them (`predicted`, NaN when it was not computed)."""
-    f = memory.correction
-    wait = objective.queue_wait or math.inf
-    log_f = math.log(f)
-    if observed is not None and seen.ready > 0 and predicted == predicted:
-        floor = _SIGNIFICANT * wait
-        if predicted >= floor or observed >= floor:
-            eps = 0.05 * wait
-            ratio = (max(observed, 0.0) + eps) / (min(predicted, 1e12) + eps)
-            ratio = min(max(ratio, 0.25), 4.0)
-            log_f += (_GAIN_UP if ratio > 1.0 else _GAIN_DOWN) * math.log(ratio)
-            return _bounded(log_f)
-    if log_f != 0.0 and memory.at is not None and seen.now > memory.at:
-        log_f *= math.exp(-(seen.now - memory.at) / _DECAY_TAU)
-    return _bounded(log_f)
-
-
-def _bounded(log_f: float) -> float:
-    f = math.exp(log_f)
-    if abs(log_f) < 1e-6:
-        return 1.0
-    return min(max(f, CORRECTION_MIN), CORRECTION_MAX)

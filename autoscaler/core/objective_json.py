@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import forecast as F
-from .objective import CORRECTION_MAX, CORRECTION_MIN, ObjectiveMemory
+from .correction import CORRECTION_MAX, CORRECTION_MIN
+from .objective import ObjectiveMemory
 from .peaks import MAX_PEAKS
 
 

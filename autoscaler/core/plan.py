@@ -14,7 +14,7 @@ cache is emptied when full, so the old ones are let go.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from autoscaler.policy.model import Policy
 
@@ -48,7 +48,8 @@ ABSENT: tuple[Stage, ...] = (recommend_stage, objective_stage, wake_stage, creat
 _CACHE_SIZE = 32_768  # plans of a few hundred bytes: ~10 MB at the most
 
 
-class Plan(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Plan:  # made once per policy, read every decision: slots are the fast attribute path
     policy: Policy  # held so the identity the cache is keyed by is never reused meanwhile
     present: tuple[Stage, ...]  # without override_stage: for states with no admin override
     present_override: tuple[Stage, ...]  # with it

@@ -6,17 +6,21 @@ one with its count, its reason code and its message fragment appended (HPA's
 `(replicas, reason, message)` per stage). Both values are frozen; `decide.py` composes the
 stages and turns the last proposal into a `Decision` and the next `CoreState`.
 
-Both are NamedTuples, not dataclasses: a decision passes through up to ten stages, and a
-tuple rebuilt by slicing (`noted`, `moved`, `recommended`) costs a fraction of a frozen
-dataclass's `replace` (the core's speed target is 50,000 decisions/s on one core,
-benchmarks/bench_core.py). Stages use those three on the hot path and `_replace` elsewhere.
+Both are frozen slots dataclasses: every stage reads them (a slot is the interpreter's fast
+attribute path; a NamedTuple's fields go through a descriptor, several times slower), and a
+proposal is rebuilt a few times per decision (`noted`, `moved`, `recommended`, `_replace`) by
+copying its fields onto a draft (drafts.py), which costs less than rebuilding a 19-item
+tuple subclass by slicing (the core's speed target is 50,000 decisions/s on one core,
+benchmarks/bench_core.py). `decide` builds the context on a draft too.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from . import reasons as R
+from .drafts import draft
 
 if TYPE_CHECKING:  # the stage modules import this one: types only, no cycle at run time
     from autoscaler.policy.model import Policy
@@ -29,7 +33,8 @@ if TYPE_CHECKING:  # the stage modules import this one: types only, no cycle at 
     from .types import Action, Observation
 
 
-class Context(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Context:
     """What one decision is about; the same for every stage of it."""
 
     policy: Policy
@@ -40,7 +45,8 @@ class Context(NamedTuple):
     bounds: Bounds  # the hard bounds at `now` (clamp.py)
 
 
-class Proposal(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Proposal:
     """What the stages so far propose, why, and what the next state will remember."""
 
     replicas: int  # the count proposed so far
@@ -73,8 +79,13 @@ class Proposal(NamedTuple):
 
     def noted(self, reason: str, part: str, replicas: int | None = None) -> Proposal:
         """This proposal with `reason` and `part` appended (and a new count, if given)."""
-        count = self.replicas if replicas is None else replicas
-        return _make(Proposal, (count, (*self[1], reason), (*self[2], part), *self[3:]))
+        q = self._draft()
+        if replicas is not None:
+            q.replicas = replicas
+        q.reasons = (*self.reasons, reason)
+        q.parts = (*self.parts, part)
+        q.__class__ = Proposal
+        return q
 
     def moved(
         self,
@@ -84,13 +95,16 @@ class Proposal(NamedTuple):
         up_history: History | None = None,
         down_history: History | None = None,
     ) -> Proposal:
-        """This proposal with a new count, reasons and messages (and windows, if given).
-
-        The hot path of every decision: a tuple slice instead of `_replace`'s keyword walk
-        over every field (a third of the cost)."""
-        if up_history is None or down_history is None:
-            return _make(Proposal, (replicas, reasons, parts, *self[3:]))
-        return _make(Proposal, (replicas, reasons, parts, up_history, down_history, *self[5:]))
+        """This proposal with a new count, reasons and messages (and windows, if given)."""
+        q = self._draft()
+        q.replicas = replicas
+        q.reasons = reasons
+        q.parts = parts
+        if up_history is not None and down_history is not None:
+            q.up_history = up_history
+            q.down_history = down_history
+        q.__class__ = Proposal
+        return q
 
     def recommended(
         self,
@@ -100,16 +114,57 @@ class Proposal(NamedTuple):
     ) -> Proposal:
         """This proposal with the recommendation (and the objective's codes and memory) as
         the count."""
-        remember = rec.reason != R.METRICS_MISSING_NO_SCALE_DOWN
-        head = (rec.replicas, *self[1:5], rec, rec.replicas, rec.failed, remember)
-        return _make(Proposal, (*head, objective_reasons, memory, *self[11:]))
+        q = self._draft()
+        q.replicas = q.desired = rec.replicas
+        q.recommendation = rec
+        q.failed = rec.failed
+        q.remember = rec.reason != R.METRICS_MISSING_NO_SCALE_DOWN
+        q.objective_reasons = objective_reasons
+        q.memory = memory
+        q.__class__ = Proposal
+        return q
+
+    def _replace(self, **changes: Any) -> Proposal:
+        """This proposal with `changes`, by field name (as a NamedTuple's `_replace`: an
+        unknown name is a ValueError)."""
+        unknown = [name for name in changes if name not in _FIELDS]
+        if unknown:
+            raise ValueError(f"Got unexpected field names: {unknown!r}")
+        q = self._draft()
+        for name, value in changes.items():
+            setattr(q, name, value)
+        q.__class__ = Proposal
+        return q
+
+    def _draft(self) -> Any:
+        """A draft (drafts.py) holding every field of this proposal, to change a few on and
+        then make a Proposal (`q.__class__ = Proposal`). Every field, by name, in one place
+        (tests/core/test_core_proposal.py checks none is missed)."""
+        q = _Draft()
+        q.replicas = self.replicas
+        q.reasons = self.reasons
+        q.parts = self.parts
+        q.up_history = self.up_history
+        q.down_history = self.down_history
+        q.recommendation = self.recommendation
+        q.desired = self.desired
+        q.failed = self.failed
+        q.remember = self.remember
+        q.objective_reasons = self.objective_reasons
+        q.memory = self.memory
+        q.settled = self.settled
+        q.action = self.action
+        q.ruled = self.ruled
+        q.panicking = self.panicking
+        q.panic_until = self.panic_until
+        q.idle_since = self.idle_since
+        q.last_active = self.last_active
+        q.resumed_at = self.resumed_at
+        return q
 
 
-_make = tuple.__new__
-
-# The defaults of the fields between the windows and the next-state fields, in order: what the
-# first proposal of every decision carries (`first`).
-_MIDDLE = tuple(Proposal._field_defaults[f] for f in Proposal._fields[5:-4])
+_Draft = draft(Proposal)
+_FIELDS = frozenset(Proposal.__slots__)
 
 
 def first(
@@ -121,22 +176,31 @@ def first(
     last_active: float | None,
     resumed_at: float | None,
 ) -> Proposal:
-    """The first proposal of a decision, built positionally (hot path: no keyword walk)."""
-    return _make(
-        Proposal,
-        (
-            replicas,
-            (),
-            (),
-            up_history,
-            down_history,
-            *_MIDDLE,
-            panic_until,
-            idle_since,
-            last_active,
-            resumed_at,
-        ),
-    )
+    """The first proposal of a decision: the count, the windows and the next-state fields
+    the state carries, every other field its default (set here field by field, by name:
+    tests/core/test_core_proposal.py checks it against the constructor)."""
+    q = _Draft()
+    q.replicas = replicas
+    q.reasons = ()
+    q.parts = ()
+    q.up_history = up_history
+    q.down_history = down_history
+    q.recommendation = None
+    q.desired = 0
+    q.failed = ()
+    q.remember = True
+    q.objective_reasons = ()
+    q.memory = None
+    q.settled = False
+    q.action = None
+    q.ruled = False
+    q.panicking = False
+    q.panic_until = panic_until
+    q.idle_since = idle_since
+    q.last_active = last_active
+    q.resumed_at = resumed_at
+    q.__class__ = Proposal
+    return q
 
 
 def consecutive_failures(ctx: Context, p: Proposal) -> int:

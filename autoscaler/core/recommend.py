@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 # far above any real replica count, and the cap keeps the formula monotone.
 MAX_RECOMMENDATION = 1_000_000
 
+_new = tuple.__new__  # a NamedTuple without its Python-level `__new__` (hot path)
+
 # Float noise (0.7 / 0.1 == 6.999999999999999, 11 / 10 - 1 > 0.1) must not add or drop a
 # replica or move a reading that sits on the tolerance edge out of the band.
 _EPS = 1e-9
@@ -44,7 +46,8 @@ class Recommendation(NamedTuple):
 def _ceil(x: float) -> int:
     if x >= MAX_RECOMMENDATION:
         return MAX_RECOMMENDATION
-    return max(0, math.ceil(x - _EPS))
+    n = math.ceil(x - _EPS)
+    return n if n > 0 else 0
 
 
 def metric_value(values: Mapping[str, float | None], name: str) -> float | None:
@@ -155,8 +158,8 @@ def recommend(
     if best < 0:  # a policy without metrics: nothing asks for change
         return Recommendation(current, R.NO_CHANGE, f"no metrics: keep {current}")
     if best_within:
-        return Recommendation(current, R.WITHIN_TOLERANCE, best_text)
-    return Recommendation(best, direction(best, current), best_text)
+        return _new(Recommendation, (current, R.WITHIN_TOLERANCE, best_text, ()))
+    return _new(Recommendation, (best, direction(best, current), best_text, ()))
 
 
 def direction(desired: int, current: int) -> str:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 from .timefmt import duration, setting
 
 History = tuple[tuple[float, int], ...]
+_new = tuple.__new__  # a NamedTuple without its Python-level `__new__` (hot path)
 
 
 class Stabilized(NamedTuple):
@@ -42,17 +43,21 @@ def record(
     if window <= 0:
         return ()
     cutoff = now - window
-    kept = [e for e in history if cutoff < e[0] <= now]
+    # Entries are in time order (this function only appends at `now` after dropping what lies
+    # past it): when the oldest has not expired and the newest is not in the future, none is
+    # dropped, and the walk over every entry is skipped.
+    if history and (history[0][0] <= cutoff or history[-1][0] > now):
+        history = tuple(e for e in history if cutoff < e[0] <= now)
     if value is None:
-        return tuple(kept)
+        return history
+    n = len(history)
     if keep_max:
-        while kept and kept[-1][1] <= value:
-            kept.pop()
+        while n and history[n - 1][1] <= value:
+            n -= 1
     else:
-        while kept and kept[-1][1] >= value:
-            kept.pop()
-    kept.append((now, value))
-    return tuple(kept)
+        while n and history[n - 1][1] >= value:
+            n -= 1
+    return (*history[:n], (now, value))
 
 
 def stabilize(
@@ -86,22 +91,14 @@ def stabilize(
     if result > down_limit:
         result = down_limit
     if result > desired:
-        return Stabilized(
-            result,
-            R.STABILIZED_DOWN,
-            f"held at {result} by the highest recommendation in the last {setting(down_window)}",
-            up_history,
-            down_history,
-        )
-    if result < desired:
-        return Stabilized(
-            result,
-            R.STABILIZED_UP,
-            f"held at {result} by the lowest recommendation in the last {setting(up_window)}",
-            up_history,
-            down_history,
-        )
-    return Stabilized(result, None, "", up_history, down_history)
+        reason = R.STABILIZED_DOWN
+        text = f"held at {result} by the highest recommendation in the last {setting(down_window)}"
+    elif result < desired:
+        reason = R.STABILIZED_UP
+        text = f"held at {result} by the lowest recommendation in the last {setting(up_window)}"
+    else:
+        return _new(Stabilized, (result, None, "", up_history, down_history))
+    return _new(Stabilized, (result, reason, text, up_history, down_history))
 
 
 # --- the stage ------------------------------------------------------------------------------

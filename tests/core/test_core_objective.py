@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from autoscaler.core import CoreState, Decision, Observation, decide, from_dict, initial_state
 from autoscaler.core import forecast as F
 from autoscaler.core import reasons as R
-from autoscaler.core.objective import CORRECTION_MAX, CORRECTION_MIN, objective_stage
+from autoscaler.core.correction import CORRECTION_MAX, CORRECTION_MIN
+from autoscaler.core.objective import objective_stage
 from autoscaler.core.queueing import wait_quantile
 from autoscaler.core.recommend import recommend_stage
 from autoscaler.core.state import to_dict

@@ -4,6 +4,7 @@ bounded size over long runs, and the runtime helpers."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import json
 from pathlib import Path
@@ -163,14 +164,27 @@ def _core_state_calls() -> list[tuple[str, int, str]]:
 
 def test_core_state_is_only_built_by_evolve() -> None:
     """A state is the initial value with fields replaced by name: the only constructor calls
-    are the module-level initial value, `evolve` and `advance` (keyword-only), all in state.py
-    (a positional 15-argument call in decide.py once put two fields in each other's place
-    after a merge)."""
+    are the module-level initial value and `evolve`, both in state.py (a positional 15-argument
+    call in decide.py once put two fields in each other's place after a merge); `advance`
+    (keyword-only) sets each field by name on a draft."""
     calls = _core_state_calls()
     where = {(f, scope) for f, _, scope in calls}
     state_py = "autoscaler/core/state.py"
-    assert where == {(state_py, "<module>"), (state_py, "evolve"), (state_py, "advance")}
-    assert len(calls) == 3, calls
+    assert where == {(state_py, "<module>"), (state_py, "evolve")}
+    assert len(calls) == 2, calls
+
+
+@given(states, states)
+def test_advance_makes_a_core_state_like_any_other(before: CoreState, after: CoreState) -> None:
+    """What `advance` builds on its draft is a real CoreState: its type, frozen, equal and
+    hashing as the same value built by the constructor, and its JSON form the same."""
+    moved = {n: getattr(after, n) for n in CoreState.__slots__ if n not in ("paused", "override")}
+    made, built = advance(before, **moved), evolve(before, **moved)
+    assert type(made) is CoreState
+    assert made == built and hash(made) == hash(built)
+    assert to_dict(made) == to_dict(built)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.recreates = 1  # type: ignore[misc]
 
 
 def test_evolve_names_every_field_and_rejects_unknown_ones() -> None:
