@@ -37,6 +37,7 @@ from autoscaler.core import (
     with_paused,
 )
 from autoscaler.core.queueing import wait_quantile
+from autoscaler.core.status import DeploymentState
 from autoscaler.policy.model import (
     Activation,
     Behavior,
@@ -72,7 +73,8 @@ def _obs(
     status: str, replicas: int, metrics: Values, ready: int | None = None, startup: Any = None
 ) -> Observation:
     """The one place observations are built (the Observation type may change shape)."""
-    return Observation(status, replicas, metrics, ready, startup)  # type: ignore[arg-type]
+    state = DeploymentState(status, replicas, ready)  # type: ignore[arg-type]
+    return Observation(state, metrics, startup_seconds=startup)
 
 
 def _target(name: str, kind: str, value: float) -> Metric:
