@@ -47,6 +47,7 @@ from .recommend import (
 )
 
 _BUSY_CAP = 0.9  # share of the ready slots the in-flight floor may claim
+CV_MAX = 100.0  # the largest service-time variability the model takes
 _QUIET_SIGNALS = ("service_time", "service_time_cv", "observed_wait")
 
 
@@ -191,7 +192,9 @@ def size(
     s = s or 0.0
     if s < 0.0:
         s = 0.0
-    cv = objective.service_time_cv if cv_read is None else (0.0 if cv_read < 0.0 else cv_read)
+    # A read variability is bounded like a declared one (policy schema: 0 to CV_MAX): beyond
+    # it a reading is garbage, and squared it would overflow the queueing model.
+    cv = objective.service_time_cv if cv_read is None else min(max(cv_read, 0.0), CV_MAX)
     f = memory.correction
     s_eff = s * f
     q, wait, conc = objective.quantile, objective.queue_wait or math.inf, objective.concurrency

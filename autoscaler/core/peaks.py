@@ -16,7 +16,9 @@ def hold_peaks(peaks: Peaks, now: float, lead: float, count: int) -> tuple[Peaks
     """Record `count` in the current quarter-start-up slot; the max over the last start-up."""
     if lead <= 0:
         return (), count
-    slot = lead * 0.25
+    # A quarter of the start-up, at least a second: a start-up measured near 0 s would make
+    # slots too fine for a float time (now // slot overflows to inf).
+    slot = max(lead * 0.25, 1.0)
     start = (now // slot) * slot
     if peaks:
         last_t, last_n = peaks[-1]

@@ -188,11 +188,14 @@ def size_for_wait(
     k = (1.0 + cv * cv) / 2.0  # variability(cv), inline: this runs every decision
     tail = 1.0 - q
     ks = k * s
+    if not ks < math.inf:  # a variability so wild no count is proven to meet the objective
+        return cap, math.inf, math.inf
     n = math.floor(a / concurrency) + 1
     if least > n:
         n = least
     # An upper bound from C <= 1: k s / (c - a) x ln(1 / tail) <= wait.
-    bound = math.ceil((a + ks * math.log(1.0 / tail) / wait) / concurrency)
+    bound_f = (a + ks * math.log(1.0 / tail) / wait) / concurrency
+    bound = math.ceil(bound_f) if bound_f < cap else cap  # cap: also an overflow to inf
     ready_c = ready * concurrency
     ready_wait = math.inf if ready_c <= a else math.nan
     if n >= cap:
@@ -251,7 +254,9 @@ def drain_time(backlog: float, servers: float, lam: float, s: float) -> float:
     return backlog / spare
 
 
-def replicas_for_drain(backlog: float, lam: float, s: float, wait: float, concurrency: int) -> int:
+def replicas_for_drain(
+    backlog: float, lam: float, s: float, wait: float, concurrency: int, cap: int = 1_000_000
+) -> int:
     """Replicas that start `backlog` queued requests within `wait` seconds while `lam` more
     arrive: the a = lam x s slots the arrivals need, plus backlog x s / (s + wait) more.
 
@@ -262,4 +267,6 @@ def replicas_for_drain(backlog: float, lam: float, s: float, wait: float, concur
     if backlog <= 0.0:
         return 0
     servers = s * lam + backlog * s / (s + wait)
+    if not servers < cap * concurrency:  # also inf and NaN (readings near the float limit)
+        return cap
     return max(0, math.ceil(servers / concurrency - 1e-9))
