@@ -1,6 +1,5 @@
 """The layering rules, enforced by reading every import of every module (`ast`; module-level,
-function-level and `TYPE_CHECKING` imports alike for the layers; the cycle check leaves out the
-annotations-only `TYPE_CHECKING` ones):
+function-level and `TYPE_CHECKING` imports alike, for the layers and for the cycle check):
 
 - `MAY_IMPORT`: what each part of the package may import of the others. The README's
   Development section shows this table (`test_readme_shows_the_layer_table` keeps them equal).
@@ -97,28 +96,13 @@ def modules(root: Path) -> dict[str, Path]:
     return {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
 
 
-def _type_only(tree: ast.AST) -> set[int]:
-    """ids of the import nodes inside `if TYPE_CHECKING:` blocks."""
-    found: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for inner in node.body:
-                found.update(id(n) for n in ast.walk(inner))
-    return found
-
-
-def imports(
-    name: str, path: Path, known: Mapping[str, Path], *, type_only: bool = True
-) -> Iterator[tuple[str, int]]:
-    """(module imported, line) for every import in `path` that names a module in `known`:
-    `from a import b` is `a.b` when that is a module, else `a`. `type_only=False` leaves out
-    the imports under `if TYPE_CHECKING:`."""
+def imports(name: str, path: Path, known: Mapping[str, Path]) -> Iterator[tuple[str, int]]:
+    """(module imported, line) for every import in `path` that names a module in `known`,
+    `if TYPE_CHECKING:` ones included: `from a import b` is `a.b` when that is a module,
+    else `a`."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_text(), filename=str(path))
-    skip = set() if type_only else _type_only(tree)
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -139,15 +123,11 @@ def imports(
 
 
 def import_graph(root: Path) -> dict[str, set[str]]:
-    """Who imports whom when the package runs: module-level and function-level imports. The
-    annotations-only imports under `if TYPE_CHECKING:` are left out: the core's stages name
-    the `Proposal` type, which names their value types (a circle of names for the type
-    checker, not of imports; the layer table still counts them)."""
+    """Who imports whom: module-level, function-level and `if TYPE_CHECKING:` imports. A
+    type-only import back is a circle too: the two modules cannot be read, nor moved, one
+    without the other (the values both need belong in a module below them)."""
     known = modules(root)
-    return {
-        name: {t for t, _ in imports(name, path, known, type_only=False)}
-        for name, path in known.items()
-    }
+    return {name: {t for t, _ in imports(name, path, known)} for name, path in known.items()}
 
 
 def part(module: str) -> str:
@@ -259,7 +239,9 @@ def test_checkers_catch_a_cycle_and_a_forbidden_import(tmp_path: Path) -> None:
     (pkg / "runtime" / "b.py").write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..core import a\n"
     )
-    assert cycles(import_graph(pkg)) == []  # a type-only reference back is no circle
+    assert cycles(import_graph(pkg)) == [["autoscaler.core.a", "autoscaler.runtime.b"]]
+    (pkg / "runtime" / "b.py").write_text("import typing\n")
+    assert cycles(import_graph(pkg)) == []
     (pkg / "runtime" / "b.py").write_text("from ..core import a\n")
     assert cycles(import_graph(pkg)) == [["autoscaler.core.a", "autoscaler.runtime.b"]]
     table = {"autoscaler": (), "core": (), "runtime": ("core",)}

@@ -13,24 +13,13 @@ corrected at once).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from autoscaler.policy.model import Cost, Policy
 
 from . import reasons as R
-
-if TYPE_CHECKING:
-    from .proposal import Context, Proposal
+from .proposal import Bounds, Context, Proposal
 from .schedule import active_schedules
-
-
-class Bounds(NamedTuple):
-    lower: int
-    upper: int
-    lower_reason: str  # min_replicas | schedule_min
-    upper_reason: str  # max_replicas | schedule_max | cost_cap
-    schedule_min: int  # the largest min of the active windows (0 if none)
-    floored: bool = False  # lower is 1 only because a running deployment has at least one
 
 
 class Clamped(NamedTuple):

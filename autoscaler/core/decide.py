@@ -21,11 +21,11 @@ from typing import Any
 from autoscaler.policy.model import Policy
 
 from . import reasons as R
-from .clamp import Bounds, bounds
+from .clamp import bounds
 from .drafts import draft
 from .failure import deployment_failure
 from .plan import plan_for
-from .proposal import Context, Proposal, consecutive_failures, first
+from .proposal import Bounds, Context, Proposal, consecutive_failures, first
 from .state import CoreState, advance, evolve
 from .status import GATE
 from .types import Action, Decision, Observation

@@ -12,20 +12,17 @@ evaluation that saw this failure.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from autoscaler.policy.model import OnDeploymentFailure, OnMetricFailure
 
 from . import reasons as R
 from .clamp import clamp
-from .proposal import consecutive_failures
+from .proposal import Context, Proposal, consecutive_failures
 from .stabilize import record
 from .state import CoreState, evolve
 from .timefmt import duration
 from .types import Decision
-
-if TYPE_CHECKING:
-    from .proposal import Context, Proposal
 
 
 class FailureRule(NamedTuple):

@@ -16,14 +16,12 @@ Scale events are `(t, change)` pairs (change > 0 up, < 0 down). Bounds are not a
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from autoscaler.policy.model import Panic, RatePolicy, ScalingRules
 
 from . import reasons as R
-
-if TYPE_CHECKING:
-    from .proposal import Context, Proposal
+from .proposal import Context, Proposal
 from .timefmt import duration
 
 Events = tuple[tuple[float, int], ...]

@@ -23,25 +23,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from math import isfinite
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from autoscaler.policy.model import Objective
 
 from . import forecast as F
 from . import reasons as R
-from .drafts import draft
-
-if TYPE_CHECKING:
-    from .proposal import Context, Proposal
 from .correction import SIGNIFICANT, corrected, queue_growth
+from .drafts import draft
+from .objective_memory import ObjectiveMemory
 from .peaks import Peaks, hold_peaks
+from .proposal import Context, Proposal, Recommendation
 from .queueing import drain_time, replicas_for_drain, replicas_for_wait, size_for_wait
 from .recommend import (
     MAX_RECOMMENDATION,
     NOTHING_PROPOSED,
-    Recommendation,
     direction,
     metric_value,
 )
@@ -49,21 +46,6 @@ from .recommend import (
 _BUSY_CAP = 0.9  # share of the ready slots the in-flight floor may claim
 CV_MAX = 100.0  # the largest service-time variability the model takes
 _QUIET_SIGNALS = ("service_time", "service_time_cv", "observed_wait")
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectiveMemory:
-    """What the objective stage keeps between evaluations (inside `CoreState.objective`)."""
-
-    correction: float = 1.0  # factor on the service time, within correction.py's bounds
-    startup: float | None = None  # the last measured start-up time, seconds
-    peaks: Peaks = ()  # (slot start, count sized) over the last start-up time, quarter slots
-    profile: F.Profile = field(default_factory=F.Profile)
-    at: float | None = None  # the last evaluation
-    # (t, requests queued) at the last evaluation, and the queue's growth (requests/s, EWMA
-    # over a minute; negative when it drains): arrivals = requests served + growth.
-    queue_at: tuple[float, float] | None = None
-    growth: float = 0.0
 
 
 _EMPTY = ObjectiveMemory()

@@ -9,14 +9,10 @@ An expired override is cleared by `decide` before any stage runs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import reasons as R
+from .proposal import Context, Proposal
 from .stabilize import record
 from .timefmt import iso
-
-if TYPE_CHECKING:
-    from .proposal import Context, Proposal
 
 
 def override_stage(ctx: Context, p: Proposal) -> Proposal:

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 from autoscaler.policy.model import Policy
 
-from .clamp import Bounds, bounds, clamp_stage
+from .clamp import bounds, clamp_stage
 from .failure import metric_failure_stage
 from .limit import limit_stage, panic_stage
 from .objective import objective_stage
 from .override import override_stage
-from .proposal import Context, Proposal
+from .proposal import Bounds, Context, Proposal
 from .recommend import recommend_stage, recommendation_stage
 from .stabilize import stabilize_stage
 from .zero import create_stage, idle_stage, wake_stage, zero_enabled

@@ -1,4 +1,8 @@
-"""The two values every pipeline stage shares: `Context` (what was given) and `Proposal`.
+"""The values every pipeline stage shares: `Context` (what was given) and `Proposal`, and the
+parts they carry between stages (`Bounds` from clamp, `Recommendation` from recommend and
+objective, the stabilization `History`). They live here, below every stage module, so the
+stages import this module and it imports none of them: no import cycle, not even a type-only
+one (tests/test_layers.py checks both).
 
 A stage has the shape `stage(ctx, proposal) -> proposal`: it reads the context, takes what the
 stages before it proposed and returns the same proposal when it has nothing to add, or a new
@@ -17,20 +21,39 @@ benchmarks/bench_core.py). `decide` builds the context on a draft too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import reasons as R
 from .drafts import draft
 
-if TYPE_CHECKING:  # the stage modules import this one: types only, no cycle at run time
+if TYPE_CHECKING:
     from autoscaler.policy.model import Policy
 
-    from .clamp import Bounds
-    from .objective import ObjectiveMemory
-    from .recommend import Recommendation
-    from .stabilize import History
+    from .objective_memory import ObjectiveMemory
     from .state import CoreState
     from .types import Action, Observation
+
+History = tuple[tuple[float, int], ...]  # (t, count) entries of a stabilization window
+
+
+class Bounds(NamedTuple):
+    """The hard bounds at one instant (clamp.py)."""
+
+    lower: int
+    upper: int
+    lower_reason: str  # min_replicas | schedule_min
+    upper_reason: str  # max_replicas | schedule_max | cost_cap
+    schedule_min: int  # the largest min of the active windows (0 if none)
+    floored: bool = False  # lower is 1 only because a running deployment has at least one
+
+
+class Recommendation(NamedTuple):
+    """A recommended count with its reason and message (recommend.py, objective.py)."""
+
+    replicas: int
+    reason: str  # within_tolerance | metrics_missing_no_scale_down | no_change | scale_up/down
+    message: str
+    failed: tuple[str, ...] = ()  # metrics whose reading failed
 
 
 @dataclass(frozen=True, slots=True)

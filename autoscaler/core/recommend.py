@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, NamedTuple
 
 from autoscaler.policy.model import Metric, Tolerance
 
 from . import reasons as R
-
-if TYPE_CHECKING:
-    from .proposal import Context, Proposal
+from .proposal import Context, Proposal, Recommendation
 
 # Recommendations are capped so a wild metric (1e300) cannot blow up state or messages;
 # far above any real replica count, and the cap keeps the formula monotone.
@@ -34,13 +31,6 @@ _new = tuple.__new__  # a NamedTuple without its Python-level `__new__` (hot pat
 # Float noise (0.7 / 0.1 == 6.999999999999999, 11 / 10 - 1 > 0.1) must not add or drop a
 # replica or move a reading that sits on the tolerance edge out of the band.
 _EPS = 1e-9
-
-
-class Recommendation(NamedTuple):
-    replicas: int
-    reason: str  # within_tolerance | metrics_missing_no_scale_down | no_change | scale_up/down
-    message: str
-    failed: tuple[str, ...] = ()  # metrics whose reading failed
 
 
 def _ceil(x: float) -> int:

@@ -14,15 +14,12 @@ of 0 keeps nothing. Entries are `(t, replicas)` in time order.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from . import reasons as R
-
-if TYPE_CHECKING:
-    from .proposal import Context, Proposal
+from .proposal import Context, History, Proposal
 from .timefmt import duration, setting
 
-History = tuple[tuple[float, int], ...]
 _new = tuple.__new__  # a NamedTuple without its Python-level `__new__` (hot path)
 
 

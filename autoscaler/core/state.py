@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .drafts import draft
-from .objective import ObjectiveMemory
-from .objective_json import memory_from_dict, memory_to_dict
+from .objective_memory import ObjectiveMemory, memory_from_dict, memory_to_dict
 from .types import Decision
 
 ACTION_KINDS = ("scale_up", "scale_down", "create", "delete")

@@ -13,15 +13,13 @@ metric with threshold 0.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from autoscaler.policy.model import Activation, Policy, ScaleToZero
 
 from . import reasons as R
-
-if TYPE_CHECKING:
-    from .proposal import Context, Proposal
 from .clamp import clamp
+from .proposal import Context, Proposal
 from .recommend import metric_value
 from .timefmt import duration, iso
 

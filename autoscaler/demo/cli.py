@@ -248,7 +248,17 @@ async def demo(options: DemoOptions, out: TextIO) -> int:
             tg.start_soon(_assistant_client, front, client_key, clock, view, held_requests)
             tg.start_soon(stop_on_signals, stop)
             await watch(
-                options, daemon, gateway, sim, actions, view, clock, stop, started_wall, metrics
+                options.duration,
+                options.speed,
+                daemon,
+                gateway,
+                sim,
+                actions,
+                view,
+                clock,
+                stop,
+                started_wall,
+                metrics,
             )
             with anyio.CancelScope(shield=True), anyio.move_on_after(config.shutdown_timeout + 15):
                 daemon.request_stop()

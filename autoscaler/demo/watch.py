@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
-
-if TYPE_CHECKING:
-    from autoscaler.demo.cli import DemoOptions
 
 STORY_SECONDS = 60.0
 
@@ -24,7 +21,8 @@ async def stop_on_signals(stop: anyio.Event) -> None:
 
 
 async def watch(
-    options: DemoOptions,
+    duration: float | None,
+    speed: float,
     daemon: Any,
     gateway: Any,
     sim: Any,
@@ -38,7 +36,7 @@ async def watch(
     """Refresh the view until the duration passes or a signal arrives."""
     refresh = 0.25
     while not stop.is_set():
-        if options.duration is not None and time.monotonic() - started_wall >= options.duration:
+        if duration is not None and time.monotonic() - started_wall >= duration:
             break
         t = clock.now()
         status = daemon.status()["policies"]
@@ -50,7 +48,7 @@ async def watch(
         cycle = t % STORY_SECONDS
         header = (
             f"autoscaler demo   t={t:5.1f}s (story {cycle:4.1f}/{STORY_SECONDS:.0f}s, "
-            f"speed {options.speed:g}x)   Ctrl-C to stop"
+            f"speed {speed:g}x)   Ctrl-C to stop"
         )
         view.frame(t, header, rows, events)
         with anyio.move_on_after(refresh):

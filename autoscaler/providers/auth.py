@@ -6,7 +6,7 @@ the requests and calls these; they are re-exported there."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import structlog
@@ -15,7 +15,19 @@ from autoscaler.providers.base import TemporaryError, UnauthorizedError
 from autoscaler.secrets import Secret
 
 if TYPE_CHECKING:
-    from autoscaler.providers.http import ProviderHttp
+    import httpx
+
+
+class AuthHttp(Protocol):
+    """What an `Auth` needs of the HTTP edge (`http.ProviderHttp`, which imports this module):
+    the provider's name for messages, and one request sent without auth headers (a login)."""
+
+    provider: str
+
+    async def send(
+        self, operation: str, method: str, url: str, *, json: Any = None
+    ) -> httpx.Response: ...
+
 
 log = structlog.get_logger("autoscaler.providers")
 
@@ -23,9 +35,9 @@ log = structlog.get_logger("autoscaler.providers")
 class Auth(Protocol):
     """Supplies the Authorization header; may refresh it once after a 401."""
 
-    async def headers(self, http: ProviderHttp) -> dict[str, str]: ...
+    async def headers(self, http: AuthHttp) -> dict[str, str]: ...
 
-    async def refresh(self, http: ProviderHttp, stale: dict[str, str]) -> bool:
+    async def refresh(self, http: AuthHttp, stale: dict[str, str]) -> bool:
         """Get a new credential after `stale` was refused; False when that is impossible."""
         ...
 
@@ -41,10 +53,10 @@ class StaticToken:
         self._token = token
         self._reread = reread
 
-    async def headers(self, http: ProviderHttp) -> dict[str, str]:
+    async def headers(self, http: AuthHttp) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token.reveal()}"}
 
-    async def refresh(self, http: ProviderHttp, stale: dict[str, str]) -> bool:
+    async def refresh(self, http: AuthHttp, stale: dict[str, str]) -> bool:
         if self._reread is None:
             return False
         try:
@@ -82,7 +94,7 @@ class LoginToken:
         self._lock = anyio.Lock()
         self.logins = 0  # how many times we logged in (tests check re-login happens once)
 
-    async def _login(self, http: ProviderHttp) -> None:
+    async def _login(self, http: AuthHttp) -> None:
         body = {"username": self._username.reveal(), "password": self._password.reveal()}
         response = await http.send("login", "POST", self.url, json=body)  # no bearer header
         try:
@@ -97,7 +109,7 @@ class LoginToken:
         self._token = Secret(token, origin=f"login:{self.url}")
         self.logins += 1
 
-    async def headers(self, http: ProviderHttp) -> dict[str, str]:
+    async def headers(self, http: AuthHttp) -> dict[str, str]:
         if self._token is None:
             async with self._lock:
                 if self._token is None:
@@ -105,7 +117,7 @@ class LoginToken:
         assert self._token is not None
         return {"Authorization": f"Bearer {self._token.reveal()}"}
 
-    async def refresh(self, http: ProviderHttp, stale: dict[str, str]) -> bool:
+    async def refresh(self, http: AuthHttp, stale: dict[str, str]) -> bool:
         async with self._lock:
             current = None if self._token is None else f"Bearer {self._token.reveal()}"
             if current == stale.get("Authorization"):

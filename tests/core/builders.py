@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 
 from autoscaler.core import CoreState, Observation, initial_state
 from autoscaler.core.clamp import bounds
-from autoscaler.core.proposal import Context, Proposal
-from autoscaler.core.recommend import Recommendation
+from autoscaler.core.proposal import Context, Proposal, Recommendation
 from autoscaler.core.types import DeploymentState
 from autoscaler.policy.model import (
     Activation,

@@ -8,7 +8,7 @@ import pytest
 from autoscaler.core import CoreState, decide, initial_state
 from autoscaler.core import reasons as R
 from autoscaler.core.failure import deployment_failure, metric_failure_stage, recreate_delay
-from autoscaler.core.recommend import Recommendation
+from autoscaler.core.proposal import Recommendation
 from autoscaler.core.types import DeploymentState, Observation
 from autoscaler.policy.model import OnDeploymentFailure, OnMetricFailure
 

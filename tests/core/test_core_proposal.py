@@ -7,8 +7,7 @@ import dataclasses
 
 import pytest
 
-from autoscaler.core.proposal import Proposal, first
-from autoscaler.core.recommend import Recommendation
+from autoscaler.core.proposal import Proposal, Recommendation, first
 
 # A distinct value for every field, none of them the default.
 EVERY = {f.name: ("value", f.name) for f in dataclasses.fields(Proposal)}

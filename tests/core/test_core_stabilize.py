@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autoscaler.core import reasons as R
-from autoscaler.core.stabilize import History, record, stabilize, stabilize_stage
+from autoscaler.core.proposal import History
+from autoscaler.core.stabilize import record, stabilize, stabilize_stage
 
 from .builders import T0, context, policy, proposal, ready, rules
 

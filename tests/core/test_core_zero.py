@@ -8,7 +8,7 @@ import pytest
 
 from autoscaler.core import CoreState, Decision, decide, initial_state, with_override
 from autoscaler.core import reasons as R
-from autoscaler.core.recommend import Recommendation
+from autoscaler.core.proposal import Recommendation
 from autoscaler.core.types import Observation
 from autoscaler.core.zero import create_stage, idle_stage, wake_stage
 from autoscaler.policy.model import Activation, Cost, Policy, ScaleToZero, Schedule

@@ -1,20 +1,36 @@
-"""The objective stage's memory in JSON form: `memory_to_dict` / `memory_from_dict`.
+"""The objective stage's memory (`ObjectiveMemory`) and its JSON form.
 
-Inside `CoreState.to_dict` / `from_dict` (state.py): the form round-trips exactly, and
-`memory_from_dict` rejects anything else with a ValueError naming the key under
-`state.objective`. Split from objective.py to keep that module to the sizing itself.
+`memory_to_dict` / `memory_from_dict` run inside `CoreState.to_dict` / `from_dict` (state.py):
+the form round-trips exactly, and `memory_from_dict` rejects anything else with a ValueError
+naming the key under `state.objective`. Apart from objective.py (the sizing) so the state and
+the pipeline's values can hold the memory without importing a stage.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import forecast as F
 from .correction import CORRECTION_MAX, CORRECTION_MIN
-from .objective import ObjectiveMemory
-from .peaks import MAX_PEAKS
+from .peaks import MAX_PEAKS, Peaks
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectiveMemory:
+    """What the objective stage keeps between evaluations (inside `CoreState.objective`)."""
+
+    correction: float = 1.0  # factor on the service time, within correction.py's bounds
+    startup: float | None = None  # the last measured start-up time, seconds
+    peaks: Peaks = ()  # (slot start, count sized) over the last start-up time, quarter slots
+    profile: F.Profile = field(default_factory=F.Profile)
+    at: float | None = None  # the last evaluation
+    # (t, requests queued) at the last evaluation, and the queue's growth (requests/s, EWMA
+    # over a minute; negative when it drains): arrivals = requests served + growth.
+    queue_at: tuple[float, float] | None = None
+    growth: float = 0.0
 
 
 def memory_to_dict(memory: ObjectiveMemory) -> dict[str, Any]:
