@@ -1,7 +1,9 @@
 # The autoscaler daemon as a container image, built in two stages: `builder` installs the
 # package and its pinned dependencies (constraints.txt) into a virtual environment; the
 # runtime stage copies only that environment onto a fresh slim base (no pip cache, no build
-# files, no numpy or matplotlib: `autoscaler simulate` is not in the image).
+# files, no compiler, no numpy or matplotlib: `autoscaler simulate` is not in the image). The
+# builder compiles the decision core with mypyc (setup.py: same source, same decisions, about
+# 1.6 times the decisions per second); the build tools stay in the builder's own venv.
 #
 #   docker build -t autoscaler .
 #   docker run -d --name autoscaler \
@@ -20,11 +22,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# A C compiler for the compiled core (the base image has Python's headers).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /src
-COPY pyproject.toml README.md constraints.txt ./
+COPY pyproject.toml setup.py README.md constraints.txt ./
 COPY autoscaler/ ./autoscaler/
 RUN python -m venv /opt/autoscaler \
- && /opt/autoscaler/bin/pip install --constraint constraints.txt . \
+ && python -m venv build-venv \
+ && build-venv/bin/pip install mypy==2.4.1 setuptools==84.2.1 \
+ && AUTOSCALER_COMPILE=1 build-venv/bin/pip wheel --no-build-isolation --no-deps --wheel-dir dist . \
+ && /opt/autoscaler/bin/pip install --constraint constraints.txt dist/autoscaler-*.whl \
  && /opt/autoscaler/bin/autoscaler --version
 
 FROM python:3.11-slim

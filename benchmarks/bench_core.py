@@ -10,6 +10,14 @@ Targets (issue 2): >= 50,000 decisions/s, <= 4 KB of state per policy. `--object
 times a policy sized by its latency objective (issue 11: >= 50,000 decisions/s with it on,
 <= 8 KB of state with a full hour-of-week profile): five signals, forecast on, a queue now and
 then, an observed wait from replicas 1.3 times slower than declared driving the correction.
+
+It times whichever core is imported and says which: the sources, or the build compiled with
+mypyc (setup.py; the Docker image's). To time the compiled one from a checkout:
+
+    python3 -m venv /tmp/build-venv && /tmp/build-venv/bin/pip install mypy 'setuptools>=77'
+    AUTOSCALER_COMPILE=1 /tmp/build-venv/bin/pip wheel --no-build-isolation --no-deps -w /tmp/dist .
+    python3 -m venv /tmp/compiled && /tmp/compiled/bin/pip install /tmp/dist/autoscaler-*.whl
+    cd /tmp && /tmp/compiled/bin/python /path/to/checkout/benchmarks/bench_core.py --objective
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from dataclasses import replace
 
@@ -177,12 +186,20 @@ def timed_rate(
     return rates[-1], rates[len(rates) // 2], state
 
 
+def core_build() -> str:
+    """Which core is imported: the sources or the compiled modules (setup.py)."""
+    path = sys.modules["autoscaler.core.decide"].__file__ or ""
+    kind = "interpreted" if path.endswith(".py") else "compiled with mypyc"
+    return f"{kind} ({path})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=50_000, help="per pass")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--objective", action="store_true", help="also time objective sizing")
     args = parser.parse_args()
+    print(f"core: {core_build()}")
     policy = bench_policy()
     obs = observations(args.decisions + 100)
     best, median, state = timed_rate(policy, obs, args.repeats)

@@ -18,12 +18,17 @@ declare -A provides=(
     [rabbitmq-server]=rabbitmq-server      # the RabbitMQ source
     [nats-server]=nats-server              # the NATS JetStream source
     [systemd-analyze]=systemd              # tests/runtime: the deploy/ unit verifies
+    [gcc]=gcc                              # tests/runtime: the Dockerfile compiles the core
 )
 apt_missing=()
 for cmd in "${!provides[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || apt_missing+=("${provides[$cmd]}")
 done
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_missing+=(python3-venv)
+# The compiled core's C build needs the C library's and Python's headers.
+[ -f /usr/include/stdio.h ] || apt_missing+=(libc6-dev)
+python3 -c 'import os, sysconfig; assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")' \
+    >/dev/null 2>&1 || apt_missing+=(python3-dev)
 fresh_postgresql=false
 [ -d /etc/postgresql ] || fresh_postgresql=true
 if [ ${#apt_missing[@]} -gt 0 ]; then
@@ -50,7 +55,7 @@ fi
 .venv/bin/python -m pip install -q -e '.[dev]'
 
 echo "== ruff"
-.venv/bin/ruff check autoscaler tests scripts
+.venv/bin/ruff check autoscaler tests scripts benchmarks setup.py
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"

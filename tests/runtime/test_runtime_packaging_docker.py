@@ -1,6 +1,8 @@
 """The Dockerfile, checked without a Docker engine: its instructions are parsed, its COPY and
-`pip install` steps are replayed in a fresh virtual environment, and the installed command is
-started (`--version`, a bad config, the HEALTHCHECK probe against a real HTTP server)."""
+`pip install` steps are replayed in a fresh virtual environment (the build of the compiled core
+included, with this machine's C compiler), and the installed command is started (`--version`,
+a bad config, the HEALTHCHECK probe against a real HTTP server); the compiled core gives the
+golden decision streams to the bit."""
 
 from __future__ import annotations
 
@@ -176,7 +178,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 env=env,
                 capture_output=True,
                 text=True,
-                timeout=300,
+                timeout=1200,  # it compiles the core (about 30 s on a quiet 2-core machine)
             )
             assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
             installed_steps += 1
@@ -185,13 +187,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def run_installed(
-    venv: Path, *args: str, extra_env: dict[str, str] | None = None
+    venv: Path, *args: str, extra_env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra_env or {})
     return subprocess.run(
-        list(args), env=env, capture_output=True, text=True, timeout=60, cwd=venv.parent
+        list(args), env=env, capture_output=True, text=True, timeout=timeout, cwd=venv.parent
     )
 
 
@@ -285,3 +287,47 @@ def test_image_is_without_the_simulate_extra(installed: Path) -> None:
         extra_env={"AUTOSCALER_CONFIG": str(installed / "nope.yaml")},
     )
     assert missing.returncode == 2 and "nope.yaml" in missing.stderr, missing.stderr
+
+
+# Run by the image's Python: the golden streams (tests/core/golden.py, stdlib and the core only)
+# loaded from this checkout by path, the package they drive the installed one.
+_GOLDEN = """
+import importlib.util, json, sys
+import autoscaler.core
+spec = importlib.util.spec_from_file_location("golden", sys.argv[1])
+golden = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(golden)
+recorded = json.loads(golden.DATA.read_text())
+core = [name for name in sys.modules if name.startswith("autoscaler.core.")]
+modules = {name: sys.modules[name].__file__ for name in core}
+same = {name: golden.summary(name) == recorded[name] for name in golden.SCENARIOS}
+print(json.dumps({"modules": modules, "same": same}))
+"""
+
+
+@pytest.mark.slow
+def test_image_core_is_compiled_and_decides_as_the_source(installed: Path) -> None:
+    """setup.py's compiled modules are extension modules in the image (the others are the
+    sources), and every golden scenario's decisions and states match the recorded digests."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from setup import INTERPRETED
+    finally:
+        sys.path.remove(str(ROOT))
+    result = run_installed(
+        installed,
+        str(installed / "bin" / "python"),
+        "-c",
+        _GOLDEN,
+        str(ROOT / "tests" / "core" / "golden.py"),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout)
+    modules = found["modules"]
+    assert len(modules) >= 20, modules
+    for name, path in modules.items():
+        assert path.startswith(str(installed)), (name, path)
+        interpreted = name.rsplit(".", 1)[1] in INTERPRETED
+        assert path.endswith(".py") == interpreted, (name, path)
+    assert found["same"] and all(found["same"].values()), found["same"]
