@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import replace
 
-from autoscaler.core import CoreState, Observation, decide, initial_state, to_dict
+from autoscaler.core import COMPILED, CoreState, Observation, decide, initial_state, to_dict
 from autoscaler.core.queueing import wait_quantile
 from autoscaler.core.types import DeploymentState
 from autoscaler.policy.model import (
@@ -188,9 +188,8 @@ def timed_rate(
 
 def core_build() -> str:
     """Which core is imported: the sources or the compiled modules (setup.py)."""
-    path = sys.modules["autoscaler.core.decide"].__file__ or ""
-    kind = "interpreted" if path.endswith(".py") else "compiled with mypyc"
-    return f"{kind} ({path})"
+    path = sys.modules["autoscaler.core.decide"].__file__
+    return f"{'compiled with mypyc' if COMPILED else 'interpreted'} ({path})"
 
 
 def main() -> None:

@@ -1,8 +1,11 @@
 """The decision core: pure functions of (policy, state, observation, now). No I/O, no clock.
 
 `decide` runs the pipeline (see `decide.py`); `CoreState` is its memory between calls;
-`REASONS` documents every reason code a decision can carry.
+`REASONS` documents every reason code a decision can carry. `COMPILED` says whether this core
+was compiled with mypyc (setup.py) or runs from its sources.
 """
+
+from types import FunctionType
 
 from .decide import decide
 from .reasons import REASONS
@@ -18,8 +21,12 @@ from .state import (
 )
 from .types import ABSENT, Decision, DeploymentState, Observation
 
+# A compiled function is a builtin, not a Python function.
+COMPILED = not isinstance(decide, FunctionType)
+
 __all__ = [
     "ABSENT",
+    "COMPILED",
     "REASONS",
     "CoreState",
     "Decision",

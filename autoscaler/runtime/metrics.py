@@ -60,8 +60,9 @@ OUTCOMES = ("executed", "no_action", "failed", "dry_run", "paused", "standby")
 
 def _build_labels() -> Labels:
     from autoscaler import __version__
+    from autoscaler.core import COMPILED
 
-    return (__version__, platform.python_version())
+    return (__version__, platform.python_version(), "compiled" if COMPILED else "interpreted")
 
 
 def _float(value: float) -> str:
@@ -369,9 +370,9 @@ class Metrics:
         )
         self.build_info = Family(
             p + "build_info",
-            "1, labelled with the autoscaler and Python versions.",
+            "1, labelled with the autoscaler and Python versions and the decision core's build.",
             "gauge",
-            ["version", "python"],
+            ["version", "python", "core"],
         )
         # --- leadership
         self.is_leader = Family(

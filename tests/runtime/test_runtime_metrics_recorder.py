@@ -218,6 +218,7 @@ def test_values_targets_status_cost_and_build_info() -> None:
     import platform
 
     from autoscaler import __version__
+    from autoscaler.core import COMPILED
 
     m = Metrics()
     m.observed("chat", "ready", 2, {"waiting": 7.0, "kv": None}, {"waiting": 5.0, "kv": 0.8}, 6.5)
@@ -234,7 +235,9 @@ def test_values_targets_status_cost_and_build_info() -> None:
     assert sample(m, "autoscaler_deployment_status", policy="chat", status="absent") == 1
     assert sample(m, "autoscaler_hourly_cost_usd", policy="chat") == 6.5  # no price: untouched
     python = platform.python_version()
-    assert sample(m, "autoscaler_build_info", version=__version__, python=python) == 1
+    core = "compiled" if COMPILED else "interpreted"  # the sources, unless run on a build
+    labels = {"version": __version__, "python": python, "core": core}
+    assert sample(m, "autoscaler_build_info", **labels) == 1
     m.policy_removed("chat")
     text = generate_latest(m.registry).decode()
     assert 'policy="chat"' not in text

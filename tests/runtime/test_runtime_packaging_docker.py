@@ -301,7 +301,7 @@ recorded = json.loads(golden.DATA.read_text())
 core = [name for name in sys.modules if name.startswith("autoscaler.core.")]
 modules = {name: sys.modules[name].__file__ for name in core}
 same = {name: golden.summary(name) == recorded[name] for name in golden.SCENARIOS}
-print(json.dumps({"modules": modules, "same": same}))
+print(json.dumps({"modules": modules, "same": same, "compiled": autoscaler.core.COMPILED}))
 """
 
 
@@ -331,3 +331,4 @@ def test_image_core_is_compiled_and_decides_as_the_source(installed: Path) -> No
         interpreted = name.rsplit(".", 1)[1] in INTERPRETED
         assert path.endswith(".py") == interpreted, (name, path)
     assert found["same"] and all(found["same"].values()), found["same"]
+    assert found["compiled"] is True  # what autoscaler_build_info{core="compiled"} reports
