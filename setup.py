@@ -23,7 +23,7 @@ from setuptools import setup
 # Modules that stay interpreted: the package's entry point, and the modules whose classes are
 # built as drafts (drafts.py assigns `__class__`, which mypyc's native classes do not allow).
 INTERPRETED = frozenset(
-    {"__init__", "drafts", "types", "state", "proposal", "forecast", "objective_memory"}
+    {"__init__", "drafts", "types", "state", "proposal", "profile", "objective_memory"}
 )
 CORE = os.path.join("autoscaler", "core")
 

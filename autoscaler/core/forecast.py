@@ -2,8 +2,8 @@
 
 168 buckets (epoch hours modulo 168, so a UTC week), each an exponentially weighted mean over
 weeks of that hour's mean arrival rate: when an hour ends, its mean is folded into its bucket
-with weight `WEEK_WEIGHT`. Bucket values are kept as float32 so the JSON form (base64 of 672
-bytes) is compact and round-trips exactly.
+with weight `WEEK_WEIGHT`. Bucket values are kept as float32 (the value and its JSON form:
+profile.py).
 
 `forecast(profile, t)` is the bucket of hour t, scaled by min(1, ratio) where ratio is an EWMA
 (`RATIO_TAU` seconds) of actual / profile-now: a day that runs below its profile (a holiday,
@@ -13,35 +13,20 @@ already covers it). Pure: the caller passes `now`.
 
 from __future__ import annotations
 
-import base64
 import math
 import struct
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from .drafts import draft
+from .profile import HOURS, UNSEEN, Profile
 
-HOURS = 168
-UNSEEN = -1.0
 WEEK_WEIGHT = 0.3  # weight of the latest week in a bucket
 RATIO_TAU = 1800.0  # seconds: how fast actual / forecast follows a day that diverges
 RATIO_MAX = 4.0
-_PACK = struct.Struct(f"<{HOURS}f")
 
 
 def _f32(x: float) -> float:
     return float(struct.unpack("<f", struct.pack("<f", x))[0])
-
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    buckets: tuple[float, ...] = ()  # HOURS float32 rates, UNSEEN never seen; () before any
-    hour: int = -1  # the epoch hour being accumulated
-    hour_sum: float = 0.0
-    hour_count: int = 0
-    ratio: float = 1.0  # EWMA of actual / profile at the same hour
-    at: float | None = None  # the last update (for the ratio's time constant)
 
 
 _ProfileDraft = draft(Profile)
@@ -93,55 +78,3 @@ def forecast(profile: Profile, t: float) -> float | None:
     if value < 0:
         return None
     return value * min(1.0, profile.ratio)
-
-
-# --- JSON form ------------------------------------------------------------------------------
-
-
-def to_dict(profile: Profile) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "hour": profile.hour,
-        "sum": profile.hour_sum,
-        "count": profile.hour_count,
-        "ratio": profile.ratio,
-        "at": profile.at,
-    }
-    if profile.buckets:
-        out["buckets"] = base64.b64encode(_PACK.pack(*profile.buckets)).decode("ascii")
-    return out
-
-
-def _finite(d: Mapping[str, Any], key: str, default: float) -> float:
-    v = d.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise ValueError(f"state.objective.profile.{key}: expected a finite number, got {v!r}")
-    return float(v)
-
-
-def from_dict(d: object) -> Profile:
-    if not isinstance(d, Mapping):
-        raise ValueError(f"state.objective.profile: expected an object, got {d!r}")
-    buckets: tuple[float, ...] = ()
-    raw = d.get("buckets")
-    if raw is not None:
-        try:
-            buckets = tuple(float(x) for x in _PACK.unpack(base64.b64decode(raw, validate=True)))
-        except (TypeError, ValueError, struct.error):
-            raise ValueError(
-                f"state.objective.profile.buckets: expected base64 of {HOURS} float32"
-            ) from None
-        if any(not math.isfinite(x) for x in buckets):
-            raise ValueError("state.objective.profile.buckets: values must be finite")
-    hour, count = d.get("hour", -1), d.get("count", 0)
-    for key, v in (("hour", hour), ("count", count)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < -1:
-            raise ValueError(f"state.objective.profile.{key}: expected an integer, got {v!r}")
-    at = d.get("at")
-    return Profile(
-        buckets,
-        hour,
-        _finite(d, "sum", 0.0),
-        count,
-        _finite(d, "ratio", 1.0),
-        None if at is None else _finite(d, "at", 0.0),
-    )

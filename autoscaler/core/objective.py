@@ -34,6 +34,7 @@ from .correction import SIGNIFICANT, corrected, queue_growth
 from .drafts import draft
 from .objective_memory import ObjectiveMemory
 from .peaks import Peaks, hold_peaks
+from .profile import Profile
 from .proposal import Context, Proposal, Recommendation
 from .queueing import drain_time, replicas_for_drain, replicas_for_wait, size_for_wait
 from .recommend import (
@@ -56,7 +57,7 @@ def _memory(
     correction: float,
     startup: float | None,
     peaks: Peaks,
-    profile: F.Profile,
+    profile: Profile,
     at: float | None,
     queue_at: tuple[float, float] | None,
     growth: float,

@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import forecast as F
 from .correction import CORRECTION_MAX, CORRECTION_MIN
 from .peaks import MAX_PEAKS, Peaks
+from .profile import Profile
+from .profile import from_dict as profile_from_dict
+from .profile import to_dict as profile_to_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +27,7 @@ class ObjectiveMemory:
     correction: float = 1.0  # factor on the service time, within correction.py's bounds
     startup: float | None = None  # the last measured start-up time, seconds
     peaks: Peaks = ()  # (slot start, count sized) over the last start-up time, quarter slots
-    profile: F.Profile = field(default_factory=F.Profile)
+    profile: Profile = field(default_factory=Profile)
     at: float | None = None  # the last evaluation
     # (t, requests queued) at the last evaluation, and the queue's growth (requests/s, EWMA
     # over a minute; negative when it drains): arrivals = requests served + growth.
@@ -38,7 +40,7 @@ def memory_to_dict(memory: ObjectiveMemory) -> dict[str, Any]:
         "correction": memory.correction,
         "startup": memory.startup,
         "peaks": [[t, n] for t, n in memory.peaks],
-        "profile": F.to_dict(memory.profile),
+        "profile": profile_to_dict(memory.profile),
         "at": memory.at,
         "queue_at": list(memory.queue_at) if memory.queue_at is not None else None,
         "growth": memory.growth,
@@ -86,7 +88,7 @@ def memory_from_dict(d: object) -> ObjectiveMemory:
         correction,
         _number(d, "startup"),
         tuple(peaks),
-        F.from_dict(d.get("profile", {})),
+        profile_from_dict(d.get("profile", {})),
         _number(d, "at"),
         _queue_at(d.get("queue_at")),
         _number(d, "growth") or 0.0,

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from autoscaler.core import CoreState, Decision, Observation, decide, from_dict, initial_state
 from autoscaler.core import forecast as F
+from autoscaler.core import profile as P
 from autoscaler.core import reasons as R
 from autoscaler.core.correction import CORRECTION_MAX, CORRECTION_MIN
 from autoscaler.core.objective import objective_stage
@@ -211,7 +212,7 @@ def test_the_profile_never_pushes_below_the_reactive_floor(
 ) -> None:
     state, _ = history
     # A profile learned at a far higher rate than now, then compared with forecast off.
-    profile = F.Profile()
+    profile = P.Profile()
     for h in range(hours):
         profile = F.update(profile, T0 + h * 3600.0, 100.0 * (1 + math.sin(h)))
     if state.objective is not None:
@@ -247,7 +248,7 @@ def test_state_with_a_full_profile_stays_within_8_kb() -> None:
         if i % 97 == 0:
             biggest = max(biggest, len(json.dumps(to_dict(state))))
     text = json.dumps(to_dict(state))
-    assert state.objective is not None and len(state.objective.profile.buckets) == F.HOURS
+    assert state.objective is not None and len(state.objective.profile.buckets) == P.HOURS
     assert all(b >= 0 for b in state.objective.profile.buckets)
     assert from_dict(json.loads(text)) == state
     assert max(biggest, len(text)) <= 8192
@@ -436,13 +437,13 @@ def test_a_holiday_damps_the_forecast() -> None:
 
 
 def test_profile_round_trip_and_rejects() -> None:
-    profile = F.Profile()
+    profile = P.Profile()
     for h in range(200):
         profile = F.update(profile, T0 + h * 1800.0, h * 0.37)
-    assert F.from_dict(json.loads(json.dumps(F.to_dict(profile)))) == profile
+    assert P.from_dict(json.loads(json.dumps(P.to_dict(profile)))) == profile
     for bad in ({"buckets": "zz"}, {"ratio": "x"}, {"hour": 1.5}, []):
         try:
-            F.from_dict(bad)
+            P.from_dict(bad)
         except ValueError:
             continue
         raise AssertionError(bad)
