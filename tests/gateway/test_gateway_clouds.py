@@ -9,7 +9,9 @@ through each provider client's own `inference_route` (a separate gateway's wirin
   `inference.token`, or the API token both document for inference), never the client's key;
 - while a ready deployment scales (the provider reports it `initializing` / `updating`, and
   NetMind reports no endpoint then), requests keep being answered on its last route, also
-  from a model the gateway looks the deployment up for during the scale.
+  from a model the gateway looks the deployment up for during the scale;
+- a deployment deleted and recreated under its name gets a new route (its id is in it): a
+  request is held while it is absent, and one coming after the recreate goes to the new route.
 
 The flow from zero with the daemon is in test_gateway_clouds_daemon.py.
 """
@@ -37,7 +39,7 @@ from autoscaler.providers.registry import build_provider
 from autoscaler.runtime.gateway_wiring import ConfigRoutes, separate
 from autoscaler.runtime.reload import load_checked
 from tests.gateway.clouds import CLOUDS, Cloud, Recorder
-from tests.gateway.support import AUTH, KEY, running, sample, serving
+from tests.gateway.support import AUTH, KEY, running, sample, serving, until
 from tests.gateway.test_gateway_daemon import _config, _gateway_section
 from tests.runtime.daemon_support import TOKEN
 from tests.services import free_port
@@ -199,3 +201,54 @@ async def test_a_scaling_deployment_keeps_answering_on_its_last_route(
         sample(s.gateway, "autoscaler_gateway_requests_total", model="chat-b", outcome="answered")
         == 2
     )
+
+
+async def _gone(provider: Provider) -> None:
+    """Delete the deployment and wait until the provider no longer lists it."""
+    info = await provider.find(NAME)
+    assert info is not None
+    await provider.delete(info)
+    with anyio.fail_after(60):
+        while await provider.find(NAME) is not None:
+            await anyio.sleep(0.05)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_deployment_recreated_under_its_name_is_answered_on_its_new_route(
+    tmp_path: Path, kind: str
+) -> None:
+    """Both providers put the deployment's id in its route (NetMind's endpoint URL, the
+    Nebius-style routing key), so a recreate changes it. The gateway still holds the old one."""
+    async with stack(tmp_path, kind) as s:
+        first = await s.ready()
+        async with httpx.AsyncClient(base_url=s.url, timeout=60) as client:
+            assert (await client.post("/v1/chat/completions", json=CHAT, headers=AUTH)).is_success
+            # At zero while the gateway still has the old route: the request is held (the
+            # route fails, the lookup finds nothing) and answered once it is back.
+            await _gone(s.daemon)
+            held = asyncio.ensure_future(
+                client.post("/v1/chat/completions", json=CHAT, headers=AUTH)
+            )
+            await until(lambda: s.gateway.held() == {"chat": 1})
+            second = await s.ready()
+            r = await held
+            assert r.status_code == 200, r.text
+            # Recreated before the next request comes: the old route answers 404, the lookup
+            # finds the new one ready, and the request goes there.
+            await _gone(s.daemon)
+            third = await s.ready()
+            r = await client.post("/v1/chat/completions", json=CHAT, headers=AUTH)
+            assert r.status_code == 200, r.text
+            assert r.json()["model"] == s.cloud.upstream_model(third, "chat")
+    routes = [
+        (
+            urlsplit(s.cloud.upstream_base(i, s.sim_url)).path + "/chat/completions",
+            s.cloud.upstream_model(i, "chat"),
+        )
+        for i in (first, second, third)
+    ]
+    sent = [(seen["path"], json.loads(seen["body"])["model"]) for seen in s.recorder.inference]
+    assert len(set(routes)) == 3  # the id is in each route
+    assert sent[0] == routes[0]
+    assert sent[-2:] == [routes[1], routes[2]]  # the old route's 404, then the new route
+    assert sample(s.gateway, "autoscaler_gateway_requests_total", **ANSWERED) == 3
