@@ -153,19 +153,27 @@ class Recorder:
         await self.app(scope, receiving, sending)
 
 
-def policy_yaml(spec: dict[str, Any], models: tuple[str, ...] = ("chat",)) -> str:
-    """The `chat` policy at zero whose only way back within a test's bound is the gateway's
-    activation (interval 60 s), serving `models`, creating `chat-gw` with `spec`."""
+def policy_yaml(
+    spec: dict[str, Any],
+    models: tuple[str, ...] = ("chat",),
+    *,
+    min_replicas: int = 0,
+    interval: str = "60s",
+) -> str:
+    """The `chat` policy serving `models` with deployment `chat-gw` created from `spec`. At
+    zero by default, where its only way back within a test's bound is the gateway's activation
+    (interval 60 s)."""
+    zero = """scale_to_zero:
+  after: 10m
+  activation: [{metric: demand, threshold: 0}]
+"""
     return f"""name: chat
 deployment: {{provider: sim, name: chat-gw, create: {json.dumps(spec)}}}
-replicas: {{min: 0, max: 2}}
-interval: 60s
+replicas: {{min: {min_replicas}, max: 2}}
+interval: {interval}
 gateway: {{model: [{", ".join(models)}], max_hold: 120s}}
 metrics:
   - name: demand
     source: {{type: gateway, signal: concurrency, window: 5s}}
     target: {{type: average_value, value: 4}}
-scale_to_zero:
-  after: 10m
-  activation: [{{metric: demand, threshold: 0}}]
-"""
+{zero if min_replicas == 0 else ""}"""

@@ -13,7 +13,7 @@ through each provider client's own `inference_route` (a separate gateway's wirin
 - a deployment deleted and recreated under its name gets a new route (its id is in it): a
   request is held while it is absent, and one coming after the recreate goes to the new route.
 
-The flow from zero with the daemon is in test_gateway_clouds_daemon.py.
+The same with the daemon (from zero, and scaling) is in test_gateway_clouds_daemon.py.
 """
 
 from __future__ import annotations
