@@ -9,8 +9,9 @@ again every second until a leader accepts, and every `RENEW` seconds while still
 a daemon that restarted or just became leader sees the demand).
 
 A route is trusted until it fails: a connection error or a 404 makes the gate look the
-deployment up again. Not ready (or a 404 from a deployment that has not answered yet: the
-Nebius-style start-up) puts the request back in the queue at its arrival position.
+deployment up again. Not ready, a new route (the deployment recreated since), or a 404 from a
+deployment that has not answered yet (the Nebius-style start-up) puts the request back in the
+queue at its arrival position.
 Must not live here: the queue's rules (`hold.py`), header and error shapes (`upstream.py`),
 how a request is answered (`answer.py`).
 """
@@ -312,14 +313,17 @@ class Gateway:
         return False
 
     async def _not_answering(self, gate: _Gate, target: InferenceRoute) -> bool:
-        """The route failed (connection error or 404): is the deployment just not ready?"""
+        """The route failed (connection error or 404): is the deployment just not ready, or
+        answering elsewhere now? A deployment recreated under its name can have a new route
+        (NetMind's endpoint URL and the Nebius-style routing key carry its id): the request
+        goes there, not the old route's 404."""
         if gate.upstream is target:
             found = await self._lookup(gate)
         else:
             found = gate.upstream
-        if found is None:
+        if found is None or found != target:
             return True
-        return gate.warming and found == target
+        return gate.warming
 
     def _refresh_later(self, gate: _Gate) -> None:
         if self.clock() - gate.checked_at > ROUTE_MAX_AGE and (

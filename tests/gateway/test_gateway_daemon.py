@@ -10,7 +10,6 @@ whose deployments serve a fake vLLM once ready, over real HTTP.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import threading
@@ -20,12 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.gateway.clouds import CLOUDS, Cloud, policy_yaml
 from tests.gateway.support import KEY
 from tests.runtime.daemon_support import (
-    CREATE_SPEC,
     PYTHON,
     REPO,
-    TOKEN,
     sim_server,
     start_daemon_process,
     wait_for,
@@ -38,48 +36,29 @@ ADMIN = "admin-token-for-gateway-tests"
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
 
 
-def _policy() -> str:
-    spec = json.dumps({**CREATE_SPEC})
-    return f"""name: chat
-deployment: {{provider: sim, name: chat-gw, create: {spec}}}
-replicas: {{min: 0, max: 2}}
-interval: 60s
-gateway: {{model: chat, max_hold: 120s}}
-metrics:
-  - name: demand
-    source: {{type: gateway, signal: concurrency, window: 5s}}
-    target: {{type: average_value, value: 4}}
-scale_to_zero:
-  after: 10m
-  activation: [{{metric: demand, threshold: 0}}]
-"""
-
-
 def _config(
-    folder: Path, sim_url: str, *, http_port: int, gateway: str = "", state: str | None = None
+    folder: Path,
+    sim_url: str,
+    *,
+    http_port: int,
+    gateway: str = "",
+    state: str | None = None,
+    cloud: Cloud = CLOUDS["neevcloud"],
+    named_key: bool = True,
+    models: tuple[str, ...] = ("chat",),
 ) -> Path:
+    """A daemon config for the `chat` policy (`policy_yaml`) on `cloud`'s simulator at
+    `sim_url`; `named_key`: the profile names an inference key (NeevCloud always needs one)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "policies").mkdir(exist_ok=True)
-    (folder / "policies" / "chat.yaml").write_text(_policy())
-    (folder / "token").write_text(TOKEN)
-    (folder / "inference").write_text(f"sk-nc-{TOKEN}")  # the simulator's sk-nc-* key
+    (folder / "policies" / "chat.yaml").write_text(policy_yaml(cloud.spec, models))
     (folder / "admin").write_text(ADMIN)
     (folder / "client-key").write_text(KEY)
     config = folder / "config.yaml"
     config.write_text(
         f"""policies: {folder / "policies"}
 providers:
-  sim:
-    type: neevcloud
-    base_url: {sim_url}
-    org_id: org-t
-    project_id: prj-t
-    token: {{file: {folder / "token"}}}
-    inference: {{token: {{file: {folder / "inference"}}}}}
-    timeout: 2s
-    max_retries: 1
-    wait_ready_timeout: 60s
-state:
+{cloud.provider_yaml(sim_url, folder, named_key=named_key)}state:
   url: {state or f"sqlite:///{folder.parent / 'state.db'}"}
   lease_ttl: 3s
 http:

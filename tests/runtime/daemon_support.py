@@ -1,6 +1,6 @@
-"""Shared parts of the daemon tests (loop, crash, reload, e2e): a NeevCloud simulator served
-over real HTTP by uvicorn in a background thread, config/policy file writers, and waiting
-helpers that poll a condition with a generous bound (never a timed assertion).
+"""Shared parts of the daemon tests (loop, crash, reload, e2e): a simulator (NeevCloud unless
+told) served over real HTTP by uvicorn in a background thread, config/policy file writers, and
+waiting helpers that poll a condition with a generous bound (never a timed assertion).
 """
 
 from __future__ import annotations
@@ -37,10 +37,13 @@ CREATE_SPEC = {
 
 
 class SimServer:
-    """The NeevCloud simulator on a free loopback port, in its own thread and loop."""
+    """A simulator (NeevCloud unless `provider` says) on a free loopback port, in its own
+    thread and loop."""
 
-    def __init__(self, provision_seconds: float = 0.5, **kw: Any) -> None:
-        self.app = create_app("neevcloud", token=TOKEN, provision_seconds=provision_seconds, **kw)
+    def __init__(
+        self, provision_seconds: float = 0.5, provider: str = "neevcloud", **kw: Any
+    ) -> None:
+        self.app = create_app(provider, token=TOKEN, provision_seconds=provision_seconds, **kw)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
