@@ -14,17 +14,18 @@ decision: `min` / `max` are written as comparisons (a builtin call costs several
 from __future__ import annotations
 
 import math
+from typing import Final
 
-CORRECTION_MIN = 0.5
-CORRECTION_MAX = 4.0
+CORRECTION_MIN: Final = 0.5
+CORRECTION_MAX: Final = 4.0
 # ln f moves by this share of ln(observed / predicted) per evaluation: up fast when waits are
 # longer than predicted (the objective is being missed), down slowly when shorter (a wait of
 # 0 at p99 says little about how close the deployment runs to its first queue).
-_GAIN_UP = 0.125
-_GAIN_DOWN = 0.03125
-_DECAY_TAU = 3600.0  # seconds for ln f to relax toward 0 while neither wait is significant
-SIGNIFICANT = 0.2  # a wait below this share of the objective says nothing about the model
-_GROWTH_TAU = 60.0  # seconds: the queue growth's EWMA
+_GAIN_UP: Final = 0.125
+_GAIN_DOWN: Final = 0.03125
+_DECAY_TAU: Final = 3600.0  # seconds for ln f to relax toward 0 while neither wait is significant
+SIGNIFICANT: Final = 0.2  # a wait below this share of the objective says nothing about the model
+_GROWTH_TAU: Final = 60.0  # seconds: the queue growth's EWMA
 
 
 def queue_growth(

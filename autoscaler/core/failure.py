@@ -12,7 +12,7 @@ evaluation that saw this failure.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from autoscaler.policy.model import OnDeploymentFailure, OnMetricFailure
 
@@ -53,7 +53,7 @@ def metric_failure_rule(
     )
 
 
-_MAX_EXPONENT = 30  # 2**30 x any backoff is far beyond every max_backoff
+_MAX_EXPONENT: Final = 30  # 2**30 x any backoff is far beyond every max_backoff
 
 
 def recreate_delay(rule: OnDeploymentFailure, attempts: int) -> float:

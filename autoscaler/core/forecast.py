@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any
+from typing import Any, Final
 
 from .drafts import draft
 from .profile import HOURS, UNSEEN, Profile
 
-WEEK_WEIGHT = 0.3  # weight of the latest week in a bucket
-RATIO_TAU = 1800.0  # seconds: how fast actual / forecast follows a day that diverges
-RATIO_MAX = 4.0
+WEEK_WEIGHT: Final = 0.3  # weight of the latest week in a bucket
+RATIO_TAU: Final = 1800.0  # seconds: how fast actual / forecast follows a day that diverges
+RATIO_MAX: Final = 4.0
 
 
 def _f32(x: float) -> float:

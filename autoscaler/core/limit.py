@@ -16,7 +16,7 @@ Scale events are `(t, change)` pairs (change > 0 up, < 0 down). Bounds are not a
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from autoscaler.policy.model import Panic, RatePolicy, ScalingRules
 
@@ -26,7 +26,7 @@ from .timefmt import duration
 
 Events = tuple[tuple[float, int], ...]
 
-UNLIMITED = 2**31 - 1  # what an empty policy list allows (HPA's MaxInt32)
+UNLIMITED: Final = 2**31 - 1  # what an empty policy list allows (HPA's MaxInt32)
 
 
 class Limited(NamedTuple):

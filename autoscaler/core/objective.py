@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from math import isfinite
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from autoscaler.policy.model import Objective
 
@@ -44,8 +44,8 @@ from .recommend import (
     metric_value,
 )
 
-_BUSY_CAP = 0.9  # share of the ready slots the in-flight floor may claim
-CV_MAX = 100.0  # the largest service-time variability the model takes
+_BUSY_CAP: Final = 0.9  # share of the ready slots the in-flight floor may claim
+CV_MAX: Final = 100.0  # the largest service-time variability the model takes
 _QUIET_SIGNALS = ("service_time", "service_time_cv", "observed_wait")
 
 

@@ -7,7 +7,9 @@ Pure: `now` comes from the caller.
 
 from __future__ import annotations
 
-MAX_PEAKS = 8
+from typing import Final
+
+MAX_PEAKS: Final = 8
 
 Peaks = tuple[tuple[float, int], ...]
 

@@ -15,10 +15,10 @@ import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-HOURS = 168
-UNSEEN = -1.0
+HOURS: Final = 168
+UNSEEN: Final = -1.0
 _PACK = struct.Struct(f"<{HOURS}f")
 
 

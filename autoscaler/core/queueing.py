@@ -30,11 +30,12 @@ compares them). Pure floats: no state, no time.
 from __future__ import annotations
 
 import math
+from typing import Final
 
 # Never walk more than this many servers in one search; beyond it the bound below answers.
-MAX_STEPS = 4096
+MAX_STEPS: Final = 4096
 # Start the Erlang B recurrence this many standard deviations (sqrt(a)) below a.
-_START_SIGMAS = 4.0
+_START_SIGMAS: Final = 4.0
 
 
 def _start(a: float) -> tuple[int, float]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Final
 
 from autoscaler.policy.model import Metric, Tolerance
 
@@ -24,13 +25,13 @@ from .proposal import Context, Proposal, Recommendation
 
 # Recommendations are capped so a wild metric (1e300) cannot blow up state or messages;
 # far above any real replica count, and the cap keeps the formula monotone.
-MAX_RECOMMENDATION = 1_000_000
+MAX_RECOMMENDATION: Final = 1_000_000
 
 _new = tuple.__new__  # a NamedTuple without its Python-level `__new__` (hot path)
 
 # Float noise (0.7 / 0.1 == 6.999999999999999, 11 / 10 - 1 > 0.1) must not add or drop a
 # replica or move a reading that sits on the tolerance edge out of the band.
-_EPS = 1e-9
+_EPS: Final = 1e-9
 
 
 def _ceil(x: float) -> int:
