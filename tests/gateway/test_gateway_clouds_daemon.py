@@ -25,13 +25,12 @@ from tests.gateway.support import AUTH
 from tests.gateway.test_gateway_daemon import (
     _answered,
     _config,
+    _daemon_with_gateway,
     _gateway_section,
     _metric,
     _post_in_thread,
-    _ready,
-    _stop,
 )
-from tests.runtime.daemon_support import sim_server, start_daemon_process, wait_for
+from tests.runtime.daemon_support import sim_server, wait_for
 from tests.services import free_port
 
 pytestmark = pytest.mark.slow
@@ -61,11 +60,8 @@ def test_request_at_zero_is_held_recreated_with_the_policy_spec_and_answered(
             gateway=_gateway_section(gw_port, folder),
             cloud=cloud,
         )
-        daemon = start_daemon_process(config, log=tmp_path / "daemon.log")
-        try:
-            wait_for(lambda: _ready(f"http://127.0.0.1:{http_port}/readyz"), 60, "daemon ready")
-            gw = f"http://127.0.0.1:{gw_port}"
-            wait_for(lambda: _ready(gw + "/healthz"), 30, "gateway up")
+        log = tmp_path / "daemon.log"
+        with _daemon_with_gateway(config, log, http_port=http_port, gw_port=gw_port) as (_, gw):
             assert not sim.current("chat-gw")
             results: list[Any] = []
             thread = _post_in_thread(gw, results)
@@ -82,8 +78,6 @@ def test_request_at_zero_is_held_recreated_with_the_policy_spec_and_answered(
             assert _metric(gw, "autoscaler_gateway_hold_seconds_count", model="chat") == 1
             accepted = {"model": "chat", "result": "accepted"}
             assert _metric(gw, "autoscaler_gateway_activations_total", **accepted) >= 1
-        finally:
-            _stop(daemon)
 
 
 @pytest.mark.parametrize("kind", ["netmind", "nebius"])
@@ -106,16 +100,14 @@ def test_the_daemon_scaling_a_ready_deployment_keeps_it_answered(tmp_path: Path,
         )
         policy = folder / "policies" / "chat.yaml"
         policy.write_text(policy_yaml(cloud.spec, MODELS, min_replicas=1, interval="1s"))
-        daemon = start_daemon_process(config, log=tmp_path / "daemon.log")
+        log = tmp_path / "daemon.log"
 
         def status() -> tuple[str, int] | None:
             found = sim.current("chat-gw")
             return (found[0]["status"], found[0]["replicas"]) if found else None
 
-        try:
-            wait_for(lambda: _ready(f"http://127.0.0.1:{http_port}/readyz"), 60, "daemon ready")
-            gw = f"http://127.0.0.1:{gw_port}"
-            wait_for(lambda: _ready(gw + "/healthz"), 30, "gateway up")
+        with _daemon_with_gateway(config, log, http_port=http_port, gw_port=gw_port) as running:
+            daemon, gw = running
             wait_for(lambda: status() == ("ready", 1), 60, "the deployment created and ready")
             first = _chat(gw, "chat")
             assert first.status_code == 200, first.text
@@ -130,5 +122,3 @@ def test_the_daemon_scaling_a_ready_deployment_keeps_it_answered(tmp_path: Path,
                 assert r.status_code == 200, (model, r.text)
                 assert r.json()["model"] == cloud.upstream_model(item, model)
             assert status() == ("initializing", 2)  # answered while it scales
-        finally:
-            _stop(daemon)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +143,22 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(5)
 
 
+@contextmanager
+def _daemon_with_gateway(
+    config: Path, log: Path, *, http_port: int, gw_port: int
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`autoscaler run` on `config` with its in-process gateway, once both answer: the process
+    and the gateway's URL; stopped on the way out."""
+    daemon = start_daemon_process(config, log=log)
+    try:
+        wait_for(lambda: _ready(f"http://127.0.0.1:{http_port}/readyz"), 60, "daemon ready")
+        gw = f"http://127.0.0.1:{gw_port}"
+        wait_for(lambda: _ready(gw + "/healthz"), 30, "gateway up")
+        yield daemon, gw
+    finally:
+        _stop(daemon)
+
+
 def test_in_daemon_request_at_zero_is_held_recreated_and_answered(tmp_path: Path) -> None:
     with sim_server(provision_seconds=1.0) as sim:
         gw_port, http_port = free_port(), free_port()
@@ -149,11 +167,8 @@ def test_in_daemon_request_at_zero_is_held_recreated_and_answered(tmp_path: Path
         config = _config(
             folder, sim.url, http_port=http_port, gateway=_gateway_section(gw_port, folder)
         )
-        daemon = start_daemon_process(config, log=tmp_path / "daemon.log")
-        try:
-            wait_for(lambda: _ready(f"http://127.0.0.1:{http_port}/readyz"), 60, "daemon ready")
-            gw = f"http://127.0.0.1:{gw_port}"
-            wait_for(lambda: _ready(gw + "/healthz"), 30, "gateway up")
+        log = tmp_path / "daemon.log"
+        with _daemon_with_gateway(config, log, http_port=http_port, gw_port=gw_port) as (_, gw):
             assert not sim.current("chat-gw")
             results: list[Any] = []
             thread = _post_in_thread(gw, results)
@@ -166,8 +181,6 @@ def test_in_daemon_request_at_zero_is_held_recreated_and_answered(tmp_path: Path
                 == 1
             )
             assert _metric(gw, "autoscaler_gateway_hold_seconds_count", model="chat") == 1
-        finally:
-            _stop(daemon)
 
 
 def test_separate_gateway_keeps_holding_while_the_daemon_is_killed(tmp_path: Path) -> None:
