@@ -35,14 +35,23 @@ def compiled_modules() -> list[str]:
 
 
 def ext_modules() -> list:
-    if os.environ.get("AUTOSCALER_COMPILE") != "1":
+    setting = os.environ.get("AUTOSCALER_COMPILE", "")
+    if setting not in ("", "0", "1"):
+        sys.exit(f"AUTOSCALER_COMPILE={setting!r}: expected 1 (compile the core) or 0 (do not)")
+    if setting != "1":
         return []
     if "editable_wheel" in sys.argv:
         sys.exit(
             "AUTOSCALER_COMPILE=1: an editable install cannot be compiled (the built modules "
             "would shadow the sources); build a wheel instead (see setup.py)"
         )
-    from mypyc.build import mypycify  # only needed for this build
+    try:
+        from mypyc.build import mypycify  # only needed for this build
+    except ImportError:
+        sys.exit(
+            "AUTOSCALER_COMPILE=1 needs mypy (mypyc) and setuptools>=77 in the build "
+            "environment, and --no-build-isolation (see setup.py)"
+        )
 
     # Errors in the modules the core imports (the daemon's, typed against dev-only stubs) are
     # not the build's business: `mypy` in the test command checks the whole package.

@@ -332,3 +332,27 @@ def test_image_core_is_compiled_and_decides_as_the_source(installed: Path) -> No
         assert path.endswith(".py") == interpreted, (name, path)
     assert found["same"] and all(found["same"].values()), found["same"]
     assert found["compiled"] is True  # what autoscaler_build_info{core="compiled"} reports
+
+
+@pytest.mark.parametrize(
+    ("setting", "command", "said"),
+    [
+        ("yes", "--name", "AUTOSCALER_COMPILE='yes': expected 1 (compile the core) or 0"),
+        ("1", "editable_wheel", "an editable install cannot be compiled"),
+    ],
+)
+def test_setup_refuses_a_compile_it_cannot_do(setting: str, command: str, said: str) -> None:
+    """A setting that is not 0 or 1, or a compiled editable install: one line and a failed
+    build, rather than a silent pure build or modules shadowing the sources."""
+    env = {**os.environ, "AUTOSCALER_COMPILE": setting}
+    result = subprocess.run(
+        [sys.executable, "setup.py", command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert said in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
