@@ -1,13 +1,13 @@
 """Build hook for the optional compiled decision core; everything else is in pyproject.toml.
 
 By default the package is pure Python. With `AUTOSCALER_COMPILE=1`, a wheel build compiles the
-decision core's modules with mypyc (same source, same decisions: tests/core/
-test_core_compiled.py runs the golden decision streams against such a build), which makes a
-decision about 1.6 times faster (benchmarks/bench_core.py prints which core it timed):
+decision core's modules with mypyc (same source, same decisions: tests/runtime/
+test_runtime_packaging_docker.py runs the golden decision streams against such a build), which
+makes a decision about 1.6 times faster (benchmarks/bench_core.py prints which core it timed):
 
-    python -m venv build-venv
-    build-venv/bin/pip install mypy 'setuptools>=77'          # and a C compiler
-    AUTOSCALER_COMPILE=1 build-venv/bin/pip wheel --no-build-isolation --no-deps -w dist .
+    python3 -m venv .build-venv
+    .build-venv/bin/pip install mypy 'setuptools>=77'          # and a C compiler
+    AUTOSCALER_COMPILE=1 .build-venv/bin/pip wheel --no-build-isolation --no-deps -w dist .
 
 The Dockerfile builds its image this way. An editable install cannot be compiled: the
 extension modules would sit beside the sources and shadow every later edit.

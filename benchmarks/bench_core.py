@@ -12,12 +12,12 @@ times a policy sized by its latency objective (issue 11: >= 50,000 decisions/s w
 then, an observed wait from replicas 1.3 times slower than declared driving the correction.
 
 It times whichever core is imported and says which: the sources, or the build compiled with
-mypyc (setup.py; the Docker image's). To time the compiled one from a checkout:
+mypyc (setup.py; the Docker image's). To time the compiled one, from the checkout's root:
 
-    python3 -m venv /tmp/build-venv && /tmp/build-venv/bin/pip install mypy 'setuptools>=77'
-    AUTOSCALER_COMPILE=1 /tmp/build-venv/bin/pip wheel --no-build-isolation --no-deps -w /tmp/dist .
-    python3 -m venv /tmp/compiled && /tmp/compiled/bin/pip install /tmp/dist/autoscaler-*.whl
-    cd /tmp && /tmp/compiled/bin/python /path/to/checkout/benchmarks/bench_core.py --objective
+    python3 -m venv .build-venv && .build-venv/bin/pip install mypy 'setuptools>=77'
+    AUTOSCALER_COMPILE=1 .build-venv/bin/pip wheel --no-build-isolation --no-deps -w dist .
+    python3 -m venv .compiled && .compiled/bin/pip install dist/autoscaler-*.whl
+    cd benchmarks && ../.compiled/bin/python bench_core.py --objective   # not the checkout's
 """
 
 from __future__ import annotations
