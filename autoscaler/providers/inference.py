@@ -34,12 +34,17 @@ class InferenceRoutes:
     saw ready. A deployment that was ready and turns `initializing` is changing its replica count
     (a scale), not starting: its replicas keep serving where they served, although NeevCloud
     then reports no `endpoint_url` and Nebius-style says `updating`. So its last route stays
-    valid until it is ready again (a fresh route) or fails, terminates or goes (None)."""
+    valid until it is ready again (a fresh route) or fails, terminates or goes (None).
+
+    Kept per deployment name, for the deployment id it was seen under: a deployment deleted
+    and created again under its name (scale to zero and back) is a new id whose replicas are
+    starting, not scaling, and its entry replaces the old one, so the table holds one entry
+    per name however often deployments come and go. `forget` drops a deleted one's at once."""
 
     def __init__(self, profile: ProviderProfile, *, api_token_fallback: bool):
         self.token = inference_token(profile, api_token_fallback=api_token_fallback)
         self.configured_base = profile.inference.base_url if profile.inference else None
-        self._last: dict[str, InferenceRoute] = {}
+        self._last: dict[str, tuple[str, InferenceRoute]] = {}  # name -> (id, route)
 
     def route(
         self, info: DeploymentInfo, base_url: str | None, model: str | None = None
@@ -50,9 +55,20 @@ class InferenceRoutes:
             found = InferenceRoute(
                 base_url=base_url.rstrip("/"), headers=MappingProxyType(headers), model=model
             )
-            self._last[info.id] = found
+            self._last[info.name] = (info.id, found)
             return found
-        if info.status == "initializing" and info.id in self._last:
-            return self._last[info.id]
-        self._last.pop(info.id, None)
+        last = self._last.get(info.name)
+        if last is not None and last[0] == info.id and info.status == "initializing":
+            return last[1]
+        if last is not None:
+            del self._last[info.name]
         return None
+
+    def forget(self, deployment: DeploymentInfo) -> None:
+        """`deployment` was deleted: its last route serves nothing any more."""
+        last = self._last.get(deployment.name)
+        if last is not None and last[0] == deployment.id:
+            del self._last[deployment.name]
+
+    def __len__(self) -> int:
+        return len(self._last)

@@ -126,7 +126,8 @@ class NebiusProvider(BaseProvider):
         try:
             await self._request_json("delete", "DELETE", f"{BASE}/{deployment.id}")
         except NotFoundError:
-            return
+            pass  # already gone
+        self._routes.forget(deployment)
 
     def validate_spec(self, name: str, spec: Mapping[str, Any]) -> None:
         if not isinstance(name, str) or not name.strip():

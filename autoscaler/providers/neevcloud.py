@@ -166,8 +166,9 @@ class NeevCloudProvider(BaseProvider):
         try:
             await self._request_json("delete", "DELETE", f"{self.prefix}/{deployment.id}")
         except NotFoundError:
-            return  # already gone
+            pass  # already gone
         self._pending_replicas.pop(deployment.name, None)
+        self._routes.forget(deployment)
 
     def validate_spec(self, name: str, spec: Mapping[str, Any]) -> None:
         check_name(name)

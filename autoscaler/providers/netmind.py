@@ -161,8 +161,9 @@ class NetMindProvider(BaseProvider):
         try:
             await self._request_json("delete", "DELETE", f"{BASE}/{deployment.id}")
         except NotFoundError:
-            pass
+            pass  # already gone
         self._ids.pop(deployment.name, None)
+        self._routes.forget(deployment)
 
     def validate_spec(self, name: str, spec: Mapping[str, Any]) -> None:
         if not isinstance(name, str) or not name.strip():

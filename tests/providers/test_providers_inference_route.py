@@ -5,6 +5,7 @@ and None while the deployment is not routable. Also the `inference:` profile sec
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -105,10 +106,8 @@ def test_failed_terminating_or_absent_deployments_are_not_routable(kind: str, st
     assert p.inference_route(starting) is None  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("kind", ["neevcloud", "netmind", "nebius"])
-def test_a_scale_in_progress_keeps_the_last_route(kind: str) -> None:
-    """NeevCloud reports `initializing` with no endpoint_url while a scale applies, Nebius-style
-    `updating`: the replicas keep serving, so the gateway must keep forwarding."""
+def sim_client(kind: str) -> tuple[Any, Any, Any]:
+    """(the simulator app, its clock, a client with an inference key) for `kind`."""
     app, _sim, clock = in_process(kind, provision_seconds=30)
     p = client(
         kind,
@@ -117,6 +116,14 @@ def test_a_scale_in_progress_keeps_the_last_route(kind: str) -> None:
         transport=httpx.ASGITransport(app=app),
         inference=InferenceProfile(token="k"),  # type: ignore[arg-type]
     )
+    return app, clock, p
+
+
+@pytest.mark.parametrize("kind", ["neevcloud", "netmind", "nebius"])
+def test_a_scale_in_progress_keeps_the_last_route(kind: str) -> None:
+    """NeevCloud reports `initializing` with no endpoint_url while a scale applies, Nebius-style
+    `updating`: the replicas keep serving, so the gateway must keep forwarding."""
+    _app, _clock, p = sim_client(kind)
 
     async def scenario() -> None:
         await p.create("chat-llama", SPECS[kind], 1)
@@ -128,6 +135,56 @@ def test_a_scale_in_progress_keeps_the_last_route(kind: str) -> None:
         assert p.inference_route(scaling) == route
         again = await p.wait_ready("chat-llama", 900)
         assert again.replicas == 3 and p.inference_route(again) == route
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["neevcloud", "netmind", "nebius"])
+def test_deleted_deployments_leave_no_last_route_behind(kind: str) -> None:
+    """Scale to zero and back, many times: each delete forgets the deployment's last route (the
+    table stays at most one entry per name, not one per deployment ever seen), and the
+    deployment created again under the name is starting, so the old route is never offered."""
+    _app, clock, p = sim_client(kind)
+
+    async def scenario() -> None:
+        old_route = None
+        for _ in range(5):
+            made = await p.create("chat-llama", SPECS[kind], 1)
+            assert p.inference_route(made) is None  # a start, whatever was served before
+            ready = await p.wait_ready("chat-llama", 900)
+            route = p.inference_route(ready)
+            assert route is not None and len(p._routes) == 1
+            if old_route is not None and kind == "nebius":
+                assert route.model != old_route.model  # the routing key names the new one
+            old_route = route
+            await p.delete(ready)
+            assert len(p._routes) == 0
+            while await p.find("chat-llama") is not None:
+                clock.advance(10)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["neevcloud", "netmind", "nebius"])
+def test_a_deployment_recreated_behind_the_clients_back_is_not_routed_to_the_old_one(
+    kind: str,
+) -> None:
+    """Deleted by someone else (the client never saw the delete) and created again under its
+    name: the new one, initializing, is a start: no route until it is ready."""
+    app, clock, p = sim_client(kind)
+    other: Any = client(kind, f"http://{kind}.sim", clock, transport=httpx.ASGITransport(app=app))
+
+    async def scenario() -> None:
+        await p.create("chat-llama", SPECS[kind], 1)
+        ready = await p.wait_ready("chat-llama", 900)
+        assert p.inference_route(ready) is not None
+        await other.delete(ready)
+        while await p.find("chat-llama") is not None:
+            clock.advance(10)
+        made = await other.create("chat-llama", SPECS[kind], 1)
+        assert made.id != ready.id and made.status == "initializing"
+        assert p.inference_route(made) is None
+        assert len(p._routes) == 0  # and the stale entry went with it
 
     run(scenario())
 
