@@ -28,7 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _inputs(parser: argparse.ArgumentParser) -> None:
     """What to simulate: the trace, the policies and baselines to run on it, where results go."""
     p = parser.add_argument_group("what to simulate")
-    p.add_argument("--trace", required=True, metavar="FILE", help="request or rate trace (CSV)")
+    p.add_argument(
+        "--trace",
+        required=True,
+        metavar="FILE",
+        help="request or rate trace (CSV, or JSON Lines with one object per request)",
+    )
     p.add_argument("--policy", action="append", default=[], metavar="FILE", help="policy file")
     p.add_argument(
         "--baseline",

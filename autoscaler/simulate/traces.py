@@ -2,9 +2,13 @@
 
 A **request trace** has one row per request (arrival time, input tokens, output tokens). The
 canonical layout is `arrival_s,input_tokens,output_tokens`; Mooncake
-(`timestamp_ms,input_length,output_length`) and Azure LLM inference
-(`TIMESTAMP,ContextTokens,GeneratedTokens`, ISO date-times) are recognised from their headers,
-and `ColumnMap` maps any other CSV. A **rate trace** (`window_start_s,rate_rps[,rate_cv]`) gives
+(`timestamp_ms,input_length,output_length`), Azure LLM inference
+(`TIMESTAMP,ContextTokens,GeneratedTokens`, ISO date-times) and BurstGPT
+(`Timestamp,Model,Request tokens,Response tokens,...`, seconds) are recognised from their
+headers, and `ColumnMap` maps any other CSV. A file whose first character is `{` is read as JSON
+Lines, one object per request, its keys taking the place of a header: Mooncake's own release
+(`{"timestamp": ms, "input_length": ..., "output_length": ..., "hash_ids": [...]}`) loads as
+it is. A **rate trace** (`window_start_s,rate_rps[,rate_cv]`) gives
 a request rate per window; `generate_arrivals` turns it into seeded arrivals (gamma inter-arrival
 times with shape 1/cv^2, exponential when cv is 1 or missing) with token sizes drawn from a
 request trace.
@@ -16,11 +20,12 @@ Only parsing and generation live here; no simulation. Every bad row raises `Trac
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TextIO
 
 import numpy as np
 
@@ -133,17 +138,18 @@ _REQUEST_LAYOUTS: tuple[tuple[str, str, str, str, TimeUnit], ...] = (
     ("mooncake", "timestamp_ms", "input_length", "output_length", "ms"),
     ("mooncake", "timestamp", "input_length", "output_length", "ms"),
     ("azure", "timestamp", "contexttokens", "generatedtokens", "iso"),
+    ("burstgpt", "timestamp", "request tokens", "response tokens", "s"),
 )
 
 
 def load_trace(path: str, columns: ColumnMap | None = None) -> Trace:
     """Read a request or rate trace, recognising the layout from its header."""
-    header, rows = _read_csv(path)
+    header, rows, first = _read_csv(path)
     lowered = [h.strip().lower() for h in header]
     columns = columns or ColumnMap()
     if columns.is_empty() and "window_start_s" in lowered and "rate_rps" in lowered:
-        return _rate_trace(path, lowered, rows)
-    return _request_trace(path, header, lowered, rows, columns)
+        return _rate_trace(path, lowered, rows, first)
+    return _request_trace(path, header, lowered, rows, columns, first)
 
 
 def load_request_trace(path: str, columns: ColumnMap | None = None) -> RequestTrace:
@@ -153,9 +159,15 @@ def load_request_trace(path: str, columns: ColumnMap | None = None) -> RequestTr
     return trace
 
 
-def _read_csv(path: str) -> tuple[list[str], list[list[str]]]:
+def _read_csv(path: str) -> tuple[list[str], list[list[str]], int]:
+    """The header, the rows and the line number of the first row, of a CSV file or of a JSON
+    Lines file (`_read_jsonl`)."""
     try:
         with open(path, newline="", encoding="utf-8") as handle:
+            first = handle.read(4096).lstrip()
+            handle.seek(0)
+            if first.startswith("{"):
+                return _read_jsonl(path, handle)
             reader = csv.reader(handle)
             try:
                 header = next(reader)
@@ -172,7 +184,39 @@ def _read_csv(path: str) -> tuple[list[str], list[list[str]]]:
         raise TraceError(f"{path}: not a UTF-8 text CSV ({exc.reason})") from None
     except csv.Error as exc:
         raise TraceError(f"{path}: not a readable CSV ({exc})") from None
-    return header, rows
+    return header, rows, 2
+
+
+def _read_jsonl(path: str, handle: TextIO) -> tuple[list[str], list[list[str]], int]:
+    """JSON Lines as a header (the first object's keys) and rows of text, so that one parser
+    reads both forms and names `file:line` alike. A key a later object lacks is an empty field
+    (reported by the column that needs it); nested values are kept as text and never read."""
+    header: list[str] = []
+    rows: list[list[str]] = []
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            rows.append([])
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise TraceError(f"{path}:{number}: not a JSON object ({exc})") from None
+        if not isinstance(item, dict):
+            raise TraceError(f"{path}:{number}: not a JSON object (a {type(item).__name__})")
+        if not header:
+            header = [str(key) for key in item]
+        rows.append([_json_field(item.get(key)) for key in header])
+    if not header:
+        raise TraceError(f"{path}:1: the file is empty (a JSON object per line is expected)")
+    return header, rows, 1
+
+
+def _json_field(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()  # not a number: reported as such by the column's parser
+    return str(value)
 
 
 def _column(path: str, lowered: list[str], header: list[str], name: str, role: str) -> int:
@@ -183,7 +227,12 @@ def _column(path: str, lowered: list[str], header: list[str], name: str, role: s
 
 
 def _request_trace(
-    path: str, header: list[str], lowered: list[str], rows: list[list[str]], columns: ColumnMap
+    path: str,
+    header: list[str],
+    lowered: list[str],
+    rows: list[list[str]],
+    columns: ColumnMap,
+    first: int,
 ) -> RequestTrace:
     layout = "mapped"
     time_col, input_col, output_col = columns.time, columns.input, columns.output
@@ -214,7 +263,7 @@ def _request_trace(
     outputs = np.empty(len(rows), dtype=np.int64)
     parse_time = _time_parser(unit)
     count = 0
-    for number, row in enumerate(rows, start=2):
+    for number, row in enumerate(rows, start=first):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
         if len(row) < width:
@@ -290,14 +339,14 @@ def _tokens(text: str, where: str, column: str) -> int:
     return int(value)
 
 
-def _rate_trace(path: str, lowered: list[str], rows: list[list[str]]) -> RateTrace:
+def _rate_trace(path: str, lowered: list[str], rows: list[list[str]], first: int) -> RateTrace:
     si = lowered.index("window_start_s")
     ri = lowered.index("rate_rps")
     ci = lowered.index("rate_cv") if "rate_cv" in lowered else None
     starts: list[float] = []
     rates: list[float] = []
     cvs: list[float] = []
-    for number, row in enumerate(rows, start=2):
+    for number, row in enumerate(rows, start=first):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         where = f"{path}:{number}"

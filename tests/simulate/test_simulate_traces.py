@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,92 @@ def test_azure_layout_with_iso_times(tmp_path: Path) -> None:
     assert trace.arrival_s.tolist() == pytest.approx([0.0, 0.31941, 4.314579])
     assert trace.input_tokens.tolist() == [374, 879, 396]  # sorted by arrival
     assert trace.epoch_offset == pytest.approx(1700158546.68059)
+
+
+def test_burstgpt_layout(tmp_path: Path) -> None:
+    # BurstGPT's release: seconds from the start, failed requests with 0 response tokens kept
+    path = write(
+        tmp_path,
+        "burstgpt.csv",
+        "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+        "5,ChatGPT,472,18,490,Conversation log\n"
+        "45,GPT-4,1087,0,1087,API log\n"
+        "118.5,ChatGPT,417,276,693,Conversation log\n",
+    )
+    trace = load_trace(path)
+    assert isinstance(trace, RequestTrace)
+    assert trace.layout == "burstgpt"
+    assert trace.arrival_s.tolist() == [0.0, 40.0, 113.5]
+    assert trace.input_tokens.tolist() == [472, 1087, 417]
+    assert trace.output_tokens.tolist() == [18, 0, 276]
+
+
+def test_mooncake_jsonl_release_loads_as_it_is(tmp_path: Path) -> None:
+    # the form Mooncake publishes (FAST25-release/traces/*.jsonl): one object per request
+    path = write(
+        tmp_path,
+        "conversation_trace.jsonl",
+        '{"timestamp": 0, "input_length": 6758, "output_length": 500, "hash_ids": [0, 1, 2]}\n'
+        "\n"
+        '{"timestamp": 1500, "input_length": 7322, "output_length": 490, "hash_ids": [0, 3]}\n'
+        '{"timestamp": 750, "input_length": 100, "output_length": 5, "hash_ids": []}\n',
+    )
+    trace = load_trace(path)
+    assert isinstance(trace, RequestTrace)
+    assert trace.layout == "mooncake"
+    assert trace.arrival_s.tolist() == [0.0, 0.75, 1.5]
+    assert trace.input_tokens.tolist() == [6758, 100, 7322]
+    assert trace.output_tokens.tolist() == [500, 5, 490]
+
+
+def test_the_shared_mooncake_hour_reads_the_same_as_json_lines(tmp_path: Path) -> None:
+    header, *rows = MOONCAKE.read_text().splitlines()
+    keys = header.split(",")
+    lines = (
+        json.dumps({k: int(v) for k, v in zip(keys, row.split(","), strict=True)}) for row in rows
+    )
+    jsonl = tmp_path / "hour.jsonl"
+    jsonl.write_text("\n".join(lines) + "\n")
+    as_csv, as_jsonl = load_trace(str(MOONCAKE)), load_trace(str(jsonl))
+    assert isinstance(as_csv, RequestTrace) and isinstance(as_jsonl, RequestTrace)
+    assert np.array_equal(as_csv.arrival_s, as_jsonl.arrival_s)
+    assert np.array_equal(as_csv.input_tokens, as_jsonl.input_tokens)
+    assert np.array_equal(as_csv.output_tokens, as_jsonl.output_tokens)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '{"timestamp": 0, "input_length": 1, "output_length": 2}\n{"timestamp": 5,\n',
+            "x.jsonl:2: not a JSON object",
+        ),
+        (
+            '{"timestamp": 0, "input_length": 1, "output_length": 2}\n[1, 2]\n',
+            "x.jsonl:2: not a JSON object (a list)",
+        ),
+        (
+            '{"timestamp": 0, "input_length": 1, "output_length": 2}\n\n'
+            '{"timestamp": 9, "output_length": 2}\n',
+            "x.jsonl:3: column 'input_length': '' is not a number",
+        ),
+        (
+            '{"timestamp": 0, "input_length": true, "output_length": 2}\n',
+            "x.jsonl:1: column 'input_length': 'true' is not a number",
+        ),
+        (
+            '{"timestamp": 0, "input_length": -3, "output_length": 2}\n',
+            "x.jsonl:1: column 'input_length': '-3' is not a token count",
+        ),
+        ('{"when": 0, "in": 1, "out": 2}\n', "x.jsonl:1: unrecognised header (when, in, out)"),
+        ('{"timestamp": NaN, "input_length": 1, "output_length": 2}\n', "is not a finite number"),
+    ],
+)
+def test_bad_json_lines_name_file_line_and_fault(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, "x.jsonl", text)
+    with pytest.raises(TraceError) as err:
+        load_trace(path)
+    assert message in str(err.value)
 
 
 def test_column_mapping_with_units(tmp_path: Path) -> None:
