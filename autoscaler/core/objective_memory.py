@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .correction import CORRECTION_MAX, CORRECTION_MIN
+from .jsonread import finite
 from .peaks import MAX_PEAKS, Peaks
 from .profile import Profile
 from .profile import from_dict as profile_from_dict
@@ -48,12 +49,9 @@ def memory_to_dict(memory: ObjectiveMemory) -> dict[str, Any]:
 
 
 def _number(d: Mapping[str, Any], key: str) -> float | None:
+    """`d[key]` as a float; None when absent or null."""
     v = d.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise ValueError(f"state.objective.{key}: expected a finite number, got {v!r}")
-    return float(v)
+    return None if v is None else finite(v, f"state.objective.{key}")
 
 
 def memory_from_dict(d: object) -> ObjectiveMemory:

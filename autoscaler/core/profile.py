@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from .jsonread import finite
+
 HOURS: Final = 168
 UNSEEN: Final = -1.0
 _PACK = struct.Struct(f"<{HOURS}f")
@@ -45,13 +47,6 @@ def to_dict(profile: Profile) -> dict[str, Any]:
     return out
 
 
-def _finite(d: Mapping[str, Any], key: str, default: float) -> float:
-    v = d.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise ValueError(f"state.objective.profile.{key}: expected a finite number, got {v!r}")
-    return float(v)
-
-
 def from_dict(d: object) -> Profile:
     if not isinstance(d, Mapping):
         raise ValueError(f"state.objective.profile: expected an object, got {d!r}")
@@ -74,8 +69,8 @@ def from_dict(d: object) -> Profile:
     return Profile(
         buckets,
         hour,
-        _finite(d, "sum", 0.0),
+        finite(d.get("sum", 0.0), "state.objective.profile.sum"),
         count,
-        _finite(d, "ratio", 1.0),
-        None if at is None else _finite(d, "at", 0.0),
+        finite(d.get("ratio", 1.0), "state.objective.profile.ratio"),
+        None if at is None else finite(at, "state.objective.profile.at"),
     )

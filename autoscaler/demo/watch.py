@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+
+if TYPE_CHECKING:
+    from autoscaler.runtime.protocols import DaemonControl
 
 STORY_SECONDS = 60.0
 
@@ -23,7 +26,7 @@ async def stop_on_signals(stop: anyio.Event) -> None:
 async def watch(
     duration: float | None,
     speed: float,
-    daemon: Any,
+    daemon: DaemonControl,
     gateway: Any,
     sim: Any,
     actions: Any,

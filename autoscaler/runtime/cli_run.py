@@ -15,6 +15,7 @@ import functools
 import gc
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -222,9 +223,9 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
-def _alive(daemon: Any) -> Any:
+def _alive(daemon: Daemon) -> Callable[[], bool]:
     return lambda: not daemon.lifecycle.stop_requested or daemon.lifecycle.in_flight > 0
 
 
-async def _wait_stopped(daemon: Any) -> None:
+async def _wait_stopped(daemon: Daemon) -> None:
     await daemon.lifecycle.stopped.wait()

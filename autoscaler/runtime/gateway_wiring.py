@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import structlog
@@ -33,6 +33,10 @@ from autoscaler.policy.model import DaemonConfig, GatewayConfig, Policy
 from autoscaler.providers.base import InferenceRoute, Provider
 from autoscaler.runtime.reads import DeploymentView
 from autoscaler.secrets import Secret, SecretError, resolve
+
+if TYPE_CHECKING:
+    from autoscaler.runtime.admin import AdminControl
+    from autoscaler.runtime.runner import PolicyRunner
 
 log = structlog.get_logger("autoscaler.gateway")
 
@@ -75,10 +79,28 @@ def _section(config: DaemonConfig) -> GatewayConfig:
     return config.gateway
 
 
+class RunnerHost(Protocol):
+    """What the routes read of the running daemon (`daemon.Daemon`): its runners by policy
+    name (each one's policy, provider and shared deployment list)."""
+
+    @property
+    def runners(self) -> Mapping[str, PolicyRunner]: ...
+
+
+class GatewayHost(RunnerHost, Protocol):
+    """What the in-process gateway needs of the running daemon (`daemon.Daemon`); a protocol,
+    so this module does not import the daemon it runs in."""
+
+    config: DaemonConfig  # the gateway section, read again after each reload
+    admin: AdminControl  # takes the demand separate gateways report (`on_gateway_demand`)
+
+    async def activate(self, policy: str) -> dict[str, Any]: ...
+
+
 class DaemonRoutes:
     """Routes from the running daemon's runners and their shared deployment lists."""
 
-    def __init__(self, daemon: Any) -> None:
+    def __init__(self, daemon: RunnerHost) -> None:
         self.daemon = daemon
 
     async def resolve(self, policy: str, *, fresh: bool) -> InferenceRoute | None:
@@ -124,7 +146,7 @@ class ConfigRoutes:
             await provider.aclose()
 
 
-def in_daemon(daemon: Any, hub: SignalHub = DEFAULT_HUB) -> Gateway:
+def in_daemon(daemon: GatewayHost, hub: SignalHub = DEFAULT_HUB) -> Gateway:
     """The gateway of `autoscaler run`: the daemon's config, policies and providers."""
     config: DaemonConfig = daemon.config
     gw = _section(config)
@@ -187,7 +209,7 @@ async def serve_gateway(
     )
 
 
-async def start_in_daemon(tg: TaskGroup, daemon: Any, hub: SignalHub = DEFAULT_HUB) -> None:
+async def start_in_daemon(tg: TaskGroup, daemon: GatewayHost, hub: SignalHub = DEFAULT_HUB) -> None:
     """Hook for `autoscaler run` (after the daemon started): demand reported by separate
     gateways reaches `hub`; with a `gateway:` section, the gateway serves in `tg` and follows
     policy reloads."""
@@ -199,7 +221,7 @@ async def start_in_daemon(tg: TaskGroup, daemon: Any, hub: SignalHub = DEFAULT_H
     tg.start_soon(_follow_policies, gateway, daemon, name="gateway-routes")
 
 
-async def _follow_policies(gateway: Gateway, daemon: Any) -> None:
+async def _follow_policies(gateway: Gateway, daemon: GatewayHost) -> None:
     """Reloads change the runners; the route table follows within a second."""
     seen: list[Policy] = []
     while True:

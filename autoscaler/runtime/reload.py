@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import structlog
@@ -34,6 +35,9 @@ from autoscaler.policy.errors import PolicyError, ValidationFailed
 from autoscaler.policy.loader import expand_paths, load_daemon
 from autoscaler.policy.model import DaemonConfig, Policy, SecretRef
 from autoscaler.secrets import Secret, SecretError, credential_files, describe_ref, resolve
+
+if TYPE_CHECKING:
+    from autoscaler.runtime.connections import Connections
 
 log = structlog.get_logger("autoscaler.reload")
 
@@ -102,10 +106,25 @@ def load_for_start(config_path: str, command: str) -> tuple[DaemonConfig, list[P
     return None
 
 
+class ReloadHost(Protocol):
+    """What reloading needs of the daemon (`daemon.Daemon`); a protocol, so this module does
+    not import the daemon it reloads."""
+
+    config: DaemonConfig  # the config in force: watched files, log and listen settings
+    connections: Connections  # its provider clients, for rotated credentials
+    last_reload: dict[str, Any] | None  # the outcome of the last reload, for /status
+
+    def clock(self) -> float: ...
+
+    async def apply(
+        self, config: DaemonConfig, policies: Sequence[Policy]
+    ) -> dict[str, list[str]]: ...
+
+
 class Reloader:
     """Reload logic bound to one daemon: `reload(reason)` and the polling `watch` task."""
 
-    def __init__(self, daemon: Any, config_path: str) -> None:
+    def __init__(self, daemon: ReloadHost, config_path: str) -> None:
         self.daemon = daemon
         self.config_path = config_path
         self._lock = anyio.Lock()
