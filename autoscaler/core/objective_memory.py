@@ -8,13 +8,12 @@ the pipeline's values can hold the memory without importing a stage.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .correction import CORRECTION_MAX, CORRECTION_MIN
-from .jsonread import finite
+from .jsonread import finite, is_count, is_finite_number
 from .peaks import MAX_PEAKS, Peaks
 from .profile import Profile
 from .profile import from_dict as profile_from_dict
@@ -73,12 +72,8 @@ def memory_from_dict(d: object) -> ObjectiveMemory:
         if (
             not isinstance(item, list)
             or len(item) != 2
-            or isinstance(item[0], bool)
-            or not isinstance(item[0], int | float)
-            or not math.isfinite(item[0])
-            or isinstance(item[1], bool)
-            or not isinstance(item[1], int)
-            or item[1] < 0
+            or not is_finite_number(item[0])
+            or not is_count(item[1])
         ):
             raise ValueError(f"state.objective.peaks: expected [t, n >= 0], got {item!r}")
         peaks.append((float(item[0]), item[1]))
@@ -96,11 +91,6 @@ def memory_from_dict(d: object) -> ObjectiveMemory:
 def _queue_at(v: object) -> tuple[float, float] | None:
     if v is None:
         return None
-    if (
-        not isinstance(v, list)
-        or len(v) != 2
-        or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
-        or not all(math.isfinite(x) and x >= 0 for x in v)
-    ):
+    if not isinstance(v, list) or len(v) != 2 or not all(is_finite_number(x) and x >= 0 for x in v):
         raise ValueError(f"state.objective.queue_at: expected [t, queued >= 0], got {v!r}")
     return (float(v[0]), float(v[1]))

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .jsonread import finite
+from .jsonread import finite, is_count
 
 HOURS: Final = 168
 UNSEEN: Final = -1.0
@@ -63,7 +63,7 @@ def from_dict(d: object) -> Profile:
             raise ValueError("state.objective.profile.buckets: values must be finite")
     hour, count = d.get("hour", -1), d.get("count", 0)
     for key, v in (("hour", hour), ("count", count)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < -1:
+        if not is_count(v, -1):
             raise ValueError(f"state.objective.profile.{key}: expected an integer, got {v!r}")
     at = d.get("at")
     return Profile(

@@ -14,13 +14,13 @@ Also here: the pure helpers the runtime applies between decisions (`with_paused`
 
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .drafts import draft
+from .jsonread import COUNT_MAX, count, finite, is_count, is_finite_number
 from .objective_memory import ObjectiveMemory, memory_from_dict, memory_to_dict
 from .types import Decision
 
@@ -77,7 +77,7 @@ def with_paused(state: CoreState, paused: bool, now: float | None = None) -> Cor
 def with_resumed(state: CoreState, now: float) -> CoreState:
     """A pause ended at `now` (the admin's, or `paused: true` taken out of the policy file):
     scale-down waits a whole down-stabilization window from here."""
-    if not _is_number(now) or not math.isfinite(now):
+    if not is_finite_number(now):
         raise ValueError(f"resume time must be a finite epoch time, got {now!r}")
     return evolve(state, resumed_at=float(now))
 
@@ -91,7 +91,7 @@ def with_override(state: CoreState, replicas: int | None, until: float | None = 
         return evolve(state, override=None)
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
         raise ValueError(f"override replicas must be an integer >= 1, got {replicas!r}")
-    if until is None or not _is_number(until) or not math.isfinite(until):
+    if until is None or not is_finite_number(until):
         raise ValueError(f"override until must be a finite epoch time, got {until!r}")
     return evolve(state, override=(replicas, float(until)))
 
@@ -197,23 +197,11 @@ def to_dict(state: CoreState) -> dict[str, Any]:
     }
 
 
-def _is_number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
 def _time(d: Mapping[str, Any], key: str, optional: bool = True) -> float | None:
     v = d.get(key)
     if v is None and optional:
         return None
-    if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
-        raise ValueError(f"state.{key}: expected a finite number, got {v!r}")
-    return float(v)
-
-
-def _count(v: object, where: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError(f"{where}: expected an integer >= 0, got {v!r}")
-    return v
+    return finite(v, f"state.{key}")
 
 
 def _entries(d: Mapping[str, Any], key: str, signed: bool = False) -> Entries:
@@ -226,9 +214,9 @@ def _entries(d: Mapping[str, Any], key: str, signed: bool = False) -> Entries:
         if not isinstance(item, list | tuple) or len(item) != 2:
             raise ValueError(f"{where}: expected [t, n], got {item!r}")
         t, n = item
-        if not _is_number(t) or not math.isfinite(t):
+        if not is_finite_number(t):
             raise ValueError(f"{where}: time must be a finite number, got {t!r}")
-        if isinstance(n, bool) or not isinstance(n, int) or (not signed and n < 0):
+        if not is_count(n, -COUNT_MAX if signed else 0):
             raise ValueError(f"{where}: expected an integer{'' if signed else ' >= 0'}, got {n!r}")
         out.append((float(t), n))
     return tuple(out)
@@ -241,8 +229,7 @@ def _action(d: Mapping[str, Any], key: str) -> tuple[float, str] | None:
     if (
         not isinstance(v, list | tuple)
         or len(v) != 2
-        or not _is_number(v[0])
-        or not math.isfinite(v[0])
+        or not is_finite_number(v[0])
         or v[1] not in ACTION_KINDS
     ):
         raise ValueError(f"state.{key}: expected [t, one of {list(ACTION_KINDS)}], got {v!r}")
@@ -267,11 +254,8 @@ def from_dict(d: object) -> CoreState:
         if (
             not isinstance(override_raw, list | tuple)
             or len(override_raw) != 2
-            or isinstance(override_raw[0], bool)
-            or not isinstance(override_raw[0], int)
-            or override_raw[0] < 1
-            or not _is_number(override_raw[1])
-            or not math.isfinite(override_raw[1])
+            or not is_count(override_raw[0], 1)
+            or not is_finite_number(override_raw[1])
         ):
             raise ValueError(
                 f"state.override: expected [replicas >= 1, until], got {override_raw!r}"
@@ -286,10 +270,10 @@ def from_dict(d: object) -> CoreState:
         prev_action=_action(d, "prev_action"),
         idle_since=_time(d, "idle_since"),
         last_active=_time(d, "last_active"),
-        metric_failures=_count(d.get("metric_failures", 0), "state.metric_failures"),
+        metric_failures=count(d.get("metric_failures", 0), "state.metric_failures"),
         panic_until=_time(d, "panic_until"),
         failed_since=_time(d, "failed_since"),
-        recreates=_count(d.get("recreates", 0), "state.recreates"),
+        recreates=count(d.get("recreates", 0), "state.recreates"),
         paused=paused,
         override=override,
         resumed_at=_time(d, "resumed_at"),

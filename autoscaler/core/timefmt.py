@@ -15,10 +15,15 @@ _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 def iso(t: float | None) -> str | None:
     """Epoch seconds -> `2026-12-01T02:06:45Z` (UTC, whole seconds; milliseconds when the
-    instant has a fraction worth showing). None stays None."""
+    instant has a fraction worth showing). None stays None; an instant outside the years
+    1-9999 (which ISO 8601 and `datetime` cannot write; a corrupt stored time) is written as
+    epoch seconds."""
     if t is None or not math.isfinite(t):
         return None
-    moment = datetime.fromtimestamp(t, tz=UTC)
+    try:
+        moment = datetime.fromtimestamp(t, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"epoch {t:.6g}s"
     if moment.microsecond >= 1000:
         text = moment.isoformat(timespec="milliseconds")
     else:
