@@ -13,6 +13,14 @@ What each provider documents about inference, and so what the gateway must send 
 `Recorder` wraps a simulator app to see each inference request as it arrived (path, headers,
 body) and every API call, and can hold a streamed answer after its first chunk (`gate`), which
 proves the gateway passes chunks on without buffering.
+
+Requests sent while a deployment scales must be answered on its last route. Were that broken,
+the gateway would hold them (the deployment looks not ready) until the policy's `max_hold`
+(120 s), and a test would learn it only then. So they carry `MID_SCALE_HEADERS`: the
+gateway's own per-request bound (`X-Scale-Up-Timeout`, which only shortens a hold) ends such a
+hold after `MID_SCALE_HOLD` seconds with a 503 `hold_timeout`, which `mid_scale_failure`
+names; the client's `MID_SCALE_TIMEOUT` catches anything else that keeps them waiting. A
+healthy one is answered at once (held at most for one lookup of the deployment).
 """
 
 from __future__ import annotations
@@ -25,10 +33,34 @@ from typing import Any
 
 import httpx
 
+from tests.gateway.support import AUTH
 from tests.providers.helpers import SPECS
 from tests.runtime.daemon_support import TOKEN
 
 INFERENCE_PATHS = ("/chat/completions", "/completions", "/embeddings", "/models")
+
+MID_SCALE_HOLD = 20.0  # seconds a request sent mid-scale may be held (see the module header)
+MID_SCALE_TIMEOUT = MID_SCALE_HOLD + 20.0  # seconds the client waits for its answer
+MID_SCALE_HEADERS = {**AUTH, "X-Scale-Up-Timeout": f"{MID_SCALE_HOLD:g}"}  # not forwarded
+
+
+def mid_scale_failure(model: str, status: int | None, text: str) -> str:
+    """The assertion message for a request sent mid-scale that got no 200 (`status` None: no
+    answer within `MID_SCALE_TIMEOUT`)."""
+    if status is None:
+        return (
+            f"{model!r}: no answer within {MID_SCALE_TIMEOUT:g} s while its deployment scaled,"
+            f" although the gateway may hold it only {MID_SCALE_HOLD:g} s: {text}"
+        )
+    if status == 503 and '"hold_timeout"' in text:
+        return (
+            f"{model!r} was HELD while its deployment scaled (refused after the test's"
+            f" {MID_SCALE_HOLD:g} s hold bound) instead of answered on its last route: the"
+            f" gateway found no route mid-scale (InferenceRoutes keep-last-route?): {text}"
+        )
+    return (
+        f"{model!r} was not answered on its last route while its deployment scaled: {status} {text}"
+    )
 
 
 @dataclass(frozen=True)

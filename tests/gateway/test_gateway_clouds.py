@@ -38,7 +38,14 @@ from autoscaler.providers.base import Provider
 from autoscaler.providers.registry import build_provider
 from autoscaler.runtime.gateway_wiring import ConfigRoutes, separate
 from autoscaler.runtime.reload import load_checked
-from tests.gateway.clouds import CLOUDS, Cloud, Recorder
+from tests.gateway.clouds import (
+    CLOUDS,
+    MID_SCALE_HEADERS,
+    MID_SCALE_TIMEOUT,
+    Cloud,
+    Recorder,
+    mid_scale_failure,
+)
 from tests.gateway.support import AUTH, KEY, running, sample, serving, until
 from tests.gateway.test_gateway_daemon import _config, _gateway_section
 from tests.runtime.daemon_support import TOKEN
@@ -179,17 +186,12 @@ async def test_a_scaling_deployment_keeps_answering_on_its_last_route(
                 assert not during["endpoint_metadata"]  # no endpoint reported while scaling
             lookups = len(s.recorder.api)
             # chat-b (same policy) has not been routed yet: its first request makes the
-            # gateway look the deployment up now, while it scales.
+            # gateway look the deployment up now, while it scales. Each is bounded (clouds.py:
+            # a request held instead of answered fails in MID_SCALE_HOLD seconds, not 120).
             for model in ("chat", "chat-b", "chat"):
-                r = await client.post(
-                    "/v1/chat/completions", json={**CHAT, "model": model}, headers=AUTH
-                )
-                assert r.status_code == 200, (model, r.text)
-            async with client.stream(
-                "POST", "/v1/chat/completions", json={**STREAM, "model": "chat-b"}, headers=AUTH
-            ) as streamed:
-                assert streamed.status_code == 200
-                assert events(await streamed.aread())[-1] == "[DONE]"
+                await _answered_mid_scale(client, {**CHAT, "model": model})
+            streamed = await _answered_mid_scale(client, {**STREAM, "model": "chat-b"})
+            assert events(streamed.content)[-1] == "[DONE]"
             assert any(method == "GET" for method, _ in s.recorder.api[lookups:])
             assert await s.routes.resolve("chat", fresh=True) == route
             still = await s.daemon.find(NAME)
@@ -201,6 +203,25 @@ async def test_a_scaling_deployment_keeps_answering_on_its_last_route(
         sample(s.gateway, "autoscaler_gateway_requests_total", model="chat-b", outcome="answered")
         == 2
     )
+
+
+async def _answered_mid_scale(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    """`body` posted while the deployment scales, answered 200 (a stream read to its end)."""
+    model = body["model"]
+    request = client.build_request(
+        "POST",
+        "/v1/chat/completions",
+        json=body,
+        headers=MID_SCALE_HEADERS,
+        timeout=MID_SCALE_TIMEOUT,
+    )
+    try:
+        with anyio.fail_after(MID_SCALE_TIMEOUT):
+            r = await client.send(request)
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        pytest.fail(mid_scale_failure(model, None, repr(exc)))
+    assert r.status_code == 200, mid_scale_failure(model, r.status_code, r.text)
+    return r
 
 
 async def _gone(provider: Provider) -> None:

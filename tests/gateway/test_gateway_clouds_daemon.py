@@ -20,7 +20,13 @@ import httpx
 import pytest
 
 from autoscaler.fakecloud.inference import InferenceSettings
-from tests.gateway.clouds import CLOUDS, policy_yaml
+from tests.gateway.clouds import (
+    CLOUDS,
+    MID_SCALE_HEADERS,
+    MID_SCALE_TIMEOUT,
+    mid_scale_failure,
+    policy_yaml,
+)
 from tests.gateway.support import AUTH
 from tests.gateway.test_gateway_daemon import (
     _answered,
@@ -42,6 +48,23 @@ SCALING_WORD = {"netmind": "initializing", "nebius": "updating"}  # the provider
 def _chat(gw: str, model: str) -> httpx.Response:
     body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
     return httpx.post(gw + "/v1/chat/completions", json=body, headers=AUTH, timeout=150)
+
+
+def _answered_mid_scale(gw: str, model: str) -> httpx.Response:
+    """A chat request to `model` while the deployment scales, answered 200; bounded as
+    clouds.py says (held instead of answered fails in MID_SCALE_HOLD seconds, not 120)."""
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    try:
+        r = httpx.post(
+            gw + "/v1/chat/completions",
+            json=body,
+            headers=MID_SCALE_HEADERS,
+            timeout=MID_SCALE_TIMEOUT,
+        )
+    except httpx.TimeoutException as exc:
+        pytest.fail(mid_scale_failure(model, None, repr(exc)))
+    assert r.status_code == 200, mid_scale_failure(model, r.status_code, r.text)
+    return r
 
 
 @pytest.mark.parametrize("kind", ["netmind", "nebius"])
@@ -118,7 +141,6 @@ def test_the_daemon_scaling_a_ready_deployment_keeps_it_answered(tmp_path: Path,
             assert item["status"] == SCALING_WORD[kind]
             # chat-b has not been routed yet: the gateway looks the deployment up mid-scale.
             for model in ("chat", "chat-b", "chat"):
-                r = _chat(gw, model)
-                assert r.status_code == 200, (model, r.text)
+                r = _answered_mid_scale(gw, model)
                 assert r.json()["model"] == cloud.upstream_model(item, model)
             assert status() == ("initializing", 2)  # answered while it scales
