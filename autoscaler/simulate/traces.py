@@ -20,9 +20,12 @@ Only parsing and generation live here; no simulation. Every bad row raises `Trac
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, TextIO
@@ -144,12 +147,12 @@ _REQUEST_LAYOUTS: tuple[tuple[str, str, str, str, TimeUnit], ...] = (
 
 def load_trace(path: str, columns: ColumnMap | None = None) -> Trace:
     """Read a request or rate trace, recognising the layout from its header."""
-    header, rows, first = _read_csv(path)
-    lowered = [h.strip().lower() for h in header]
-    columns = columns or ColumnMap()
-    if columns.is_empty() and "window_start_s" in lowered and "rate_rps" in lowered:
-        return _rate_trace(path, lowered, rows, first)
-    return _request_trace(path, header, lowered, rows, columns, first)
+    with _open_rows(path) as (header, rows, first):
+        lowered = [h.strip().lower() for h in header]
+        columns = columns or ColumnMap()
+        if columns.is_empty() and "window_start_s" in lowered and "rate_rps" in lowered:
+            return _rate_trace(path, lowered, rows, first)
+        return _request_trace(path, header, lowered, rows, columns, first)
 
 
 def load_request_trace(path: str, columns: ColumnMap | None = None) -> RequestTrace:
@@ -159,56 +162,94 @@ def load_request_trace(path: str, columns: ColumnMap | None = None) -> RequestTr
     return trace
 
 
-def _read_csv(path: str) -> tuple[list[str], list[list[str]], int]:
-    """The header, the rows and the line number of the first row, of a CSV file or of a JSON
-    Lines file (`_read_jsonl`)."""
+Rows = Iterator[list[str]]
+
+
+@contextmanager
+def _open_rows(path: str) -> Generator[tuple[list[str], Rows, int]]:
+    """The header, the rows (read as they are parsed: a trace of millions of requests is never
+    held as text) and the line number of the first row, of a CSV file or of a JSON Lines file
+    (`_jsonl_rows`)."""
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            first = handle.read(4096).lstrip()
-            handle.seek(0)
-            if first.startswith("{"):
-                return _read_jsonl(path, handle)
-            reader = csv.reader(handle)
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise TraceError(
-                    f"{path}:1: the file is empty (a CSV header is expected)"
-                ) from None
-            rows = list(reader)
+        handle = open(path, newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
     except FileNotFoundError:
         raise TraceError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise TraceError(f"{path}: is a directory, not a trace file") from None
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    with handle:
+        try:
+            jsonl = handle.read(4096).lstrip().startswith("{")
+            handle.seek(0)
+            header, rows = (_jsonl_rows if jsonl else _csv_rows)(path, handle)
+        except UnicodeDecodeError as exc:
+            raise TraceError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+        yield header, _decoded(path, rows), 1 if jsonl else 2
+
+
+def _decoded(path: str, rows: Rows) -> Rows:
+    """`rows`, with a byte that is not UTF-8 further down the file a `TraceError`."""
+    try:
+        yield from rows
     except UnicodeDecodeError as exc:
-        raise TraceError(f"{path}: not a UTF-8 text CSV ({exc.reason})") from None
+        raise TraceError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+
+
+def _csv_rows(path: str, handle: TextIO) -> tuple[list[str], Rows]:
+    reader = csv.reader(handle)
+
+    def rows() -> Rows:
+        try:
+            yield from reader
+        except csv.Error as exc:
+            raise TraceError(f"{path}: not a readable CSV ({exc})") from None
+
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise TraceError(f"{path}:1: the file is empty (a CSV header is expected)") from None
     except csv.Error as exc:
         raise TraceError(f"{path}: not a readable CSV ({exc})") from None
-    return header, rows, 2
+    return header, rows()
 
 
-def _read_jsonl(path: str, handle: TextIO) -> tuple[list[str], list[list[str]], int]:
+def _jsonl_rows(path: str, handle: TextIO) -> tuple[list[str], Rows]:
     """JSON Lines as a header (the first object's keys) and rows of text, so that one parser
     reads both forms and names `file:line` alike. A key a later object lacks is an empty field
     (reported by the column that needs it); nested values are kept as text and never read."""
-    header: list[str] = []
-    rows: list[list[str]] = []
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            rows.append([])
-            continue
+    lines = enumerate(handle, start=1)
+
+    def parsed(number: int, line: str) -> dict[str, object]:
         try:
             item = json.loads(line)
         except ValueError as exc:
             raise TraceError(f"{path}:{number}: not a JSON object ({exc})") from None
         if not isinstance(item, dict):
             raise TraceError(f"{path}:{number}: not a JSON object (a {type(item).__name__})")
-        if not header:
+        return item
+
+    blanks = 0
+    for number, line in lines:
+        if line.strip():
+            item = parsed(number, line)
             header = [str(key) for key in item]
-        rows.append([_json_field(item.get(key)) for key in header])
-    if not header:
+            break
+        blanks += 1
+    else:
         raise TraceError(f"{path}:1: the file is empty (a JSON object per line is expected)")
-    return header, rows, 1
+
+    def rows() -> Rows:
+        yield from ([] for _ in range(blanks))  # keeps row k on line k + 1
+        yield [_json_field(item.get(key)) for key in header]
+        for number, line in lines:
+            if not line.strip():
+                yield []
+                continue
+            later = parsed(number, line)
+            yield [_json_field(later.get(key)) for key in header]
+
+    return header, rows()
 
 
 def _json_field(value: object) -> str:
@@ -230,7 +271,7 @@ def _request_trace(
     path: str,
     header: list[str],
     lowered: list[str],
-    rows: list[list[str]],
+    rows: Rows,
     columns: ColumnMap,
     first: int,
 ) -> RequestTrace:
@@ -256,11 +297,17 @@ def _request_trace(
     ii = _column(path, lowered, header, input_col, "input-token")
     oi = _column(path, lowered, header, output_col, "output-token")
     if unit is None:
-        unit = _guess_unit(time_col, rows, ti)
+        head: list[list[str]] = []  # rows up to the first with a time, read again below
+        for row in rows:
+            head.append(row)
+            if len(row) > ti and row[ti].strip():
+                break
+        unit = _guess_unit(time_col, head[-1][ti] if head and len(head[-1]) > ti else "")
+        rows = itertools.chain(head, rows)
     width = max(ti, ii, oi) + 1
-    times = np.empty(len(rows), dtype=np.float64)
-    inputs = np.empty(len(rows), dtype=np.int64)
-    outputs = np.empty(len(rows), dtype=np.int64)
+    times = array("d")
+    inputs = array("q")
+    outputs = array("q")
     parse_time = _time_parser(unit)
     count = 0
     for number, row in enumerate(rows, start=first):
@@ -272,27 +319,34 @@ def _request_trace(
                 f"is field {width}"
             )
         where = f"{path}:{number}"
-        times[count] = parse_time(row[ti], where, header[ti])
-        inputs[count] = _tokens(row[ii], where, header[ii])
-        outputs[count] = _tokens(row[oi], where, header[oi])
+        times.append(parse_time(row[ti], where, header[ti]))
+        inputs.append(_tokens(row[ii], where, header[ii]))
+        outputs.append(_tokens(row[oi], where, header[oi]))
         count += 1
     if count == 0:
         raise TraceError(f"{path}: no requests (only a header)")
-    times, inputs, outputs = times[:count], inputs[:count], outputs[:count]
-    order = np.argsort(times, kind="stable")
-    times, inputs, outputs = times[order], inputs[order], outputs[order]
-    start = float(times[0])
+    arrivals = np.frombuffer(times, dtype=np.float64)
+    order = np.argsort(arrivals, kind="stable")
+    arrivals = arrivals[order]
+    start = float(arrivals[0])
     offset = start if unit == "iso" else 0.0
-    return RequestTrace(times - start, inputs, outputs, path, layout, offset)
+    return RequestTrace(
+        arrivals - start,
+        np.frombuffer(inputs, dtype=np.int64)[order],
+        np.frombuffer(outputs, dtype=np.int64)[order],
+        path,
+        layout,
+        offset,
+    )
 
 
-def _guess_unit(name: str, rows: list[list[str]], index: int) -> TimeUnit:
+def _guess_unit(name: str, sample: str) -> TimeUnit:
+    """The unit of a mapped time column: from its name, else from its first value."""
     low = name.lower()
     if low.endswith("_ms") or low.endswith("ms"):
         return "ms"
     if low.endswith("_s"):
         return "s"
-    sample = next((r[index] for r in rows if len(r) > index and r[index].strip()), "")
     try:
         float(sample)
     except ValueError:
@@ -339,7 +393,7 @@ def _tokens(text: str, where: str, column: str) -> int:
     return int(value)
 
 
-def _rate_trace(path: str, lowered: list[str], rows: list[list[str]], first: int) -> RateTrace:
+def _rate_trace(path: str, lowered: list[str], rows: Rows, first: int) -> RateTrace:
     si = lowered.index("window_start_s")
     ri = lowered.index("rate_rps")
     ci = lowered.index("rate_cv") if "rate_cv" in lowered else None

@@ -311,3 +311,19 @@ def test_fill_gaps_interpolates_rate_zero_windows_without_cv() -> None:
     assert isinstance(servegen, RateTrace)
     whole, gaps = servegen.filled_gaps()
     assert gaps == 84 and (whole.rate_rps > 0).all()
+
+
+def test_bad_bytes_deep_in_a_long_file_are_a_trace_error(tmp_path: Path) -> None:
+    # the file is parsed as it is read: a fault past the first block is still named
+    path = tmp_path / "long.csv"
+    rows = "".join(f"{i},10,20\n" for i in range(2000))
+    path.write_bytes(f"arrival_s,input_tokens,output_tokens\n{rows}".encode() + b"\xff\xfe1,2,3\n")
+    with pytest.raises(TraceError, match="not a UTF-8 text"):
+        load_trace(str(path))
+    jsonl = tmp_path / "long.jsonl"
+    lines = "".join(
+        f'{{"timestamp": {i}, "input_length": 1, "output_length": 2}}\n' for i in range(500)
+    )
+    jsonl.write_bytes(lines.encode() + b"\xff\n")
+    with pytest.raises(TraceError, match="not a UTF-8 text"):
+        load_trace(str(jsonl))
