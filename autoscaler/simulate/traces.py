@@ -19,25 +19,20 @@ Only parsing and generation live here; no simulation. Every bad row raises `Trac
 
 from __future__ import annotations
 
-import csv
 import itertools
-import json
 import math
 from array import array
-from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, TextIO
+from typing import Literal
 
 import numpy as np
 
+from autoscaler.simulate.trace_files import Rows, TraceError, open_rows
+
 TimeUnit = Literal["iso", "s", "ms"]
 TIME_UNITS: tuple[str, ...] = ("iso", "s", "ms")
-
-
-class TraceError(Exception):
-    """A trace file that cannot be read; the message names the file (and line) and the fault."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +142,7 @@ _REQUEST_LAYOUTS: tuple[tuple[str, str, str, str, TimeUnit], ...] = (
 
 def load_trace(path: str, columns: ColumnMap | None = None) -> Trace:
     """Read a request or rate trace, recognising the layout from its header."""
-    with _open_rows(path) as (header, rows, first):
+    with open_rows(path) as (header, rows, first):
         lowered = [h.strip().lower() for h in header]
         columns = columns or ColumnMap()
         if columns.is_empty() and "window_start_s" in lowered and "rate_rps" in lowered:
@@ -162,104 +157,6 @@ def load_request_trace(path: str, columns: ColumnMap | None = None) -> RequestTr
     return trace
 
 
-Rows = Iterator[list[str]]
-
-
-@contextmanager
-def _open_rows(path: str) -> Generator[tuple[list[str], Rows, int]]:
-    """The header, the rows (read as they are parsed: a trace of millions of requests is never
-    held as text) and the line number of the first row, of a CSV file or of a JSON Lines file
-    (`_jsonl_rows`)."""
-    try:
-        handle = open(path, newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
-    except FileNotFoundError:
-        raise TraceError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise TraceError(f"{path}: is a directory, not a trace file") from None
-    except OSError as exc:
-        raise TraceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    with handle:
-        try:
-            jsonl = handle.read(4096).lstrip().startswith("{")
-            handle.seek(0)
-            header, rows = (_jsonl_rows if jsonl else _csv_rows)(path, handle)
-        except UnicodeDecodeError as exc:
-            raise TraceError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
-        yield header, _decoded(path, rows), 1 if jsonl else 2
-
-
-def _decoded(path: str, rows: Rows) -> Rows:
-    """`rows`, with a byte that is not UTF-8 further down the file a `TraceError`."""
-    try:
-        yield from rows
-    except UnicodeDecodeError as exc:
-        raise TraceError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
-
-
-def _csv_rows(path: str, handle: TextIO) -> tuple[list[str], Rows]:
-    reader = csv.reader(handle)
-
-    def rows() -> Rows:
-        try:
-            yield from reader
-        except csv.Error as exc:
-            raise TraceError(f"{path}: not a readable CSV ({exc})") from None
-
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise TraceError(f"{path}:1: the file is empty (a CSV header is expected)") from None
-    except csv.Error as exc:
-        raise TraceError(f"{path}: not a readable CSV ({exc})") from None
-    return header, rows()
-
-
-def _jsonl_rows(path: str, handle: TextIO) -> tuple[list[str], Rows]:
-    """JSON Lines as a header (the first object's keys) and rows of text, so that one parser
-    reads both forms and names `file:line` alike. A key a later object lacks is an empty field
-    (reported by the column that needs it); nested values are kept as text and never read."""
-    lines = enumerate(handle, start=1)
-
-    def parsed(number: int, line: str) -> dict[str, object]:
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise TraceError(f"{path}:{number}: not a JSON object ({exc})") from None
-        if not isinstance(item, dict):
-            raise TraceError(f"{path}:{number}: not a JSON object (a {type(item).__name__})")
-        return item
-
-    blanks = 0
-    for number, line in lines:
-        if line.strip():
-            item = parsed(number, line)
-            header = [str(key) for key in item]
-            break
-        blanks += 1
-    else:
-        raise TraceError(f"{path}:1: the file is empty (a JSON object per line is expected)")
-
-    def rows() -> Rows:
-        yield from ([] for _ in range(blanks))  # keeps row k on line k + 1
-        yield [_json_field(item.get(key)) for key in header]
-        for number, line in lines:
-            if not line.strip():
-                yield []
-                continue
-            later = parsed(number, line)
-            yield [_json_field(later.get(key)) for key in header]
-
-    return header, rows()
-
-
-def _json_field(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()  # not a number: reported as such by the column's parser
-    return str(value)
-
-
 def _column(path: str, lowered: list[str], header: list[str], name: str, role: str) -> int:
     key = name.strip().lower()
     if key not in lowered:
@@ -267,14 +164,11 @@ def _column(path: str, lowered: list[str], header: list[str], name: str, role: s
     return lowered.index(key)
 
 
-def _request_trace(
-    path: str,
-    header: list[str],
-    lowered: list[str],
-    rows: Rows,
-    columns: ColumnMap,
-    first: int,
-) -> RequestTrace:
+def _columns(
+    path: str, header: list[str], lowered: list[str], columns: ColumnMap
+) -> tuple[str, int, int, int, TimeUnit | None]:
+    """The layout, the time, input and output column indices, and the time unit when the
+    layout or the mapping says it (None: guess it from the data)."""
     layout = "mapped"
     time_col, input_col, output_col = columns.time, columns.input, columns.output
     unit: TimeUnit | None = columns.time_unit
@@ -296,13 +190,25 @@ def _request_trace(
     ti = _column(path, lowered, header, time_col, "time")
     ii = _column(path, lowered, header, input_col, "input-token")
     oi = _column(path, lowered, header, output_col, "output-token")
+    return layout, ti, ii, oi, unit
+
+
+def _request_trace(
+    path: str,
+    header: list[str],
+    lowered: list[str],
+    rows: Rows,
+    columns: ColumnMap,
+    first: int,
+) -> RequestTrace:
+    layout, ti, ii, oi, unit = _columns(path, header, lowered, columns)
     if unit is None:
         head: list[list[str]] = []  # rows up to the first with a time, read again below
         for row in rows:
             head.append(row)
             if len(row) > ti and row[ti].strip():
                 break
-        unit = _guess_unit(time_col, head[-1][ti] if head and len(head[-1]) > ti else "")
+        unit = _guess_unit(header[ti], head[-1][ti] if head and len(head[-1]) > ti else "")
         rows = itertools.chain(head, rows)
     width = max(ti, ii, oi) + 1
     times = array("d")

@@ -1,0 +1,114 @@
+"""Reading trace files as rows of text: a CSV file, or JSON Lines (one object per request,
+its keys taking the place of a header), streamed so that a trace of millions of requests is
+never held as text. What the rows mean is `traces.py`'s business.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+
+class TraceError(Exception):
+    """A trace file that cannot be read; the message names the file (and line) and the fault."""
+
+
+Rows = Iterator[list[str]]
+
+
+@contextmanager
+def open_rows(path: str) -> Generator[tuple[list[str], Rows, int]]:
+    """The header, the rows (read as they are parsed: a trace of millions of requests is never
+    held as text) and the line number of the first row, of a CSV file or of a JSON Lines file
+    (`_jsonl_rows`)."""
+    try:
+        handle = open(path, newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
+    except FileNotFoundError:
+        raise TraceError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise TraceError(f"{path}: is a directory, not a trace file") from None
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    with handle:
+        try:
+            jsonl = handle.read(4096).lstrip().startswith("{")
+            handle.seek(0)
+            header, rows = (_jsonl_rows if jsonl else _csv_rows)(path, handle)
+        except UnicodeDecodeError as exc:
+            raise TraceError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+        yield header, _decoded(path, rows), 1 if jsonl else 2
+
+
+def _decoded(path: str, rows: Rows) -> Rows:
+    """`rows`, with a byte that is not UTF-8 further down the file a `TraceError`."""
+    try:
+        yield from rows
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+
+
+def _csv_rows(path: str, handle: TextIO) -> tuple[list[str], Rows]:
+    reader = csv.reader(handle)
+
+    def rows() -> Rows:
+        try:
+            yield from reader
+        except csv.Error as exc:
+            raise TraceError(f"{path}: not a readable CSV ({exc})") from None
+
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise TraceError(f"{path}:1: the file is empty (a CSV header is expected)") from None
+    except csv.Error as exc:
+        raise TraceError(f"{path}: not a readable CSV ({exc})") from None
+    return header, rows()
+
+
+def _jsonl_rows(path: str, handle: TextIO) -> tuple[list[str], Rows]:
+    """JSON Lines as a header (the first object's keys) and rows of text, so that one parser
+    reads both forms and names `file:line` alike. A key a later object lacks is an empty field
+    (reported by the column that needs it); nested values are kept as text and never read."""
+    lines = enumerate(handle, start=1)
+
+    def parsed(number: int, line: str) -> dict[str, object]:
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise TraceError(f"{path}:{number}: not a JSON object ({exc})") from None
+        if not isinstance(item, dict):
+            raise TraceError(f"{path}:{number}: not a JSON object (a {type(item).__name__})")
+        return item
+
+    blanks = 0
+    for number, line in lines:
+        if line.strip():
+            item = parsed(number, line)
+            header = [str(key) for key in item]
+            break
+        blanks += 1
+    else:
+        raise TraceError(f"{path}:1: the file is empty (a JSON object per line is expected)")
+
+    def rows() -> Rows:
+        yield from ([] for _ in range(blanks))  # keeps row k on line k + 1
+        yield [_json_field(item.get(key)) for key in header]
+        for number, line in lines:
+            if not line.strip():
+                yield []
+                continue
+            later = parsed(number, line)
+            yield [_json_field(later.get(key)) for key in header]
+
+    return header, rows()
+
+
+def _json_field(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()  # not a number: reported as such by the column's parser
+    return str(value)
