@@ -6,7 +6,8 @@ assumed to follow it: `GET /v0/dedicated_endpoints/templates`, `GET|POST
 `model_name`, `flavor_name`, `gpu_type`, `gpu_count`, `scaling.min_replicas`,
 `scaling.max_replicas`, checked against the templates ("the model must have a corresponding
 template"). PATCH is partial: only the fields sent change. Status words (assumed):
-`creating` -> `running`; `updating` while a scaling change applies; `failed`; `deleting`.
+`creating` -> `running`; `updating` while a scaling change applies (`ready_replicas`: the
+replicas still serving, those running before it); `failed`; `deleting`.
 Inference (`POST /v1/chat/completions` ... on the simulator's shared `/v1`, with `model` = the
 endpoint's `routing_key`) is the fake vLLM of `autoscaler.fakecloud.inference_http`; it answers 404
 until the endpoint is running, as the seed warns. Errors are `{"detail", "code"}`; 400 for
@@ -107,7 +108,9 @@ def render(request: Request, dep: SimDeployment) -> dict[str, Any]:
         "gpu_count": spec.get("gpu_count", 1),
         "scaling": dict(dep.extra["scaling"]),
         "replicas": dep.replicas,
-        "ready_replicas": dep.replicas if dep.status == "ready" else 0,
+        # While `updating`, the replicas that were running before it keep serving (a rolling
+        # change, `SimState.serving_replicas`), and the provider says so.
+        "ready_replicas": _sim(request).serving_replicas(dep),
         "status": status,
         "created_at": rfc3339(dep.created_at),
         "updated_at": rfc3339(dep.updated_at),

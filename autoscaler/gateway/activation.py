@@ -6,17 +6,55 @@ activation rule. In-process that is a direct call (`Daemon.activate`); from a se
 process it is the daemon's token-protected admin API, `POST /policies/{name}/activate`, tried
 on each configured daemon until the leader accepts (standbys refuse, after noting the demand
 so that they see it if they become leader).
+
+The same daemons, through the same client, also tell a separate gateway the route of a
+deployment it never saw ready (`RemoteActivator.known_route`, `GET /policies/{name}/route`):
+one that was scaling when the gateway started. Any daemon that answers will do, standbys too.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+import structlog
 
 from autoscaler.secrets import Secret
+
+log = structlog.get_logger("autoscaler.gateway")
+
+ROUTE_TIMEOUT = 1.0
+"""Seconds one daemon may take to tell a route (it answers from memory, in milliseconds): a
+daemon that is down or cut off delays the lookup that asks by at most this, per daemon."""
+
+
+@dataclass(frozen=True, slots=True)
+class KnownRoute:
+    """A daemon's answer to `GET /policies/{name}/route`: where the deployment it saw ready
+    (`deployment_id`) serves. No credential: the gateway sends its own."""
+
+    deployment_id: str
+    deployment_name: str
+    base_url: str
+    model: str | None
+
+    @classmethod
+    def parse(cls, body: Any) -> KnownRoute | None:
+        """From the answer's JSON, or None when it is not that shape."""
+        if not isinstance(body, dict) or not isinstance(body.get("deployment"), dict):
+            return None
+        deployment, base, model = body["deployment"], body.get("base_url"), body.get("model")
+        ident, name = deployment.get("id"), deployment.get("name")
+        if not (isinstance(ident, str) and ident and isinstance(name, str)):
+            return None
+        if not (isinstance(base, str) and base.startswith(("http://", "https://"))):
+            return None
+        if model is not None and not isinstance(model, str):
+            return None
+        return cls(ident, name, base, model)
 
 
 class ActivationError(Exception):
@@ -71,14 +109,20 @@ class RemoteActivator:
     def __repr__(self) -> str:
         return f"RemoteActivator({self.urls})"
 
+    def _order(self) -> list[str]:
+        """The daemons, the last one that accepted (the leader) first."""
+        return sorted(self.urls, key=lambda u: u != self._leader)
+
+    def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            return {}
+        return {"authorization": f"Bearer {self._token.reveal()}"}
+
     async def activate(self, policy: str, held: Mapping[str, int]) -> None:
-        order = sorted(self.urls, key=lambda u: u != self._leader)
-        headers = {"content-type": "application/json"}
-        if self._token is not None:
-            headers["authorization"] = f"Bearer {self._token.reveal()}"
+        headers = {"content-type": "application/json", **self._headers()}
         body = json.dumps({"origin": self.origin, "held": dict(held)}).encode()
         errors: list[str] = []
-        for url in order:
+        for url in self._order():
             try:
                 response = await self._client.post(
                     f"{url}/policies/{policy}/activate", content=body, headers=headers
@@ -92,6 +136,35 @@ class RemoteActivator:
             errors.append(f"{url}: {response.status_code} {_message(response)}")
         self._leader = None
         raise ActivationError("; ".join(errors))
+
+    async def known_route(self, policy: str) -> KnownRoute | None:
+        """The route a daemon knows for `policy`'s deployment, asking each in turn (the
+        leader first) until one tells it; None when none does (404: it never saw the
+        deployment ready; down, slow past ROUTE_TIMEOUT, refusing, or a malformed answer)."""
+        failures: list[str] = []
+        for url in self._order():
+            try:
+                response = await self._client.get(
+                    f"{url}/policies/{policy}/route",
+                    headers=self._headers(),
+                    timeout=ROUTE_TIMEOUT,
+                )
+            except httpx.HTTPError as exc:
+                failures.append(f"{url}: {type(exc).__name__}")
+                continue
+            if response.status_code == 200:
+                try:
+                    known = KnownRoute.parse(response.json())
+                except ValueError:
+                    known = None
+                if known is not None:
+                    return known
+                failures.append(f"{url}: an answer that is not a route")
+            elif response.status_code != 404:
+                failures.append(f"{url}: {response.status_code} {_message(response)}")
+        if failures:
+            log.info("route_ask_failed", policy=policy, errors="; ".join(failures))
+        return None
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -147,4 +147,14 @@ class Provider(Protocol):
         (not ready, no endpoint). Pure: no request is made."""
         ...
 
+    def adopt_route(
+        self, info: DeploymentInfo, base_url: str, model: str | None
+    ) -> InferenceRoute | None:
+        """Take a route another process saw for `info` (a daemon that saw it ready, asked by
+        a separate gateway that never did) while `info` is `initializing` (scaling): built
+        with this client's inference credential and kept as `info`'s last route, so
+        `inference_route` returns it until the deployment is ready again, fails or goes.
+        None for any other status. Pure: no request is made."""
+        ...
+
     async def aclose(self) -> None: ...

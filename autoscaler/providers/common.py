@@ -130,6 +130,11 @@ class BaseProvider:
     def inference_route(self, info: DeploymentInfo) -> InferenceRoute | None:
         raise NotImplementedError
 
+    def adopt_route(
+        self, info: DeploymentInfo, base_url: str, model: str | None
+    ) -> InferenceRoute | None:
+        raise NotImplementedError
+
     def validate_spec(self, name: str, spec: Mapping[str, Any]) -> None:
         """Raise InvalidRequestError naming what is wrong with a create spec."""
         raise NotImplementedError

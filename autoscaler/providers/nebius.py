@@ -20,7 +20,9 @@ the provider and rebuilt from each response.
 
 Inference: every endpoint shares one OpenAI-compatible base (`inference.base_url`, default the
 API `base_url` + `/v1`) and is chosen by `model` = its `routing_key`; the bearer token is
-`inference.token`, else the API token (the seed documents one).
+`inference.token`, else the API token (the seed documents one). An endpoint `updating` (a
+scale) that reports `ready_replicas >= 1` is routable: those replicas serve, whether or not this
+client saw it running before.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class NebiusProvider(BaseProvider):
             count = 1
         ready = item.get("ready_replicas")
         spec = {k: item[k] for k in SPEC_REQUIRED if item.get(k) is not None}
-        url = item.get("endpoint_url") or f"{str(self.http.client.base_url).rstrip('/')}/v1"
+        url = item.get("endpoint_url") or self.shared_base()
         return DeploymentInfo(
             id=str(item.get("id") or ""),
             name=str(item.get("name") or ""),
@@ -89,13 +91,29 @@ class NebiusProvider(BaseProvider):
             served_model=str(item.get("routing_key") or "") or None,
         )
 
+    def shared_base(self) -> str:
+        """The API base + /v1: where every endpoint answers unless `inference.base_url` says."""
+        return f"{str(self.http.client.base_url).rstrip('/')}/v1"
+
     def inference_route(self, info: DeploymentInfo) -> InferenceRoute | None:
         """The shared OpenAI-compatible base (`inference.base_url`, default the API base + /v1)
-        with `model` = the endpoint's `routing_key`; no routing key, no route."""
+        with `model` = the endpoint's `routing_key`; no routing key, no route. The base is
+        known whatever the status, so an endpoint `updating` with `ready_replicas >= 1` is
+        routable even to a client that never saw it running."""
         if info.served_model is None:
             return None
-        base = self._routes.configured_base or info.endpoint_url
+        base = self._routes.configured_base or info.endpoint_url or self.shared_base()
         return self._routes.route(info, base, info.served_model)
+
+    def adopt_route(
+        self, info: DeploymentInfo, base_url: str, model: str | None
+    ) -> InferenceRoute | None:
+        """Only the news that the endpoint serves is taken: the base and the routing key are
+        this client's own (the shared base, the endpoint's `routing_key`)."""
+        if info.served_model is None:
+            return None
+        base = self._routes.configured_base or self.shared_base()
+        return self._routes.adopt(info, base, info.served_model)
 
     async def templates(self) -> list[dict[str, Any]]:
         body = await self._request_json("templates", "GET", f"{BASE}/templates")

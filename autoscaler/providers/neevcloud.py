@@ -119,6 +119,13 @@ class NeevCloudProvider(BaseProvider):
         base = info.endpoint_url or self._routes.configured_base
         return self._routes.route(info, base, info.served_model)
 
+    def adopt_route(
+        self, info: DeploymentInfo, base_url: str, model: str | None
+    ) -> InferenceRoute | None:
+        """The learned `endpoint_url` (NeevCloud reports none while scaling), with the model
+        this client sees the deployment serve under (its `model_id`) and its own key."""
+        return self._routes.adopt(info, base_url, info.served_model or model)
+
     # --- operations -------------------------------------------------------------------------
 
     async def list(self) -> list[DeploymentInfo]:

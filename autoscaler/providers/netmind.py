@@ -121,6 +121,13 @@ class NetMindProvider(BaseProvider):
         base = info.endpoint_url or self._routes.configured_base
         return self._routes.route(info, base)
 
+    def adopt_route(
+        self, info: DeploymentInfo, base_url: str, model: str | None
+    ) -> InferenceRoute | None:
+        """The learned endpoint URL (NetMind reports none while scaling); the client's model
+        name is kept, as on every NetMind route."""
+        return self._routes.adopt(info, base_url, None)
+
     async def flavors(self) -> list[dict[str, Any]]:
         body = await self._request_json("flavors", "GET", f"{BASE}/flavor")
         flavors = body.get("flavor_list") if isinstance(body, dict) else None

@@ -1,6 +1,8 @@
 """Admin control: what an operator (the HTTP admin API, `autoscaler pause` ...) and a gateway
 may change in a running daemon: pause, resume, override, cancel-override, activate (and the
-demand a gateway reports with it), and the decision history they read.
+demand a gateway reports with it), and what they read: the decision history, and the
+inference route the daemon knows for a policy's deployment (`route`, for a separate gateway
+that started while the deployment was scaling and so never saw it ready).
 
 Every change goes through the core (`core.with_paused`, `with_override` ...) under the
 policy's lock, is saved with the lease epoch, and is refused on a standby (`NotLeaderError`,
@@ -19,6 +21,7 @@ import structlog
 
 from autoscaler import core
 from autoscaler.core.timefmt import iso
+from autoscaler.gateway.routes import routable
 from autoscaler.runtime.connections import Connections
 from autoscaler.runtime.policyset import PolicySet
 from autoscaler.runtime.protocols import NotLeaderError, UnknownPolicyError
@@ -102,6 +105,29 @@ class AdminControl:
         if not entries and policy not in self.policies.runners:
             raise UnknownPolicyError(policy)
         return [{"t": e.t, "observation": e.observation, "decision": e.decision} for e in entries]
+
+    def route(self, policy: str) -> dict[str, Any] | None:
+        """The route this daemon's provider client knows for `policy`'s deployment as the
+        daemon last saw it (same id): {"policy", "deployment": {"id", "name"}, "base_url",
+        "model"}, never the headers (they hold the inference credential). None when there is
+        none: no deployment seen, or one this daemon never saw ready (it restarted mid-scale,
+        or the deployment is starting). No request is made: asking must not spend the
+        provider's rate limit. Standbys answer too: they observe every policy as the leader
+        does (`PolicyRunner._observe`), but for one whose unfinished action they found at
+        start (they leave it to the leader and do not observe that policy until they lead).
+        UnknownPolicyError when `policy` is not loaded."""
+        runner = self.policies.runner(policy)
+        name = runner.policy.deployment.name
+        info = runner.view.known(name) if runner.view is not None else None  # as last seen
+        found = routable(info, runner.provider)
+        if info is None or found is None:
+            return None
+        return {
+            "policy": policy,
+            "deployment": {"id": info.id, "name": info.name},
+            "base_url": found.base_url,
+            "model": found.model,
+        }
 
     async def activate(
         self, policy: str, origin: str | None = None, held: Mapping[str, int] | None = None

@@ -277,3 +277,6 @@ class Daemon:
         self, policy: str, origin: str | None = None, held: Mapping[str, int] | None = None
     ) -> dict[str, Any]:
         return await self.admin.activate(policy, origin, held)
+
+    def route(self, policy: str) -> dict[str, Any] | None:
+        return self.admin.route(policy)

@@ -7,15 +7,27 @@ reaches `gateway` sources through the process's `SignalHub` with no scrape. As i
 it builds its own provider clients from the config (`ConfigRoutes`: read-only lookups) and
 asks the daemons listed in `gateway.daemons` through their admin API; it keeps holding while
 no daemon answers, so a restarted daemon, or a new leader, still gets the demand.
+
+A deployment scaling (ready -> `initializing`) keeps serving on its last route, which a client
+knows only if it saw the deployment ready. A separate gateway started mid-scale (a rolling
+restart under load) did not: it asks the daemons for the route they know
+(`GET /policies/{name}/route`, at most every ASK_EVERY seconds per policy) and adopts an
+answer for the deployment id it sees itself. The in-process gateway shares the daemon's
+clients, which record the route at every evaluation that sees the deployment ready; the gap
+left is a daemon restarted mid-scale: it has seen nothing ready since, so its gateway holds
+(NeevCloud, NetMind) until the scale ends. Nebius-style endpoints report their serving
+replicas while `updating` and need no route seen before.
 Must not live here: the proxy and the hold rules (`autoscaler/gateway/`).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -30,7 +42,7 @@ from autoscaler.gateway.service import Gateway
 from autoscaler.gateway.signals import DEFAULT_HUB, SignalHub
 from autoscaler.httpserver import HttpProtocol, ServerLimits, serve_asgi
 from autoscaler.policy.model import DaemonConfig, GatewayConfig, Policy
-from autoscaler.providers.base import InferenceRoute, Provider
+from autoscaler.providers.base import DeploymentInfo, InferenceRoute, Provider
 from autoscaler.runtime.reads import DeploymentView
 from autoscaler.secrets import Secret, SecretError, resolve
 
@@ -41,6 +53,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("autoscaler.gateway")
 
 EXIT_CONFIG = 2
+ASK_EVERY = 5.0  # seconds between two route requests to the daemons for one policy
 
 
 def gateway_limits(config: GatewayConfig) -> ServerLimits:
@@ -98,7 +111,10 @@ class GatewayHost(RunnerHost, Protocol):
 
 
 class DaemonRoutes:
-    """Routes from the running daemon's runners and their shared deployment lists."""
+    """Routes from the running daemon's runners and their shared deployment lists. The
+    daemon's provider clients record a deployment's route whenever an evaluation sees it
+    ready, so a scale keeps being routed; not after the daemon restarted mid-scale (nothing
+    seen ready since): then requests are held until the scale ends (see the module header)."""
 
     def __init__(self, daemon: RunnerHost) -> None:
         self.daemon = daemon
@@ -117,9 +133,19 @@ class DaemonRoutes:
 
 
 class ConfigRoutes:
-    """Routes of a separate gateway: its own provider clients, read-only lookups."""
+    """Routes of a separate gateway: its own provider clients, read-only lookups, and the
+    daemons (`daemons`, the gateway's `RemoteActivator`) asked for the route of a deployment
+    found scaling that these clients never saw ready (module header)."""
 
-    def __init__(self, config: DaemonConfig, policies: Sequence[Policy], **provider_options: Any):
+    def __init__(
+        self,
+        config: DaemonConfig,
+        policies: Sequence[Policy],
+        *,
+        daemons: RemoteActivator | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **provider_options: Any,
+    ):
         from autoscaler.providers.registry import build_provider
 
         self.providers: dict[str, Provider] = {}
@@ -128,18 +154,57 @@ class ConfigRoutes:
             provider = build_provider(profile, **provider_options)
             self.providers[name] = provider
             self.views[name] = DeploymentView(provider)
+        self.daemons = daemons
+        self.clock = clock
+        self._asked: dict[str, float] = {}  # policy -> when the daemons were last asked
         self.set_policies(policies)
 
     def set_policies(self, policies: Sequence[Policy]) -> None:
         self.deployments = {p.name: (p.deployment.provider, p.deployment.name) for p in policies}
+        self._asked = {p: t for p, t in self._asked.items() if p in self.deployments}
 
     async def resolve(self, policy: str, *, fresh: bool) -> InferenceRoute | None:
         where = self.deployments.get(policy)
         if where is None:
             return None
         provider_name, name = where
+        provider = self.providers[provider_name]
         info = await self.views[provider_name].find(name, max_age=0.0 if fresh else 2.0)
-        return routable(info, self.providers[provider_name])
+        found = routable(info, provider)
+        if found is None and info is not None and info.status == "initializing":
+            return await self._learn(policy, info, provider)
+        return found
+
+    async def _learn(
+        self, policy: str, info: DeploymentInfo, provider: Provider
+    ) -> InferenceRoute | None:
+        """`info` is initializing and this client has no route for it: never seen ready, so
+        starting, or scaling since before this gateway started. Ask the daemons (at most every
+        ASK_EVERY seconds per policy: the gateway looks up every `poll_interval` while it
+        holds) and adopt what one saw, when it is this very deployment (same id); an answer
+        about another one (deleted and created again since) is stale and ignored."""
+        if self.daemons is None:
+            return None
+        now = self.clock()
+        if now - self._asked.get(policy, -math.inf) < ASK_EVERY:
+            return None
+        self._asked[policy] = now
+        known = await self.daemons.known_route(policy)
+        if known is None:
+            return None
+        if (known.deployment_id, known.deployment_name) != (info.id, info.name):
+            log.info(
+                "route_answer_ignored",
+                policy=policy,
+                deployment=info.name,
+                id=info.id,
+                answered_id=known.deployment_id,
+            )
+            return None
+        route = provider.adopt_route(info, known.base_url, known.model)
+        if route is not None:
+            log.info("route_learned", policy=policy, deployment=info.name, id=info.id)
+        return route
 
     async def aclose(self) -> None:
         for provider in self.providers.values():
@@ -176,8 +241,8 @@ def separate(
         token = resolve(token_ref)
     except SecretError as exc:
         raise GatewayConfigError(f"{config.source_file}: gateway.admin_token: {exc}") from exc
-    routes = ConfigRoutes(config, policies, **provider_options)
     activator = RemoteActivator(gw.daemons, token, origin="") if gw.daemons else None
+    routes = ConfigRoutes(config, policies, daemons=activator, **provider_options)
     gateway = Gateway(
         gw, RouteTable.build(policies, gw), routes, api_keys(config), activator=activator
     )

@@ -1,4 +1,5 @@
-"""The daemon's HTTP side: `/metrics`, `/healthz`, `/readyz`, `/status` and the admin endpoints.
+"""The daemon's HTTP side: `/metrics`, `/healthz`, `/readyz`, `/status` and the admin endpoints
+(changes: pause, resume, override, activate; reads: `GET /policies/{name}/route`).
 
 `create_http_app` builds a Starlette app over a `DaemonControl` (the running daemon) and a
 Prometheus registry; `serve_http` runs it inside the daemon's task group through
@@ -328,6 +329,21 @@ def create_http_app(
         log.info("admin_action", policy=policy, action="cancel-override", client=_client(request))
         return json_response(result)
 
+    async def route(request: Request) -> Response:
+        """What a separate gateway asks when it finds a deployment scaling that it never saw
+        ready: the route this daemon knows (no credential in it), else 404."""
+        refusal = refuse_unauthorized(request)
+        if refusal is not None:
+            return refusal
+        policy = request.path_params["name"]
+        try:
+            known = control.route(policy)
+        except UnknownPolicyError:
+            return _error(404, f"unknown policy {policy!r}")
+        if known is None:
+            return _error(404, f"no route known for policy {policy!r}'s deployment")
+        return json_response(known)
+
     async def history(request: Request) -> Response:
         policy = request.path_params["name"]
         try:
@@ -345,6 +361,7 @@ def create_http_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/status", status, methods=["GET"]),
         Route("/policies/{name}/history", history, methods=["GET"]),
+        Route("/policies/{name}/route", route, methods=["GET"]),
         Route("/policies/{name}/cancel-override", cancel_override, methods=["POST"]),
         Route("/policies/{name}/override", cancel_override, methods=["DELETE"]),
         Route("/policies/{name}/{action:str}", admin, methods=["POST"]),

@@ -68,6 +68,13 @@ class DaemonControl(Protocol):
         UnknownPolicyError, or NotLeaderError on a standby."""
         ...
 
+    def route(self, policy: str) -> dict[str, Any] | None:
+        """The inference route this daemon knows for `policy`'s deployment as it last saw it:
+        {"policy", "deployment": {"id", "name"}, "base_url", "model"}, never the credential;
+        None when it knows none. No provider request. Raises UnknownPolicyError. Standbys
+        answer too."""
+        ...
+
 
 class Recorder(Protocol):
     def decision(self, policy: str, action: str, reasons: tuple[str, ...]) -> None: ...

@@ -162,6 +162,10 @@ class DeploymentView:
         self._by_name = by_name
         self._listed_at = started
 
+    def known(self, name: str) -> DeploymentInfo | None:
+        """`name` as the last list (or our own last action) showed it; no request is made."""
+        return self._by_name.get(name)
+
     def patch(self, name: str, info: DeploymentInfo | None) -> None:
         """What our own action just did, before the next list shows it."""
         if info is None:

@@ -6,7 +6,9 @@ core) -> act (the provider, through the write-ahead intents of `actions.py`) -> 
 
 Lives here: `PolicyRunner` (the policy's memory between passes: core state, the unfinished
 intent, when a create from zero was decided, the transition in progress; the pass itself; the
-fast watch used while at zero or in transition; its /status entry).
+fast watch used while at zero or in transition; its /status entry). Observing a ready
+deployment has the provider client keep its inference route (one dict entry, reused while it
+is unchanged), so the daemon knows where it serves while it scales (`admin.route`).
 Must not live here: shared reads (`reads.py`), scheduling (`scheduling.py`), reload and
 shutdown, provider write protocols (`actions.py`), reporting (`record.py`).
 
@@ -178,6 +180,8 @@ class PolicyRunner:
             metrics_task.cancel()
             raise
         readings = await metrics_task
+        if deployment is not None and deployment.status == "ready":
+            self.provider.inference_route(deployment)  # kept by the client: module header
         observation = observation_of(deployment, {r.metric: r.value for r in readings})
         now = self.env.clock()
         ready_after, not_ready_after = self._note_ready(observation, now)

@@ -80,8 +80,15 @@ class Stack:
 
 @asynccontextmanager
 async def stack(
-    folder: Path, kind: str, *, named_key: bool = True, scale_seconds: float | None = None
+    folder: Path,
+    kind: str,
+    *,
+    named_key: bool = True,
+    scale_seconds: float | None = None,
+    daemons: list[str] | None = None,
 ) -> AsyncIterator[Stack]:
+    """The simulator, a separate gateway (asking `daemons`, when given) serving on a free port,
+    and another client of the profile as the daemon."""
     cloud = CLOUDS[kind]
     settings = InferenceSettings(inference_key=cloud.sim_key(named_key), ttft=0.01)
     app = create_app(
@@ -93,7 +100,7 @@ async def stack(
             folder,
             sim_url,
             http_port=free_port(),
-            gateway=_gateway_section(free_port(), folder),
+            gateway=_gateway_section(free_port(), folder, daemons),
             cloud=cloud,
             named_key=named_key,
             models=("chat", "chat-b"),

@@ -143,6 +143,16 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(5)
 
 
+def _gateway_process(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`autoscaler gateway --config config` (a separate gateway), its output appended to `log`."""
+    return subprocess.Popen(
+        [PYTHON, "-m", "autoscaler", "gateway", "--config", str(config)],
+        cwd=str(REPO),
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
 @contextmanager
 def _daemon_with_gateway(
     config: Path, log: Path, *, http_port: int, gw_port: int
@@ -199,12 +209,7 @@ def test_separate_gateway_keeps_holding_while_the_daemon_is_killed(tmp_path: Pat
         )
         log = tmp_path / "daemon.log"
         daemon = start_daemon_process(daemon_config, log=log)
-        gateway = subprocess.Popen(
-            [PYTHON, "-m", "autoscaler", "gateway", "--config", str(gw_config)],
-            cwd=str(REPO),
-            stdout=open(tmp_path / "gateway.log", "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-        )
+        gateway = _gateway_process(gw_config, tmp_path / "gateway.log")
         try:
             wait_for(lambda: _ready(daemon_url + "/readyz"), 60, "daemon ready")
             gw = f"http://127.0.0.1:{gw_port}"

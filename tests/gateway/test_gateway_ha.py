@@ -17,13 +17,14 @@ import pytest
 
 from tests.gateway.test_gateway_daemon import (
     _config,
+    _gateway_process,
     _gateway_section,
     _metric,
     _post_in_thread,
     _ready,
     _stop,
 )
-from tests.runtime.daemon_support import PYTHON, REPO, sim_server, start_daemon_process, wait_for
+from tests.runtime.daemon_support import sim_server, start_daemon_process, wait_for
 from tests.runtime.test_runtime_ha_harness import Database, require_services
 from tests.services import free_port
 
@@ -70,14 +71,7 @@ def test_two_gateways_standby_takes_over_while_requests_are_held(tmp_path: Path)
                     state=db.dsn(),
                     gateway=_gateway_section(port, folder, urls),
                 )
-                processes.append(
-                    subprocess.Popen(
-                        [PYTHON, "-m", "autoscaler", "gateway", "--config", str(config)],
-                        cwd=str(REPO),
-                        stdout=open(tmp_path / f"gateway{g}.log", "ab"),  # noqa: SIM115
-                        stderr=subprocess.STDOUT,
-                    )
-                )
+                processes.append(_gateway_process(config, tmp_path / f"gateway{g}.log"))
                 gateways.append(f"http://127.0.0.1:{port}")
             for gw in gateways:
                 wait_for(lambda gw=gw: _ready(gw + "/healthz"), 60, "gateway up")

@@ -4,6 +4,7 @@ and None while the deployment is not routable. Also the `inference:` profile sec
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +242,86 @@ def test_the_inference_section_errors_are_located(
     with pytest.raises(ValidationFailed) as info:
         load_daemon_config(path)
     assert message in str(info.value)
+
+
+def test_nebius_updating_with_ready_replicas_is_routable_with_no_prior_route() -> None:
+    """A client that never saw the endpoint running (a gateway started mid-scale): the
+    provider reports it `updating` with its replicas still serving, which is enough."""
+    app, clock, p = sim_client("nebius")
+    fresh: Any = client(
+        "nebius",
+        "http://nebius.sim",
+        clock,
+        transport=httpx.ASGITransport(app=app),
+        inference=InferenceProfile(token="fresh-key"),  # type: ignore[arg-type]
+    )
+
+    async def scenario() -> None:
+        await p.create("chat-llama", SPECS["nebius"], 1)
+        ready = await p.wait_ready("chat-llama", 900)
+        await p.scale(ready, 3)
+        info = await fresh.find("chat-llama")
+        assert info is not None and info.status == "initializing"
+        assert info.raw_status == "updating" and info.ready_replicas == 1
+        got = fresh.inference_route(info)
+        assert got is not None, "updating with a serving replica must be routable"
+        assert got.base_url == "http://nebius.sim/v1" and got.model == ready.served_model
+        assert got.headers == {"Authorization": "Bearer fresh-key"}
+        # Until the scale ends, and after it (a fresh route, the same place).
+        assert fresh.inference_route(info) == got
+        clock.advance(900)
+        again = await fresh.find("chat-llama")
+        assert again is not None and again.status == "ready"
+        assert fresh.inference_route(again) == got
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["neevcloud", "netmind", "nebius"])
+def test_an_adopted_route_is_kept_while_scaling_then_follows_the_usual_rules(kind: str) -> None:
+    """What a separate gateway does with a daemon's answer (`adopt_route`): the daemon's client
+    saw the deployment ready, the gateway's did not. Built with the gateway's own key, kept as
+    the last route for that id: fresh once ready, dropped when it fails."""
+    app, clock, daemon = sim_client(kind)
+    gateway: Any = client(
+        kind,
+        f"http://{kind}.sim",
+        clock,
+        transport=httpx.ASGITransport(app=app),
+        inference=InferenceProfile(token="gateway-key"),  # type: ignore[arg-type]
+    )
+
+    async def scenario() -> None:
+        await daemon.create("chat-llama", SPECS[kind], 1)
+        ready = await daemon.wait_ready("chat-llama", 900)
+        known = daemon.inference_route(ready)
+        assert known is not None
+        await daemon.scale(ready, 3)
+        scaling = await gateway.find("chat-llama")
+        assert scaling is not None and scaling.status == "initializing"
+        if kind != "nebius":  # no serving count reported: nothing to route on (unchanged)
+            assert gateway.inference_route(scaling) is None
+        # Only an initializing deployment adopts: a ready one has its own route, a failed
+        # one serves nothing.
+        for status in ("ready", "failed", "terminating"):
+            other = dataclasses.replace(scaling, state=DeploymentState(status, 3))
+            assert gateway.adopt_route(other, known.base_url, known.model) is None
+        # Nebius-style keeps its own base and routing key; NeevCloud its own model_id.
+        told = "http://elsewhere.example/v1" if kind == "nebius" else known.base_url
+        adopted = gateway.adopt_route(scaling, told, "some-other-model")
+        assert adopted is not None
+        assert adopted.base_url == known.base_url and adopted.model == known.model
+        assert adopted.headers == {"Authorization": "Bearer gateway-key"}
+        assert gateway.inference_route(scaling) == adopted  # kept while it scales
+        clock.advance(900)
+        ready_again = await gateway.find("chat-llama")
+        assert ready_again is not None and ready_again.status == "ready"
+        assert gateway.inference_route(ready_again) == adopted  # fresh, the same place
+        failed = dataclasses.replace(ready_again, state=DeploymentState("failed", 3))
+        assert gateway.inference_route(failed) is None
+        restarting = dataclasses.replace(
+            ready_again, state=DeploymentState("initializing", 3), endpoint_url=None
+        )
+        assert gateway.inference_route(restarting) is None  # dropped with the failure
+
+    run(scenario())

@@ -42,6 +42,7 @@ class FakeControl:
         }
         self.problems: list[str] = []
         self.calls: list[tuple[Any, ...]] = []
+        self.routes: dict[str, dict[str, Any]] = {}  # policy -> the route answer
 
     def status(self) -> dict[str, Any]:
         return {
@@ -94,6 +95,11 @@ class FakeControl:
         self._get(policy)
         self.calls.append(("history", policy, since, limit))
         return [{"t": 1.0, "observation": {"t": 1.0}, "decision": {"action": "none"}}]
+
+    def route(self, policy: str) -> dict[str, Any] | None:
+        self._get(policy)
+        self.calls.append(("route", policy))
+        return self.routes.get(policy)
 
 
 def make_client(
@@ -296,6 +302,35 @@ async def test_override_rejected_by_the_daemon_is_400() -> None:
         )
     assert response.status_code == 400
     assert "max" in response.json()["error"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}])
+async def test_route_needs_the_admin_token(headers: dict[str, str]) -> None:
+    control = FakeControl()
+    async with make_client(control) as client:
+        response = await client.get("/policies/chat/route", headers=headers)
+    assert response.status_code == 401 and control.calls == []
+    async with make_client(control, token=None) as client:
+        assert (await client.get("/policies/chat/route", headers=bearer())).status_code == 403
+
+
+async def test_route_answers_what_the_daemon_knows_or_404() -> None:
+    control = FakeControl()
+    known = {
+        "policy": "chat",
+        "deployment": {"id": "dep-1", "name": "chat-dep"},
+        "base_url": "http://sim/inference/chat-dep/v1",
+        "model": "m",
+    }
+    async with make_client(control) as client:
+        unknown = await client.get("/policies/nope/route", headers=bearer())
+        assert unknown.status_code == 404 and "nope" in unknown.json()["error"]
+        none = await client.get("/policies/chat/route", headers=bearer())
+        assert none.status_code == 404 and "no route" in none.json()["error"]
+        control.routes["chat"] = known
+        found = await client.get("/policies/chat/route", headers=bearer())
+        assert found.status_code == 200 and found.json() == known
+        assert (await client.post("/policies/chat/route", headers=bearer())).status_code == 404
 
 
 async def test_admin_requires_post() -> None:
