@@ -86,16 +86,23 @@ async def test_zero_up_down_zero_and_back(tmp_path: Path) -> None:
                 r.rpush(key, *range(30))
                 await await_for(lambda: replicas() == 4, 30, "scaled up to max 4")
                 parts = daemon.connections
-                assert parts.history is not None and parts.store is not None
-                await parts.history.flush()
-                history = await parts.store.decision_history("chat-e2e", since=pushed_at - 1)
-                saw = [
-                    e
-                    for e in history
-                    if e.observation["status"] == "ready"
-                    and (e.observation["metrics"].get("backlog") or 0) >= 30
-                ]
-                assert saw and saw[0].decision["action"] == "scale", history
+                history_buffer, history_store = parts.history, parts.store
+                assert history_buffer is not None and history_store is not None
+
+                async def decisions_at_load() -> list[Any]:
+                    # The record follows the provider's answer: the scale can be seen at the
+                    # provider before its decision is in the history.
+                    await history_buffer.flush()
+                    history = await history_store.decision_history("chat-e2e", since=pushed_at - 1)
+                    return [
+                        e
+                        for e in history
+                        if e.observation["status"] == "ready"
+                        and (e.observation["metrics"].get("backlog") or 0) >= 30
+                    ]
+
+                saw = await await_for(decisions_at_load, 30, "the scale to 4 in the history")
+                assert saw[0].decision["action"] == "scale", saw
                 assert saw[0].decision["replicas"] == 4, saw[0]
 
                 # Load ends -> down to 1, then deleted after the idle period.
