@@ -110,7 +110,7 @@ class AdminControl:
         """The route this daemon's provider client knows for `policy`'s deployment as the
         daemon last saw it (same id): {"policy", "deployment": {"id", "name"}, "base_url",
         "model"}, never the headers (they hold the inference credential). None when there is
-        none: no deployment seen, or one this daemon never saw ready (it restarted mid-scale,
+        none: no deployment seen, or one no daemon on this store saw ready (made by hand,
         or the deployment is starting). No request is made: asking must not spend the
         provider's rate limit. Standbys answer too: they observe every policy as the leader
         does (`PolicyRunner._observe`), but for one whose unfinished action they found at

@@ -13,10 +13,11 @@ knows only if it saw the deployment ready. A separate gateway started mid-scale 
 restart under load) did not: it asks the daemons for the route they know
 (`GET /policies/{name}/route`, at most every ASK_EVERY seconds per policy) and adopts an
 answer for the deployment id it sees itself. The in-process gateway shares the daemon's
-clients, which record the route at every evaluation that sees the deployment ready; the gap
-left is a daemon restarted mid-scale: it has seen nothing ready since, so its gateway holds
-(NeevCloud, NetMind) until the scale ends. Nebius-style endpoints report their serving
-replicas while `updating` and need no route seen before.
+clients, which record the route at every evaluation that sees the deployment ready, and get
+back the route saved with the state after a restart mid-scale (`known_route.py`); the gap left
+is a deployment scaling since before any daemon on the store saw it ready: held (NeevCloud,
+NetMind) until the scale ends. Nebius-style endpoints report their serving replicas while
+`updating` and need no route seen before.
 Must not live here: the proxy and the hold rules (`autoscaler/gateway/`).
 """
 
@@ -113,8 +114,8 @@ class GatewayHost(RunnerHost, Protocol):
 class DaemonRoutes:
     """Routes from the running daemon's runners and their shared deployment lists. The
     daemon's provider clients record a deployment's route whenever an evaluation sees it
-    ready, so a scale keeps being routed; not after the daemon restarted mid-scale (nothing
-    seen ready since): then requests are held until the scale ends (see the module header)."""
+    ready (and get the saved one back after a restart), so a scale keeps being routed (see
+    the module header)."""
 
     def __init__(self, daemon: RunnerHost) -> None:
         self.daemon = daemon

@@ -6,9 +6,8 @@ core) -> act (the provider, through the write-ahead intents of `actions.py`) -> 
 
 Lives here: `PolicyRunner` (the policy's memory between passes: core state, the unfinished
 intent, when a create from zero was decided, the transition in progress; the pass itself; the
-fast watch used while at zero or in transition; its /status entry). Observing a ready
-deployment has the provider client keep its inference route (one dict entry, reused while it
-is unchanged), so the daemon knows where it serves while it scales (`admin.route`).
+fast watch used while at zero or in transition; its /status entry). Observing the deployment
+keeps its inference route, also across a restart mid-scale (`known_route.py`).
 Must not live here: shared reads (`reads.py`), scheduling (`scheduling.py`), reload and
 shutdown, provider write protocols (`actions.py`), reporting (`record.py`).
 
@@ -61,6 +60,7 @@ from autoscaler.runtime.evaluation import (
     Reading,
     observation_of,
 )
+from autoscaler.runtime.known_route import KnownRoute, keep_route
 from autoscaler.runtime.reads import DeploymentView, source_type
 from autoscaler.runtime.reconcile import continue_intent
 from autoscaler.runtime.runner_env import RunnerEnv, RunnerStatus
@@ -99,6 +99,7 @@ class PolicyRunner:
     source_errors: dict[str, str] = field(default_factory=dict)  # record.py: log once
     # metric -> {"last_error", "last_error_at" (ISO 8601), "failures_in_a_row"} for /status
     source_health: dict[str, dict[str, Any]] = field(default_factory=dict)
+    route: KnownRoute | None = None  # saved with the state: module header
 
     @property
     def name(self) -> str:
@@ -118,6 +119,7 @@ class PolicyRunner:
     async def load(self) -> None:
         stored = await self.env.store.load_state(self.name)
         self.state = load_core_state(self.policy, stored, self.env.clock())
+        self.route = KnownRoute.from_stored(stored)
         pending = await self.env.store.pending_intents(self.name)
         self.pending = min(pending, key=lambda i: i.id) if pending else None
 
@@ -125,9 +127,9 @@ class PolicyRunner:
         return self.env.config().dry_run or self.policy.dry_run
 
     async def save_state(self) -> None:
-        await self.env.store.save_state(
-            self.name, {"core": self.state.to_dict()}, epoch=self.env.actions.epoch()
-        )
+        route = {} if self.route is None else {"route": self.route.to_dict()}
+        saved = {"core": self.state.to_dict(), **route}
+        await self.env.store.save_state(self.name, saved, epoch=self.env.actions.epoch())
 
     # -- the pass -------------------------------------------------------------------------
 
@@ -180,8 +182,8 @@ class PolicyRunner:
             metrics_task.cancel()
             raise
         readings = await metrics_task
-        if deployment is not None and deployment.status == "ready":
-            self.provider.inference_route(deployment)  # kept by the client: module header
+        if deployment is not None:
+            self.route = keep_route(self.provider, self.route, deployment)
         observation = observation_of(deployment, {r.metric: r.value for r in readings})
         now = self.env.clock()
         ready_after, not_ready_after = self._note_ready(observation, now)

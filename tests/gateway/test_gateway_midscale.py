@@ -10,9 +10,10 @@ Over real HTTP, against the simulators:
   right, stale (another deployment id), not at all (404), or hangs: only the right answer is
   adopted, the others leave the request held (and a hanging daemon does not stall the lookups);
 - `autoscaler run` and `autoscaler gateway` processes: a gateway started mid-scale answers at
-  once; the admin endpoint (token, 404s, no credential in the answer) on a daemon that started
-  mid-scale (it has seen nothing ready: the gateway holds) and once the scale ends; a standby
-  knows the route as the leader does.
+  once; a daemon restarted mid-scale keeps the route it saw (saved with its state); the admin
+  endpoint (token, 404s, no credential in the answer) on a daemon that started mid-scale and
+  never saw the deployment ready (the gateway holds) and once the scale ends; a standby knows
+  the route as the leader does.
 Every request is bounded far below `max_hold` (120 s), so a regression fails in seconds.
 """
 
@@ -237,25 +238,40 @@ def _separate_gateway(tmp_path: Path, sim_url: str, daemons: list[str]) -> tuple
     return process, gw
 
 
+def _daemon_scaling(
+    tmp_path: Path, sim: Any, log: str
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """A daemon (no `gateway:` section) that created the deployment, saw it ready, and was
+    then reloaded to `min: 2`: (its process, its URL, its config) once the deployment scales
+    (the scale outlasts the test)."""
+    http_port = free_port()
+    daemon_url = f"http://127.0.0.1:{http_port}"
+    folder = tmp_path / "d"
+    config = _config(folder, sim.url, http_port=http_port)
+    policy = folder / "policies" / "chat.yaml"
+    policy.write_text(policy_yaml(NEEV.spec, min_replicas=1, interval="1s"))
+    process = start_daemon_process(config, log=tmp_path / log)
+    try:
+        wait_for(lambda: _ready(daemon_url + "/readyz"), 60, "daemon ready")
+        wait_for(lambda: _state(sim) == ("ready", 1), 60, "created and ready")
+        wait_for(lambda: _known(daemon_url), 60, "the daemon seeing it ready")
+        policy.write_text(policy_yaml(NEEV.spec, min_replicas=2, interval="1s"))
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: _state(sim) == ("initializing", 2), 60, "the daemon scaling to 2")
+        wait_for(lambda: _observed(daemon_url) == "initializing", 60, "a pass saved after it")
+    except BaseException:
+        _stop(process)
+        raise
+    return process, daemon_url, config
+
+
 def test_a_gateway_process_started_while_the_daemon_scales_answers_at_once(tmp_path: Path) -> None:
-    """The daemon has no `gateway:` section: only its evaluations saw the deployment ready.
-    A reload raises `min` and the daemon scales; the scale outlasts the test."""
+    """Only the daemon's evaluations saw the deployment ready; a gateway started during the
+    scale asks it."""
     with sim_server(0.5, scale_seconds=600) as sim:
-        http_port = free_port()
-        daemon_url = f"http://127.0.0.1:{http_port}"
-        folder = tmp_path / "d"
-        config = _config(folder, sim.url, http_port=http_port)
-        policy = folder / "policies" / "chat.yaml"
-        policy.write_text(policy_yaml(NEEV.spec, min_replicas=1, interval="1s"))
-        processes: list[subprocess.Popen[bytes]] = []
+        daemon, daemon_url, _config_file = _daemon_scaling(tmp_path, sim, "daemon.log")
+        processes: list[subprocess.Popen[bytes]] = [daemon]
         try:
-            processes.append(start_daemon_process(config, log=tmp_path / "daemon.log"))
-            wait_for(lambda: _ready(daemon_url + "/readyz"), 60, "daemon ready")
-            wait_for(lambda: _state(sim) == ("ready", 1), 60, "created and ready")
-            wait_for(lambda: _observed(daemon_url) == "ready", 60, "the daemon seeing it ready")
-            policy.write_text(policy_yaml(NEEV.spec, min_replicas=2, interval="1s"))
-            processes[0].send_signal(signal.SIGHUP)
-            wait_for(lambda: _state(sim) == ("initializing", 2), 60, "the daemon scaling to 2")
             gateway, gw = _separate_gateway(tmp_path, sim.url, [daemon_url])
             processes.append(gateway)
             r = _post(gw)
@@ -270,10 +286,35 @@ def test_a_gateway_process_started_while_the_daemon_scales_answers_at_once(tmp_p
     assert "route_learned" in (tmp_path / "gateway.log").read_text()
 
 
+def test_a_daemon_restarted_mid_scale_keeps_the_route_it_saw(tmp_path: Path) -> None:
+    """The route a daemon saw is saved with its state: restarted while the deployment scales
+    (it then sees it only `initializing`), it still knows where the deployment serves, so its
+    gateway and the gateways that ask it keep routing instead of holding until the scale ends."""
+    with sim_server(0.5, scale_seconds=600) as sim:
+        process, daemon_url, config = _daemon_scaling(tmp_path, sim, "daemon1.log")
+        try:
+            seen = _route(daemon_url).json()
+        finally:
+            _stop(process)
+        process = start_daemon_process(config, log=tmp_path / "daemon2.log")
+        try:
+            wait_for(lambda: _ready(daemon_url + "/readyz"), 60, "daemon ready again")
+            wait_for(lambda: _observed(daemon_url) == "initializing", 60, "seeing it scaling")
+            known = _route(daemon_url)
+            assert known.status_code == 200, f"the restarted daemon lost the route: {known.text}"
+            assert known.json() == seen
+            assert _state(sim) == ("initializing", 2), "known before the scale ended"
+            stored = (tmp_path / "state.db").read_bytes().decode("latin-1")
+            for secret in (NEEV.inference_key, TOKEN, ADMIN):
+                assert secret not in stored
+        finally:
+            _stop(process)
+
+
 def test_the_route_endpoint_on_a_daemon_started_mid_scale(tmp_path: Path) -> None:
-    """The deployment was made and scaled before the daemon started (a daemon restarted
-    mid-scale): it has seen nothing ready, so it knows no route and a gateway holds. Once the
-    scale ends it knows one; the answer never holds the inference credential."""
+    """The deployment was made and scaled before any daemon on this store saw it: the daemon
+    has seen nothing ready and has no saved route, so it knows none and a gateway holds. Once
+    the scale ends it knows one; the answer never holds the inference credential."""
     clock = VirtualClock()
     with sim_server(10.0, clock=clock, scale_seconds=600) as sim:
         made = sim.create(NAME, NEEV.spec)
