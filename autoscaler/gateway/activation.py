@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 import structlog
 
+from autoscaler.providers.base import SeenRoute
 from autoscaler.secrets import Secret
 
 log = structlog.get_logger("autoscaler.gateway")
@@ -29,32 +29,6 @@ log = structlog.get_logger("autoscaler.gateway")
 ROUTE_TIMEOUT = 1.0
 """Seconds one daemon may take to tell a route (it answers from memory, in milliseconds): a
 daemon that is down or cut off delays the lookup that asks by at most this, per daemon."""
-
-
-@dataclass(frozen=True, slots=True)
-class KnownRoute:
-    """A daemon's answer to `GET /policies/{name}/route`: where the deployment it saw ready
-    (`deployment_id`) serves. No credential: the gateway sends its own."""
-
-    deployment_id: str
-    deployment_name: str
-    base_url: str
-    model: str | None
-
-    @classmethod
-    def parse(cls, body: Any) -> KnownRoute | None:
-        """From the answer's JSON, or None when it is not that shape."""
-        if not isinstance(body, dict) or not isinstance(body.get("deployment"), dict):
-            return None
-        deployment, base, model = body["deployment"], body.get("base_url"), body.get("model")
-        ident, name = deployment.get("id"), deployment.get("name")
-        if not (isinstance(ident, str) and ident and isinstance(name, str)):
-            return None
-        if not (isinstance(base, str) and base.startswith(("http://", "https://"))):
-            return None
-        if model is not None and not isinstance(model, str):
-            return None
-        return cls(ident, name, base, model)
 
 
 class ActivationError(Exception):
@@ -137,7 +111,7 @@ class RemoteActivator:
         self._leader = None
         raise ActivationError("; ".join(errors))
 
-    async def known_route(self, policy: str) -> KnownRoute | None:
+    async def known_route(self, policy: str) -> SeenRoute | None:
         """The route a daemon knows for `policy`'s deployment, asking each in turn (the
         leader first) until one tells it; None when none does (404: it never saw the
         deployment ready; down, slow past ROUTE_TIMEOUT, refusing, or a malformed answer)."""
@@ -154,7 +128,7 @@ class RemoteActivator:
                 continue
             if response.status_code == 200:
                 try:
-                    known = KnownRoute.parse(response.json())
+                    known = SeenRoute.from_json(response.json())
                 except ValueError:
                     known = None
                 if known is not None:

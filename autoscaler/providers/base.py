@@ -66,6 +66,45 @@ class InferenceRoute:
     model: str | None = None  # the model name to send upstream; None keeps the client's
 
 
+@dataclass(frozen=True, slots=True)
+class SeenRoute:
+    """Where a deployment served when a client saw it ready, without the credential: what a
+    daemon tells a separate gateway (`GET /policies/{name}/route`) and saves with a policy's
+    state, so that a client that never saw that deployment ready can adopt it while it scales
+    (`Provider.adopt_route`, with that client's own credential)."""
+
+    deployment_id: str
+    deployment_name: str
+    base_url: str
+    model: str | None
+
+    @classmethod
+    def of(cls, info: DeploymentInfo, route: InferenceRoute) -> SeenRoute:
+        return cls(info.id, info.name, route.base_url, route.model)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "deployment": {"id": self.deployment_id, "name": self.deployment_name},
+            "base_url": self.base_url,
+            "model": self.model,
+        }
+
+    @classmethod
+    def from_json(cls, body: object) -> SeenRoute | None:
+        """From `to_json`'s shape, or None when `body` is not that shape."""
+        if not isinstance(body, Mapping) or not isinstance(body.get("deployment"), Mapping):
+            return None
+        deployment, base, model = body["deployment"], body.get("base_url"), body.get("model")
+        ident, name = deployment.get("id"), deployment.get("name")
+        if not (isinstance(ident, str) and ident and isinstance(name, str)):
+            return None
+        if not (isinstance(base, str) and base.startswith(("http://", "https://"))):
+            return None
+        if model is not None and not isinstance(model, str):
+            return None
+        return cls(ident, name, base, model)
+
+
 class ProviderError(Exception):
     """Base of the provider error tree. `permanent` errors must not be retried."""
 

@@ -22,6 +22,7 @@ import structlog
 from autoscaler import core
 from autoscaler.core.timefmt import iso
 from autoscaler.gateway.routes import routable
+from autoscaler.providers.base import SeenRoute
 from autoscaler.runtime.connections import Connections
 from autoscaler.runtime.policyset import PolicySet
 from autoscaler.runtime.protocols import NotLeaderError, UnknownPolicyError
@@ -122,12 +123,7 @@ class AdminControl:
         found = routable(info, runner.provider)
         if info is None or found is None:
             return None
-        return {
-            "policy": policy,
-            "deployment": {"id": info.id, "name": info.name},
-            "base_url": found.base_url,
-            "model": found.model,
-        }
+        return {"policy": policy, **SeenRoute.of(info, found).to_json()}
 
     async def activate(
         self, policy: str, origin: str | None = None, held: Mapping[str, int] | None = None

@@ -1,5 +1,6 @@
 """The inference route a runner remembers across restarts: where its deployment served when
-last seen ready (deployment id, base URL, model; never a credential), saved with the state.
+last seen ready (`SeenRoute`: deployment id and name, base URL, model; never a credential),
+saved with the state.
 
 A deployment scaling (ready -> `initializing`) keeps serving on its route, which a provider
 client knows only if it saw the deployment ready. A daemon restarted mid-scale has not: the
@@ -11,41 +12,24 @@ same deployment id, so its gateway, and the gateways that ask it (`GET
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from autoscaler.providers.base import DeploymentInfo, Provider
+from autoscaler.providers.base import DeploymentInfo, Provider, SeenRoute
 
 
-@dataclass(frozen=True, slots=True)
-class KnownRoute:
-    """Where the deployment served when last seen ready, as saved with the state (`"route"`):
-    handed back to the provider client (`adopt_route`) when, after a restart, the same
-    deployment is seen scaling before it was seen ready."""
-
-    deployment_id: str
-    base_url: str
-    model: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.deployment_id, "base_url": self.base_url, "model": self.model}
-
-    @classmethod
-    def from_stored(cls, stored: Mapping[str, Any] | None) -> KnownRoute | None:
-        """The saved route, or None when there is none or it is not well formed (it only
-        saves a held request's wait: never worth refusing a start for)."""
-        raw = stored.get("route") if stored else None
-        if not isinstance(raw, Mapping):
-            return None
-        dep, base, model = raw.get("id"), raw.get("base_url"), raw.get("model")
-        if not (isinstance(dep, str) and dep and isinstance(base, str) and base):
-            return None
-        return cls(dep, base, model if isinstance(model, str) else None)
+def stored_route(stored: Mapping[str, Any] | None) -> SeenRoute | None:
+    """The route saved with the state (`"route"`, `SeenRoute.to_json`), or None when there is
+    none or it is not well formed (it only saves a held request's wait: never worth refusing a
+    start for). A model name that is not text reads as none."""
+    raw = stored.get("route") if stored else None
+    if isinstance(raw, Mapping) and not isinstance(raw.get("model"), str | None):
+        raw = {**raw, "model": None}
+    return SeenRoute.from_json(raw)
 
 
 def keep_route(
-    provider: Provider, known: KnownRoute | None, deployment: DeploymentInfo
-) -> KnownRoute | None:
+    provider: Provider, known: SeenRoute | None, deployment: DeploymentInfo
+) -> SeenRoute | None:
     """What to remember after observing `deployment`: the client's route when it is ready
     (the client keeps it too); for the same deployment seen scaling with no route in the
     client, the remembered one handed back to it; nothing once it failed or terminates."""
@@ -54,13 +38,8 @@ def keep_route(
         found = provider.inference_route(deployment)
         if found is None:
             return known
-        if known is not None and (known.deployment_id, known.base_url, known.model) == (
-            deployment.id,
-            found.base_url,
-            found.model,
-        ):
-            return known  # unchanged: the state saves the same dict
-        return KnownRoute(deployment.id, found.base_url, found.model)
+        seen = SeenRoute.of(deployment, found)
+        return known if seen == known else seen  # the remembered one itself while unchanged
     if status == "initializing":
         if (
             known is not None

@@ -48,7 +48,7 @@ from autoscaler import core
 from autoscaler.core.types import DeploymentState, Observation
 from autoscaler.core.zero import activations, activity
 from autoscaler.policy.model import Policy
-from autoscaler.providers.base import DeploymentInfo, Provider, ProviderError
+from autoscaler.providers.base import DeploymentInfo, Provider, ProviderError, SeenRoute
 from autoscaler.runtime import actions, record
 from autoscaler.runtime.actions import ActionAborted
 from autoscaler.runtime.evaluation import (
@@ -60,7 +60,7 @@ from autoscaler.runtime.evaluation import (
     Reading,
     observation_of,
 )
-from autoscaler.runtime.known_route import KnownRoute, keep_route
+from autoscaler.runtime.known_route import keep_route, stored_route
 from autoscaler.runtime.reads import DeploymentView, source_type
 from autoscaler.runtime.reconcile import continue_intent
 from autoscaler.runtime.runner_env import RunnerEnv, RunnerStatus
@@ -99,7 +99,7 @@ class PolicyRunner:
     source_errors: dict[str, str] = field(default_factory=dict)  # record.py: log once
     # metric -> {"last_error", "last_error_at" (ISO 8601), "failures_in_a_row"} for /status
     source_health: dict[str, dict[str, Any]] = field(default_factory=dict)
-    route: KnownRoute | None = None  # saved with the state: module header
+    route: SeenRoute | None = None  # saved with the state: module header
 
     @property
     def name(self) -> str:
@@ -119,7 +119,7 @@ class PolicyRunner:
     async def load(self) -> None:
         stored = await self.env.store.load_state(self.name)
         self.state = load_core_state(self.policy, stored, self.env.clock())
-        self.route = KnownRoute.from_stored(stored)
+        self.route = stored_route(stored)
         pending = await self.env.store.pending_intents(self.name)
         self.pending = min(pending, key=lambda i: i.id) if pending else None
 
@@ -127,7 +127,7 @@ class PolicyRunner:
         return self.env.config().dry_run or self.policy.dry_run
 
     async def save_state(self) -> None:
-        route = {} if self.route is None else {"route": self.route.to_dict()}
+        route = {} if self.route is None else {"route": self.route.to_json()}
         saved = {"core": self.state.to_dict(), **route}
         await self.env.store.save_state(self.name, saved, epoch=self.env.actions.epoch())
 

@@ -13,7 +13,8 @@ import pytest
 
 from autoscaler.core.status import DeploymentState
 from autoscaler.policy.model import InferenceProfile
-from autoscaler.runtime.known_route import KnownRoute, keep_route
+from autoscaler.providers.base import SeenRoute
+from autoscaler.runtime.known_route import keep_route, stored_route
 from tests.providers.helpers import SPECS, client, run
 from tests.providers.test_providers_inference_route import sim_client
 
@@ -30,7 +31,7 @@ def test_a_restarted_client_gets_the_saved_route_back_for_the_same_deployment(ki
         assert keep_route(before, known, ready) is known  # unchanged: the same value
         scaling = await before.scale(ready, 3)
         assert scaling.status == "initializing"
-        saved = KnownRoute.from_stored({"core": {}, "route": known.to_dict()})
+        saved = stored_route({"core": {}, "route": known.to_json()})
         assert saved == known
 
         after = _second_client(kind, app, clock)
@@ -66,15 +67,15 @@ def _second_client(kind: str, app: Any, clock: Any) -> Any:
         {},
         {"route": None},
         {"route": "x"},
-        {"route": {"id": "", "base_url": "http://x"}},
-        {"route": {"id": "d", "base_url": 3}},
+        {"route": {"deployment": {"id": "", "name": "n"}, "base_url": "http://x"}},
+        {"route": {"deployment": {"id": "d", "name": "n"}, "base_url": 3}},
         {"route": {"base_url": "http://x"}},
     ],
 )
 def test_a_saved_route_that_is_not_well_formed_is_ignored(stored: Any) -> None:
-    assert KnownRoute.from_stored(stored) is None
+    assert stored_route(stored) is None
 
 
 def test_a_saved_route_without_a_model_reads_back() -> None:
-    saved = KnownRoute.from_stored({"route": {"id": "d", "base_url": "http://x", "model": 5}})
-    assert saved == KnownRoute("d", "http://x", None)
+    route = {"deployment": {"id": "d", "name": "n"}, "base_url": "http://x", "model": 5}
+    assert stored_route({"route": route}) == SeenRoute("d", "n", "http://x", None)
