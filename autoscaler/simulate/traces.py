@@ -215,7 +215,6 @@ def _request_trace(
     inputs = array("q")
     outputs = array("q")
     parse_time = _time_parser(unit)
-    count = 0
     for number, row in enumerate(rows, start=first):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
@@ -228,8 +227,7 @@ def _request_trace(
         times.append(parse_time(row[ti], where, header[ti]))
         inputs.append(_tokens(row[ii], where, header[ii]))
         outputs.append(_tokens(row[oi], where, header[oi]))
-        count += 1
-    if count == 0:
+    if not times:
         raise TraceError(f"{path}: no requests (only a header)")
     arrivals = np.frombuffer(times, dtype=np.float64)
     order = np.argsort(arrivals, kind="stable")
