@@ -78,40 +78,48 @@ def test_azure_layout_with_iso_times(tmp_path: Path) -> None:
     assert trace.epoch_offset == pytest.approx(1700158546.68059)
 
 
-def test_burstgpt_layout(tmp_path: Path) -> None:
-    # BurstGPT's release: seconds from the start, failed requests with 0 response tokens kept
-    path = write(
-        tmp_path,
-        "burstgpt.csv",
-        "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
-        "5,ChatGPT,472,18,490,Conversation log\n"
-        "45,GPT-4,1087,0,1087,API log\n"
-        "118.5,ChatGPT,417,276,693,Conversation log\n",
-    )
-    trace = load_trace(path)
+@pytest.mark.parametrize(
+    ("name", "text", "layout", "arrivals", "inputs", "outputs"),
+    [
+        (  # BurstGPT: seconds from the start, failed requests with 0 response tokens kept
+            "burstgpt.csv",
+            "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+            "5,ChatGPT,472,18,490,Conversation log\n"
+            "45,GPT-4,1087,0,1087,API log\n"
+            "118.5,ChatGPT,417,276,693,Conversation log\n",
+            "burstgpt",
+            [0.0, 40.0, 113.5],
+            [472, 1087, 417],
+            [18, 0, 276],
+        ),
+        (  # Mooncake's release (FAST25-release/traces/*.jsonl): one object per request
+            "conversation_trace.jsonl",
+            '{"timestamp": 0, "input_length": 6758, "output_length": 500, "hash_ids": [0, 1, 2]}\n'
+            "\n"
+            '{"timestamp": 1500, "input_length": 7322, "output_length": 490, "hash_ids": [0, 3]}\n'
+            '{"timestamp": 750, "input_length": 100, "output_length": 5, "hash_ids": []}\n',
+            "mooncake",
+            [0.0, 0.75, 1.5],
+            [6758, 100, 7322],
+            [500, 5, 490],
+        ),
+    ],
+)
+def test_published_forms_load_as_they_are(
+    tmp_path: Path,
+    name: str,
+    text: str,
+    layout: str,
+    arrivals: list[float],
+    inputs: list[int],
+    outputs: list[int],
+) -> None:
+    trace = load_trace(write(tmp_path, name, text))
     assert isinstance(trace, RequestTrace)
-    assert trace.layout == "burstgpt"
-    assert trace.arrival_s.tolist() == [0.0, 40.0, 113.5]
-    assert trace.input_tokens.tolist() == [472, 1087, 417]
-    assert trace.output_tokens.tolist() == [18, 0, 276]
-
-
-def test_mooncake_jsonl_release_loads_as_it_is(tmp_path: Path) -> None:
-    # the form Mooncake publishes (FAST25-release/traces/*.jsonl): one object per request
-    path = write(
-        tmp_path,
-        "conversation_trace.jsonl",
-        '{"timestamp": 0, "input_length": 6758, "output_length": 500, "hash_ids": [0, 1, 2]}\n'
-        "\n"
-        '{"timestamp": 1500, "input_length": 7322, "output_length": 490, "hash_ids": [0, 3]}\n'
-        '{"timestamp": 750, "input_length": 100, "output_length": 5, "hash_ids": []}\n',
-    )
-    trace = load_trace(path)
-    assert isinstance(trace, RequestTrace)
-    assert trace.layout == "mooncake"
-    assert trace.arrival_s.tolist() == [0.0, 0.75, 1.5]
-    assert trace.input_tokens.tolist() == [6758, 100, 7322]
-    assert trace.output_tokens.tolist() == [500, 5, 490]
+    assert trace.layout == layout
+    assert trace.arrival_s.tolist() == arrivals
+    assert trace.input_tokens.tolist() == inputs
+    assert trace.output_tokens.tolist() == outputs
 
 
 def test_the_shared_mooncake_hour_reads_the_same_as_json_lines(tmp_path: Path) -> None:
