@@ -137,12 +137,13 @@ async def test_a_gateway_started_mid_scale_adopts_the_route_a_daemon_saw(tmp_pat
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("answer", ["stale", "none", "hang"])
+@pytest.mark.parametrize("answer", ["stale", "malformed", "none", "hang"])
 async def test_without_a_right_answer_the_gateway_holds_as_before(
     tmp_path: Path, answer: str
 ) -> None:
-    """`stale`: a daemon's answer about another deployment (one deleted since); `none`: no
-    daemon saw it ready; `hang`: the daemon never answers (the lookups go on meanwhile)."""
+    """`stale`: a daemon's answer about another deployment (one deleted since); `malformed`:
+    a 200 that is not a route (a base URL that is not http); `none`: no daemon saw it ready;
+    `hang`: the daemon never answers (the lookups go on meanwhile)."""
     daemon = FakeDaemon(hang=answer == "hang")
     async with (
         serving(daemon) as daemon_url,
@@ -156,6 +157,9 @@ async def test_without_a_right_answer_the_gateway_holds_as_before(
         if answer == "stale":  # right in every way but the id: adopting it would answer 200
             item = {**item, "endpoint_url": ready.endpoint_url}
             daemon.route = daemon_answer(item, deployment_id="neev-deleted-since")
+        if answer == "malformed":  # the right id, but no URL one could send to
+            item = {**item, "endpoint_url": "file:///etc/passwd"}
+            daemon.route = daemon_answer(item, deployment_id=ready.id)
         lookups = len(s.recorder.api)
         async with httpx.AsyncClient(base_url=s.url, timeout=BOUND) as client:
             r = await post(client, **{"X-Scale-Up-Timeout": HELD_FOR})

@@ -14,7 +14,7 @@ import pytest
 from autoscaler.core.status import DeploymentState
 from autoscaler.policy.loader import ValidationFailed, load_daemon_config
 from autoscaler.policy.model import InferenceProfile, SecretRef
-from autoscaler.providers.base import DeploymentInfo, InferenceRoute
+from autoscaler.providers.base import DeploymentInfo, InferenceRoute, SeenRoute
 from autoscaler.secrets import SecretError
 from tests.providers.helpers import SPECS, TOKEN, client, in_process, run
 
@@ -325,3 +325,29 @@ def test_an_adopted_route_is_kept_while_scaling_then_follows_the_usual_rules(kin
         assert gateway.inference_route(restarting) is None  # dropped with the failure
 
     run(scenario())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        [],
+        {"base_url": "http://x"},
+        {"deployment": "d", "base_url": "http://x"},
+        {"deployment": {"id": "", "name": "n"}, "base_url": "http://x"},
+        {"deployment": {"id": "d", "name": 3}, "base_url": "http://x"},
+        {"deployment": {"id": "d", "name": "n"}, "base_url": "ftp://x"},
+        {"deployment": {"id": "d", "name": "n"}, "base_url": None},
+        {"deployment": {"id": "d", "name": "n"}, "base_url": "http://x", "model": 5},
+    ],
+)
+def test_a_seen_route_that_is_not_that_shape_reads_as_none(body: Any) -> None:
+    assert SeenRoute.from_json(body) is None
+
+
+def test_a_seen_route_reads_back_its_own_json() -> None:
+    seen = SeenRoute("d-1", "chat", "https://x/v1", "m")
+    assert SeenRoute.from_json(seen.to_json()) == seen
+    assert SeenRoute.from_json({**seen.to_json(), "model": None}) == SeenRoute(
+        "d-1", "chat", "https://x/v1", None
+    )
