@@ -114,8 +114,8 @@ class AdminControl:
         none: no deployment seen, or one no daemon on this store saw ready (made by hand,
         or the deployment is starting). No request is made: asking must not spend the
         provider's rate limit. Standbys answer too: they observe every policy as the leader
-        does (`PolicyRunner._observe`), but for one whose unfinished action they found at
-        start (they leave it to the leader and do not observe that policy until they lead).
+        does (`PolicyRunner._observe`); one whose unfinished action the leader has not
+        moved on yet they observe again once it has.
         UnknownPolicyError when `policy` is not loaded."""
         runner = self.policies.runner(policy)
         name = runner.policy.deployment.name

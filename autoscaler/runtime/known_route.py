@@ -1,6 +1,6 @@
 """The inference route a runner remembers across restarts: where its deployment served when
 last seen ready (`SeenRoute`: deployment id and name, base URL, model; never a credential),
-saved with the state.
+saved with the state (`stored.py`).
 
 A deployment scaling (ready -> `initializing`) keeps serving on its route, which a provider
 client knows only if it saw the deployment ready. A daemon restarted mid-scale has not: the
@@ -11,20 +11,7 @@ same deployment id, so its gateway, and the gateways that ask it (`GET
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from autoscaler.providers.base import DeploymentInfo, Provider, SeenRoute
-
-
-def stored_route(stored: Mapping[str, Any] | None) -> SeenRoute | None:
-    """The route saved with the state (`"route"`, `SeenRoute.to_json`), or None when there is
-    none or it is not well formed (it only saves a held request's wait: never worth refusing a
-    start for). A model name that is not text reads as none."""
-    raw = stored.get("route") if stored else None
-    if isinstance(raw, Mapping) and not isinstance(raw.get("model"), str | None):
-        raw = {**raw, "model": None}
-    return SeenRoute.from_json(raw)
 
 
 def keep_route(

@@ -38,11 +38,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import structlog
 
 from autoscaler import core
 from autoscaler.core.types import DeploymentState, Observation
@@ -60,23 +57,13 @@ from autoscaler.runtime.evaluation import (
     Reading,
     observation_of,
 )
-from autoscaler.runtime.known_route import keep_route, stored_route
+from autoscaler.runtime.known_route import keep_route
 from autoscaler.runtime.reads import DeploymentView, source_type
 from autoscaler.runtime.reconcile import continue_intent
 from autoscaler.runtime.runner_env import RunnerEnv, RunnerStatus
+from autoscaler.runtime.stored import load_core_state, stored_record, stored_route
 from autoscaler.sources.base import SourceError
 from autoscaler.store.base import FencedError, Intent
-
-log = structlog.get_logger("autoscaler.runner")
-
-
-def load_core_state(policy: Policy, stored: Mapping[str, Any] | None, now: float) -> Any:
-    if stored and isinstance(stored.get("core"), Mapping):
-        try:
-            return core.CoreState.from_dict(dict(stored["core"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("state_unreadable", policy=policy.name, error=str(exc))
-    return core.initial_state(policy)
 
 
 @dataclass
@@ -118,8 +105,12 @@ class PolicyRunner:
 
     async def load(self) -> None:
         stored = await self.env.store.load_state(self.name)
-        self.state = load_core_state(self.policy, stored, self.env.clock())
+        self.state = load_core_state(self.policy, stored)
         self.route = stored_route(stored)
+        await self._read_pending()
+
+    async def _read_pending(self) -> None:
+        """The oldest unfinished intent in the store, if any, is the one to finish first."""
         pending = await self.env.store.pending_intents(self.name)
         self.pending = min(pending, key=lambda i: i.id) if pending else None
 
@@ -127,8 +118,7 @@ class PolicyRunner:
         return self.env.config().dry_run or self.policy.dry_run
 
     async def save_state(self) -> None:
-        route = {} if self.route is None else {"route": self.route.to_json()}
-        saved = {"core": self.state.to_dict(), **route}
+        saved = stored_record(self.state, self.route)
         await self.env.store.save_state(self.name, saved, epoch=self.env.actions.epoch())
 
     # -- the pass -------------------------------------------------------------------------
@@ -157,6 +147,8 @@ class PolicyRunner:
         leading = self.env.can_act()
         acting = leading and not self.dry_run()
         progress: IntentProgress | None = None
+        if self.pending is not None and not acting:
+            await self._read_pending()  # the leader moves it on: observe again once it has
         if self.pending is not None:
             if not acting:
                 return EvaluationResult(self.name, held=self.pending.kind)
@@ -281,9 +273,7 @@ class PolicyRunner:
             outcome = await continue_intent(self.env.actions, intent, self.policy, self.provider)
         except (ProviderError, ActionAborted) as exc:
             if isinstance(exc, ProviderError) and self.pending is not None:
-                # continue_intent resolved it as failed when the create itself failed
-                still = await self.env.store.pending_intents(self.name)
-                self.pending = min(still, key=lambda i: i.id) if still else None
+                await self._read_pending()  # resolved as failed when the create itself failed
             return IntentProgress(intent.kind, error=str(exc))
         if outcome is None:
             self.status_info.transition = f"{intent.kind} in progress"

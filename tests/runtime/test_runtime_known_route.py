@@ -14,7 +14,8 @@ import pytest
 from autoscaler.core.status import DeploymentState
 from autoscaler.policy.model import InferenceProfile
 from autoscaler.providers.base import SeenRoute
-from autoscaler.runtime.known_route import keep_route, stored_route
+from autoscaler.runtime.known_route import keep_route
+from autoscaler.runtime.stored import stored_route
 from tests.providers.helpers import SPECS, client, run
 from tests.providers.test_providers_inference_route import sim_client
 
