@@ -6,14 +6,24 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
 if TYPE_CHECKING:
+    from autoscaler.ctl.table import PolicyRow
+    from autoscaler.demo.traffic import DemoClock, Gateway
+    from autoscaler.demo.view import ActionEvent, ActionLog, LiveView
+    from autoscaler.fakecloud.state import SimState
     from autoscaler.runtime.protocols import DaemonControl
 
 STORY_SECONDS = 60.0
+
+
+class ActingReasons(Protocol):
+    """The demo's metrics recorder, as the loop reads it: why an action was taken."""
+
+    def reasons_for(self, policy: str, action: str) -> tuple[str, ...]: ...
 
 
 async def stop_on_signals(stop: anyio.Event) -> None:
@@ -27,14 +37,14 @@ async def watch(
     duration: float | None,
     speed: float,
     daemon: DaemonControl,
-    gateway: Any,
-    sim: Any,
-    actions: Any,
-    view: Any,
-    clock: Any,
+    gateway: Gateway,
+    sim: SimState,
+    actions: ActionLog,
+    view: LiveView,
+    clock: DemoClock,
     stop: anyio.Event,
     started_wall: float,
-    metrics: Any,
+    metrics: ActingReasons,
 ) -> None:
     """Refresh the view until the duration passes or a signal arrives."""
     refresh = 0.25
@@ -62,7 +72,7 @@ async def watch(
         view.message(_format(event))
 
 
-def _rows(status: dict[str, Any], gateway: Any, actions: Any) -> list[Any]:
+def _rows(status: dict[str, Any], gateway: Gateway, actions: ActionLog) -> list[PolicyRow]:
     """One table row per policy: the daemon's last decision beside the gateway's load and
     the fleet's replicas; tells `actions` the replicas it saw."""
     from autoscaler.ctl.table import PolicyRow
@@ -96,7 +106,7 @@ def _rows(status: dict[str, Any], gateway: Any, actions: Any) -> list[Any]:
     return rows
 
 
-def _format(event: Any) -> str:
+def _format(event: ActionEvent) -> str:
     from autoscaler.demo.view import format_event
 
     return format_event(event)

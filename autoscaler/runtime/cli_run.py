@@ -16,7 +16,7 @@ import gc
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # imported when the command runs: `--help` stays fast
     from autoscaler.runtime.daemon import Daemon
     from autoscaler.runtime.notify import Notifier
     from autoscaler.runtime.reload import Reloader
+    from autoscaler.secrets import Secret
 
 log = structlog.get_logger("autoscaler.run")
 
@@ -172,7 +173,7 @@ async def _start(
         tg.start_soon(reloader.watch, name="reload-watch")
 
 
-def _preflight(config: DaemonConfig) -> tuple[bool, Any]:
+def _preflight(config: DaemonConfig) -> tuple[bool, Secret | None]:
     """Credentials the service needs before anything starts: (ok, the admin token). A bad
     one is printed as one line naming the key."""
     from autoscaler.runtime.http import check_admin_token
