@@ -85,7 +85,8 @@ def triggers(cron: str, timezone: str) -> tuple[CronTrigger, ...]:
     if found is None:
         fields = cron.split()
         if len(fields) != 5:
-            raise ValueError(f"cron {cron!r}: expected 5 fields, got {len(fields)}")
+            hint = " (macros like @daily are not supported)" if cron.startswith("@") else ""
+            raise ValueError(f"cron {cron!r}: expected 5 fields, got {len(fields)}{hint}")
         minute, hour, day, month, weekday = fields
         zone = ZoneInfo(timezone)
         dow = crontab_day_of_week(weekday)
@@ -113,6 +114,7 @@ def _fixed_time(cron: str) -> bool:
 def next_fire(cron: str, timezone: str, start: float) -> float:
     """Epoch seconds of the first fire time >= `start` (inf if none), computed afresh."""
     zone = ZoneInfo(timezone)
+    triggers(cron, timezone)  # a bad expression fails here with its reason, before it is read
     fixed = _fixed_time(cron)
     at = start
     if fixed and _offset(start - 1, zone) < _offset(start, zone):

@@ -19,6 +19,10 @@ _PLAIN = re.compile(_NUMBER, re.ASCII)
 DURATION_PATTERN = rf"^\s*(?:{_NUMBER}|(?:{_NUMBER}(?:ms|s|m|h|d))+)\s*$"
 """The string forms `parse_duration` accepts, as a regex (used by the JSON Schema too)."""
 
+MAX_SECONDS = 365 * 86400.0
+"""The longest duration a file may set: a year is past any real window or timeout, and far
+below what the scheduler's dates and timers hold (a larger interval crashed the daemon)."""
+
 HINT = 'a duration like "15s", "5m", "1h30m", "500ms" or a number of seconds'
 
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from autoscaler.policy.durations import DURATION_PATTERN, HINT, parse_duration
+from autoscaler.policy.durations import DURATION_PATTERN, HINT, MAX_SECONDS, parse_duration
 from autoscaler.policy.errors import KeyPath, quote
 from autoscaler.policy.values import SecretRef
 from autoscaler.policy.yamlnodes import (
@@ -26,6 +26,7 @@ from autoscaler.policy.yamlnodes import (
     describe,
     describe_value,
     mapping_pairs,
+    plain_number,
     scalar_value,
 )
 
@@ -78,6 +79,7 @@ class Scalar(Spec):
     """A scalar node; `accept` checks the Python value and raises ValueError with a message."""
 
     expected = "a value"
+    numeric = False  # reads `1e3` as a number; refuses `010` and `1:30` (`plain_number`)
 
     def convert(self, node: Node, path: KeyPath, sink: Collector) -> Any:
         sink.visit(node, path)
@@ -86,6 +88,8 @@ class Scalar(Spec):
             return INVALID
         try:
             value = scalar_value(node)
+            if self.numeric:
+                value = plain_number(node, value)
             return self.accept(value)
         except (ValueError, ScalarError) as exc:
             sink.error(node, path, str(exc))
@@ -170,6 +174,8 @@ class Str(Scalar):
             raise _wrong_type("a string", value)
         if len(value) < self.min_len:
             raise ValueError("must not be empty")
+        if self.min_len and not value.strip():  # a name or query of spaces is a slip
+            raise ValueError(f"must not be blank, got {quote(value)}")
         if self.max_len is not None and len(value) > self.max_len:
             raise ValueError(
                 f"must be at most {self.max_len} characters, got {len(value)}: {quote(value)}"
@@ -203,8 +209,11 @@ class Url(Str):
         try:
             parts = urlsplit(text)
             has_host = bool(parts.netloc)
-        except ValueError:
-            raise ValueError(f"must be a URL, got {quote(text)}") from None
+            parts.port  # noqa: B018 - raises for a port that is not a number in 0-65535
+        except ValueError as exc:
+            raise ValueError(f"must be a URL, got {quote(text)}: {exc}") from None
+        if has_host and (not parts.hostname or any(c.isspace() for c in text)):
+            raise ValueError(f"must be a URL with a host name and no spaces, got {quote(text)}")
         if parts.scheme not in self.schemes or not has_host:
             raise ValueError(
                 f"must be a URL starting with one of {one_of(s + '://' for s in self.schemes)}"
@@ -251,6 +260,7 @@ class Bool(Scalar):
 
 class Int(Scalar):
     expected = "an integer"
+    numeric = True
 
     def __init__(self, description: str = "", **bounds: float):
         self.description = description
@@ -268,6 +278,7 @@ class Int(Scalar):
 
 class Num(Scalar):
     expected = "a number"
+    numeric = True
 
     def __init__(self, description: str = "", **bounds: float):
         self.description = description
@@ -293,6 +304,7 @@ class Duration(Scalar):
     """Seconds, from `15s` / `1h30m` / `500ms` / a number (see `durations`)."""
 
     expected = HINT
+    numeric = True
 
     def __init__(self, description: str = "", *, positive: bool = False):
         self.description = description
@@ -304,10 +316,12 @@ class Duration(Scalar):
         seconds = parse_duration(value)
         if self.positive and seconds <= 0:
             raise ValueError(f"must be a duration > 0, got {describe_value(value)}")
+        if seconds > MAX_SECONDS:
+            raise ValueError(f"must be a duration of at most 365d, got {describe_value(value)}")
         return seconds
 
     def schema(self) -> JSON:
-        number: JSON = {"type": "number"}
+        number: JSON = {"type": "number", "maximum": MAX_SECONDS}
         number["exclusiveMinimum" if self.positive else "minimum"] = 0
         out: JSON = {"anyOf": [number, {"type": "string", "pattern": DURATION_PATTERN}]}
         return self._with_description(out)

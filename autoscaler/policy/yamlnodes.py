@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -101,7 +102,7 @@ def parse_documents(text: str, sink: Collector) -> list[Node]:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         problem = exc.problem or exc.context or "syntax error"
-        sink.error_at(line, col, format_path(()), f"invalid YAML: {problem}")
+        sink.error_at(line, col, format_path(()), f"invalid YAML: {problem}{_hint(problem)}")
     except yaml.reader.ReaderError as exc:
         line, col = _offset_position(text, exc.position)
         sink.error_at(
@@ -112,6 +113,19 @@ def parse_documents(text: str, sink: Collector) -> list[Node]:
     except Exception as exc:  # PyYAML has a few unmarked failure modes; never leak them.
         sink.error_at(1, 1, format_path(()), f"invalid YAML: {exc}")
     return documents
+
+
+# PyYAML's words for the commonest slips, and what to do about them.
+_HINTS = (
+    ("found character '\\t'", "indent with spaces, not tabs"),
+    ("expected <block end>", "check this line's indentation against the lines above"),
+    ("mapping values are not allowed here", "quote a value holding ': ', or check indentation"),
+    ("could not find expected ':'", "a key needs ': ' after it"),
+)
+
+
+def _hint(problem: str) -> str:
+    return next((f" ({hint})" for words, hint in _HINTS if words in problem), "")
 
 
 # libyaml's composer recurses on the C stack and crashes the process on very deep nesting
@@ -171,6 +185,37 @@ def scalar_value(node: ScalarNode) -> object:
     except Exception as exc:
         reason = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
         raise ScalarError(f"cannot read value: {reason}") from None
+
+
+# YAML 1.1 (PyYAML) reads some plain numbers unlike YAML 1.2, JSON and editors: `1e3` is
+# text (its exponent needs a dot and a sign), `010` is octal 8 and `1:30` is base 60 (90).
+_EXPONENT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+_BASE60 = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+
+
+def plain_number(node: ScalarNode, value: object) -> object:
+    """`value` as a numeric field reads it: `1e3` as the number it is in YAML 1.2 and JSON, and
+    a number YAML 1.1 reads otherwise than it looks (`010`, `1:30`) refused (ScalarError)
+    rather than used silently. Quoted scalars are left as they are."""
+    if node.style not in (None, ""):
+        return value
+    text = node.value
+    if _EXPONENT.fullmatch(text):
+        number = float(text)
+        if not math.isfinite(number):
+            raise ScalarError(f"must be a finite number, got {text} (beyond the float range)")
+        return number
+    if isinstance(value, int) and _OCTAL.fullmatch(text):
+        raise ScalarError(
+            f"must be written without a leading 0, got {text} (YAML reads it as octal {value})"
+        )
+    if isinstance(value, int | float) and _BASE60.fullmatch(text):
+        raise ScalarError(
+            f"must be a plain number, got {text} (YAML reads it as base 60: {value:g}); write "
+            'the number, or a duration like "1m30s"'
+        )
+    return value
 
 
 def describe(node: Node) -> str:

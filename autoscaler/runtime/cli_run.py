@@ -126,7 +126,7 @@ async def serve(
             await _wait_stopped(daemon)
             tg.cancel_scope.cancel()
     except Exception as exc:
-        refused = _store_open_error(exc)
+        refused = _refused_at_start(exc)
         if refused is not None:  # a config problem, not a crash: one line, exit 2
             print(f"{config.source_file or config_path}: {refused}", file=sys.stderr)
             notifier.close()
@@ -195,15 +195,17 @@ def _preflight(config: DaemonConfig) -> tuple[bool, Secret | None]:
     return True, admin_token
 
 
-def _store_open_error(exc: BaseException) -> str | None:
-    """The StoreOpenError message inside `exc` (task groups wrap it), or None."""
+def _refused_at_start(exc: BaseException) -> str | None:
+    """The message of a config problem found while starting (task groups wrap it): a store
+    that cannot be opened, an address that cannot be listened on; None for anything else."""
+    from autoscaler.runtime.http import ListenAddressError
     from autoscaler.store.opening import StoreOpenError
 
-    if isinstance(exc, StoreOpenError):
+    if isinstance(exc, StoreOpenError | ListenAddressError):
         return str(exc)
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            found = _store_open_error(inner)
+            found = _refused_at_start(inner)
             if found is not None:
                 return found
     return None

@@ -200,6 +200,14 @@ CONFIG_CASES = [
         ["25:1: (root): a config file holds exactly one document, got 2"],
     ),
     (
+        "gateway on the port of http.listen",
+        CONFIG + "gateway:\n  listen: 0.0.0.0:9464\n  api_keys: [{env: GW}]\n",
+        [
+            '25:11: gateway.listen: "0.0.0.0:9464" is the port http.listen ("127.0.0.1:9464") '
+            "uses; give the gateway a port of its own"
+        ],
+    ),
+    (
         "zero_poll_interval",
         CONFIG.replace("zero_poll_interval: 2s", "zero_poll_interval: 0"),
         ["22:21: zero_poll_interval: must be a duration > 0, got 0"],

@@ -220,7 +220,7 @@ CASES: list[tuple[str, str, list[str]]] = [
     (
         "cost not positive",
         BASE + "cost: {replica_hourly_usd: 0}\n",
-        ["8:28: cost.replica_hourly_usd: must be > 0, got 0"],
+        ["8:28: cost.replica_hourly_usd: must be >= 0.0001 and <= 1000000, got 0"],
     ),
     (
         "cost cap below min",
@@ -238,7 +238,10 @@ CASES: list[tuple[str, str, list[str]]] = [
     ),
     (
         "activation names a metric",
-        BASE + "scale_to_zero: {activation: [{metric: queue}]}\n",
+        BASE.replace("{min: 1, max: 4}", "{min: 0, max: 4}").replace(
+            "name: chat}", "name: chat, create: {image: x}}"
+        )
+        + "scale_to_zero: {activation: [{metric: queue}]}\n",
         [
             "8:39: scale_to_zero.activation[0].metric: must name a metric of this policy, one "
             'of [waiting], got "queue"'
@@ -423,6 +426,110 @@ CASES: list[tuple[str, str, list[str]]] = [
         ["8:1: (root): keys must be plain strings, got a list"],
     ),
     (
+        "exponent without a dot, beyond float range",
+        BASE.replace("value: 5}", "value: 1e400}"),
+        [
+            "7:42: metrics[0].target.value: must be a finite number, got 1e400 (beyond the "
+            "float range)"
+        ],
+    ),
+    (
+        "prices whose ratio overflows",
+        BASE + "cost: {replica_hourly_usd: 1.0e-300, max_hourly_usd: 1.0e+300}\n",
+        [
+            "8:28: cost.replica_hourly_usd: must be >= 0.0001 and <= 1000000, got 1e-300",
+            "8:54: cost.max_hourly_usd: must be > 0 and <= 1000000000, got 1e+300",
+        ],
+    ),
+    (
+        "leading zero is octal",
+        BASE.replace("max: 4", "max: 010"),
+        [
+            "3:25: replicas.max: must be written without a leading 0, got 010 (YAML reads it "
+            "as octal 8)"
+        ],
+    ),
+    (
+        "base 60",
+        BASE + "interval: 1:30\n",
+        [
+            "8:11: interval: must be a plain number, got 1:30 (YAML reads it as base 60: 90); "
+            'write the number, or a duration like "1m30s"'
+        ],
+    ),
+    (
+        "duration past a year",
+        BASE + "interval: 99999999999d\n",
+        ['8:11: interval: must be a duration of at most 365d, got "99999999999d"'],
+    ),
+    (
+        "blank string",
+        BASE.replace("name: chat}", 'name: "  "}'),
+        ['2:46: deployment.name: must not be blank, got "  "'],
+    ),
+    (
+        "url port out of range",
+        BASE.replace("http://gw:8000/metrics", "http://gw:99999/metrics"),
+        [
+            '6:37: metrics[0].source.url: must be a URL, got "http://gw:99999/metrics": Port out '
+            "of range 0-65535"
+        ],
+    ),
+    (
+        "url with a space",
+        BASE.replace("http://gw:8000/metrics", "http://gw :8000/metrics"),
+        [
+            "6:37: metrics[0].source.url: must be a URL with a host name and no spaces, got "
+            '"http://gw :8000/metrics"'
+        ],
+    ),
+    (
+        "scale_to_zero with min above 0",
+        BASE + "scale_to_zero: {activation: [{metric: waiting}]}\n",
+        [
+            "8:16: scale_to_zero: is used only when replicas.min is 0, got replicas.min 1: set "
+            "replicas.min to 0 or remove scale_to_zero"
+        ],
+    ),
+    (
+        "gateway model twice",
+        BASE + "gateway: {model: [chat, chat]}\n",
+        ['8:25: gateway.model[1]: lists model "chat" twice'],
+    ),
+    (
+        "http_json path with an empty part",
+        with_source('{type: http_json, url: "http://q:8080/x", path: "data..depth"}'),
+        [
+            '6:61: metrics[0].source.path: must be a dotted path like "data.queue.depth" (no '
+            'empty part), got "data..depth"'
+        ],
+    ),
+    (
+        "tab indentation",
+        BASE + "behavior:\n\ttolerance: 0.1\n",
+        [
+            "9:1: (root): invalid YAML: found character '\\t' that cannot start any token "
+            "(indent with spaces, not tabs)"
+        ],
+    ),
+    (
+        "indentation",
+        BASE + "behavior:\n  scale_up:\n    cooldown: 1m\n   select: max\n",
+        [
+            "11:4: (root): invalid YAML: expected <block end>, but found '<block mapping start>' "
+            "(check this line's indentation against the lines above)"
+        ],
+    ),
+    (
+        "cron macro",
+        BASE + 'schedules:\n  - {cron: "@daily", duration: 1h, min: 2}\n',
+        [
+            "9:12: schedules[0].cron: must be a five-field crontab expression (minute hour day "
+            "month day_of_week), got \"@daily\": cron '@daily': expected 5 fields, got 1 "
+            "(macros like @daily are not supported)"
+        ],
+    ),
+    (
         "empty file",
         "# nothing here\n",
         ["1:1: (root): no policy in this file"],
@@ -461,6 +568,15 @@ def test_every_error_of_a_file_is_reported_at_once() -> None:
         (e.line, e.col) for e in caught.value.errors
     )
     assert str(caught.value).splitlines() == [str(e) for e in caught.value.errors]
+
+
+def test_an_exponent_without_a_dot_is_the_number_yaml_1_2_and_json_read() -> None:
+    # YAML 1.1 reads `1e3` as text; an editor, JSON and a person read 1000.
+    (policy,) = load_policy_text(BASE.replace("value: 5}", "value: 1e3}"), "p.yaml")
+    assert policy.metrics[0].target is not None and policy.metrics[0].target.value == 1000.0
+    # Quoted, it stays text, as written.
+    with pytest.raises(ValidationFailed):
+        load_policy_text(BASE.replace("value: 5}", 'value: "1e3"}'), "p.yaml")
 
 
 def test_policy_error_str_format() -> None:

@@ -54,8 +54,12 @@ def test_every_field() -> None:
             "  concurrency: 16\n",
             "  concurrency: 16\n  quantile: 0.95\n  startup: 4m\n  forecast: false\n"
             "  service_time_cv: 1.5\n",
+        ).replace(
+            "objective:\n",
+            f"  - name: running\n    source: {SOURCE}\n  - name: wait_p99\n    source: {SOURCE}\n"
+            "objective:\n",
         )
-        + "    queue: waiting\n    in_flight: waiting\n    observed_wait: service\n"
+        + "    queue: waiting\n    in_flight: running\n    observed_wait: wait_p99\n"
     )
     (policy,) = load_policy_text(text, "p.yaml")
     o = policy.objective
@@ -64,9 +68,9 @@ def test_every_field() -> None:
     assert o.signals.names() == (
         ("arrival_rate", "arrivals"),
         ("service_time", "service"),
-        ("in_flight", "waiting"),
+        ("in_flight", "running"),
         ("queue", "waiting"),
-        ("observed_wait", "service"),
+        ("observed_wait", "wait_p99"),
     )
 
 
@@ -97,6 +101,15 @@ def test_every_field() -> None:
         (
             BASE.replace("    arrival_rate: arrivals\n", ""),
             ['16:5: objective.signals: missing required key "arrival_rate"'],
+        ),
+        (
+            BASE.replace("service_time: service", "service_time: arrivals"),
+            [
+                '7:5: metrics[1]: missing required key "target" (only a metric named in '
+                "objective.signals may go without one)",
+                '17:19: objective.signals.service_time: names metric "arrivals", already the '
+                "arrival_rate signal; each signal reads its own metric",
+            ],
         ),
         (
             BASE.replace("objective:", "objectiv:"),

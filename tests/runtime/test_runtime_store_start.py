@@ -14,12 +14,15 @@ from tests.runtime.daemon_support import PYTHON, REPO, policy_yaml, write_config
 from tests.services import free_port, require_tcp
 
 
-def _run(tmp_path: Path, url: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, url: str | None, http_port: int | None = None
+) -> subprocess.CompletedProcess[str]:
     config = write_config(
         tmp_path,
         "http://127.0.0.1:9",
         {"p": policy_yaml("p-store", redis_key="unused")},
         state=url,
+        http_port=http_port,
         log_level="warning",
     )
     return subprocess.run(
@@ -82,3 +85,21 @@ def test_malformed_url_is_a_validation_error(tmp_path: Path, url: str) -> None:
     assert "Traceback" not in done.stderr
     assert "config.yaml:" in done.stderr and "state.url" in done.stderr, done.stderr
     assert "nothing started" in done.stderr
+
+
+def test_a_listen_address_in_use_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    # It crashed with an ExceptionGroup traceback and exit 1.
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = _run(tmp_path, None, http_port=port)
+    assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if "http.listen" in line]
+    assert lines == [
+        f"{tmp_path / 'config.yaml'}: http.listen: cannot listen on '127.0.0.1:{port}': "
+        "[Errno 98] Address already in use"
+    ], done.stderr[-3000:]

@@ -335,17 +335,16 @@ _Y2000 = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 SCHEDULE = obj(Schedule, "replica bounds that apply inside a cron window", checks=[_check_schedule])
 
 
-def _price(description: str) -> dict[str, Any]:
-    return spec(Num(description, gt=0))
-
-
 @dataclass(frozen=True, slots=True)
 class Cost:
+    # Bounded so that max / replica (the replicas the cap pays for) is a finite number: with
+    # 1.0e-300 and 1.0e+300 it was inf and both this check and the core's clamp crashed.
     replica_hourly_usd: float | None = field(
-        default=None, metadata=_price("price of one replica per hour")
+        default=None,
+        metadata=spec(Num("price of one replica per hour", ge=0.0001, le=1_000_000)),
     )
     max_hourly_usd: float | None = field(
-        default=None, metadata=_price("never scale past this hourly spend")
+        default=None, metadata=spec(Num("never scale past this hourly spend", gt=0, le=1e9))
     )
 
 

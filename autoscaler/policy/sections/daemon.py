@@ -296,4 +296,31 @@ class DaemonConfig:
     gateway: GatewayConfig | None = field(default=None, metadata=spec(GATEWAY_CONFIG))
 
 
-DAEMON = obj(DaemonConfig, "autoscaler daemon configuration (autoscaler run --config FILE)")
+def _same_address(a: str, b: str) -> bool:
+    """Whether two HOST:PORT listen addresses would bind the same port (a wildcard host
+    takes the port on every address)."""
+    host_a, _, port_a = a.rpartition(":")
+    host_b, _, port_b = b.rpartition(":")
+    wildcard = {"0.0.0.0", "[::]", "*"}
+    return port_a == port_b and (host_a == host_b or bool({host_a, host_b} & wildcard))
+
+
+def _check_listen(here: Here) -> None:
+    """The gateway and the daemon's HTTP endpoint cannot share a port: the second bind fails
+    once the daemon has started."""
+    if not here.ok("http", "gateway") or here["gateway"] is None:
+        return
+    listen, taken = here["gateway"].listen, here["http"].listen
+    if _same_address(listen, taken):
+        here.error(
+            ["gateway", "listen"],
+            f"{quote(listen)} is the port http.listen ({quote(taken)}) uses; give the "
+            "gateway a port of its own",
+        )
+
+
+DAEMON = obj(
+    DaemonConfig,
+    "autoscaler daemon configuration (autoscaler run --config FILE)",
+    checks=[_check_listen],
+)

@@ -10,6 +10,8 @@ from typing import Any
 
 from autoscaler.policy.choices import OneOrList
 from autoscaler.policy.declare import obj, spec
+from autoscaler.policy.errors import quote
+from autoscaler.policy.fields import Here
 from autoscaler.policy.scalars import Bool, Duration, Int, Num, Str
 from autoscaler.policy.sections.sources import MODEL_NAME
 
@@ -35,7 +37,21 @@ class PolicyGateway:
     )
 
 
-POLICY_GATEWAY = obj(PolicyGateway, "route these models through the gateway to this deployment")
+def _check_models(here: Here) -> None:
+    if not here.ok("model"):
+        return
+    seen: set[str] = set()
+    for index, model in enumerate(here["model"]):
+        if model in seen:
+            here.error(["model", index], f"lists model {quote(model)} twice")
+        seen.add(model)
+
+
+POLICY_GATEWAY = obj(
+    PolicyGateway,
+    "route these models through the gateway to this deployment",
+    checks=[_check_models],
+)
 
 
 def _signal(description: str) -> dict[str, Any]:

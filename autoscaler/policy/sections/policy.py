@@ -255,7 +255,15 @@ def _check_objective_signals(here: Here) -> None:
         return
     signals = objective.signals.names() if objective is not None else ()
     known = list(dict.fromkeys(name for _, name in _metric_names(here)))
+    first: dict[str, str] = {}  # metric -> the signal that named it first
     for key, name in signals:
+        if name in first:  # each signal is another quantity (a rate, seconds, a count)
+            here.error(
+                ["objective", "signals", key],
+                f"names metric {quote(name)}, already the {first[name]} signal; each signal "
+                "reads its own metric",
+            )
+        first.setdefault(name, key)
         if name not in known:
             here.error(
                 ["objective", "signals", key],
@@ -274,6 +282,14 @@ def _check_objective_signals(here: Here) -> None:
 
 
 def _check_zero(here: Here) -> None:
+    if here.ok("replicas", "scale_to_zero") and here["scale_to_zero"] is not None:
+        low = here["replicas"].min
+        if low > 0:  # the core ignores it then: the deployment would never go to zero
+            here.error(
+                ["scale_to_zero"],
+                f"is used only when replicas.min is 0, got replicas.min {low}: set "
+                "replicas.min to 0 or remove scale_to_zero",
+            )
     if not here.ok("replicas") or here["replicas"].min != 0:
         return
     if here.values.get("scale_to_zero") is None:

@@ -30,6 +30,13 @@ def _regex(text: str) -> None:
         raise ValueError(f"must be a valid regular expression, got {quote(text)}: {exc}") from None
 
 
+def _dotted(text: str) -> None:
+    if any(part == "" for part in text.split(".")):  # every read would fail
+        raise ValueError(
+            f'must be a dotted path like "data.queue.depth" (no empty part), got {quote(text)}'
+        )
+
+
 # Keys several sources share, declared once (the defaults stay on each dataclass field).
 TIMEOUT = spec(Duration("bound on each read of this source", positive=True))
 MAX_BODY = spec(
@@ -246,7 +253,9 @@ class HttpJsonSource:
     """GET a URL and read a number at a dotted path (`data.queue.depth`, `items.0.n`)."""
 
     url: str = field(metadata=spec(Url("URL to GET", HTTP)))
-    path: str = field(metadata=spec(Str("dotted path to the number, e.g. data.queue.depth")))
+    path: str = field(
+        metadata=spec(Str("dotted path to the number, e.g. data.queue.depth", check=_dotted))
+    )
     headers: Mapping[str, str] = field(
         default_factory=empty, metadata=spec(MapOf(Str(min_len=0), "extra request headers"))
     )
