@@ -484,14 +484,6 @@ CASES: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
-        "scale_to_zero with min above 0",
-        BASE + "scale_to_zero: {activation: [{metric: waiting}]}\n",
-        [
-            "8:16: scale_to_zero: is used only when replicas.min is 0, got replicas.min 1: set "
-            "replicas.min to 0 or remove scale_to_zero"
-        ],
-    ),
-    (
         "gateway model twice",
         BASE + "gateway: {model: [chat, chat]}\n",
         ['8:25: gateway.model[1]: lists model "chat" twice'],

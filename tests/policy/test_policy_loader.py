@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from autoscaler.core.zero import zero_enabled
 from autoscaler.policy.loader import (
     ValidationFailed,
     load_daemon_config,
@@ -181,6 +182,16 @@ def test_scale_to_zero_policy() -> None:
     assert policy.scale_to_zero is not None
     assert policy.scale_to_zero.after == 600.0
     assert policy.scale_to_zero.activation[0].threshold == 1.0
+
+
+def test_scale_to_zero_is_kept_and_unused_while_min_is_above_zero() -> None:
+    # The reference policy's shape: the block is "used only when replicas.min is 0", so a
+    # user can switch scale to zero off by raising min without deleting its settings.
+    text = BASE + "scale_to_zero: {after: 10m, activation: [{metric: waiting, threshold: 1}]}\n"
+    (policy,) = load_policy_text(text)
+    assert policy.replicas.min == 1
+    assert policy.scale_to_zero is not None
+    assert zero_enabled(policy) is None
 
 
 def test_multi_document_file() -> None:

@@ -282,14 +282,6 @@ def _check_objective_signals(here: Here) -> None:
 
 
 def _check_zero(here: Here) -> None:
-    if here.ok("replicas", "scale_to_zero") and here["scale_to_zero"] is not None:
-        low = here["replicas"].min
-        if low > 0:  # the core ignores it then: the deployment would never go to zero
-            here.error(
-                ["scale_to_zero"],
-                f"is used only when replicas.min is 0, got replicas.min {low}: set "
-                "replicas.min to 0 or remove scale_to_zero",
-            )
     if not here.ok("replicas") or here["replicas"].min != 0:
         return
     if here.values.get("scale_to_zero") is None:
