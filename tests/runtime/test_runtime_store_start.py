@@ -1,10 +1,12 @@
 """Failures explain themselves (issue 14 §5): a store that cannot be opened at start
 (PostgreSQL down, wrong user or database, SQLite folder missing) ends `autoscaler run` with
 one clear line naming `state.url` (password redacted) and exit 2, not a traceback; a malformed
-URL is caught by config validation (`FILE:LINE:COL: state.url: ...`)."""
+URL is caught by config validation (`FILE:LINE:COL: state.url: ...`). So does an
+`http.listen` address another process holds."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -14,13 +16,16 @@ from tests.runtime.daemon_support import PYTHON, REPO, policy_yaml, write_config
 from tests.services import free_port, require_tcp
 
 
-def _run(tmp_path: Path, url: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, url: str, http_port: int | None = None
+) -> subprocess.CompletedProcess[str]:
     config = write_config(
         tmp_path,
         "http://127.0.0.1:9",
         {"p": policy_yaml("p-store", redis_key="unused")},
         state=url,
         log_level="warning",
+        http_port=http_port,
     )
     return subprocess.run(
         [PYTHON, "-m", "autoscaler", "run", "--config", str(config)],
@@ -82,3 +87,16 @@ def test_malformed_url_is_a_validation_error(tmp_path: Path, url: str) -> None:
     assert "Traceback" not in done.stderr
     assert "config.yaml:" in done.stderr and "state.url" in done.stderr, done.stderr
     assert "nothing started" in done.stderr
+
+
+def test_a_taken_listen_address(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _run(tmp_path, f"sqlite:///{tmp_path}/state.db", http_port=port)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "crashed" not in done.stderr, done.stderr[-3000:]
+    [line] = [line for line in done.stderr.splitlines() if "http.listen" in line]
+    assert line.startswith(f"{tmp_path / 'config.yaml'}: http.listen: cannot listen on"), line
+    assert f"127.0.0.1:{port}" in line
