@@ -105,47 +105,42 @@ def test_gateway_section_bounds_slow_clients_and_connections() -> None:
     assert "gateway.header_timeout:" in lines and "gateway.max_connections:" in lines
 
 
-def test_gateway_command_needs_a_gateway_section(tmp_path: Path) -> None:
-    (tmp_path / "p").mkdir()
-    config = tmp_path / "c.yaml"
-    config.write_text(BASE)
-    result = subprocess.run(
-        [sys.executable, "-m", "autoscaler", "gateway", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
-    assert result.returncode == 2
-    assert "gateway" in result.stderr
-
-
-def test_gateway_command_on_a_taken_address_says_so(tmp_path: Path) -> None:
+def _start(
+    tmp_path: Path, command: str, extra: str, env: dict[str, str] | None = None
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`autoscaler COMMAND --config` on BASE + `extra` with one gateway-routed policy."""
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "chat.yaml").write_text(
         policy("chat", "gateway: {model: chat}\n", "{type: gateway, signal: held}")
     )
     config = tmp_path / "c.yaml"
+    config.write_text(BASE + extra)
+    result = subprocess.run(
+        [sys.executable, "-m", "autoscaler", command, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=env,
+    )
+    return config, result
+
+
+def test_gateway_command_needs_a_gateway_section(tmp_path: Path) -> None:
+    _, result = _start(tmp_path, "gateway", "")
+    assert result.returncode == 2
+    assert "gateway: missing" in result.stderr
+
+
+def test_gateway_command_on_a_taken_address_says_so(tmp_path: Path) -> None:
+    env = {**os.environ, "AUTOSCALER_TEST_GW_KEY": "gw-key-0123", "AUTOSCALER_TEST_SIM_TOKEN": "t"}
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        config.write_text(
-            BASE + f"gateway: {{listen: '127.0.0.1:{port}', "
-            "api_keys: [{env: AUTOSCALER_TEST_GW_KEY}]}\n"
-        )
-        result = subprocess.run(
-            [sys.executable, "-m", "autoscaler", "gateway", "--config", str(config)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=REPO,
-            env={
-                **os.environ,
-                "AUTOSCALER_TEST_GW_KEY": "gw-key-0123456789",
-                "AUTOSCALER_TEST_SIM_TOKEN": "t",
-            },
-        )
+        keys = "api_keys: [{env: AUTOSCALER_TEST_GW_KEY}]"
+        gateway = f"gateway: {{listen: '127.0.0.1:{port}', {keys}}}\n"
+        config, result = _start(tmp_path, "gateway", gateway, env)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.stderr.strip() == (
@@ -155,20 +150,12 @@ def test_gateway_command_on_a_taken_address_says_so(tmp_path: Path) -> None:
 
 
 def test_gateway_command_refuses_a_credential_it_cannot_read(tmp_path: Path) -> None:
-    (tmp_path / "p").mkdir()
-    (tmp_path / "p" / "chat.yaml").write_text(
-        policy("chat", "gateway: {model: chat}\n", "{type: gateway, signal: held}")
-    )
-    config = tmp_path / "c.yaml"
-    config.write_text(BASE + "gateway: {api_keys: [{env: AUTOSCALER_TEST_GW_KEY}]}\n")
     env = {k: v for k, v in os.environ.items() if k != "AUTOSCALER_TEST_SIM_TOKEN"}
-    result = subprocess.run(
-        [sys.executable, "-m", "autoscaler", "gateway", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={**env, "AUTOSCALER_TEST_GW_KEY": "gw-key-0123456789"},
+    config, result = _start(
+        tmp_path,
+        "gateway",
+        "gateway: {api_keys: [{env: AUTOSCALER_TEST_GW_KEY}]}\n",
+        {**env, "AUTOSCALER_TEST_GW_KEY": "gw-key-0123456789"},
     )
     assert result.returncode == 2, result.stderr[-3000:]
     assert result.stderr.strip() == (
@@ -178,21 +165,11 @@ def test_gateway_command_refuses_a_credential_it_cannot_read(tmp_path: Path) -> 
 
 
 def test_run_refuses_a_gateway_key_it_cannot_read(tmp_path: Path) -> None:
-    (tmp_path / "p").mkdir()
-    (tmp_path / "p" / "chat.yaml").write_text(
-        policy("chat", "gateway: {model: chat}\n", "{type: gateway, signal: held}")
-    )
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        BASE + f"state: {{url: 'sqlite:///{tmp_path}/s.db'}}\n"
-        "gateway: {api_keys: [{env: AUTOSCALER_TEST_NO_SUCH_KEY}]}\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "autoscaler", "run", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
+    _, result = _start(
+        tmp_path,
+        "run",
+        f"state: {{url: 'sqlite:///{tmp_path}/s.db'}}\n"
+        "gateway: {api_keys: [{env: AUTOSCALER_TEST_NO_SUCH_KEY}]}\n",
     )
     assert result.returncode == 2, result.stderr
     assert "gateway.api_keys[0]" in result.stderr
