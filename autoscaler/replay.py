@@ -100,8 +100,8 @@ def parse_observation(line: str | bytes) -> tuple[float, Observation]:
             line = line.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise BadLine(f"not UTF-8 text: {exc.reason} at byte {exc.start + 1}") from None
-    try:
-        raw: Any = jsondoc.loads(line)
+    try:  # without its line end, where JSON breaks off is a column of this line
+        raw: Any = jsondoc.loads(line.rstrip("\r\n"))
     except jsondoc.JsonDocError as exc:
         raise BadLine(str(exc)) from None
     if not isinstance(raw, dict):

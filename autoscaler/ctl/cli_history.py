@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     params = {}
     if args.since:
         params["since"] = args.since
-    if args.limit:
+    if args.limit is not None:  # the daemon refuses one below 1
         params["limit"] = str(args.limit)
     try:
         target = resolve_target(args)

@@ -124,18 +124,32 @@ def _describe(url: str, response: httpx.Response) -> str:
     return f"{url}: HTTP {response.status_code}: {error or response.text.strip()[:200]}"
 
 
-def get_json(url: str, path: str, params: dict[str, str] | None = None) -> Any:
-    """GET one daemon's JSON; CtlError naming the URL when it cannot be had."""
+def _answer(url: str, response: httpx.Response) -> dict[str, Any]:
+    """A daemon's 200 answer: a JSON object; CtlError when something else answered."""
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise CtlError(
+            f"{url}: HTTP 200 but not a JSON object ({response.text.strip()[:80]!r}): "
+            "is this an autoscaler daemon's address?"
+        )
+    return answer
+
+
+def get_json(url: str, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+    """GET one daemon's JSON object; CtlError naming the URL when it cannot be had."""
     try:
         response = httpx.get(url + path, params=params, timeout=TIMEOUT)
     except httpx.HTTPError as exc:
         raise CtlError(f"{url}: cannot reach the daemon: {exc}") from None
     if response.status_code != 200:
         raise CtlError(_describe(url, response))
-    return response.json()
+    return _answer(url, response)
 
 
-def get_any(target: Target, path: str, params: dict[str, str] | None = None) -> Any:
+def get_any(target: Target, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
     """The first daemon that answers (any daemon can read the shared store)."""
     problems = []
     for url in target.urls:
@@ -148,7 +162,7 @@ def get_any(target: Target, path: str, params: dict[str, str] | None = None) -> 
 
 def admin(
     target: Target, method: str, path: str, body: dict[str, Any] | None = None
-) -> tuple[str, Any]:
+) -> tuple[str, dict[str, Any]]:
     """Send an admin request to the leader: each URL in turn until one is not a standby.
     Returns (the URL that took it, its JSON answer)."""
     if not target.token:
@@ -158,6 +172,7 @@ def admin(
         )
     headers = {"Authorization": f"Bearer {target.token}"}
     problems = []
+    standby = False
     for url in target.urls:
         try:
             response = httpx.request(
@@ -167,11 +182,12 @@ def admin(
             problems.append(f"{url}: cannot reach the daemon: {exc}")
             continue
         if response.status_code == 409:  # a standby: the leader is elsewhere
+            standby = True
             problems.append(_describe(url, response))
             continue
         if response.status_code != 200:
             raise CtlError(_describe(url, response))
-        return url, response.json()
-    if len(target.urls) == 1:
+        return url, _answer(url, response)
+    if len(target.urls) == 1 and standby:
         problems.append("(give every daemon's --url to reach the leader wherever it runs)")
     raise CtlError("\n".join(problems))

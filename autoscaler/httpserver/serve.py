@@ -105,8 +105,11 @@ def raise_open_files_limit(wanted: int = 65536) -> tuple[int, int]:
     return soft, hard
 
 
-def parse_listen(listen: str, *, example: str = "127.0.0.1:9464") -> tuple[str, int]:
-    """("host", port) from `HOST:PORT` or `[IPv6]:PORT`; ListenAddressError otherwise."""
+def parse_listen(
+    listen: str, *, example: str = "127.0.0.1:9464", key: str = "http.listen"
+) -> tuple[str, int]:
+    """("host", port) from `HOST:PORT` or `[IPv6]:PORT`; ListenAddressError otherwise, its
+    message starting with the config `key` the address came from."""
     text = listen.strip()
     if text.startswith("["):
         host, sep, port_text = text[1:].partition("]:")
@@ -114,17 +117,17 @@ def parse_listen(listen: str, *, example: str = "127.0.0.1:9464") -> tuple[str, 
         host, sep, port_text = text.rpartition(":")
     if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
         raise ListenAddressError(
-            f"http.listen: {listen!r} must be HOST:PORT (e.g. {example} or [::1]:9464)"
+            f"{key}: {listen!r} must be HOST:PORT (e.g. {example} or [::1]:9464)"
         )
     return host, int(port_text)
 
 
-def bind_socket(listen: str, backlog: int = 128) -> socket.socket:
-    host, port = parse_listen(listen)
+def bind_socket(listen: str, backlog: int = 128, *, key: str = "http.listen") -> socket.socket:
+    host, port = parse_listen(listen, key=key)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise ListenAddressError(f"http.listen: cannot resolve {host!r}: {exc}") from exc
+        raise ListenAddressError(f"{key}: cannot resolve {host!r}: {exc}") from exc
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
@@ -133,7 +136,7 @@ def bind_socket(listen: str, backlog: int = 128) -> socket.socket:
         sock.listen(backlog)
     except OSError as exc:
         sock.close()
-        raise ListenAddressError(f"http.listen: cannot listen on {listen!r}: {exc}") from exc
+        raise ListenAddressError(f"{key}: cannot listen on {listen!r}: {exc}") from exc
     sock.setblocking(False)
     return sock
 
@@ -176,20 +179,22 @@ async def serve_asgi(
     *,
     limits: ServerLimits = ServerLimits(),
     name: str = "http",
+    key: str = "http.listen",
     http: HttpProtocol = "h11",
     on_stop: Callable[[], Awaitable[None]] | None = None,
     task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `app` on `listen` under `limits` until cancelled. `task_status.started((host,
     port))` once the socket is bound (port 0 picks a free port). Raises ListenAddressError
-    when the address is malformed or taken. Needs the asyncio backend (uvicorn).
+    when the address is malformed or taken, naming the config `key` it came from. Needs the
+    asyncio backend (uvicorn).
 
     `http`: uvicorn's protocol, h11 (pure Python) or httptools (C parser, several times the
     requests per second: the gateway's); the limits are the same on both. `on_stop` runs
     when the server stops, before open connections get their grace (the gateway refuses
     what it holds there, so those connections can finish at once)."""
     open_files, _ = raise_open_files_limit()
-    sock = bind_socket(listen, limits.backlog)
+    sock = bind_socket(listen, limits.backlog, key=key)
     bound = sock.getsockname()
     events = EventLimiter(limits.log_interval)
     if limits.max_body is not None:

@@ -5,7 +5,9 @@ on any error print every error line (`FILE:LINE:COL: key.path: message`) to stde
 with nothing started. Otherwise run
 under anyio (asyncio backend, which APScheduler and uvicorn need) until SIGTERM / SIGINT
 (exit 0). SIGHUP and edits to the files reload. "stopped" (asked to) and "crashed" (an
-unexpected error; exit 1) are logged as different events.
+unexpected error; exit 1) are logged as different events. A store that cannot be opened and
+a listen address that cannot be bound (taken, say) are neither: one line on stderr naming the
+key (`state.url`, `http.listen`, `gateway.listen`), exit 2.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ async def serve(
     from autoscaler.runtime.daemon import Daemon
     from autoscaler.runtime.metrics import Metrics
     from autoscaler.runtime.notify import Notifier
-    from autoscaler.runtime.reload import Reloader
+    from autoscaler.runtime.reload import Reloader, refused_at_start
     from autoscaler.runtime.shutdown import handle_signals
 
     ok, admin_token = _preflight(config)
@@ -126,8 +128,8 @@ async def serve(
             await _wait_stopped(daemon)
             tg.cancel_scope.cancel()
     except Exception as exc:
-        refused = _refused_at_start(exc)
-        if refused is not None:  # a config problem, not a crash: one line, exit 2
+        refused = refused_at_start(exc)
+        if refused is not None:  # the store or the listen address: one line, exit 2
             print(f"{config.source_file or config_path}: {refused}", file=sys.stderr)
             notifier.close()
             return EXIT_CONFIG
@@ -193,22 +195,6 @@ def _preflight(config: DaemonConfig) -> tuple[bool, Secret | None]:
             print(str(exc), file=sys.stderr)
             return False, None
     return True, admin_token
-
-
-def _refused_at_start(exc: BaseException) -> str | None:
-    """The message of a config problem found while starting (task groups wrap it): a store
-    that cannot be opened, an address that cannot be listened on; None for anything else."""
-    from autoscaler.runtime.http import ListenAddressError
-    from autoscaler.store.opening import StoreOpenError
-
-    if isinstance(exc, StoreOpenError | ListenAddressError):
-        return str(exc)
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _refused_at_start(inner)
-            if found is not None:
-                return found
-    return None
 
 
 GC_GEN0_THRESHOLD = 50_000

@@ -269,6 +269,7 @@ async def serve_gateway(
         listen,
         limits=limits or gateway_limits(gateway.config),
         name="gateway",
+        key="gateway.listen",
         http=http,
         on_stop=gateway.aclose,
         task_status=task_status,
@@ -309,7 +310,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from autoscaler.runtime.logs import configure_logging
-    from autoscaler.runtime.reload import load_for_start
+    from autoscaler.runtime.reload import load_for_start, refused_at_start
 
     loaded = load_for_start(args.config, "gateway")
     if loaded is None:
@@ -317,6 +318,12 @@ def run(args: argparse.Namespace) -> int:
     config, policies = loaded
     if config.gateway is None:
         print(f"{args.config}: gateway: missing (listen, api_keys)", file=sys.stderr)
+        return EXIT_CONFIG
+    from autoscaler.policy.credentials import check_credentials
+
+    missing = check_credentials(config)  # the config's only: the gateway reads no source
+    if missing:
+        print("\n".join(str(error) for error in missing), file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(config.log)
     try:
@@ -328,6 +335,12 @@ def run(args: argparse.Namespace) -> int:
         anyio.run(_serve_separate, gateway, routes, config.gateway.listen)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        refused = refused_at_start(exc)
+        if refused is None:
+            raise
+        print(f"{config.source_file or args.config}: {refused}", file=sys.stderr)
+        return EXIT_CONFIG
     return 0
 
 

@@ -106,6 +106,23 @@ def load_for_start(config_path: str, command: str) -> tuple[DaemonConfig, list[P
     return None
 
 
+def refused_at_start(exc: BaseException) -> str | None:
+    """The one line saying why a start was refused, found in `exc` (task groups wrap what
+    their tasks raise): a store that cannot be opened, an address that cannot be listened
+    on (taken, or a host that does not resolve); else None (a crash)."""
+    from autoscaler.httpserver import ListenAddressError
+    from autoscaler.store.opening import StoreOpenError
+
+    if isinstance(exc, StoreOpenError | ListenAddressError):
+        return str(exc)
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = refused_at_start(inner)
+            if found is not None:
+                return found
+    return None
+
+
 class ReloadHost(Protocol):
     """What reloading needs of the daemon (`daemon.Daemon`); a protocol, so this module does
     not import the daemon it reloads."""

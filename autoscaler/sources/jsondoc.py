@@ -69,9 +69,8 @@ def loads(data: bytes | str) -> Any:
     except RecursionError:
         raise JsonDocError(f"nested deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
-        raise JsonDocError(
-            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        where = f"line {exc.lineno} column {exc.colno}" if exc.lineno > 1 else f"column {exc.colno}"
+        raise JsonDocError(f"not valid JSON: {exc.msg} at {where}") from None
     except UnicodeDecodeError as exc:
         raise JsonDocError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except (ValueError, TypeError) as exc:

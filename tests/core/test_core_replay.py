@@ -96,7 +96,12 @@ def test_several_policies_need_a_name(capsys: pytest.CaptureFixture[str]) -> Non
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("{not json", "not valid JSON"),
+        (
+            "{not json",
+            "not valid JSON: Expecting property name enclosed in double quotes at column 2",
+        ),
+        # a line cut short: a column of this line, never "line 2 column 1" of the file's line 3
+        ('{"t": 99, "replicas": 1,', "enclosed in double quotes at column 25"),
         ("[1, 2]", "expected a JSON object"),
         ('{"replicas": 1, "status": "ready"}', "missing key 't'"),
         ('{"t": "soon", "replicas": 1, "status": "ready"}', "'t' must be a number"),

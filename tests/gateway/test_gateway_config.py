@@ -3,6 +3,8 @@ config section, and errors in the `FILE:LINE:COL: key.path: message` form."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,10 @@ from autoscaler.policy.errors import ValidationFailed
 from autoscaler.policy.loader import load_daemon_config_text, load_policy_text
 
 REPO = Path(__file__).resolve().parents[2]
+BASE = (  # a daemon config's head: its policies folder and one complete provider profile
+    "policies: p\nproviders: {sim: {type: neevcloud, base_url: 'http://127.0.0.1:1', "
+    "org_id: o, project_id: p, token: {env: AUTOSCALER_TEST_SIM_TOKEN}}}\n"
+)
 
 POLICY = """name: {name}
 deployment:
@@ -69,70 +75,101 @@ def test_errors_name_where() -> None:
 
 
 def test_daemon_config_gateway_section() -> None:
-    base = "policies: p\nproviders: {sim: {type: neevcloud, base_url: http://127.0.0.1:1}}\n"
     config = load_daemon_config_text(
-        base + "gateway: {listen: 127.0.0.1:8081, api_keys: [{env: K}], max_hold: 30s}\n"
+        BASE + "gateway: {listen: 127.0.0.1:8081, api_keys: [{env: K}], max_hold: 30s}\n"
     )
     assert config.gateway is not None
     assert config.gateway.listen == "127.0.0.1:8081" and config.gateway.max_hold == 30.0
     assert config.gateway.listen.startswith("127.0.0.1")  # loopback unless told otherwise
     with pytest.raises(ValidationFailed) as failed:
-        load_daemon_config_text(base + "gateway: {listen: nowhere, api_keys: []}\n", "c.yaml")
+        load_daemon_config_text(BASE + "gateway: {listen: nowhere, api_keys: []}\n", "c.yaml")
     lines = "\n".join(str(e) for e in failed.value.errors)
     assert "gateway.listen:" in lines and "gateway.api_keys:" in lines
 
 
 def test_gateway_section_bounds_slow_clients_and_connections() -> None:
-    base = "policies: p\nproviders: {sim: {type: neevcloud, base_url: http://127.0.0.1:1}}\n"
     keys = "api_keys: [{env: K}]"
     config = load_daemon_config_text(
-        base + f"gateway: {{{keys}, header_timeout: 3s, max_connections: 4000}}\n"
+        BASE + f"gateway: {{{keys}, header_timeout: 3s, max_connections: 4000}}\n"
     )
     assert config.gateway is not None
     assert (config.gateway.header_timeout, config.gateway.max_connections) == (3.0, 4000)
-    default = load_daemon_config_text(base + f"gateway: {{{keys}}}\n").gateway
+    default = load_daemon_config_text(BASE + f"gateway: {{{keys}}}\n").gateway
     assert default is not None and default.max_connections == 1024
     with pytest.raises(ValidationFailed) as failed:
         load_daemon_config_text(
-            base + f"gateway: {{{keys}, header_timeout: 0s, max_connections: 0}}\n", "c.yaml"
+            BASE + f"gateway: {{{keys}, header_timeout: 0s, max_connections: 0}}\n", "c.yaml"
         )
     lines = "\n".join(str(e) for e in failed.value.errors)
     assert "c.yaml:3:" in lines
     assert "gateway.header_timeout:" in lines and "gateway.max_connections:" in lines
 
 
-def test_gateway_command_needs_a_gateway_section(tmp_path: Path) -> None:
-    (tmp_path / "p").mkdir()
-    config = tmp_path / "c.yaml"
-    config.write_text("policies: p\nproviders: {sim: {type: neevcloud, base_url: http://x}}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "autoscaler", "gateway", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
-    assert result.returncode == 2
-    assert "gateway" in result.stderr
-
-
-def test_run_refuses_a_gateway_key_it_cannot_read(tmp_path: Path) -> None:
+def _start(
+    tmp_path: Path, command: str, extra: str, env: dict[str, str] | None = None
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`autoscaler COMMAND --config` on BASE + `extra` with one gateway-routed policy."""
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "chat.yaml").write_text(
         policy("chat", "gateway: {model: chat}\n", "{type: gateway, signal: held}")
     )
     config = tmp_path / "c.yaml"
-    config.write_text(
-        "policies: p\nproviders: {sim: {type: neevcloud, base_url: http://127.0.0.1:1}}\n"
-        f"state: {{url: 'sqlite:///{tmp_path}/s.db'}}\n"
-        "gateway: {api_keys: [{env: AUTOSCALER_TEST_NO_SUCH_KEY}]}\n"
-    )
+    config.write_text(BASE + extra)
     result = subprocess.run(
-        [sys.executable, "-m", "autoscaler", "run", "--config", str(config)],
+        [sys.executable, "-m", "autoscaler", command, "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=REPO,
+        env=env,
+    )
+    return config, result
+
+
+def test_gateway_command_needs_a_gateway_section(tmp_path: Path) -> None:
+    _, result = _start(tmp_path, "gateway", "")
+    assert result.returncode == 2
+    assert "gateway: missing" in result.stderr
+
+
+def test_gateway_command_on_a_taken_address_says_so(tmp_path: Path) -> None:
+    env = {**os.environ, "AUTOSCALER_TEST_GW_KEY": "gw-key-0123", "AUTOSCALER_TEST_SIM_TOKEN": "t"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        keys = "api_keys: [{env: AUTOSCALER_TEST_GW_KEY}]"
+        gateway = f"gateway: {{listen: '127.0.0.1:{port}', {keys}}}\n"
+        config, result = _start(tmp_path, "gateway", gateway, env)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip() == (
+        f"{config}: gateway.listen: cannot listen on '127.0.0.1:{port}': "
+        "[Errno 98] Address already in use"
+    )
+
+
+def test_gateway_command_refuses_a_credential_it_cannot_read(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AUTOSCALER_TEST_SIM_TOKEN"}
+    config, result = _start(
+        tmp_path,
+        "gateway",
+        "gateway: {api_keys: [{env: AUTOSCALER_TEST_GW_KEY}]}\n",
+        {**env, "AUTOSCALER_TEST_GW_KEY": "gw-key-0123456789"},
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip() == (
+        f"{config}:2:107: providers.sim.token.env: environment variable "
+        "'AUTOSCALER_TEST_SIM_TOKEN' is not set (provider profile \"sim\")"
+    )
+
+
+def test_run_refuses_a_gateway_key_it_cannot_read(tmp_path: Path) -> None:
+    _, result = _start(
+        tmp_path,
+        "run",
+        f"state: {{url: 'sqlite:///{tmp_path}/s.db'}}\n"
+        "gateway: {api_keys: [{env: AUTOSCALER_TEST_NO_SUCH_KEY}]}\n",
     )
     assert result.returncode == 2, result.stderr
     assert "gateway.api_keys[0]" in result.stderr

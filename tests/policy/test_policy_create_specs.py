@@ -152,7 +152,7 @@ def write_daemon(tmp_path: Path, provider_type: str, policy_text: str) -> Path:
         "policies: policies\n"
         "providers:\n"
         f"  prod: {{type: {provider_type}, base_url: 'http://127.0.0.1:1', org_id: o, "
-        "project_id: p}\n"
+        "project_id: p, token: {env: T}}\n"
     )
     return config
 

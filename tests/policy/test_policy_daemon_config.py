@@ -152,6 +152,19 @@ CONFIG_CASES = [
         ],
     ),
     (
+        "neevcloud without its organisation and project",
+        CONFIG.replace("    org_id: org-abc123\n    project_id: prj-abc123\n", ""),
+        [
+            "4:11: providers.neevcloud-prod.type: neevcloud needs org_id and project_id (its API "
+            "paths name them)"
+        ],
+    ),
+    (
+        "no credential",
+        CONFIG.replace("    token: {file: /run/secrets/netmind_token}\n", ""),
+        ["11:5: providers.netmind-prod: needs token or login (the API credential)"],
+    ),
+    (
         "base_url scheme",
         CONFIG.replace("https://api.netmind.ai", "api.netmind.ai"),
         [

@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
+from autoscaler.cli import main
 from autoscaler.ctl.client import listen_url, resolve_target
 from autoscaler.ctl.table import format_status
 from autoscaler.runtime.http import parse_history_query
 from autoscaler.runtime.protocols import NotLeaderError
 from tests.runtime.test_runtime_http_app import FakeControl, bearer, make_client
+from tests.services import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -151,26 +153,105 @@ class _StatusHandler(BaseHTTPRequestHandler):
         pass
 
 
+class _Served:
+    """A handler class served on a free loopback port in a thread, as `with`."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> str:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _NotADaemon(_StatusHandler):
+    """Another service on the daemon's port: 200 to everything, with HTML or a JSON list."""
+
+    body = b"<html>welcome</html>"
+    paths: list[str] = []
+
+    def do_GET(self) -> None:
+        self.paths.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    do_POST = do_GET
+
+
+@pytest.mark.parametrize("body", [b"<html>welcome</html>", b"[1, 2]"])
+@pytest.mark.parametrize(
+    "argv",
+    [["status"], ["history", "chat"], ["pause", "chat"], ["override", "chat", "--replicas", "2",
+     "--for", "1m"]],
+)  # fmt: skip
+def test_an_answer_that_is_not_a_daemons_is_an_error_not_a_traceback(
+    argv: list[str],
+    body: bytes,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AUTOSCALER_ADMIN_TOKEN", "t" * 20)
+    monkeypatch.setattr(_NotADaemon, "body", body)
+    with _Served(_NotADaemon) as url:
+        assert main([*argv, "--url", url]) == 1
+    out, err = capsys.readouterr()
+    assert "not a JSON object" in out + err and "autoscaler daemon" in out + err, out + err
+
+
+def test_the_leader_hint_only_follows_a_standby(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon that is down is not a standby: no advice to give every daemon's URL."""
+    monkeypatch.setenv("AUTOSCALER_ADMIN_TOKEN", "t" * 20)
+    assert main(["pause", "chat", "--url", f"http://127.0.0.1:{free_port()}"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot reach the daemon" in err and "--url" not in err, err
+
+    class Standby(_StatusHandler):
+        def do_POST(self) -> None:
+            self.send_response(409)
+            self.end_headers()
+            self.wfile.write(b'{"error": "this daemon is a standby", "role": "standby"}')
+
+    with _Served(Standby) as url:
+        assert main(["pause", "chat", "--url", url]) == 1
+    err = capsys.readouterr().err
+    assert "HTTP 409: this daemon is a standby" in err and "give every daemon's --url" in err
+
+
+def test_history_limit_is_sent_as_given(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--limit 0` goes to the daemon (which refuses it), never quietly means "all"."""
+
+    class History(_NotADaemon):
+        paths: list[str] = []
+        body = b'{"entries": []}'
+
+    with _Served(History) as url:
+        assert main(["history", "chat", "--limit", "0", "--url", url]) == 0
+    assert History.paths == ["/policies/chat/history?limit=0"]
+
+
 def test_status_watch_redraws_until_stopped() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StatusHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "autoscaler", "status", "--watch", "--interval", "0.2",
-         "--url", url],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        frames = 0
-        while frames < 3:
-            line = proc.stdout.readline()
-            assert line, "status --watch ended by itself"
-            frames += line.startswith(f"daemon {url}: leader")
-    finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(30)
-        server.shutdown()
-        server.server_close()
+    with _Served(_StatusHandler) as url:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "autoscaler", "status", "--watch", "--interval", "0.2",
+             "--url", url],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            frames = 0
+            while frames < 3:
+                line = proc.stdout.readline()
+                assert line, "status --watch ended by itself"
+                frames += line.startswith(f"daemon {url}: leader")
+        finally:
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(30)
     assert code == 130  # Ctrl-C ends the watch quietly

@@ -117,10 +117,23 @@ def _check_login(here: Here) -> None:
         )
 
 
+def _check_client_needs(here: Here) -> None:
+    """What `providers.registry.build_provider` needs to make a client: a credential, and
+    NeevCloud's organisation and project (its API paths name them)."""
+    if here.values.get("token") is None and here.values.get("login") is None:
+        here.error([], "needs token or login (the API credential)")
+    if here.ok("type") and here["type"] == "neevcloud":
+        missing = [k for k in ("org_id", "project_id") if here.values.get(k) is None]
+        if missing:
+            here.error(
+                ["type"], f"neevcloud needs {' and '.join(missing)} (its API paths name them)"
+            )
+
+
 PROVIDER = obj(
     ProviderProfile,
     "a provider account that policies name in deployment.provider",
-    checks=[_check_login],
+    checks=[_check_login, _check_client_needs],
 )
 
 
