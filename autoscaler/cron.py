@@ -52,20 +52,31 @@ def crontab_day_of_week(field: str) -> str:
             first, last = 0, 6
         elif "-" in body:
             lo, hi = body.split("-", 1)
-            if not (lo.isdigit() and hi.isdigit()):
-                out.append(part)  # names: APScheduler already reads them the cron way
-                continue
-            first, last = int(lo), int(hi)
-        elif body.isdigit():
-            first = int(body)
-            last = 6 if step_text else first
+            first, last = _day_number(lo, part), _day_number(hi, part)
         else:
-            out.append(part)
-            continue
+            first = _day_number(body, part)
+            last = 6 if step_text else first
         if not (0 <= first <= 7 and 0 <= last <= 7) or first > last or step < 1:
-            raise ValueError(f"day of week {part!r}: expected numbers 0-7 (0 and 7 = Sunday)")
+            raise ValueError(
+                f"day of week {part!r}: expected days 0-7 (0 and 7 = Sunday) or sun-sat, "
+                "a range from low to high"
+            )
         out.extend(_WEEKDAYS[d] for d in range(first, last + 1, step))
     return ",".join(dict.fromkeys(out))
+
+
+def _day_number(text: str, part: str) -> int:
+    """A crontab day: 0-7 or a name (sun = 0, as crontab numbers them; APScheduler numbers its
+    names from mon = 0, so a named range like `sun-sat` is read here, not passed on)."""
+    if text.isdigit():
+        return int(text)
+    number = _DAY_NUMBERS.get(text.lower())
+    if number is None:
+        raise ValueError(f"day of week {part!r}: {text!r} is not a day (0-7 or sun-sat)")
+    return number
+
+
+_DAY_NUMBERS = {name: number for number, name in enumerate(_WEEKDAYS[:7])}
 
 
 def _restricted(field: str) -> bool:

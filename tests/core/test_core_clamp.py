@@ -63,7 +63,9 @@ def test_window_spanning_midnight() -> None:
         ("0,6", "sun,sat"),
         ("*", "*"),
         ("*/2", "sun,tue,thu,sat"),
-        ("mon-fri", "mon-fri"),
+        ("mon-fri", "mon,tue,wed,thu,fri"),  # names as crontab numbers them (sun = 0)
+        ("sun-sat", "sun,mon,tue,wed,thu,fri,sat"),
+        ("SAT,sun", "sat,sun"),
     ],
 )
 def test_crontab_weekday_translation(field: str, expected: str) -> None:

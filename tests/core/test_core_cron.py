@@ -60,6 +60,16 @@ TABLE: list[tuple[str, str, str, list[str]]] = [
     ("30 8 * * 1-5", "Asia/Kolkata", "2026-01-03T00:00", [  # Saturday: next is Monday
         "2026-01-05T08:30:00+05:30", "2026-01-06T08:30:00+05:30", "2026-01-07T08:30:00+05:30",
     ]),
+    # day names as crontab reads them: sun is 0, so sun-sat is every day and sat-sun is empty
+    ("0 8 * * sun-sat", "UTC", "2026-01-03T00:00", [  # Saturday, then Sunday
+        "2026-01-03T08:00:00+00:00", "2026-01-04T08:00:00+00:00", "2026-01-05T08:00:00+00:00",
+    ]),
+    ("0 8 * * Sun,wed-FRI", "UTC", "2026-01-03T00:00", [
+        "2026-01-04T08:00:00+00:00", "2026-01-07T08:00:00+00:00", "2026-01-08T08:00:00+00:00",
+    ]),
+    ("0 8 * * mon-fri/2", "UTC", "2026-01-03T00:00", [  # Monday, Wednesday, Friday
+        "2026-01-05T08:00:00+00:00", "2026-01-07T08:00:00+00:00", "2026-01-09T08:00:00+00:00",
+    ]),
     ("0 0 29 2 *", "UTC", "2026-01-01T00:00", ["2028-02-29T00:00:00+00:00"]),
     ("0 0 31 2 *", "UTC", "2026-01-01T00:00", [NEVER]),
     ("0 0 30 2 *", "UTC", "2026-01-01T00:00", [NEVER]),
@@ -141,7 +151,18 @@ def test_a_window_opens_on_either_day_field() -> None:
     assert not is_active(window, wednesday)
 
 
-@pytest.mark.parametrize("expr", ["0 9 * *", "61 * * * *", "0 9 * * 8", "0 9 32 * *", "x y z a b"])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "0 9 * *",
+        "61 * * * *",
+        "0 9 * * 8",
+        "0 9 32 * *",
+        "x y z a b",
+        "0 9 * * sat-sun",
+        "0 9 * * fry",
+    ],
+)
 def test_expressions_cron_refuses_raise(expr: str) -> None:
     with pytest.raises(ValueError):
         cron.next_fire(expr, "UTC", 0.0)

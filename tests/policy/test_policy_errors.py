@@ -157,8 +157,8 @@ CASES: list[tuple[str, str, list[str]]] = [
         BASE + 'schedules:\n  - {cron: "0 8 * * 8", duration: 10h, min: 2}\n',
         [
             "9:12: schedules[0].cron: must be a five-field crontab expression (minute hour day "
-            "month day_of_week), got \"0 8 * * 8\": day of week '8': expected numbers 0-7 (0 "
-            "and 7 = Sunday)"
+            "month day_of_week), got \"0 8 * * 8\": day of week '8': expected days 0-7 (0 and "
+            "7 = Sunday) or sun-sat, a range from low to high"
         ],
     ),
     (
