@@ -1,0 +1,82 @@
+"""Surprising data around a delete to zero, through the daemon against the NeevCloud
+simulator over HTTP: what a previous run left in the state store must never delete a
+deployment the daemon did not decide to delete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autoscaler.runtime.daemon import Daemon
+from autoscaler.store.sqlite import SQLiteStore
+from tests.runtime.daemon_support import CREATE_SPEC, await_for, sim_server
+from tests.runtime.test_runtime_loop_faults import Depth, http_policy, running
+from tests.sources.httpserver import serving
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def pending_delete(db: Path, policy: str, deployment_id: str) -> None:
+    """What a daemon killed between its delete call and the record of it leaves behind."""
+    store = SQLiteStore(str(db))
+    await store.open()
+    try:
+        payload = {
+            "name": policy,
+            "provider": "sim",
+            "deployment_id": deployment_id,
+            "spec": CREATE_SPEC,
+            "replicas": 1,
+        }
+        await store.begin_intent(policy, "delete", payload)
+    finally:
+        await store.close()
+
+
+async def evaluations(daemon: Daemon, name: str, more: int) -> None:
+    runner = daemon.runners[name]
+    start = runner.status_info.evaluations
+    await await_for(lambda: runner.status_info.evaluations >= start + more, 30, "evaluations")
+
+
+async def start_after_pending_delete(
+    tmp: Path, name: str, *, same_id: bool, extra: str = ""
+) -> None:
+    """A busy deployment, a delete intent left pending for it (or for an older deployment of
+    that name), and the daemon started on that store: the deployment must stay untouched."""
+    with sim_server(provision_seconds=0.2) as sim, serving() as src:
+        src.routes["/depth"] = Depth(30).reply
+        live = sim.create(name)
+        await await_for(lambda: sim.current(name), 10, "deployment")
+        await pending_delete(tmp / "state.db", name, live["id"] if same_id else "older-id")
+        policy = http_policy(name, src.url("/depth"), extra=extra, min_replicas=0 if extra else 1)
+        async with running(tmp, sim, policy) as daemon:
+            await evaluations(daemon, name, 5)
+            assert [d["id"] for d in sim.current(name)] == [live["id"]]
+            assert not [r for r in sim.app.state.sim.requests if r["method"] == "DELETE"]
+
+
+async def test_a_pending_delete_never_deletes_a_deployment_with_another_id(
+    tmp_path: Path,
+) -> None:
+    """The delete of deployment A went out and the daemon died before recording it; by the
+    restart an operator had deployed the name again (deployment B, in use). Reconciling the
+    intent must see that A is gone, not delete B because it has A's name."""
+    await start_after_pending_delete(tmp_path, "busy", same_id=False)
+
+
+async def test_a_delete_left_pending_is_not_sent_to_a_deployment_busy_again(
+    tmp_path: Path,
+) -> None:
+    """The daemon decided the idle deployment's delete, committed the intent and died before
+    sending it; when it starts again the queue is full. The stale decision must not be sent:
+    the loop decides again from fresh metrics (as for a stale scale)."""
+    zero = "scale_to_zero: {after: 1s, activation: [{metric: queue, threshold: 0}]}\n"
+    await start_after_pending_delete(tmp_path, "woken", same_id=True, extra=zero)
