@@ -5,14 +5,22 @@ deployment the daemon did not decide to delete.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from autoscaler.runtime.daemon import Daemon
 from autoscaler.store.sqlite import SQLiteStore
-from tests.runtime.daemon_support import CREATE_SPEC, await_for, sim_server
-from tests.runtime.test_runtime_loop_faults import Depth, http_policy, running
+from tests.runtime.daemon_support import CREATE_SPEC, SimServer, await_for, sim_server
+from tests.runtime.test_runtime_loop_faults import (
+    Depth,
+    http_policy,
+    replicas,
+    running,
+    scale_targets,
+)
 from tests.sources.httpserver import serving
 
 pytestmark = pytest.mark.anyio
@@ -80,3 +88,72 @@ async def test_a_delete_left_pending_is_not_sent_to_a_deployment_busy_again(
     the loop decides again from fresh metrics (as for a stale scale)."""
     zero = "scale_to_zero: {after: 1s, activation: [{metric: queue, threshold: 0}]}\n"
     await start_after_pending_delete(tmp_path, "woken", same_id=True, extra=zero)
+
+
+class Rewrite:
+    """ASGI middleware in front of the simulator: while `replicas` is set, every deployment
+    in a list answer reports it as its replica count (null, a string, a negative)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.active = False
+        self.replicas: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not (self.active and scope["type"] == "http" and scope["method"] == "GET"):
+            return await self.app(scope, receive, send)
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            else:
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        body = b"".join(chunks)
+        answer = json.loads(body) if body else None
+        if isinstance(answer, dict) and isinstance(answer.get("items"), list):
+            for item in answer["items"]:
+                item["replicas"] = self.replicas
+            body = json.dumps(answer).encode()
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def never_down(name: str, url: str) -> str:
+    """`http_policy` with scale-down switched off: no count a queue asks for lowers it."""
+    text = http_policy(name, url)
+    down = text[text.index("  scale_down:") : text.index("\non_metric_failure")]
+    return text.replace(down, "  scale_down: {select: disabled}")
+
+
+@pytest.mark.parametrize("garbage", [None, "5", -1, 0, 2.5])
+async def test_an_unreadable_replica_count_never_moves_the_deployment(
+    tmp_path: Path, garbage: Any
+) -> None:
+    """A policy that never scales down, at 5 replicas for a queue that asks for 3. A list
+    answer whose replica count is garbage was read as 1 replica, and "1 -> 3" went out as a
+    scale-up: the deployment lost 2 replicas. An unreadable count is no observation."""
+    depth = Depth(50)
+    sim = SimServer(provision_seconds=0.2)
+    rewrite = Rewrite(sim.app)
+    sim.server.config.app = rewrite  # uvicorn loads its app when it starts serving
+    sim.start()
+    try:
+        with serving() as src:
+            src.routes["/depth"] = depth.reply
+            sim.create("counted")
+            async with running(tmp_path, sim, never_down("counted", src.url("/depth"))) as daemon:
+                await await_for(lambda: replicas(sim, "counted") == 5, 30, "scaled to 5")
+                depth.value = 30  # asks for 3: held at 5, scale-down is disabled
+                rewrite.replicas, rewrite.active = garbage, True
+                await evaluations(daemon, "counted", 5)
+                rewrite.active = False
+                assert replicas(sim, "counted") == 5
+    finally:
+        sim.stop()
+    assert scale_targets(sim) == [5], scale_targets(sim)
