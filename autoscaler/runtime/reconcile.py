@@ -87,7 +87,7 @@ async def _continue(
     if intent.kind == "delete":
         spec = payload.get("spec")
         if isinstance(spec, Mapping):
-            saved = await ctx.store.load_spec(policy.name)
+            saved = await actions.saved_spec(ctx, policy)
             if not saved or saved.get("create") is None:
                 record = actions.spec_record(policy, spec, int(payload.get("replicas", 1)))
                 await ctx.store.save_spec(policy.name, record, epoch=ctx.epoch())

@@ -6,6 +6,7 @@ deployment the daemon did not decide to delete.
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,22 @@ async def test_an_unreadable_replica_count_never_moves_the_deployment(
     finally:
         sim.stop()
     assert scale_targets(sim) == [5], scale_targets(sim)
+
+
+async def test_a_truncated_spec_row_does_not_keep_a_deployment_from_coming_back(
+    tmp_path: Path,
+) -> None:
+    """The spec captured at the delete was cut short in the store (a torn write, a bad
+    restore). The policy's own `deployment.create` can still bring the deployment back; a
+    create that failed on the stored row at every pass left it at zero for good."""
+    db = tmp_path / "state.db"
+    store = SQLiteStore(str(db))
+    await store.open()
+    await store.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO policy_spec VALUES ('torn', '{\"create\": {\"catal', 0)")
+    with sim_server(provision_seconds=0.2) as sim, serving() as src:
+        src.routes["/depth"] = Depth(30).reply
+        async with running(tmp_path, sim, http_policy("torn", src.url("/depth"))):
+            await await_for(lambda: replicas(sim, "torn") == 3, 30, "created and scaled")
+        assert [d["spec"]["catalog_id"] for d in sim.current("torn")] == [CREATE_SPEC["catalog_id"]]
