@@ -29,6 +29,7 @@ from .proposal import Bounds, Context, Proposal, consecutive_failures, first
 from .state import CoreState, advance, evolve
 from .status import GATE
 from .types import Action, Decision, Observation
+from .zero import zero_enabled
 
 _ContextDraft = draft(Context)
 _DecisionDraft = draft(Decision)
@@ -81,12 +82,16 @@ def _start(ctx: Context) -> Proposal:
         now - resumed_at < ctx.policy.behavior.scale_down.stabilization_window
     ):
         resumed_at = None  # the window after the resume has passed
+    # Idle time counts only while the idle stage watches it: a clock kept from before scale
+    # to zero was switched off (min raised above 0) would delete at the first idle reading
+    # after it is switched on again, however busy the hours in between were.
+    idle_since = state.idle_since if zero_enabled(ctx.policy) is not None else None
     return first(
         ctx.current,
         state.up_history,
         state.down_history,
         panic_until,
-        state.idle_since,
+        idle_since,
         state.last_active,
         resumed_at,
     )

@@ -76,10 +76,12 @@ def with_paused(state: CoreState, paused: bool, now: float | None = None) -> Cor
 
 def with_resumed(state: CoreState, now: float) -> CoreState:
     """A pause ended at `now` (the admin's, or `paused: true` taken out of the policy file):
-    scale-down waits a whole down-stabilization window from here."""
+    scale-down waits a whole down-stabilization window from here, and the idle clock starts
+    again (nobody watched the load while paused: it must be seen idle for the whole
+    `scale_to_zero.after` before a delete)."""
     if not is_finite_number(now):
         raise ValueError(f"resume time must be a finite epoch time, got {now!r}")
-    return evolve(state, resumed_at=float(now))
+    return evolve(state, resumed_at=float(now), idle_since=None)
 
 
 def with_override(state: CoreState, replicas: int | None, until: float | None = None) -> CoreState:

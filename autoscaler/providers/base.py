@@ -36,6 +36,9 @@ class DeploymentInfo:
     served_model: str | None = None
     """The model name inference requests must carry, when the provider names one: NeevCloud's
     `model_id`, a Nebius-style `routing_key`. None: the deployment serves whatever it serves."""
+    unreadable: str = ""
+    """What the answer got wrong that a decision needs (a ready deployment's replica count
+    missing or not a count), "" when nothing: the runner treats it as a failed lookup."""
 
     @property
     def status(self) -> Status:

@@ -37,6 +37,27 @@ POLL_BACKOFF = Backoff(base=1.0, factor=1.5, cap=15.0)
 """wait_ready polls after 1, 1.5, 2.25 ... seconds, at most every 15 s (no jitter needed)."""
 
 
+def integer(value: object) -> int | None:
+    return value if type(value) is int else None
+
+
+def replica_count(
+    status: str, raw: object, parse: Callable[[object], int | None] = integer
+) -> tuple[int, str]:
+    """A replica count as `DeploymentState` takes it (>= 1), and what is wrong with it.
+
+    `parse` reads the provider's value (None: not an integer). A ready deployment's count
+    is what the next decision scales from: read as 1 when it was garbage, "5 -> 3" went out
+    as a scale-up of "1 -> 3", a scale-down no window or rule allowed. So it is reported
+    (`DeploymentInfo.unreadable`), never made up. Other statuses hold, whatever the count."""
+    count = parse(raw)
+    if count is not None and count >= 1:
+        return count, ""
+    if status != "ready":
+        return 1, ""
+    return 1, f"the provider reports replicas {raw!r}, not a count >= 1"
+
+
 class BaseProvider:
     """Shared machinery; subclasses set `provider_type` and implement the API calls."""
 

@@ -39,7 +39,7 @@ from autoscaler.providers.base import (
     NotFoundError,
     TemporaryError,
 )
-from autoscaler.providers.common import BaseProvider
+from autoscaler.providers.common import BaseProvider, replica_count
 from autoscaler.providers.inference import InferenceRoutes
 
 BASE = "/v0/dedicated_endpoints"
@@ -75,20 +75,20 @@ class NebiusProvider(BaseProvider):
         raw = str(item.get("status") or item.get("state") or "")
         status: Status = FROM_PROVIDER.get(raw.lower(), "initializing")
         scaling = item.get("scaling") or {}
-        count = scaling.get("min_replicas") if isinstance(scaling, dict) else None
-        if not isinstance(count, int) or isinstance(count, bool):
-            count = 1
+        raw_count = scaling.get("min_replicas") if isinstance(scaling, dict) else None
+        count, unreadable = replica_count(status, raw_count)
         ready = item.get("ready_replicas")
         spec = {k: item[k] for k in SPEC_REQUIRED if item.get(k) is not None}
         url = item.get("endpoint_url") or self.shared_base()
         return DeploymentInfo(
             id=str(item.get("id") or ""),
             name=str(item.get("name") or ""),
-            state=DeploymentState(status, max(1, count), ready if isinstance(ready, int) else None),
+            state=DeploymentState(status, count, ready if isinstance(ready, int) else None),
             endpoint_url=url if status == "ready" else None,
             spec=MappingProxyType(spec),
             raw_status=raw,
             served_model=str(item.get("routing_key") or "") or None,
+            unreadable=unreadable,
         )
 
     def shared_base(self) -> str:

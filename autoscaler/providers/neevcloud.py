@@ -37,7 +37,7 @@ from autoscaler.providers.base import (
     NotFoundError,
     TemporaryError,
 )
-from autoscaler.providers.common import BaseProvider
+from autoscaler.providers.common import BaseProvider, replica_count
 from autoscaler.providers.inference import InferenceRoutes
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -88,17 +88,16 @@ class NeevCloudProvider(BaseProvider):
         raw = str(item.get("status") or "")
         status: Status = FROM_PROVIDER.get(raw, "initializing")
         name = str(item.get("name") or "")
-        replicas = item.get("replicas")
+        replicas, unreadable = replica_count(status, item.get("replicas"))
         return DeploymentInfo(
             id=str(item.get("id") or ""),
             name=name,
-            state=DeploymentState(
-                status, replicas if isinstance(replicas, int) and replicas >= 1 else 1
-            ),
+            state=DeploymentState(status, replicas),
             endpoint_url=(item.get("endpoint_url") or None) if status == "ready" else None,
             spec=MappingProxyType(self.spec_from_response(item)),
             raw_status=raw,
             served_model=str(item.get("model_id") or "") or None,
+            unreadable=unreadable,
         )
 
     def spec_from_response(self, item: Mapping[str, Any]) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from autoscaler.providers.base import (
     NotFoundError,
     TemporaryError,
 )
-from autoscaler.providers.common import BaseProvider
+from autoscaler.providers.common import BaseProvider, replica_count
 from autoscaler.providers.inference import InferenceRoutes
 
 BASE = "/v1/inference-service"
@@ -87,7 +87,9 @@ class NetMindProvider(BaseProvider):
         status: Status = FROM_PROVIDER.get(raw.lower(), "initializing")
         resource = item.get("resource_metadata") or {}
         endpoint = item.get("endpoint_metadata") or {}
-        count = parse_count(resource.get("target_instance_number"))
+        count, unreadable = replica_count(
+            status, resource.get("target_instance_number"), parse_count
+        )
         spec: dict[str, Any] = {}
         if resource.get("flavor_id"):
             spec["flavor_id"] = resource["flavor_id"]
@@ -108,10 +110,11 @@ class NetMindProvider(BaseProvider):
         return DeploymentInfo(
             id=service_id,
             name=name,
-            state=DeploymentState(status, count if count is not None and count >= 1 else 1),
+            state=DeploymentState(status, count),
             endpoint_url=url if status == "ready" and url else None,
             spec=MappingProxyType(spec),
             raw_status=raw,
+            unreadable=unreadable,
         )
 
     def inference_route(self, info: DeploymentInfo) -> InferenceRoute | None:

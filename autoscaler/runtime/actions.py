@@ -200,9 +200,20 @@ async def delete_to_zero(
     await ctx.resolve(intent, {"ok": True, "deleted": deployment.id})
 
 
+async def saved_spec(ctx: ActionContext, policy: Policy) -> dict[str, Any] | None:
+    """The spec row as stored, or None when there is none or it cannot be read (a torn write,
+    a bad restore: logged). Unreadable must not mean "cannot create": the policy's own
+    `deployment.create` and the delete intent's payload still hold the spec."""
+    try:
+        return await ctx.store.load_spec(policy.name)
+    except ValueError as exc:
+        log.warning("spec_unreadable", policy=policy.name, error=str(exc))
+        return None
+
+
 async def spec_for_create(ctx: ActionContext, policy: Policy) -> dict[str, Any] | None:
     """The saved spec (captured at delete) or, when none was ever captured, the policy's."""
-    saved = await ctx.store.load_spec(policy.name)
+    saved = await saved_spec(ctx, policy)
     if saved and saved.get("create") is not None:
         spec = dict(saved["create"])
         # A policy `create` edited since the capture still wins for the keys it sets.

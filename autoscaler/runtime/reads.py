@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from autoscaler.policy.model import MetricSource
-from autoscaler.providers.base import DeploymentInfo, Provider
+from autoscaler.providers.base import DeploymentInfo, Provider, TemporaryError
 from autoscaler.sources.base import Source
 
 log = structlog.get_logger("autoscaler.runner")
@@ -172,6 +172,15 @@ class DeploymentView:
             self._by_name.pop(name, None)
         else:
             self._by_name[name] = info
+
+
+def usable(name: str, found: DeploymentInfo | None) -> DeploymentInfo | None:
+    """`found`, unless the provider's answer for it is garbage a decision would use
+    (`DeploymentInfo.unreadable`): then a failed lookup, as garbage from a metric source is a
+    failed read. Nothing is decided on it, so nothing is scaled or deleted."""
+    if found is not None and found.unreadable:
+        raise TemporaryError(f"deployment {name!r}: {found.unreadable}")
+    return found
 
 
 def source_type(key: str) -> str:

@@ -4,8 +4,10 @@ At start, before any policy is scheduled, every pending intent is looked at; the
 looked up by name and the intent is resolved by what the provider shows now:
 - scale: resolved either way (`applied` says whether the count matches); a stale scale is not
   re-sent, the loop decides again from fresh metrics.
-- delete: the spec is re-saved from the intent payload if the spec table lost it; absent or
-  terminating -> done; still there -> the delete is re-issued.
+- delete: the spec is re-saved from the intent payload if the spec table lost it; absent,
+  terminating, or the name held by another deployment id -> done; still there -> resolved
+  as not applied, never re-sent (like a stale scale: the loop decides again, and deletes at
+  once if the deployment is still idle).
 - create / recreate: present and usable -> adopted (its id recorded); absent -> created again
   from the spec in the intent (or the saved spec); `failed` under a recreate -> deleted first;
   `terminating` -> left pending (the policy's runner continues it on its next evaluations,
@@ -85,17 +87,23 @@ async def _continue(
     if intent.kind == "delete":
         spec = payload.get("spec")
         if isinstance(spec, Mapping):
-            saved = await ctx.store.load_spec(policy.name)
+            saved = await actions.saved_spec(ctx, policy)
             if not saved or saved.get("create") is None:
                 record = actions.spec_record(policy, spec, int(payload.get("replicas", 1)))
                 await ctx.store.save_spec(policy.name, record, epoch=ctx.epoch())
+        meant = payload.get("deployment_id")
         if found is None or found.status == "terminating":
             outcome = {"ok": True, "reconciled": "delete", "deleted": True}
+        elif meant and found.id != meant:
+            # The name is held by another deployment (deployed again since): the one this
+            # intent deleted is gone, and the new one was never decided on.
+            outcome = {"ok": True, "reconciled": "delete", "deleted": True, "other": found.id}
         else:
-            await ctx.check_leader()
-            await provider.delete(found)
-            actions.crash_point("after_delete")
-            outcome = {"ok": True, "reconciled": "delete", "reissued": True}
+            # Still there: the delete was never sent (or not yet seen). It is not re-sent: it
+            # was decided on metrics of another time, and the deployment may be busy again.
+            # The loop decides again from fresh metrics; the idle clock it saved before the
+            # intent deletes at once if the deployment is still idle.
+            outcome = {"ok": False, "reconciled": "delete", "applied": False}
         await ctx.resolve(intent, outcome)
         return outcome
 

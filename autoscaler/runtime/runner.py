@@ -58,7 +58,7 @@ from autoscaler.runtime.evaluation import (
     observation_of,
 )
 from autoscaler.runtime.known_route import keep_route
-from autoscaler.runtime.reads import DeploymentView, source_type
+from autoscaler.runtime.reads import DeploymentView, source_type, usable
 from autoscaler.runtime.reconcile import continue_intent
 from autoscaler.runtime.runner_env import RunnerEnv, RunnerStatus
 from autoscaler.runtime.stored import load_core_state, stored_record, stored_route
@@ -215,12 +215,15 @@ class PolicyRunner:
         return min(1.0, self.policy.interval / 10)
 
     async def _find(self, *, fresh: bool = False) -> DeploymentInfo | None:
+        name = self.policy.deployment.name
         if self.view is None:
-            return await self.provider.find(self.policy.deployment.name)
-        # Fresh (fast watch): a list younger than half the zero-poll period will do, so many
-        # policies in transition at once share one list instead of one list each.
-        max_age = self.env.fast_poll() / 2 if fresh else None
-        return await self.view.find(self.policy.deployment.name, max_age=max_age)
+            found = await self.provider.find(name)
+        else:
+            # Fresh (fast watch): a list younger than half the zero-poll period will do, so
+            # many policies in transition at once share one list instead of one list each.
+            max_age = self.env.fast_poll() / 2 if fresh else None
+            found = await self.view.find(name, max_age=max_age)
+        return usable(name, found)
 
     def _patch(self, info: DeploymentInfo | None) -> None:
         if self.view is not None:

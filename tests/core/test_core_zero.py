@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoscaler.core import CoreState, Decision, decide, initial_state, with_override
+from autoscaler.core import CoreState, Decision, decide, initial_state, with_override, with_paused
 from autoscaler.core import reasons as R
 from autoscaler.core.proposal import Recommendation
 from autoscaler.core.types import Observation
@@ -177,3 +177,27 @@ def test_wake_and_create_stages(
     rec = Recommendation(3 if waiting else 0, R.SCALE_UP, "->")
     out = create_stage(ctx, wake_stage(ctx, proposal(0, recommendation=rec)))
     assert (out.action, out.replicas, out.reasons) == (action, count, reasons)
+
+
+def test_idle_time_while_scale_to_zero_was_off_does_not_count() -> None:
+    """The idle clock of a policy whose scale to zero was switched off (min raised to 1) and
+    on again (min back to 0) starts at the switch: the busy hours in between were never
+    tracked, so an idle clock from before them must not delete at the first idle reading."""
+    zero, kept = zero_policy(), zero_policy(min=1)  # kept: the same settings, unused at min 1
+    s = initial_state()
+    _, s = decide(zero, s, ready(1, waiting=0.0), T0)  # idle from T0
+    for i in range(1, 40):  # an hour at min 1, busy, as far as anyone could see
+        _, s = decide(kept, s, ready(3, waiting=50.0 if i < 39 else 0.0), T0 + i * 100)
+    d, _ = decide(zero, s, ready(3, waiting=0.0), T0 + 4000)
+    assert d.action != "delete", d
+
+
+def test_idle_time_while_paused_does_not_count() -> None:
+    """A pause hides the load: after the resume the deployment must be seen idle for the whole
+    `scale_to_zero.after` again before it is deleted."""
+    p = zero_policy()
+    s = initial_state()
+    _, s = decide(p, s, ready(1, waiting=0.0), T0)  # idle from T0
+    s = with_paused(with_paused(s, True), False, T0 + 3600)  # paused for an hour, resumed
+    d, _ = decide(p, s, ready(1, waiting=0.0), T0 + 3600)
+    assert d.action != "delete", d
