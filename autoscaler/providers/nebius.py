@@ -76,8 +76,12 @@ class NebiusProvider(BaseProvider):
         status: Status = FROM_PROVIDER.get(raw.lower(), "initializing")
         scaling = item.get("scaling") or {}
         raw_count = scaling.get("min_replicas") if isinstance(scaling, dict) else None
-        count, unreadable = replica_count(status, raw_count)
         ready = item.get("ready_replicas")
+        if type(raw_count) is int and raw_count == 0:
+            # A floor of 0 is a valid setting (an endpoint made with the provider's own
+            # autoscaling), not garbage: the replicas serving are the count then.
+            raw_count = ready if type(ready) is int and ready >= 1 else 1
+        count, unreadable = replica_count(status, raw_count)
         spec = {k: item[k] for k in SPEC_REQUIRED if item.get(k) is not None}
         url = item.get("endpoint_url") or self.shared_base()
         return DeploymentInfo(

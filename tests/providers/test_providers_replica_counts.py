@@ -29,8 +29,16 @@ READY = {"neevcloud": "ready", "netmind": "available", "nebius": "running"}
 STARTING = {"neevcloud": "initializing", "netmind": "pending", "nebius": "creating"}
 
 
-@pytest.mark.parametrize("kind", sorted(READY))
-@pytest.mark.parametrize("count", GARBAGE)
+# A Nebius-style floor of 0 is a setting, not garbage (test_a_nebius_floor_of_zero_...).
+CASES = [
+    (kind, count)
+    for kind in sorted(READY)
+    for count in GARBAGE
+    if not (kind == "nebius" and type(count) is int and count == 0)
+]
+
+
+@pytest.mark.parametrize(("kind", "count"), CASES)
 def test_a_ready_deployment_with_a_garbage_count_is_unreadable(kind: str, count: Any) -> None:
     provider: Any = client(kind, "http://127.0.0.1:9", VirtualClock())
     info = provider.to_info(item(kind, READY[kind], count))
@@ -47,3 +55,12 @@ def test_a_count_reads_as_itself(kind: str) -> None:
     assert (info.replicas, info.unreadable) == (4, "")
     if kind == "netmind":
         assert provider.to_info(item(kind, READY[kind], " 3")).replicas == 3
+
+
+def test_a_nebius_floor_of_zero_reads_the_replicas_serving() -> None:
+    # An endpoint made with the provider's own autoscaling (min_replicas 0) is no garbage.
+    provider: Any = client("nebius", "http://127.0.0.1:9", VirtualClock())
+    serving = {**item("nebius", "running", 0), "ready_replicas": 3}
+    assert (provider.to_info(serving).replicas, provider.to_info(serving).unreadable) == (3, "")
+    quiet = item("nebius", "running", 0)
+    assert (provider.to_info(quiet).replicas, provider.to_info(quiet).unreadable) == (1, "")
