@@ -83,9 +83,14 @@ def _start(ctx: Context) -> Proposal:
     ):
         resumed_at = None  # the window after the resume has passed
     # Idle time counts only while the idle stage watches it: a clock kept from before scale
-    # to zero was switched off (min raised above 0) would delete at the first idle reading
-    # after it is switched on again, however busy the hours in between were.
-    idle_since = state.idle_since if zero_enabled(ctx.policy) is not None else None
+    # to zero was switched off (min raised above 0), or across a gap in the evaluations (a
+    # stopped daemon, a provider outage: `seen_at`), would delete at the first idle reading
+    # after, however busy the hours in between were.
+    idle_since = state.idle_since
+    if idle_since is not None and (
+        zero_enabled(ctx.policy) is None or _unwatched(state.seen_at, now, ctx.policy.interval)
+    ):
+        idle_since = None
     return first(
         ctx.current,
         state.up_history,
@@ -95,6 +100,21 @@ def _start(ctx: Context) -> Proposal:
         state.last_active,
         resumed_at,
     )
+
+
+# The longest gap between two evaluations that still counts as watched: a few intervals (a
+# busy daemon runs late), at least a minute.
+UNWATCHED_INTERVALS = 3
+UNWATCHED_MIN_SECONDS = 60.0
+
+
+def _unwatched(seen_at: float | None, now: float, interval: float) -> bool:
+    """Whether the load went unobserved since the last evaluation (or it is unknown: a state
+    saved before `seen_at` existed)."""
+    if seen_at is None:
+        return True
+    gap = UNWATCHED_INTERVALS * interval
+    return now - seen_at > (gap if gap > UNWATCHED_MIN_SECONDS else UNWATCHED_MIN_SECONDS)
 
 
 def _present(ctx: Context, p: Proposal, longest: float) -> tuple[Decision, CoreState]:
@@ -114,6 +134,7 @@ def _present(ctx: Context, p: Proposal, longest: float) -> tuple[Decision, CoreS
             failed_since=None,
             recreates=0,
             objective=p.memory,
+            seen_at=now,
         )
     target = p.replicas
     reasons = p.reasons
@@ -147,6 +168,7 @@ def _present(ctx: Context, p: Proposal, longest: float) -> tuple[Decision, CoreS
         recreates=0,
         resumed_at=p.resumed_at,
         objective=p.memory,
+        seen_at=now,
     )
 
 
@@ -160,6 +182,7 @@ def _absent(ctx: Context, p: Proposal) -> tuple[Decision, CoreState]:
         metric_failures=consecutive_failures(ctx, p),
         panic_until=None,
         objective=p.memory,
+        seen_at=ctx.now,
     )
     action = p.action or "none"
     decision = _decision(action, p.replicas, p.reasons, "; ".join(p.parts), p.desired)

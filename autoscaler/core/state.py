@@ -49,6 +49,9 @@ class CoreState:
     # recommendations seen before the pause had been forgotten (they describe another load).
     resumed_at: float | None = None
     objective: ObjectiveMemory | None = None  # the objective stage's memory (objective.py)
+    # The last evaluation that reached the stages: the idle clock counts only time watched
+    # (decide.py: a gap since then, a stopped daemon or a provider outage, restarts it).
+    seen_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -149,6 +152,7 @@ def advance(
     recreates: int,
     resumed_at: float | None,
     objective: ObjectiveMemory | None,
+    seen_at: float | None,
 ) -> CoreState:
     """`state` with every field a decision moves replaced, by name; the admin's pause and
     override stay. `evolve`'s fast form for the one call every decision makes: no keyword dict
@@ -171,6 +175,7 @@ def advance(
     s.override = state.override
     s.resumed_at = resumed_at
     s.objective = objective
+    s.seen_at = seen_at
     s.__class__ = CoreState
     return s
 
@@ -196,6 +201,7 @@ def to_dict(state: CoreState) -> dict[str, Any]:
         "override": list(state.override) if state.override else None,
         "resumed_at": state.resumed_at,
         "objective": memory_to_dict(state.objective) if state.objective is not None else None,
+        "seen_at": state.seen_at,
     }
 
 
@@ -280,4 +286,5 @@ def from_dict(d: object) -> CoreState:
         override=override,
         resumed_at=_time(d, "resumed_at"),
         objective=None if d.get("objective") is None else memory_from_dict(d["objective"]),
+        seen_at=_time(d, "seen_at"),
     )

@@ -201,3 +201,39 @@ def test_idle_time_while_paused_does_not_count() -> None:
     s = with_paused(with_paused(s, True), False, T0 + 3600)  # paused for an hour, resumed
     d, _ = decide(p, s, ready(1, waiting=0.0), T0 + 3600)
     assert d.action != "delete", d
+
+
+@pytest.mark.parametrize(
+    ("gap", "deleted"),
+    [
+        (45.0, True),  # three 15 s evaluations missed (a busy daemon): still watched
+        (61.0, False),  # past max(3 intervals, 60 s): nobody saw the load in between
+        (3 * 86400.0, False),  # a daemon stopped for three days
+    ],
+)
+def test_idle_time_across_a_gap_in_the_evaluations_does_not_count(
+    gap: float, deleted: bool
+) -> None:
+    """A state idle since T0, then no evaluation for `gap` seconds: the first idle reading after
+    a long gap restarts the idle clock (the deployment may have been busy the whole time), and
+    it must be seen idle for the whole `scale_to_zero.after` again before a delete."""
+    p = zero_policy()  # interval 15 s, after 5 m
+    s = initial_state()
+    for i in range(20):  # idle 4m45s: one evaluation short of a delete
+        d, s = decide(p, s, ready(1, waiting=0.0), T0 + i * 15.0)
+        assert d.action == "none", d
+    late = T0 + 19 * 15.0 + gap
+    d, s = decide(p, s, ready(1, waiting=0.0), late)
+    assert (d.action == "delete") is deleted, d
+    if not deleted:
+        assert s.idle_since == late
+        after = run(p, [ready(1, waiting=0.0)] * 22, start=late + 15.0, state=s)
+        assert [d.action for d in after].count("delete") >= 1  # once watched for `after`
+
+
+def test_a_state_saved_without_its_last_evaluation_time_restarts_the_idle_clock() -> None:
+    """A state from before `seen_at` existed says nothing of when it was last watched."""
+    p = zero_policy()
+    s = CoreState.from_dict({"version": 1, "idle_since": T0 - 86400.0})
+    d, s = decide(p, s, ready(1, waiting=0.0), T0)
+    assert d.action == "none" and s.idle_since == T0 and s.seen_at == T0
