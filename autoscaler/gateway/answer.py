@@ -38,6 +38,7 @@ class Ticket:
     deadline: float
     outcome: str | None = None
     first_byte: float | None = None
+    started: str | None = None  # the response under way: "stream" (events) or "whole"
 
 
 class Answers:
@@ -95,6 +96,7 @@ class Answers:
         # short. A stream, or a longer body, goes on as it comes.
         started = is_sse
         if started:
+            ticket.started = "stream"
             await send(start)
         sse = upstream.SseUsage() if is_sse else None
         kept = bytearray()
@@ -109,6 +111,7 @@ class Answers:
                     kept += chunk
                     if len(kept) <= WHOLE_BODY_LIMIT:
                         continue
+                    ticket.started = "whole"
                     await send(start)
                     started, chunk = True, bytes(kept)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -169,6 +172,19 @@ class Answers:
             upstream.openai_error(503, message, code=reason),
             [(b"retry-after", str(max(1, math.ceil(retry_after))).encode())],
         )
+
+    async def stopped(self, ticket: Ticket, send: Send) -> None:
+        """The server stops and cancelled the request past its grace: end it with the reason
+        where the client can still read one."""
+        if ticket.outcome is not None:
+            return
+        if ticket.started is None:
+            await self.refuse(ticket, send, hold.SHUTTING_DOWN, 1.0)
+            return
+        self.end(ticket, "refused_" + hold.SHUTTING_DOWN)
+        if ticket.started == "stream":
+            event = upstream.sse_error_event(REFUSALS[hold.SHUTTING_DOWN], hold.SHUTTING_DOWN)
+            await send({"type": "http.response.body", "body": event, "more_body": False})
 
     def end(self, ticket: Ticket, outcome: str) -> None:
         if ticket.outcome is not None:

@@ -133,6 +133,10 @@ class Gateway:
             ticket.deadline = verdict.deadline
         try:
             while True:
+                if isinstance(verdict, hold.Held) and self._closing:
+                    # Stopping: nothing will release or time it out any more.
+                    gate.queue.leave(ticket.rid)
+                    verdict = hold.Refused(hold.SHUTTING_DOWN, 1.0)
                 if isinstance(verdict, hold.Refused):
                     await self.answers.refuse(ticket, send, verdict.reason, verdict.retry_after)
                     return
@@ -155,6 +159,13 @@ class Gateway:
                 if not again:
                     return
                 verdict = gate.queue.requeue(ticket.rid, ticket.deadline, self.clock())
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            # The server cancels what runs past its grace once the gateway closed: the
+            # request ends here with the reason, and the task ends with it (re-raised, uvicorn
+            # would log a traceback for an ordinary stop).
+            await self.answers.stopped(ticket, send)
         finally:
             if ticket.outcome is None:  # cancelled from outside (server stopping, client gone)
                 gate.queue.leave(ticket.rid)
