@@ -166,6 +166,9 @@ class Answers:
     ) -> None:
         message = REFUSALS.get(reason, reason).format(model=ticket.model, detail=detail)
         self.end(ticket, "refused_" + reason)
+        if reason == hold.MODEL_REMOVED:  # as for a request coming after the reload
+            await respond(send, 404, upstream.openai_error(404, message, code=reason))
+            return
         await respond(
             send,
             503,
@@ -202,6 +205,8 @@ REFUSALS = {
     hold.UPSTREAM_UNAVAILABLE: "model {model!r}: the deployment did not answer ({detail})",
     hold.UPSTREAM_ERROR: "model {model!r}: the deployment broke off its answer ({detail})",
     hold.SHUTTING_DOWN: "the gateway is shutting down; retry",
+    hold.MODEL_REMOVED: "model {model!r} is no longer served here (the configuration changed); "
+    "see GET /v1/models",
 }
 
 

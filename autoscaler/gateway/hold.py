@@ -29,7 +29,15 @@ HOLD_TIMEOUT = "hold_timeout"  # held past the request's deadline
 UPSTREAM_UNAVAILABLE = "upstream_unavailable"  # ready deployment did not answer (connection)
 UPSTREAM_ERROR = "upstream_error"  # the deployment broke off a response it had begun
 SHUTTING_DOWN = "shutting_down"  # the gateway stops while the request is held
-REASONS = (QUEUE_FULL, HOLD_TIMEOUT, UPSTREAM_UNAVAILABLE, UPSTREAM_ERROR, SHUTTING_DOWN)
+MODEL_REMOVED = "model_removed"  # a reload stopped routing the model while it was held
+REASONS = (
+    QUEUE_FULL,
+    HOLD_TIMEOUT,
+    UPSTREAM_UNAVAILABLE,
+    UPSTREAM_ERROR,
+    SHUTTING_DOWN,
+    MODEL_REMOVED,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,12 +92,15 @@ class Gateway:
     # -- routing --------------------------------------------------------------------------
 
     def set_table(self, table: RouteTable) -> None:
-        """Policies reloaded: new models route, removed ones answer 404 (held ones stay
-        until they end)."""
+        """Policies reloaded: new models route, removed ones answer 404, those held too
+        (nothing would bring their deployment back for them)."""
         self.table = table
         for model, gate in self._gates.items():
             new = table.get(model)
-            if new is not None and new != gate.route:
+            if new is None:
+                for rid in gate.queue.drain():
+                    _settle(gate.waiters.get(rid), hold.MODEL_REMOVED)
+            elif new != gate.route:
                 gate.route = new
                 gate.queue.bounds = new.bounds
 
@@ -133,10 +136,9 @@ class Gateway:
             ticket.deadline = verdict.deadline
         try:
             while True:
-                if isinstance(verdict, hold.Held) and self._closing:
-                    # Stopping: nothing will release or time it out any more.
+                if isinstance(verdict, hold.Held) and (unheld := self._unheld(route)):
                     gate.queue.leave(ticket.rid)
-                    verdict = hold.Refused(hold.SHUTTING_DOWN, 1.0)
+                    verdict = hold.Refused(unheld, 1.0)
                 if isinstance(verdict, hold.Refused):
                     await self.answers.refuse(ticket, send, verdict.reason, verdict.retry_after)
                     return
@@ -170,6 +172,13 @@ class Gateway:
             if ticket.outcome is None:  # cancelled from outside (server stopping, client gone)
                 gate.queue.leave(ticket.rid)
                 self.answers.end(ticket, "cancelled")
+
+    def _unheld(self, route: ModelRoute) -> str | None:
+        """Why a request must not be held (again) now: the gateway stops, so nothing will
+        release it or time it out; or a reload removed its model since it came."""
+        if self._closing:
+            return hold.SHUTTING_DOWN
+        return hold.MODEL_REMOVED if self.table.get(route.model) is None else None
 
     async def _wait(self, gate: _Gate, ticket: Ticket, verdict: hold.Held, receive: Receive) -> str:
         """Until released, refused (timeout, shutdown) or the client goes away."""

@@ -8,6 +8,9 @@ for a stream an error event), never cut off without one. Real HTTP on loopback.
   stream ends with a `shutting_down` error event, the whole answer is a 503 `shutting_down`
   (not a stream cut off and uvicorn's plain 500); a request that comes once it has begun to
   stop is refused so at once, not held with nothing left to release it;
+- a reload that removes a model while requests for it are held: they are answered at once as
+  a request coming after it is (404, `model_removed`), not held until `max_hold` for a
+  deployment nothing will bring back.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from autoscaler.gateway.routes import RouteTable
 from tests.gateway.support import (
     AUTH,
     RecordingActivator,
@@ -113,3 +117,18 @@ async def test_a_request_once_the_gateway_stops_is_refused_at_once() -> None:
         r = await client.post("/v1/chat/completions", json=CHAT, headers=AUTH)
     assert r.status_code == 503, r.text
     assert r.json()["error"]["code"] == "shutting_down"
+
+
+async def test_held_requests_for_a_model_a_reload_removed_are_answered_at_once() -> None:
+    routes = StaticRoutes()  # at zero
+    gateway = make_gateway(
+        [policy("p", "chat"), policy("q", "other")], routes, RecordingActivator()
+    )
+    async with running(gateway) as gw, httpx.AsyncClient(base_url=gw, timeout=30) as client:
+        held = asyncio.ensure_future(client.post("/v1/chat/completions", json=CHAT, headers=AUTH))
+        await until(lambda: gateway.held() == {"chat": 1})
+        gateway.set_table(RouteTable.build([policy("q", "other")], gateway.config))
+        r = await held
+    assert r.status_code == 404, r.text
+    assert r.json()["error"]["code"] == "model_removed"
+    assert sample(gateway, REQUESTS, model="chat", outcome="refused_model_removed") == 1
