@@ -53,6 +53,11 @@ class Bounds:
         if not self.max_hold > 0:
             raise ValueError(f"max_hold must be > 0 seconds, got {self.max_hold}")
 
+    def hold_of(self, asked: float | None) -> float:
+        """Seconds one request may be held: its client's bound (the header) shortens the
+        model's, never lengthens it."""
+        return self.max_hold if asked is None else min(asked, self.max_hold)
+
 
 @dataclass(frozen=True, slots=True)
 class Forward:
@@ -98,8 +103,7 @@ class HoldQueue:
             return FORWARD
         if len(self._held) >= self.bounds.max_held:
             return Refused(QUEUE_FULL, self.retry_after(now))
-        hold = self.bounds.max_hold if max_hold is None else min(max_hold, self.bounds.max_hold)
-        deadline = now + hold
+        deadline = now + self.bounds.hold_of(max_hold)
         self._held[rid] = deadline
         return Held(deadline, activate=len(self._held) == 1)
 

@@ -129,7 +129,9 @@ class Gateway:
     ) -> None:
         now = self.clock()
         gate = self.gate(route)
-        ticket = Ticket(next(self._ids), route.model, now, now + route.bounds.max_hold)
+        # The client's bound applies also to a hold that begins later (sent on at once, then
+        # put back in the queue because the deployment has gone since).
+        ticket = Ticket(next(self._ids), route.model, now, now + route.bounds.hold_of(hold_for))
         self.stats.arrived(route.model, now)
         verdict = gate.queue.arrive(ticket.rid, now, hold_for)
         if isinstance(verdict, hold.Held):

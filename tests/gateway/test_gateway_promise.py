@@ -8,6 +8,8 @@ for a stream an error event), never cut off without one. Real HTTP on loopback.
   stream ends with a `shutting_down` error event, the whole answer is a 503 `shutting_down`
   (not a stream cut off and uvicorn's plain 500); a request that comes once it has begun to
   stop is refused so at once, not held with nothing left to release it;
+- a request sent on at once (the deployment looked ready) and held only then, because the
+  deployment has gone since: its `X-Scale-Up-Timeout` still bounds the hold;
 - a reload that removes a model while requests for it are held: they are answered at once as
   a request coming after it is (404, `model_removed`), not held until `max_hold` for a
   deployment nothing will bring back.
@@ -27,6 +29,7 @@ from tests.gateway.support import (
     AUTH,
     RecordingActivator,
     StaticRoutes,
+    Upstream,
     make_gateway,
     policy,
     request_body,
@@ -132,3 +135,20 @@ async def test_held_requests_for_a_model_a_reload_removed_are_answered_at_once()
     assert r.status_code == 404, r.text
     assert r.json()["error"]["code"] == "model_removed"
     assert sample(gateway, REQUESTS, model="chat", outcome="refused_model_removed") == 1
+
+
+async def test_the_hold_header_bounds_a_request_held_after_it_was_sent_on() -> None:
+    upstream = Upstream()
+    async with serving(upstream) as up:
+        routes = StaticRoutes({"p": route_to(up)})
+        gateway = make_gateway([policy("p", "chat", max_hold=600)], routes, RecordingActivator())
+        async with running(gateway) as gw, httpx.AsyncClient(base_url=gw, timeout=30) as client:
+            assert (await client.post("/v1/chat/completions", json=CHAT, headers=AUTH)).is_success
+            routes.routes["p"] = None  # deleted: its old route answers 404 from now on
+            upstream.mode = "404"
+            r = await client.post(
+                "/v1/chat/completions", json=CHAT, headers={**AUTH, "X-Scale-Up-Timeout": "0.5"}
+            )
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["code"] == "hold_timeout"
+    assert len(upstream.seen) == 2  # sent on once, then held
