@@ -1,5 +1,6 @@
 """How the gateway answers one request: pass an upstream response through (streamed, with its
-usage counted and a broken-off stream ended cleanly), pass an upstream error on in OpenAI's
+usage counted and a broken-off stream ended cleanly; a whole answer held back until complete,
+so one broken off is refused instead of cut short), pass an upstream error on in OpenAI's
 shape, or refuse with 503 and Retry-After; each request ends exactly once (`Ticket`), and
 its ending is what the gateway's metrics count. `service.py` decides which answer; the
 header and error shapes are `upstream.py`'s."""
@@ -24,7 +25,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an upstream error body read to pass on
-USAGE_BODY_LIMIT = 1 << 20  # bytes of a non-streamed body kept to read its usage
+WHOLE_BODY_LIMIT = 1 << 20  # bytes of a non-streamed body held back (and read for usage)
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Ticket:
     deadline: float
     outcome: str | None = None
     first_byte: float | None = None
+    started: str | None = None  # the response under way: "stream" (events) or "whole"
 
 
 class Answers:
@@ -88,9 +90,14 @@ class Answers:
         gone: asyncio.Future[None] | None,
     ) -> None:
         headers = upstream.response_headers(response.headers)
-        await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": headers}
-        )
+        start = {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        # A whole (not streamed) answer is held back until complete, up to WHOLE_BODY_LIMIT:
+        # one the deployment breaks off is then refused with a reason instead of a 200 cut
+        # short. A stream, or a longer body, goes on as it comes.
+        started = is_sse
+        if started:
+            ticket.started = "stream"
+            await send(start)
         sse = upstream.SseUsage() if is_sse else None
         kept = bytearray()
         try:
@@ -100,34 +107,53 @@ class Answers:
                 self.first_byte(ticket)
                 if sse is not None:
                     sse.feed(chunk)
-                elif len(kept) < USAGE_BODY_LIMIT:
+                elif not started:
                     kept += chunk
+                    if len(kept) <= WHOLE_BODY_LIMIT:
+                        continue
+                    ticket.started = "whole"
+                    await send(start)
+                    started, chunk = True, bytes(kept)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except UpstreamError as exc:
-            if gone is not None and gone.done():
-                self.end(ticket, "cancelled")  # the client left; we closed the upstream
-                return
-            log.warning("upstream_broke_off", model=ticket.model, error=str(exc))
-            self.end(ticket, "refused_" + hold.UPSTREAM_ERROR)
-            if is_sse:
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": upstream.sse_error_event(
-                            "the deployment broke off the response", "upstream_error"
-                        ),
-                        "more_body": False,
-                    }
-                )
-                return
-            raise  # the server drops the connection: a truncated body must not look whole
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await self._broke_off(ticket, send, exc, sse is not None, started, gone)
+            return
+        if not started:
+            headers.append((b"content-length", str(len(kept)).encode()))
+            await send(start)
+        await send({"type": "http.response.body", "body": b"" if started else bytes(kept)})
         usage = sse.usage if sse is not None else None
         if usage is None and sse is None and not response.header(b"content-encoding"):
             usage = upstream.json_usage(bytes(kept))
         if usage is not None:
             self.stats.tokens(ticket.model, usage[0], usage[1], self.clock())
         self.end(ticket, "answered")
+
+    async def _broke_off(
+        self,
+        ticket: Ticket,
+        send: Send,
+        exc: UpstreamError,
+        is_sse: bool,
+        started: bool,
+        gone: asyncio.Future[None] | None,
+    ) -> None:
+        """The deployment's answer ended early (or the client left a stream: we closed it)."""
+        if gone is not None and gone.done():
+            self.end(ticket, "cancelled")  # the client left; we closed the upstream
+            return
+        log.warning("upstream_broke_off", model=ticket.model, error=str(exc))
+        if not started:  # nothing of it reached the client: refuse with the reason
+            await self.refuse(ticket, send, hold.UPSTREAM_ERROR, 1.0, str(exc))
+            return
+        self.end(ticket, "refused_" + hold.UPSTREAM_ERROR)
+        if is_sse:
+            event = upstream.sse_error_event(
+                "the deployment broke off the response", "upstream_error"
+            )
+            await send({"type": "http.response.body", "body": event, "more_body": False})
+            return
+        raise exc  # the server drops the connection: a truncated body must not look whole
 
     def first_byte(self, ticket: Ticket) -> None:
         if ticket.first_byte is None:
@@ -140,12 +166,28 @@ class Answers:
     ) -> None:
         message = REFUSALS.get(reason, reason).format(model=ticket.model, detail=detail)
         self.end(ticket, "refused_" + reason)
+        if reason == hold.MODEL_REMOVED:  # as for a request coming after the reload
+            await respond(send, 404, upstream.openai_error(404, message, code=reason))
+            return
         await respond(
             send,
             503,
             upstream.openai_error(503, message, code=reason),
             [(b"retry-after", str(max(1, math.ceil(retry_after))).encode())],
         )
+
+    async def stopped(self, ticket: Ticket, send: Send) -> None:
+        """The server stops and cancelled the request past its grace: end it with the reason
+        where the client can still read one."""
+        if ticket.outcome is not None:
+            return
+        if ticket.started is None:
+            await self.refuse(ticket, send, hold.SHUTTING_DOWN, 1.0)
+            return
+        self.end(ticket, "refused_" + hold.SHUTTING_DOWN)
+        if ticket.started == "stream":
+            event = upstream.sse_error_event(REFUSALS[hold.SHUTTING_DOWN], hold.SHUTTING_DOWN)
+            await send({"type": "http.response.body", "body": event, "more_body": False})
 
     def end(self, ticket: Ticket, outcome: str) -> None:
         if ticket.outcome is not None:
@@ -161,7 +203,10 @@ REFUSALS = {
     "hold waiting; retry later",
     hold.HOLD_TIMEOUT: "model {model!r} did not become ready within the hold timeout; retry later",
     hold.UPSTREAM_UNAVAILABLE: "model {model!r}: the deployment did not answer ({detail})",
+    hold.UPSTREAM_ERROR: "model {model!r}: the deployment broke off its answer ({detail})",
     hold.SHUTTING_DOWN: "the gateway is shutting down; retry",
+    hold.MODEL_REMOVED: "model {model!r} is no longer served here (the configuration changed); "
+    "see GET /v1/models",
 }
 
 

@@ -29,7 +29,15 @@ HOLD_TIMEOUT = "hold_timeout"  # held past the request's deadline
 UPSTREAM_UNAVAILABLE = "upstream_unavailable"  # ready deployment did not answer (connection)
 UPSTREAM_ERROR = "upstream_error"  # the deployment broke off a response it had begun
 SHUTTING_DOWN = "shutting_down"  # the gateway stops while the request is held
-REASONS = (QUEUE_FULL, HOLD_TIMEOUT, UPSTREAM_UNAVAILABLE, UPSTREAM_ERROR, SHUTTING_DOWN)
+MODEL_REMOVED = "model_removed"  # a reload stopped routing the model while it was held
+REASONS = (
+    QUEUE_FULL,
+    HOLD_TIMEOUT,
+    UPSTREAM_UNAVAILABLE,
+    UPSTREAM_ERROR,
+    SHUTTING_DOWN,
+    MODEL_REMOVED,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +52,11 @@ class Bounds:
             raise ValueError(f"max_held must be >= 0, got {self.max_held}")
         if not self.max_hold > 0:
             raise ValueError(f"max_hold must be > 0 seconds, got {self.max_hold}")
+
+    def hold_of(self, asked: float | None) -> float:
+        """Seconds one request may be held: its client's bound (the header) shortens the
+        model's, never lengthens it."""
+        return self.max_hold if asked is None else min(asked, self.max_hold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +103,7 @@ class HoldQueue:
             return FORWARD
         if len(self._held) >= self.bounds.max_held:
             return Refused(QUEUE_FULL, self.retry_after(now))
-        hold = self.bounds.max_hold if max_hold is None else min(max_hold, self.bounds.max_hold)
-        deadline = now + hold
+        deadline = now + self.bounds.hold_of(max_hold)
         self._held[rid] = deadline
         return Held(deadline, activate=len(self._held) == 1)
 

@@ -92,12 +92,15 @@ class Gateway:
     # -- routing --------------------------------------------------------------------------
 
     def set_table(self, table: RouteTable) -> None:
-        """Policies reloaded: new models route, removed ones answer 404 (held ones stay
-        until they end)."""
+        """Policies reloaded: new models route, removed ones answer 404, those held too
+        (nothing would bring their deployment back for them)."""
         self.table = table
         for model, gate in self._gates.items():
             new = table.get(model)
-            if new is not None and new != gate.route:
+            if new is None:
+                for rid in gate.queue.drain():
+                    _settle(gate.waiters.get(rid), hold.MODEL_REMOVED)
+            elif new != gate.route:
                 gate.route = new
                 gate.queue.bounds = new.bounds
 
@@ -126,13 +129,18 @@ class Gateway:
     ) -> None:
         now = self.clock()
         gate = self.gate(route)
-        ticket = Ticket(next(self._ids), route.model, now, now + route.bounds.max_hold)
+        # The client's bound applies also to a hold that begins later (sent on at once, then
+        # put back in the queue because the deployment has gone since).
+        ticket = Ticket(next(self._ids), route.model, now, now + route.bounds.hold_of(hold_for))
         self.stats.arrived(route.model, now)
         verdict = gate.queue.arrive(ticket.rid, now, hold_for)
         if isinstance(verdict, hold.Held):
             ticket.deadline = verdict.deadline
         try:
             while True:
+                if isinstance(verdict, hold.Held) and (unheld := self._unheld(route)):
+                    gate.queue.leave(ticket.rid)
+                    verdict = hold.Refused(unheld, 1.0)
                 if isinstance(verdict, hold.Refused):
                     await self.answers.refuse(ticket, send, verdict.reason, verdict.retry_after)
                     return
@@ -155,10 +163,24 @@ class Gateway:
                 if not again:
                     return
                 verdict = gate.queue.requeue(ticket.rid, ticket.deadline, self.clock())
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            # The server cancels what runs past its grace once the gateway closed: the
+            # request ends here with the reason, and the task ends with it (re-raised, uvicorn
+            # would log a traceback for an ordinary stop).
+            await self.answers.stopped(ticket, send)
         finally:
             if ticket.outcome is None:  # cancelled from outside (server stopping, client gone)
                 gate.queue.leave(ticket.rid)
                 self.answers.end(ticket, "cancelled")
+
+    def _unheld(self, route: ModelRoute) -> str | None:
+        """Why a request must not be held (again) now: the gateway stops, so nothing will
+        release it or time it out; or a reload removed its model since it came."""
+        if self._closing:
+            return hold.SHUTTING_DOWN
+        return hold.MODEL_REMOVED if self.table.get(route.model) is None else None
 
     async def _wait(self, gate: _Gate, ticket: Ticket, verdict: hold.Held, receive: Receive) -> str:
         """Until released, refused (timeout, shutdown) or the client goes away."""

@@ -18,7 +18,7 @@ forever. `protocol._Limited` (one mixin over both protocol classes: `_LimitedH11
   a keep-alive pause) and stopped when the head is complete; when it fires the connection
   gets a 408 and is closed;
 - a body timer from the end of the head to the end of the body; when it fires the
-  connection is closed.
+  connection gets a 408 (unless the app answered already) and is closed.
 A loop exception handler turns asyncio's `socket.accept() out of system resource` (EMFILE)
 into one rate-limited line instead of a traceback per accept, and a logging filter does the
 same for uvicorn's per-request warnings. `raise_open_files_limit` lifts the soft descriptor

@@ -16,10 +16,12 @@ _REFUSED_503 = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"connection: close\r\ncontent-length: 21\r\n\r\ntoo many connections\n"
 )
-_TIMEOUT_408 = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"connection: close\r\ncontent-length: 26\r\n\r\nrequest headers too slow.\n"
-)
+_TIMEOUT_408 = {
+    "head": b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\ncontent-length: 26\r\n\r\nrequest headers too slow.\n",
+    "body": b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\ncontent-length: 23\r\n\r\nrequest body too slow.\n",
+}
 
 
 class _Limited:
@@ -27,7 +29,7 @@ class _Limited:
     (a mixin placed before `H11Protocol` or `HttpToolsProtocol`). The protocol subclass keeps
     `_awaiting` where its parser is (`head`: a head is due or arriving, `body`: its body is
     due, `none`: nothing is due from the client) and says whether a response has started
-    (`_responding`), so a 408 is never written into one."""
+    (`_responding`), so a 408 is never written into one or after one."""
 
     limits: ServerLimits
     events: EventLimiter
@@ -114,8 +116,9 @@ class _Limited:
         self._stop_body_timer()
 
     def _timed_out(self, awaiting: str) -> None:
-        """A header (`head`) or body (`body`) timer fired: log once per interval and close;
-        a head gets a 408 first unless a response is under way."""
+        """A header (`head`) or body (`body`) timer fired: log once per interval and close,
+        with a 408 first unless a response is under way (or, for a body, was given already:
+        an app may answer before reading it), so the client learns why."""
         kind = "header" if awaiting == "head" else "body"
         setattr(self, f"_{kind}_timer", None)
         if self.transport.is_closing() or self._awaiting != awaiting:
@@ -126,8 +129,8 @@ class _Limited:
             client=self.client[0] if self.client else None,
             **{f"{kind}_timeout": seconds},
         )
-        if awaiting == "head" and not self._responding():
-            self.transport.write(_TIMEOUT_408)
+        if not self._responding():
+            self.transport.write(_TIMEOUT_408[awaiting])
         self.transport.close()
 
 
@@ -144,7 +147,10 @@ class _LimitedH11(_Limited, H11Protocol):
             self._awaiting = "none"
 
     def _responding(self) -> bool:
-        return self.conn.our_state is not h11.IDLE
+        state = self.conn.our_state
+        if self._awaiting == "body":  # from the head until a response starts: SEND_RESPONSE
+            return state is not h11.SEND_RESPONSE
+        return state is not h11.IDLE
 
 
 class _LimitedHttpTools(_Limited, HttpToolsProtocol):
@@ -164,7 +170,12 @@ class _LimitedHttpTools(_Limited, HttpToolsProtocol):
         super().on_message_complete()
 
     def _responding(self) -> bool:
-        return self.cycle is not None and not self.cycle.response_complete
+        cycle = self.cycle
+        if cycle is not None and self._awaiting == "body":
+            # The cycle is the request whose body is due; one queued behind a response
+            # under way (pipelined) must not get a 408 written into that response.
+            return cycle.response_started or bool(self.pipeline)
+        return cycle is not None and not cycle.response_complete
 
 
 HttpProtocol = Literal["h11", "httptools"]

@@ -262,7 +262,8 @@ async def serve_gateway(
 ) -> None:
     """Serve the gateway's app on `listen` until cancelled (`autoscaler.httpserver.serve_asgi`:
     header and body timeouts, connection cap, rate-limited logs; limits from the gateway's
-    config unless given); then refuse what is held (`shutting_down`) and close.
+    config unless given); then refuse what is held (`shutting_down`; what is still under way
+    past the server's grace too) and close.
     `task_status.started((host, port))` once bound."""
     await serve_asgi(
         create_app(gateway),

@@ -52,12 +52,7 @@ class Upstream:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(receive)
         document = json.loads(body) if body else {}
         self.seen.append(
             {"path": scope["path"], "headers": dict(scope["headers"]), "body": document}
@@ -108,6 +103,16 @@ class Upstream:
                 }
             )
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+
+async def request_body(receive: Any) -> bytes:
+    """The whole body of an ASGI request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
 
 
 def _event(document: Any) -> bytes:

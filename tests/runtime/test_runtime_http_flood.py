@@ -255,17 +255,17 @@ async def test_body_timeout_closes_a_dribbled_body(http: HttpProtocol) -> None:
         )
         stream = await anyio.connect_tcp(host, port)
         await stream.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
-        closed = False
+        closed, answer = False, b""
         with anyio.fail_after(30):
             try:
                 while True:
                     await stream.send(b"x")  # a byte at a time, never the whole body
                     with anyio.move_on_after(0.1):
-                        if not await stream.receive():
-                            break
+                        answer += await stream.receive()
             except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                 closed = True
         assert closed
+        assert answer.startswith(b"HTTP/1.1 408"), answer  # the client is told why
         tg.cancel_scope.cancel()
 
 
