@@ -61,7 +61,7 @@ from autoscaler.runtime.known_route import keep_route
 from autoscaler.runtime.reads import DeploymentView, source_type, usable
 from autoscaler.runtime.reconcile import continue_intent
 from autoscaler.runtime.runner_env import RunnerEnv, RunnerStatus
-from autoscaler.runtime.stored import load_core_state, stored_record, stored_route
+from autoscaler.runtime.stored import load_core_state, read_stored, stored_record, stored_route
 from autoscaler.sources.base import SourceError
 from autoscaler.store.base import FencedError, Intent
 
@@ -104,7 +104,7 @@ class PolicyRunner:
             await self.env.sources.release(key)
 
     async def load(self) -> None:
-        stored = await self.env.store.load_state(self.name)
+        stored = await read_stored(self.env.store, self.policy)
         self.state = load_core_state(self.policy, stored)
         self.route = stored_route(stored)
         await self._read_pending()

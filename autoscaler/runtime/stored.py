@@ -14,6 +14,7 @@ import structlog
 from autoscaler import core
 from autoscaler.policy.model import Policy
 from autoscaler.providers.base import SeenRoute
+from autoscaler.store.base import Store
 
 log = structlog.get_logger("autoscaler.runner")
 
@@ -23,6 +24,18 @@ def stored_record(state: core.CoreState, route: SeenRoute | None) -> dict[str, A
     if route is not None:
         record["route"] = route.to_json()
     return record
+
+
+async def read_stored(store: Store, policy: Policy) -> Mapping[str, Any] | None:
+    """The stored record, or None when there is none or it cannot be read (a torn write or a
+    bad restore left text that is not JSON: logged). A fresh state then: an unreadable row
+    must not stop the policy (every pass failed on it), and what it held only tunes the next
+    decisions (windows, clocks), while the spec and pending intents live in rows of their own."""
+    try:
+        return await store.load_state(policy.name)
+    except ValueError as exc:
+        log.warning("state_unreadable", policy=policy.name, error=str(exc))
+        return None
 
 
 def load_core_state(policy: Policy, stored: Mapping[str, Any] | None) -> core.CoreState:

@@ -177,3 +177,19 @@ async def test_a_truncated_spec_row_does_not_keep_a_deployment_from_coming_back(
         async with running(tmp_path, sim, http_policy("torn", src.url("/depth"))):
             await await_for(lambda: replicas(sim, "torn") == 3, 30, "created and scaled")
         assert [d["spec"]["catalog_id"] for d in sim.current("torn")] == [CREATE_SPEC["catalog_id"]]
+
+
+async def test_a_truncated_state_row_does_not_stop_the_policy(tmp_path: Path) -> None:
+    """The policy's stored state was cut short (a torn write, a bad restore). It holds only
+    what tunes the next decisions (windows, clocks): the policy starts from a fresh state and
+    runs, where every pass failed on the row before."""
+    db = tmp_path / "state.db"
+    store = SQLiteStore(str(db))
+    await store.open()
+    await store.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO policy_state VALUES ('torn', '{\"core\": {\"up_hist', 0)")
+    with sim_server(provision_seconds=0.2) as sim, serving() as src:
+        src.routes["/depth"] = Depth(30).reply
+        async with running(tmp_path, sim, http_policy("torn", src.url("/depth"))):
+            await await_for(lambda: replicas(sim, "torn") == 3, 30, "created and scaled")
