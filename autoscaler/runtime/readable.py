@@ -12,7 +12,7 @@ from typing import Any
 from autoscaler.core.timefmt import duration, iso
 
 # Core state keys holding one instant, and those holding [t, n] pairs.
-_INSTANTS = ("idle_since", "last_active", "panic_until", "failed_since", "resumed_at")
+_INSTANTS = ("idle_since", "last_active", "panic_until", "failed_since", "resumed_at", "seen_at")
 _PAIRS = ("up_history", "down_history", "events", "last_action", "prev_action")
 
 
@@ -44,6 +44,24 @@ def readable_state(state: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if isinstance(out.get("override"), list):
         replicas, until = out["override"]
         out["override"] = [replicas, iso(float(until))]
+    if isinstance(out.get("objective"), Mapping):
+        out["objective"] = _readable_objective(out["objective"])
+    return out
+
+
+def _readable_objective(memory: Mapping[str, Any]) -> dict[str, Any]:
+    """The objective stage's memory (`objective_memory.py`) with its instants as ISO 8601."""
+    out = dict(memory)
+    if isinstance(out.get("at"), int | float):
+        out["at"] = iso(float(out["at"]))
+    if isinstance(out.get("peaks"), list):
+        out["peaks"] = [[iso(float(t)), n] for t, n in out["peaks"]]
+    queue_at = out.get("queue_at")
+    if isinstance(queue_at, list) and len(queue_at) == 2:
+        out["queue_at"] = [iso(float(queue_at[0])), queue_at[1]]
+    profile = out.get("profile")
+    if isinstance(profile, Mapping) and isinstance(profile.get("at"), int | float):
+        out["profile"] = {**profile, "at": iso(float(profile["at"]))}
     return out
 
 
