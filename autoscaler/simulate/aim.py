@@ -95,7 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for item in args.runs:
         label, _, folder = item.partition("=")
-        rows.append(row(label, load(Path(folder)), args.policy))
+        try:
+            document = load(Path(folder))
+        except (OSError, ValueError) as exc:  # a folder that is not a simulation's output
+            parser.error(f"{item}: no readable summary.json ({exc})")
+        if args.policy not in document.get("runs", {}):
+            parser.error(f"{item}: no run named {args.policy!r} (see --policy)")
+        rows.append(row(label, document, args.policy))
     print(render(rows, args.policy))
     return 0
 

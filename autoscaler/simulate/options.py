@@ -176,7 +176,7 @@ def _columns(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--time-column", metavar="NAME", help="request trace: arrival time column")
     p.add_argument("--input-column", metavar="NAME", help="request trace: input tokens column")
     p.add_argument("--output-column", metavar="NAME", help="request trace: output tokens column")
-    p.add_argument("--time-unit", choices=TIME_UNITS, help="arrival times as iso, s or ms")
+    p.add_argument("--time-unit", choices=TIME_UNITS, help="arrival times as iso, s, ms, us or ns")
 
 
 def _run(parser: argparse.ArgumentParser) -> None:

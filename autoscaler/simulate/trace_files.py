@@ -1,12 +1,16 @@
 """Reading trace files as rows of text: a CSV file, or JSON Lines (one object per request,
 its keys taking the place of a header), streamed so that a trace of millions of requests is
-never held as text. What the rows mean is `traces.py`'s business.
+never held as text; gzip-compressed (`.csv.gz`, `.jsonl.gz`: recognised by the gzip magic
+bytes, not the name) or not, with or without a UTF-8 byte order mark. What the rows mean is
+`traces.py`'s business.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import zlib
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import TextIO
@@ -25,7 +29,7 @@ def open_rows(path: str) -> Generator[tuple[list[str], Rows, int]]:
     held as text) and the line number of the first row, of a CSV file or of a JSON Lines file
     (`_jsonl_rows`)."""
     try:
-        handle = open(path, newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
+        handle = _open_text(path)
     except FileNotFoundError:
         raise TraceError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -34,20 +38,41 @@ def open_rows(path: str) -> Generator[tuple[list[str], Rows, int]]:
         raise TraceError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     with handle:
         try:
-            jsonl = handle.read(4096).lstrip().startswith("{")
+            opening = handle.read(4096).lstrip()
             handle.seek(0)
+            if opening.startswith("["):
+                raise TraceError(
+                    f"{path}:1: a JSON array; a trace is CSV or JSON Lines (one object per line)"
+                )
+            jsonl = opening.startswith("{")
             header, rows = (_jsonl_rows if jsonl else _csv_rows)(path, handle)
         except UnicodeDecodeError as exc:
             raise TraceError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise TraceError(f"{path}: a damaged gzip file ({exc})") from None
         yield header, _decoded(path, rows), 1 if jsonl else 2
 
 
+def _open_text(path: str) -> TextIO:
+    """The file as text: gunzipped as it is read when it starts with the gzip magic bytes;
+    a UTF-8 byte order mark (spreadsheet exports) dropped, so it is not part of the first
+    column's name."""
+    with open(path, "rb") as probe:
+        magic = probe.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
+    return open(path, newline="", encoding="utf-8-sig")
+
+
 def _decoded(path: str, rows: Rows) -> Rows:
-    """`rows`, with a byte that is not UTF-8 further down the file a `TraceError`."""
+    """`rows`, with a byte that is not UTF-8 further down the file (or a truncated gzip
+    stream) a `TraceError`."""
     try:
         yield from rows
     except UnicodeDecodeError as exc:
         raise TraceError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise TraceError(f"{path}: a damaged gzip file ({exc})") from None
 
 
 def _csv_rows(path: str, handle: TextIO) -> tuple[list[str], Rows]:

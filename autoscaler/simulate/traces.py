@@ -3,8 +3,10 @@
 A **request trace** has one row per request (arrival time, input tokens, output tokens). The
 canonical layout is `arrival_s,input_tokens,output_tokens`; Mooncake
 (`timestamp_ms,input_length,output_length`), Azure LLM inference
-(`TIMESTAMP,ContextTokens,GeneratedTokens`, ISO date-times) and BurstGPT
-(`Timestamp,Model,Request tokens,Response tokens,...`, seconds) are recognised from their
+(`TIMESTAMP,ContextTokens,GeneratedTokens`, ISO date-times), BurstGPT
+(`Timestamp,Model,Request tokens,Response tokens,...`, seconds), splitwise-sim
+(`request_id,...,arrival_timestamp,batch_size,prompt_size,token_size`, seconds) and Vidur
+(`arrived_at,num_prefill_tokens,num_decode_tokens`, seconds) are recognised from their
 headers, and `ColumnMap` maps any other CSV. A file whose first character is `{` is read as JSON
 Lines, one object per request, its keys taking the place of a header: Mooncake's own release
 (`{"timestamp": ms, "input_length": ..., "output_length": ..., "hash_ids": [...]}`) loads as
@@ -13,8 +15,8 @@ a request rate per window; `generate_arrivals` turns it into seeded arrivals (ga
 times with shape 1/cv^2, exponential when cv is 1 or missing) with token sizes drawn from a
 request trace.
 
-Only parsing and generation live here; no simulation. Every bad row raises `TraceError` naming
-`file:line` and what is wrong.
+Only parsing and generation live here (one field's parsing: `trace_fields.py`); no simulation.
+Every bad row raises `TraceError` naming `file:line` and what is wrong.
 """
 
 from __future__ import annotations
@@ -22,17 +24,21 @@ from __future__ import annotations
 import itertools
 import math
 from array import array
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Literal
 
 import numpy as np
 
+from autoscaler.simulate.trace_fields import (
+    MAX_SPAN_S,
+    TimeUnit,
+    guess_unit,
+    number,
+    span_error,
+    time_parser,
+    tokens,
+)
+from autoscaler.simulate.trace_fields import TIME_UNITS as TIME_UNITS  # the options' choices
 from autoscaler.simulate.trace_files import Rows, TraceError, open_rows
-
-TimeUnit = Literal["iso", "s", "ms"]
-TIME_UNITS: tuple[str, ...] = ("iso", "s", "ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +143,8 @@ _REQUEST_LAYOUTS: tuple[tuple[str, str, str, str, TimeUnit], ...] = (
     ("mooncake", "timestamp", "input_length", "output_length", "ms"),
     ("azure", "timestamp", "contexttokens", "generatedtokens", "iso"),
     ("burstgpt", "timestamp", "request tokens", "response tokens", "s"),
+    ("splitwise", "arrival_timestamp", "prompt_size", "token_size", "s"),
+    ("vidur", "arrived_at", "num_prefill_tokens", "num_decode_tokens", "s"),
 )
 
 
@@ -208,25 +216,9 @@ def _request_trace(
             head.append(row)
             if len(row) > ti and row[ti].strip():
                 break
-        unit = _guess_unit(header[ti], head[-1][ti] if head and len(head[-1]) > ti else "")
+        unit = guess_unit(header[ti], head[-1][ti] if head and len(head[-1]) > ti else "")
         rows = itertools.chain(head, rows)
-    width = max(ti, ii, oi) + 1
-    times = array("d")
-    inputs = array("q")
-    outputs = array("q")
-    parse_time = _time_parser(unit)
-    for number, row in enumerate(rows, start=first):
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue  # blank line
-        if len(row) < width:
-            raise TraceError(
-                f"{path}:{number}: {len(row)} fields, but column {header[width - 1]!r} "
-                f"is field {width}"
-            )
-        where = f"{path}:{number}"
-        times.append(parse_time(row[ti], where, header[ti]))
-        inputs.append(_tokens(row[ii], where, header[ii]))
-        outputs.append(_tokens(row[oi], where, header[oi]))
+    times, inputs, outputs = _read_requests(path, header, (ti, ii, oi), unit, rows, first)
     if not times:
         raise TraceError(f"{path}: no requests (only a header)")
     arrivals = np.frombuffer(times, dtype=np.float64)
@@ -244,57 +236,42 @@ def _request_trace(
     )
 
 
-def _guess_unit(name: str, sample: str) -> TimeUnit:
-    """The unit of a mapped time column: from its name, else from its first value."""
-    low = name.lower()
-    if low.endswith("_ms") or low.endswith("ms"):
-        return "ms"
-    if low.endswith("_s"):
-        return "s"
-    try:
-        float(sample)
-    except ValueError:
-        return "iso"
-    return "s"
-
-
-def _time_parser(unit: TimeUnit) -> Callable[[str, str, str], float]:
-    def seconds(text: str, where: str, column: str) -> float:
-        value = _number(text, where, column)
-        return value / 1000.0 if unit == "ms" else value
-
-    def iso(text: str, where: str, column: str) -> float:
-        try:
-            moment = datetime.fromisoformat(text.strip())
-        except ValueError:
+def _read_requests(
+    path: str,
+    header: list[str],
+    cols: tuple[int, int, int],
+    unit: TimeUnit,
+    rows: Rows,
+    first: int,
+) -> tuple[array[float], array[int], array[int]]:
+    """Arrival times (seconds), input and output tokens of every row, in file order. A time
+    that stretches the trace past `MAX_SPAN_S` fails at its row: a misread unit would
+    otherwise simulate for hours (or exhaust memory) before anything looks wrong."""
+    ti, ii, oi = cols
+    width = max(ti, ii, oi) + 1
+    times = array("d")
+    inputs = array("q")
+    outputs = array("q")
+    parse_time = time_parser(unit)
+    low = high = math.nan
+    for line, row in enumerate(rows, start=first):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line
+        if len(row) < width:
             raise TraceError(
-                f"{where}: column {column!r}: {text!r} is not an ISO date-time "
-                "(use --time-unit s or ms for numbers)"
-            ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)  # trace timestamps without a zone are UTC
-        return moment.timestamp()
-
-    return iso if unit == "iso" else seconds
-
-
-def _number(text: str, where: str, column: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise TraceError(f"{where}: column {column!r}: {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise TraceError(f"{where}: column {column!r}: {text!r} is not a finite number")
-    return value
-
-
-def _tokens(text: str, where: str, column: str) -> int:
-    value = _number(text, where, column)
-    if value < 0 or value != int(value):
-        raise TraceError(
-            f"{where}: column {column!r}: {text!r} is not a token count (a whole number >= 0)"
-        )
-    return int(value)
+                f"{path}:{line}: {len(row)} fields, but column {header[width - 1]!r} "
+                f"is field {width}"
+            )
+        where = f"{path}:{line}"
+        t = parse_time(row[ti], where, header[ti])
+        if not low <= t <= high:  # a new earliest or latest arrival (or the first)
+            low, high = (t, t) if not times else (min(low, t), max(high, t))
+            if high - low > MAX_SPAN_S:
+                raise span_error(where, header[ti], row[ti], low, high)
+        times.append(t)
+        inputs.append(tokens(row[ii], where, header[ii]))
+        outputs.append(tokens(row[oi], where, header[oi]))
+    return times, inputs, outputs
 
 
 def _rate_trace(path: str, lowered: list[str], rows: Rows, first: int) -> RateTrace:
@@ -304,14 +281,14 @@ def _rate_trace(path: str, lowered: list[str], rows: Rows, first: int) -> RateTr
     starts: list[float] = []
     rates: list[float] = []
     cvs: list[float] = []
-    for number, row in enumerate(rows, start=first):
+    for line, row in enumerate(rows, start=first):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
-        where = f"{path}:{number}"
+        where = f"{path}:{line}"
         if len(row) <= max(si, ri):
             raise TraceError(f"{where}: {len(row)} fields, expected {len(lowered)}")
-        start = _number(row[si], where, "window_start_s")
-        rate = _number(row[ri], where, "rate_rps")
+        start = number(row[si], where, "window_start_s")
+        rate = number(row[ri], where, "rate_rps")
         if rate < 0:
             raise TraceError(f"{where}: column 'rate_rps': {rate} is negative")
         if starts and start <= starts[-1]:
@@ -321,7 +298,7 @@ def _rate_trace(path: str, lowered: list[str], rows: Rows, first: int) -> RateTr
             )
         cv = math.nan
         if ci is not None and len(row) > ci and row[ci].strip():
-            cv = _number(row[ci], where, "rate_cv")
+            cv = number(row[ci], where, "rate_cv")
             if cv <= 0:
                 raise TraceError(f"{where}: column 'rate_cv': {row[ci]} must be > 0")
         starts.append(start)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +53,27 @@ def test_the_table_names_the_median_saving(
     printed = capsys.readouterr().out
     assert printed.count("| trace ") == 4  # header and three rows
     assert "Median saving against hpa over these 3 traces: +6.2 %" in printed
+
+
+@pytest.mark.parametrize(
+    ("make", "policy", "message"),
+    [
+        (lambda d: None, "llm-slo", "no readable summary.json"),  # was a FileNotFoundError
+        (lambda d: (d / "summary.json").write_text("{trunc"), "llm-slo", "no readable summary"),
+        (
+            lambda d: (d / "summary.json").write_text('{"runs": {"hpa": {}}}'),
+            "llm-slo",
+            "no run named 'llm-slo'",  # was a KeyError
+        ),
+    ],
+)
+def test_a_folder_without_the_summary_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: Any, policy: str, message: str
+) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    make(folder)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--policy", policy, f"X={folder}"])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
