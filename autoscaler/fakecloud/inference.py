@@ -12,6 +12,8 @@ on the wall clock and calls in here. What lives here:
   histograms under vLLM's own metric names (`vllm:num_requests_running`,
   `vllm:num_requests_waiting`, `vllm:gpu_cache_usage_perc`, `vllm:kv_cache_usage_perc`,
   `vllm:time_to_first_token_seconds`, `vllm:e2e_request_latency_seconds`,
+  `vllm:request_queue_time_seconds` (WAITING), `vllm:request_inference_time_seconds`
+  (RUNNING = `vllm:request_prefill_time_seconds` + `vllm:request_decode_time_seconds`),
   `vllm:prompt_tokens_total`, `vllm:generation_tokens_total`, `vllm:request_success_total`),
   each with `model_name`.
 KV-cache usage is faked as the share of sequence slots in use: a request holds its slot, and a

@@ -114,6 +114,7 @@ class InferenceFake:
         self.wakers[(dep.id, rid)] = event
         generated = 0
         done = False
+        first = arrived
         try:
             if not engine.scheduler.submit(rid):
                 while rid not in engine.scheduler.running:
@@ -121,7 +122,8 @@ class InferenceFake:
                         await event.wait()
                     await self._check(dep, gone)
                     engine = self.engine(dep)
-            start = time.monotonic() + self.settings.ttft
+            scheduled = time.monotonic()
+            start = scheduled + self.settings.ttft
             count = max(1, plan.completion_tokens) if plan.kind != "embedding" else 1
             for index in range(count):
                 due = start + index / self.settings.token_rate
@@ -130,12 +132,13 @@ class InferenceFake:
                     await anyio.sleep(delay)
                 await self._check(dep, gone)
                 if index == 0:
-                    engine.first_token(arrived, time.monotonic())
+                    first = time.monotonic()
+                    engine.first_token(arrived, first)
                 if plan.kind != "embedding":
                     generated += 1
                 yield index
             done = True
-            engine.finished(plan, generated, arrived, time.monotonic())
+            engine.finished(plan, generated, arrived, time.monotonic(), scheduled, first)
         finally:
             self.wakers.pop((dep.id, rid), None)
             if not done:

@@ -15,6 +15,11 @@ TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75
                 7.5, 10.0, 20.0, 40.0, 80.0)  # fmt: skip
 E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
                120.0, 240.0, 480.0)  # fmt: skip
+# vLLM's `request_latency_buckets` (v0.8 and later: e2e, queue, inference, prefill and decode
+# times; tests/sources/fixtures/vllm_metrics.txt). The e2e histogram above keeps its older
+# bounds (the other tests read them).
+REQUEST_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
+                   60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)  # fmt: skip
 INF = 'le="+Inf"'
 
 
@@ -53,6 +58,10 @@ class Engine:
     success: dict[str, int] = field(default_factory=dict)  # finished_reason -> count
     ttft: Histogram = field(default_factory=lambda: Histogram(TTFT_BUCKETS))
     e2e: Histogram = field(default_factory=lambda: Histogram(E2E_BUCKETS))
+    queue: Histogram = field(default_factory=lambda: Histogram(REQUEST_BUCKETS))
+    inference: Histogram = field(default_factory=lambda: Histogram(REQUEST_BUCKETS))
+    prefill: Histogram = field(default_factory=lambda: Histogram(REQUEST_BUCKETS))
+    decode: Histogram = field(default_factory=lambda: Histogram(REQUEST_BUCKETS))
     next_id: int = 0
 
     def new_request(self) -> int:
@@ -62,12 +71,29 @@ class Engine:
     def first_token(self, arrived: float, now: float) -> None:
         self.ttft.observe(max(0.0, now - arrived))
 
-    def finished(self, plan: RequestPlan, generated: int, arrived: float, now: float) -> None:
-        """A request was answered in full: count it as vLLM does."""
+    def finished(
+        self,
+        plan: RequestPlan,
+        generated: int,
+        arrived: float,
+        now: float,
+        scheduled: float | None = None,
+        first: float | None = None,
+    ) -> None:
+        """A request was answered in full: count it as vLLM does. Like vLLM (v1), its phase
+        times are observed when it finishes: WAITING from `arrived` to `scheduled` (admitted
+        to the running batch), RUNNING from `scheduled` to `now`, split at its `first` token
+        into PREFILL and DECODE (both times default to `arrived`: it ran at once)."""
         self.prompt_tokens += plan.prompt_tokens
         self.generation_tokens += generated
         self.success[plan.finish_reason] = self.success.get(plan.finish_reason, 0) + 1
         self.e2e.observe(max(0.0, now - arrived))
+        scheduled = arrived if scheduled is None else max(arrived, scheduled)
+        first = scheduled if first is None else min(max(scheduled, first), max(scheduled, now))
+        self.queue.observe(scheduled - arrived)
+        self.inference.observe(max(0.0, now - scheduled))
+        self.prefill.observe(first - scheduled)
+        self.decode.observe(max(0.0, now - first))
 
     def aborted(self, plan: RequestPlan, generated: int) -> None:
         """A request ended early (client gone, stream cut, deployment deleted): its tokens were
@@ -104,7 +130,34 @@ HELP = {
     "vllm:request_success_total": ("counter", "Count of successfully processed requests."),
     "vllm:time_to_first_token_seconds": ("histogram", "Histogram of time to first token."),
     "vllm:e2e_request_latency_seconds": ("histogram", "Histogram of end to end request latency."),
+    "vllm:request_queue_time_seconds": (
+        "histogram",
+        "Histogram of time spent in WAITING phase for request.",
+    ),
+    "vllm:request_inference_time_seconds": (
+        "histogram",
+        "Histogram of time spent in RUNNING phase for request.",
+    ),
+    "vllm:request_prefill_time_seconds": (
+        "histogram",
+        "Histogram of time spent in PREFILL phase for request.",
+    ),
+    "vllm:request_decode_time_seconds": (
+        "histogram",
+        "Histogram of time spent in DECODE phase for request.",
+    ),
 }
+
+
+def _histogram(engine: Engine, name: str) -> Histogram:
+    return {
+        "vllm:time_to_first_token_seconds": engine.ttft,
+        "vllm:e2e_request_latency_seconds": engine.e2e,
+        "vllm:request_queue_time_seconds": engine.queue,
+        "vllm:request_inference_time_seconds": engine.inference,
+        "vllm:request_prefill_time_seconds": engine.prefill,
+        "vllm:request_decode_time_seconds": engine.decode,
+    }[name]
 
 
 def render_metrics(engines: Iterable[tuple[Mapping[str, str], Engine]]) -> str:
@@ -130,7 +183,7 @@ def render_metrics(engines: Iterable[tuple[Mapping[str, str], Engine]]) -> str:
                     extra = f'finished_reason="{reason}"'
                     out.append(f"{name}{_labels(labels, extra)} {_num(engine.success[reason])}")
             else:
-                hist = engine.ttft if "first_token" in name else engine.e2e
+                hist = _histogram(engine, name)
                 for bound, n in zip(hist.buckets, hist.cumulative(), strict=True):
                     extra = f'le="{_num(bound)}"'
                     out.append(f"{name}_bucket{_labels(labels, extra)} {_num(n)}")

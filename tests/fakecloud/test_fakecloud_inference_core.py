@@ -4,6 +4,7 @@ request plans, settings updates, and the metrics page parsed by prometheus-clien
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -238,3 +239,71 @@ def test_metrics_parse_with_prometheus_client_under_vllm_names() -> None:
     assert samples[("vllm:time_to_first_token_seconds_bucket", le_01)] == 1
     assert samples[("vllm:time_to_first_token_seconds_bucket", (("le", "0.04"), *label))] == 0
     assert families["vllm:prompt_tokens"].type == "counter"
+
+
+FIXTURE = Path(__file__).resolve().parents[1] / "sources" / "fixtures" / "vllm_metrics.txt"
+PHASES = ("queue", "inference", "prefill", "decode")
+
+
+def _fixture_bounds(metric: str) -> list[str]:
+    """The `le` bounds of `metric` on engine 0 of the real vLLM exposition."""
+    prefix = f'{metric}_bucket{{engine="0",le="'
+    return [
+        line[len(prefix) :].split('"', 1)[0]
+        for line in FIXTURE.read_text().splitlines()
+        if line.startswith(prefix)
+    ]
+
+
+def test_phase_histograms_split_a_request_that_waited_then_ran() -> None:
+    """vLLM's WAITING / RUNNING (= PREFILL + DECODE) histograms, observed when a request
+    finishes: one that waited 1.2 s, prefilled 0.2 s and decoded 2 s, and one that ran at once
+    (its first token 0.1 s after arriving, done 0.5 s after)."""
+    engine = Engine(scheduler=SlotScheduler(1))
+    plan = RequestPlan("chat", "m", 5, 3)
+    engine.finished(plan, 3, 10.0, 13.4, 11.2, 11.4)
+    engine.finished(plan, 3, 20.0, 20.5, None, 20.1)
+    engine.aborted(plan, 1)  # an aborted request is no finished one: not observed
+    text = render_metrics([({"model_name": "m"}, engine)])
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    samples = {(s.name, s.labels.get("le")): s.value for f in families.values() for s in f.samples}
+    helps = {
+        "queue": "Histogram of time spent in WAITING phase for request.",
+        "inference": "Histogram of time spent in RUNNING phase for request.",
+        "prefill": "Histogram of time spent in PREFILL phase for request.",
+        "decode": "Histogram of time spent in DECODE phase for request.",
+    }
+    for phase in PHASES:
+        name = f"vllm:request_{phase}_time_seconds"
+        assert families[name].type == "histogram"
+        assert families[name].documentation == helps[phase]
+        assert f"# HELP {name} {helps[phase]}" in text
+        assert samples[(name + "_count", None)] == 2
+        assert samples[(name + "_bucket", "+Inf")] == 2
+    # the real vLLM's bounds (the fixture has no inference-time family: it shares them)
+    bounds = _fixture_bounds("vllm:request_queue_time_seconds")
+    assert len(bounds) == 22
+    for phase in PHASES:
+        name = f"vllm:request_{phase}_time_seconds"
+        mine = [line.split('le="', 1)[1].split('"', 1)[0] for line in text.splitlines()
+                if line.startswith(name + "_bucket")]  # fmt: skip
+        assert [float(b) for b in mine] == [float(b) for b in bounds], phase
+        if phase != "inference":
+            assert _fixture_bounds(name) == bounds
+
+    def at(phase: str, le: str) -> float:
+        return samples[(f"vllm:request_{phase}_time_seconds_bucket", le)]
+
+    def total(phase: str) -> float:
+        return samples[(f"vllm:request_{phase}_time_seconds_sum", None)]
+
+    # WAITING: 0 (ran at once) and 1.2 s
+    assert (at("queue", "0.3"), at("queue", "1.0"), at("queue", "1.5")) == (1, 1, 2)
+    assert total("queue") == pytest.approx(1.2)
+    # RUNNING: 0.5 s (arrival to done) and 2.2 s (admission to done, not arrival)
+    assert (at("inference", "0.5"), at("inference", "2.0"), at("inference", "2.5")) == (1, 1, 2)
+    assert total("inference") == pytest.approx(2.7)
+    # PREFILL: 0.1 s and 0.2 s; DECODE: 0.4 s and 2.0 s (a bound is inclusive, as Prometheus')
+    assert at("prefill", "0.3") == 2 and total("prefill") == pytest.approx(0.3)
+    assert (at("decode", "0.3"), at("decode", "0.5"), at("decode", "2.0")) == (0, 1, 2)
+    assert total("decode") == pytest.approx(2.4)

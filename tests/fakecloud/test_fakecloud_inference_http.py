@@ -335,6 +335,65 @@ def test_max_num_seqs_caps_running_and_queues_the_rest_per_replica(served: Any) 
     asyncio.run(scenario())
 
 
+def test_a_request_that_waited_shows_its_wait_and_its_run_on_the_phase_histograms(
+    served: Any,
+) -> None:
+    """max_num_seqs=1: a second request waits behind a slow first one (held at least 0.5 s
+    after it is seen waiting), then both finish. vLLM's WAITING histogram has one wait in its
+    first bucket (0.3 s) and one beyond; RUNNING, PREFILL and DECODE count both."""
+    sim, _state, clock = served("neevcloud", max_num_seqs=1, token_rate=2.0, ttft=0.1)
+
+    async def scenario() -> None:
+        p, info = await deploy("neevcloud", sim.url)
+        clock.advance(1)
+        info = await p.find("chat-llama")
+        assert info is not None
+        route = p.inference_route(info)
+        assert route is not None
+        metrics_url = route.base_url.removesuffix("/v1") + "/metrics"
+        body = {"model": route.model, "messages": CHAT, "max_tokens": 10}
+        async with httpx.AsyncClient(headers=route.headers, timeout=DEADLINE) as h:
+            url = route.base_url + "/chat/completions"
+
+            async def state_is(running: float, waiting: float) -> bool:
+                g = metric_values((await h.get(metrics_url)).text)
+                return (g["vllm:num_requests_running"], g["vllm:num_requests_waiting"]) == (
+                    running,
+                    waiting,
+                )
+
+            first = asyncio.create_task(h.post(url, json=body))
+            await until(lambda: state_is(1, 0), "the first request running")
+            second = asyncio.create_task(h.post(url, json=body))
+            await until(lambda: state_is(1, 1), "the second request waiting")
+            await asyncio.sleep(0.5)  # a lower bound on its wait, not a timing assertion
+            await h.post(f"{sim.url}/_sim/inference", json={"token_rate": 5000})  # finish now
+            assert [(await first).status_code, (await second).status_code] == [200, 200]
+            text = (await h.get(metrics_url)).text
+        await p.aclose()
+        m = metric_values(text)
+        le = {
+            (s.name, s.labels["le"]): s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if "le" in s.labels
+        }
+        queue, run = "vllm:request_queue_time_seconds", "vllm:request_inference_time_seconds"
+        for phase in (queue, run, "vllm:request_prefill_time_seconds"):
+            assert m[f"{phase}_count"] == 2, phase
+        assert m["vllm:request_decode_time_seconds_count"] == 2
+        # the first ran at once, the second waited for it (first bucket: 0.3 s)
+        assert (le[(f"{queue}_bucket", "0.3")], le[(f"{queue}_bucket", "+Inf")]) == (1, 2)
+        assert m[f"{queue}_sum"] >= 0.5
+        assert m[f"{run}_sum"] >= 2 * 0.1  # each prefilled 0.1 s, then decoded
+        assert m["vllm:request_prefill_time_seconds_sum"] >= 2 * 0.1
+        assert m[f"{run}_sum"] == pytest.approx(
+            m["vllm:request_prefill_time_seconds_sum"] + m["vllm:request_decode_time_seconds_sum"]
+        )
+
+    asyncio.run(scenario())
+
+
 def test_a_client_leaving_the_queue_frees_its_place(served: Any) -> None:
     sim, _state, _clock = served("netmind", max_num_seqs=1, token_rate=4.0)
 
