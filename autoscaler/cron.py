@@ -99,6 +99,8 @@ def triggers(cron: str, timezone: str) -> tuple[CronTrigger, ...]:
             hint = " (macros like @daily are not supported)" if cron.startswith("@") else ""
             raise ValueError(f"cron {cron!r}: expected 5 fields, got {len(fields)}{hint}")
         minute, hour, day, month, weekday = fields
+        for name, field in zip(_FIELD_NAMES, fields, strict=True):
+            _check_steps(name, field)
         zone = ZoneInfo(timezone)
         dow = crontab_day_of_week(weekday)
 
@@ -115,6 +117,18 @@ def triggers(cron: str, timezone: str) -> tuple[CronTrigger, ...]:
             _TRIGGERS.clear()
         _TRIGGERS[key] = found
     return found
+
+
+_FIELD_NAMES = ("minute", "hour", "day", "month", "day of week")
+
+
+def _check_steps(name: str, field: str) -> None:
+    """Every `/step` of a field is a whole number >= 1, as cron requires: APScheduler let a
+    month step like `jan-feb/x` through, and read `1-5/x` with a bare int() error."""
+    for part in field.split(","):
+        _, slash, step = part.partition("/")
+        if slash and not (step.isdigit() and int(step) >= 1):
+            raise ValueError(f"{name} {part!r}: the step after '/' must be a whole number >= 1")
 
 
 def _fixed_time(cron: str) -> bool:

@@ -161,11 +161,19 @@ def test_a_window_opens_on_either_day_field() -> None:
         "x y z a b",
         "0 9 * * sat-sun",
         "0 9 * * fry",
+        "0 8 * jan-feb/x *",  # a step that is no number: APScheduler let it through
+        "*/0 * * * *",
+        "0 8 1-10/-2 * *",
     ],
 )
 def test_expressions_cron_refuses_raise(expr: str) -> None:
     with pytest.raises(ValueError):
         cron.next_fire(expr, "UTC", 0.0)
+
+
+def test_a_step_that_is_no_number_is_named() -> None:
+    with pytest.raises(ValueError, match=r"day of week '1-5/x': the step after '/' must be"):
+        cron.triggers("0 8 * * 1-5/x", "UTC")
 
 
 @given(
