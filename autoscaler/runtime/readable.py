@@ -11,9 +11,11 @@ from typing import Any
 
 from autoscaler.core.timefmt import duration, iso
 
-# Core state keys holding one instant, and those holding [t, n] pairs.
+# Core state keys holding one instant, a (t, x) pair, and a list of [t, n] pairs; the same
+# for the objective stage's memory (`objective_memory.py`) and its demand profile.
 _INSTANTS = ("idle_since", "last_active", "panic_until", "failed_since", "resumed_at", "seen_at")
-_PAIRS = ("up_history", "down_history", "events", "last_action", "prev_action")
+_PAIRS = ("last_action", "prev_action")
+_LISTS = ("up_history", "down_history", "events")
 
 
 def stamped(entry: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -30,38 +32,38 @@ def readable_state(state: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The core state's JSON form with every instant as ISO 8601."""
     if state is None:
         return None
-    out = dict(state)
-    for key in _INSTANTS:
-        if isinstance(out.get(key), int | float):
-            out[key] = iso(float(out[key]))
-    for key in _PAIRS:
-        value = out.get(key)
-        if key in ("last_action", "prev_action"):
-            if isinstance(value, list) and len(value) == 2:
-                out[key] = [iso(float(value[0])), value[1]]
-        elif isinstance(value, list):
-            out[key] = [[iso(float(t)), n] for t, n in value]
+    out = _with_iso(state, _INSTANTS, _PAIRS, _LISTS)
     if isinstance(out.get("override"), list):
         replicas, until = out["override"]
         out["override"] = [replicas, iso(float(until))]
-    if isinstance(out.get("objective"), Mapping):
-        out["objective"] = _readable_objective(out["objective"])
+    memory = out.get("objective")
+    if isinstance(memory, Mapping):
+        memory = _with_iso(memory, ("at",), ("queue_at",), ("peaks",))
+        if isinstance(memory.get("profile"), Mapping):
+            memory["profile"] = _with_iso(memory["profile"], ("at",))
+        out["objective"] = memory
     return out
 
 
-def _readable_objective(memory: Mapping[str, Any]) -> dict[str, Any]:
-    """The objective stage's memory (`objective_memory.py`) with its instants as ISO 8601."""
-    out = dict(memory)
-    if isinstance(out.get("at"), int | float):
-        out["at"] = iso(float(out["at"]))
-    if isinstance(out.get("peaks"), list):
-        out["peaks"] = [[iso(float(t)), n] for t, n in out["peaks"]]
-    queue_at = out.get("queue_at")
-    if isinstance(queue_at, list) and len(queue_at) == 2:
-        out["queue_at"] = [iso(float(queue_at[0])), queue_at[1]]
-    profile = out.get("profile")
-    if isinstance(profile, Mapping) and isinstance(profile.get("at"), int | float):
-        out["profile"] = {**profile, "at": iso(float(profile["at"]))}
+def _with_iso(
+    d: Mapping[str, Any],
+    instants: tuple[str, ...],
+    pairs: tuple[str, ...] = (),
+    lists: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """A copy of `d` with its instants as ISO 8601: each of `instants` a number, each of `pairs`
+    a [t, x], each of `lists` a list of [t, n] (what is not of that shape stays as it is)."""
+    out = dict(d)
+    for key in instants:
+        if isinstance(out.get(key), int | float):
+            out[key] = iso(float(out[key]))
+    for key in pairs:
+        value = out.get(key)
+        if isinstance(value, list) and len(value) == 2:
+            out[key] = [iso(float(value[0])), value[1]]
+    for key in lists:
+        if isinstance(out.get(key), list):
+            out[key] = [[iso(float(t)), n] for t, n in out[key]]
     return out
 
 
