@@ -160,36 +160,31 @@ async def test_an_unreadable_replica_count_never_moves_the_deployment(
     assert scale_targets(sim) == [5], scale_targets(sim)
 
 
-async def test_a_truncated_spec_row_does_not_keep_a_deployment_from_coming_back(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("table", "torn"),
+    [
+        # The spec captured at the delete: the policy's own `deployment.create` can still
+        # bring the deployment back; a create that failed on the row every pass left it at
+        # zero for good.
+        ("policy_spec", '{"create": {"catal'),
+        # The state: it holds only what tunes the next decisions (windows, clocks), so the
+        # policy starts from a fresh one and runs; every pass failed on the row before.
+        ("policy_state", '{"core": {"up_hist'),
+    ],
+)
+async def test_a_truncated_row_does_not_keep_a_deployment_from_coming_back(
+    tmp_path: Path, table: str, torn: str
 ) -> None:
-    """The spec captured at the delete was cut short in the store (a torn write, a bad
-    restore). The policy's own `deployment.create` can still bring the deployment back; a
-    create that failed on the stored row at every pass left it at zero for good."""
+    """A row of the store was cut short (a torn write, a bad restore): logged and read as
+    missing, the policy still creates and scales its deployment."""
     db = tmp_path / "state.db"
     store = SQLiteStore(str(db))
     await store.open()
     await store.close()
     with sqlite3.connect(db) as conn:
-        conn.execute("INSERT INTO policy_spec VALUES ('torn', '{\"create\": {\"catal', 0)")
+        conn.execute(f"INSERT INTO {table} VALUES ('torn', ?, 0)", (torn,))
     with sim_server(provision_seconds=0.2) as sim, serving() as src:
         src.routes["/depth"] = Depth(30).reply
         async with running(tmp_path, sim, http_policy("torn", src.url("/depth"))):
             await await_for(lambda: replicas(sim, "torn") == 3, 30, "created and scaled")
         assert [d["spec"]["catalog_id"] for d in sim.current("torn")] == [CREATE_SPEC["catalog_id"]]
-
-
-async def test_a_truncated_state_row_does_not_stop_the_policy(tmp_path: Path) -> None:
-    """The policy's stored state was cut short (a torn write, a bad restore). It holds only
-    what tunes the next decisions (windows, clocks): the policy starts from a fresh state and
-    runs, where every pass failed on the row before."""
-    db = tmp_path / "state.db"
-    store = SQLiteStore(str(db))
-    await store.open()
-    await store.close()
-    with sqlite3.connect(db) as conn:
-        conn.execute("INSERT INTO policy_state VALUES ('torn', '{\"core\": {\"up_hist', 0)")
-    with sim_server(provision_seconds=0.2) as sim, serving() as src:
-        src.routes["/depth"] = Depth(30).reply
-        async with running(tmp_path, sim, http_policy("torn", src.url("/depth"))):
-            await await_for(lambda: replicas(sim, "torn") == 3, 30, "created and scaled")
