@@ -23,7 +23,7 @@ from autoscaler.fakecloud import VirtualClock, create_app
 from autoscaler.fakecloud.inference import InferenceSettings
 from autoscaler.fakecloud.state import SimState
 from autoscaler.policy.model import InferenceProfile
-from autoscaler.providers.base import DeploymentInfo, Provider
+from autoscaler.providers.base import DeploymentInfo, InferenceRoute, Provider
 from autoscaler.providers.registry import build_provider
 from tests.providers.helpers import PROVIDERS, SPECS, TOKEN, ServedSim, profile
 from tests.services import free_port
@@ -69,6 +69,22 @@ async def deploy(kind: str, url: str, name: str = "chat-llama") -> tuple[Provide
     info = await p.find(name)
     assert info is not None
     return p, info
+
+
+async def ready_route(
+    kind: str, sim: Any, clock: VirtualClock | None = None, start_up: float = 0.0
+) -> tuple[Provider, DeploymentInfo, InferenceRoute, str]:
+    """A deployment made and, after `start_up` seconds on `clock`, ready: its client, what
+    the client sees of it, its route and the URL of its vLLM metrics page."""
+    p, info = await deploy(kind, sim.url)
+    if clock is not None:
+        clock.advance(start_up)
+        found = await p.find(info.name)
+        assert found is not None
+        info = found
+    route = p.inference_route(info)
+    assert route is not None
+    return p, info, route, route.base_url.removesuffix("/v1") + "/metrics"
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -288,13 +304,7 @@ def test_max_num_seqs_caps_running_and_queues_the_rest_per_replica(served: Any) 
     sim, _state, clock = served("neevcloud", max_num_seqs=2, token_rate=5.0, provision_seconds=10)
 
     async def scenario() -> None:
-        p, info = await deploy("neevcloud", sim.url)
-        clock.advance(10)
-        info = await p.find("chat-llama")
-        assert info is not None
-        route = p.inference_route(info)
-        assert route is not None
-        metrics_url = route.base_url.removesuffix("/v1") + "/metrics"
+        p, info, route, metrics_url = await ready_route("neevcloud", sim, clock, 10)
         body = {"model": route.model, "messages": CHAT, "max_tokens": 60, "stream": True}
 
         async with httpx.AsyncClient(headers=route.headers, timeout=DEADLINE) as h:
@@ -344,13 +354,7 @@ def test_a_request_that_waited_shows_its_wait_and_its_run_on_the_phase_histogram
     sim, _state, clock = served("neevcloud", max_num_seqs=1, token_rate=2.0, ttft=0.1)
 
     async def scenario() -> None:
-        p, info = await deploy("neevcloud", sim.url)
-        clock.advance(1)
-        info = await p.find("chat-llama")
-        assert info is not None
-        route = p.inference_route(info)
-        assert route is not None
-        metrics_url = route.base_url.removesuffix("/v1") + "/metrics"
+        p, _, route, metrics_url = await ready_route("neevcloud", sim, clock, 1)
         body = {"model": route.model, "messages": CHAT, "max_tokens": 10}
         async with httpx.AsyncClient(headers=route.headers, timeout=DEADLINE) as h:
             url = route.base_url + "/chat/completions"
@@ -398,10 +402,7 @@ def test_a_client_leaving_the_queue_frees_its_place(served: Any) -> None:
     sim, _state, _clock = served("netmind", max_num_seqs=1, token_rate=4.0)
 
     async def scenario() -> None:
-        p, info = await deploy("netmind", sim.url)
-        route = p.inference_route(info)
-        assert route is not None
-        metrics_url = route.base_url.removesuffix("/v1") + "/metrics"
+        p, _, route, metrics_url = await ready_route("netmind", sim)
         long = {"model": "m", "messages": CHAT, "max_tokens": 40}
         async with httpx.AsyncClient(headers=route.headers, timeout=DEADLINE) as h:
 
