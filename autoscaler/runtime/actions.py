@@ -37,6 +37,7 @@ import structlog
 
 from autoscaler.policy.model import Policy
 from autoscaler.providers.base import DeploymentInfo, Provider, ProviderError, TemporaryError
+from autoscaler.runtime.stored import read_row
 from autoscaler.store.base import Intent, IntentKind, Store
 
 log = structlog.get_logger("autoscaler.actions")
@@ -204,11 +205,7 @@ async def saved_spec(ctx: ActionContext, policy: Policy) -> dict[str, Any] | Non
     """The spec row as stored, or None when there is none or it cannot be read (a torn write,
     a bad restore: logged). Unreadable must not mean "cannot create": the policy's own
     `deployment.create` and the delete intent's payload still hold the spec."""
-    try:
-        return await ctx.store.load_spec(policy.name)
-    except ValueError as exc:
-        log.warning("spec_unreadable", policy=policy.name, error=str(exc))
-        return None
+    return await read_row(ctx.store.load_spec, policy, "spec")
 
 
 async def spec_for_create(ctx: ActionContext, policy: Policy) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ credential; why it is kept: `known_route.py`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
@@ -26,16 +26,24 @@ def stored_record(state: core.CoreState, route: SeenRoute | None) -> dict[str, A
     return record
 
 
-async def read_stored(store: Store, policy: Policy) -> Mapping[str, Any] | None:
-    """The stored record, or None when there is none or it cannot be read (a torn write or a
-    bad restore left text that is not JSON: logged). A fresh state then: an unreadable row
-    must not stop the policy (every pass failed on it), and what it held only tunes the next
-    decisions (windows, clocks), while the spec and pending intents live in rows of their own."""
+async def read_row(
+    load: Callable[[str], Awaitable[dict[str, Any] | None]], policy: Policy, what: str
+) -> dict[str, Any] | None:
+    """A policy's row of the store (`load(policy.name)`), or None when there is none or it
+    cannot be read: a torn write or a bad restore left text that is not JSON. Logged as
+    `{what}_unreadable`; the callers carry on without it rather than fail every pass."""
     try:
-        return await store.load_state(policy.name)
+        return await load(policy.name)
     except ValueError as exc:
-        log.warning("state_unreadable", policy=policy.name, error=str(exc))
+        log.warning(f"{what}_unreadable", policy=policy.name, error=str(exc))
         return None
+
+
+async def read_stored(store: Store, policy: Policy) -> Mapping[str, Any] | None:
+    """The stored record (`read_row`). Unreadable, the policy starts from a fresh state: what
+    it held only tunes the next decisions (windows, clocks), while the spec and pending
+    intents live in rows of their own."""
+    return await read_row(store.load_state, policy, "state")
 
 
 def load_core_state(policy: Policy, stored: Mapping[str, Any] | None) -> core.CoreState:
