@@ -35,7 +35,18 @@ def require_tcp(name: str, port: int, host: str = "127.0.0.1") -> None:
     require(port_open(host, port), f"{name} on {host}:{port}")
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now and never handed out before in this process. The kernel may give the
+    port it just released to the next bind, so two calls in a row (a daemon's http.listen and
+    its gateway.listen) could otherwise name the same port."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port left that this test process has not handed out already")

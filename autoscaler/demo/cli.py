@@ -123,12 +123,19 @@ def run(args: argparse.Namespace) -> int:
 # --- generated files ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def _free_ports(n: int) -> list[int]:
+    """n distinct free ports: every socket stays bound until all are picked, since the kernel
+    may hand a port it just released to the next bind."""
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    held = [socket.socket() for _ in range(n)]
+    try:
+        for s in held:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -208,14 +215,15 @@ async def demo(options: DemoOptions, out: TextIO) -> int:
         async with anyio.create_task_group() as tg:
             sim_host, sim_port = await tg.start(serve_http, sim_app, "127.0.0.1:0")
             gw_host, gw_port = await tg.start(serve_http, gateway.app(), "127.0.0.1:0")
+            http_port, gateway_port = _free_ports(2)
             config_path = write_demo_files(
                 folder,
                 sim_url=f"http://{sim_host}:{sim_port}",
                 gateway_url=f"http://{gw_host}:{gw_port}/metrics",
-                http_port=_free_port(),
+                http_port=http_port,
                 speed=speed,
                 token=token,
-                gateway_port=_free_port(),
+                gateway_port=gateway_port,
                 client_key=client_key,
             )
             try:
