@@ -137,6 +137,12 @@ CASES: list[tuple[str, str, list[str]]] = [
         ['8:11: interval: must be a duration > 0, got "0s"'],
     ),
     (
+        # A period of 100 ns would evaluate (and read every source) in a tight loop.
+        "interval below the floor",
+        BASE + "interval: 0.0001ms\n",
+        ['8:11: interval: must be a duration of at least 50ms, got "0.0001ms"'],
+    ),
+    (
         "duration text",
         BASE + "interval: 5 minutes\n",
         [

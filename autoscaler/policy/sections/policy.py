@@ -44,6 +44,8 @@ from autoscaler.policy.sections.sources import SOURCE, GatewaySource, MetricSour
 from autoscaler.policy.yamlnodes import Collector, locate, mapping_pairs
 
 TargetType = Literal["value", "average_value", "utilization"]
+MIN_INTERVAL = 0.05  # seconds: the shortest evaluation period a policy may set
+
 LABEL_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 LABEL_TEXT = (
     "a lowercase name of letters, digits and '-' that starts and ends with a letter or digit"
@@ -174,7 +176,10 @@ class Policy:
         metadata=spec(ListOf(METRIC, "metrics the replica count follows", min_items=1))
     )
     interval: float = field(
-        default=15.0, metadata=spec(Duration("evaluation period", positive=True))
+        default=15.0,
+        # Each evaluation reads every metric source: a period under 50 ms (the demo's fastest,
+        # 1 s at --speed 20) would only hammer them and spin the daemon.
+        metadata=spec(Duration("evaluation period", positive=True, at_least=MIN_INTERVAL)),
     )
     behavior: Behavior = field(default_factory=Behavior, metadata=spec(BEHAVIOR))
     scale_to_zero: ScaleToZero | None = field(default=None, metadata=spec(SCALE_TO_ZERO))
