@@ -21,6 +21,7 @@ Pure: `now` and every reading come from the caller.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from math import isfinite
@@ -33,6 +34,7 @@ from . import reasons as R
 from .correction import SIGNIFICANT, corrected, queue_growth
 from .drafts import draft
 from .objective_memory import ObjectiveMemory
+from .objective_unread import sized_unread, unread_stretch
 from .peaks import Peaks, hold_peaks
 from .profile import Profile
 from .proposal import Context, Proposal, Recommendation
@@ -61,6 +63,8 @@ def _memory(
     at: float | None,
     queue_at: tuple[float, float] | None,
     growth: float,
+    service: float | None,
+    unread_since: float | None,
 ) -> ObjectiveMemory:
     """`ObjectiveMemory(...)` stored field by field on a draft (drafts.py): one per decision."""
     m: Any = _MemoryDraft()
@@ -71,6 +75,8 @@ def _memory(
     m.at = at
     m.queue_at = queue_at
     m.growth = growth
+    m.service = service
+    m.unread_since = unread_since
     m.__class__ = ObjectiveMemory
     return m
 
@@ -145,36 +151,40 @@ def size(
     # No traffic: a service time, its variability and a wait quantile have nothing to measure
     # (a histogram's mean over an empty window is NaN). Those reads are not failures then.
     quiet = lam == 0.0 and not queue and not in_flight
+    # Traffic but no service time yet (objective_unread.py): excused for a while.
+    unread_since, warming = unread_stretch(memory, lam, s is None, quiet, now)
     failed = proposal.failed
     if broken:
-        failed = _failed(objective, values, failed, quiet)
+        failed = _failed(objective, values, failed, quiet or warming)
 
     current = seen.current
     hpa = proposal.replicas if seen.has_targets else None
-    if lam is None or (s is None and not quiet):
+    if warming and memory.service is None:
+        reading = (lam or 0.0, in_flight, queue)
+        kept = dataclasses.replace(memory, startup=memory_startup, unread_since=unread_since)
+        return Sized(*sized_unread(objective, kept, proposal, hpa, reading, seen, lead, failed))
+    if lam is None or (s is None and not quiet and not warming):
         missing = signals.arrival_rate if lam is None else signals.service_time
         wanted = current if hpa is None else max(hpa, current)
         text = f"objective: {missing} failed: no sizing, keep {wanted}"
         if hpa is not None:
             text = f"{proposal.message}; {text}"
         rec = Recommendation(wanted, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
-        memory = _memory(
-            memory.correction,
-            memory_startup,
-            memory.peaks,
-            memory.profile,
-            now,
-            memory.queue_at,
-            memory.growth,
+        kept = dataclasses.replace(
+            memory, startup=memory_startup, at=now, unread_since=unread_since
         )
-        return Sized(rec, (), memory)
+        return Sized(rec, (), kept)
 
     # (max and min as comparisons from here on: a builtin call costs several times more)
     if lam < 0.0:
         lam = 0.0
+    read = s is not None
+    if warming:
+        s = memory.service
     s = s or 0.0
     if s < 0.0:
         s = 0.0
+    service = s if read else memory.service
     # A read variability is bounded like a declared one (policy schema: 0 to CV_MAX): beyond
     # it a reading is garbage, and squared it would overflow the queueing model.
     cv = objective.service_time_cv if cv_read is None else min(max(cv_read, 0.0), CV_MAX)
@@ -230,6 +240,12 @@ def size(
         f"(p{_fixed(q * 100, '.10g')} wait {shown} <= {_fixed(wait, 'g')}s)"
     ]
     reasons = [R.OBJECTIVE_SIZED]
+    if warming:
+        reasons.append(R.OBJECTIVE_SERVICE_UNREAD)
+        parts.append(
+            f"{signals.service_time} without a reading for {now - (unread_since or now):g}s "
+            f"under traffic: the last read, {s:.4g}s, stands"
+        )
     off = f - 1.0
     if off > 0.05 or off < -0.05:  # abs(f - 1) > 0.05
         reasons.append(R.OBJECTIVE_CORRECTED)
@@ -293,7 +309,9 @@ def size(
     correction = corrected(memory.correction, memory.at, now, ready, wait, observed, at_ready)
     if queue is not None:
         queue_at = (now, backlog)
-    next_memory = _memory(correction, memory_startup, peaks, profile, now, queue_at, growth)
+    next_memory = _memory(
+        correction, memory_startup, peaks, profile, now, queue_at, growth, service, unread_since
+    )
 
     wanted = count
     text = "; ".join(parts)
@@ -304,6 +322,10 @@ def size(
     if failed and wanted < current:
         names = ",".join(failed)
         text = f"{text}; {names} failed: no scale down, keep {current}"
+        rec = Recommendation(current, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
+        return Sized(rec, tuple(reasons), next_memory)
+    if warming and wanted < current:
+        text = f"{text}; {signals.service_time} not read: no scale down, keep {current}"
         rec = Recommendation(current, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
         return Sized(rec, tuple(reasons), next_memory)
     reason = proposal.reason if hpa is not None and hpa >= count else direction(wanted, current)

@@ -33,6 +33,10 @@ class ObjectiveMemory:
     # over a minute; negative when it drains): arrivals = requests served + growth.
     queue_at: tuple[float, float] | None = None
     growth: float = 0.0
+    service: float | None = None  # the last service time read, seconds
+    # The first evaluation of the current stretch with traffic but no service time read (no
+    # request finished in its window yet): the stretch is excused for a while (objective.py).
+    unread_since: float | None = None
 
 
 def memory_to_dict(memory: ObjectiveMemory) -> dict[str, Any]:
@@ -44,6 +48,8 @@ def memory_to_dict(memory: ObjectiveMemory) -> dict[str, Any]:
         "at": memory.at,
         "queue_at": list(memory.queue_at) if memory.queue_at is not None else None,
         "growth": memory.growth,
+        "service": memory.service,
+        "unread_since": memory.unread_since,
     }
 
 
@@ -85,7 +91,16 @@ def memory_from_dict(d: object) -> ObjectiveMemory:
         _number(d, "at"),
         _queue_at(d.get("queue_at")),
         _number(d, "growth") or 0.0,
+        _service(d),
+        _number(d, "unread_since"),
     )
+
+
+def _service(d: Mapping[str, Any]) -> float | None:
+    v = _number(d, "service")
+    if v is not None and v < 0:
+        raise ValueError(f"state.objective.service: expected seconds >= 0, got {v!r}")
+    return v
 
 
 def _queue_at(v: object) -> tuple[float, float] | None:

@@ -52,6 +52,7 @@ OBJECTIVE_DRAINS_FIRST: Final = "objective_drains_first"
 OBJECTIVE_FORECAST: Final = "objective_forecast"
 OBJECTIVE_STARTUP_HOLD: Final = "objective_startup_hold"
 OBJECTIVE_CORRECTED: Final = "objective_corrected"
+OBJECTIVE_SERVICE_UNREAD: Final = "objective_service_unread"
 
 REASONS: dict[str, str] = {
     SCALE_UP: "the replica count goes up",
@@ -100,4 +101,6 @@ REASONS: dict[str, str] = {
     OBJECTIVE_STARTUP_HOLD: "kept a count sized within the last start-up time: it would be "
     "needed again before a new replica could start",
     OBJECTIVE_CORRECTED: "the service time is corrected by the observed vs predicted wait",
+    OBJECTIVE_SERVICE_UNREAD: "traffic but no service time read yet (no request finished): "
+    "sized with the last one read, or from the requests in flight and queued; no scale down",
 }

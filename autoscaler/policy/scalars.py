@@ -307,29 +307,22 @@ class Duration(Scalar):
     numeric = True
 
     def __init__(self, description: str = "", *, positive: bool = False, at_least: float = 0.0):
-        self.description = description
-        self.positive = positive
-        self.at_least = at_least  # a floor above 0, in seconds (written as ms in messages)
+        self.description, self.positive, self.at_least = description, positive, at_least
 
     def accept(self, value: object) -> Any:
         if value is None or not isinstance(value, bool | int | float | str):
             raise ValueError(f"must be {HINT}, got {describe_value(value)}")
         seconds = parse_duration(value)
-        if self.positive and seconds <= 0:
-            raise ValueError(f"must be a duration > 0, got {describe_value(value)}")
-        if seconds < self.at_least:
-            floor = f"{self.at_least * 1000:g}ms"
-            raise ValueError(f"must be a duration of at least {floor}, got {describe_value(value)}")
+        if (self.positive and seconds <= 0) or seconds < self.at_least:
+            least = f"of at least {self.at_least * 1000:g}ms" if self.at_least else "> 0"
+            raise ValueError(f"must be a duration {least}, got {describe_value(value)}")
         if seconds > MAX_SECONDS:
             raise ValueError(f"must be a duration of at most 365d, got {describe_value(value)}")
         return seconds
 
     def schema(self) -> JSON:
-        number: JSON = {"type": "number", "maximum": MAX_SECONDS}
-        if self.at_least > 0:
-            number["minimum"] = self.at_least
-        else:
-            number["exclusiveMinimum" if self.positive else "minimum"] = 0
+        floor = "exclusiveMinimum" if self.positive and not self.at_least else "minimum"
+        number: JSON = {"type": "number", "maximum": MAX_SECONDS, floor: self.at_least}
         out: JSON = {"anyOf": [number, {"type": "string", "pattern": DURATION_PATTERN}]}
         return self._with_description(out)
 
