@@ -38,7 +38,7 @@ def readable_state(state: Mapping[str, Any] | None) -> dict[str, Any] | None:
         out["override"] = [replicas, iso(float(until))]
     memory = out.get("objective")
     if isinstance(memory, Mapping):
-        memory = _with_iso(memory, ("at",), ("queue_at",), ("peaks",))
+        memory = _with_iso(memory, ("at", "unread_since"), ("queue_at",), ("peaks",))
         if isinstance(memory.get("profile"), Mapping):
             memory["profile"] = _with_iso(memory["profile"], ("at",))
         out["objective"] = memory

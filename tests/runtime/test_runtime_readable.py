@@ -26,6 +26,8 @@ def test_every_instant_of_the_state_reads_as_iso() -> None:
         at=T,
         queue_at=(T, 7.0),
         growth=0.5,
+        service=4.0,
+        unread_since=T,
     )
     state = evolve(
         initial_state(),
