@@ -207,6 +207,8 @@ REFUSALS = {
     hold.SHUTTING_DOWN: "the gateway is shutting down; retry",
     hold.MODEL_REMOVED: "model {model!r} is no longer served here (the configuration changed); "
     "see GET /v1/models",
+    hold.DEPLOYMENT_FAILED: "model {model!r}: its deployment failed and the daemon will not "
+    "recreate it (on_deployment_failure); retry once it has been fixed",
 }
 
 

@@ -10,6 +10,7 @@ Lifecycle of a request, each ending exactly once (the edge's `Ticket`):
            -> Held -> released -> ...     (ready: in arrival order)
                    -> refused hold_timeout (past its deadline)
                    -> cancelled            (client disconnected while held)
+                   -> refused deployment_failed (failed, not to be recreated: drained)
            -> Refused queue_full           (most requests held already)
 A forwarded request ends answered (any upstream status) or refused with a reason.
 Must not live here: timers, futures, HTTP.
@@ -30,6 +31,7 @@ UPSTREAM_UNAVAILABLE = "upstream_unavailable"  # ready deployment did not answer
 UPSTREAM_ERROR = "upstream_error"  # the deployment broke off a response it had begun
 SHUTTING_DOWN = "shutting_down"  # the gateway stops while the request is held
 MODEL_REMOVED = "model_removed"  # a reload stopped routing the model while it was held
+DEPLOYMENT_FAILED = "deployment_failed"  # failed, and the daemon will not recreate it
 REASONS = (
     QUEUE_FULL,
     HOLD_TIMEOUT,
@@ -37,6 +39,7 @@ REASONS = (
     UPSTREAM_ERROR,
     SHUTTING_DOWN,
     MODEL_REMOVED,
+    DEPLOYMENT_FAILED,
 )
 
 
@@ -140,7 +143,8 @@ class HoldQueue:
         return self._held.pop(rid, None) is not None
 
     def drain(self) -> list[int]:
-        """Everything held, in arrival order (the gateway stops)."""
+        """Everything held, in arrival order (the gateway stops, the model is removed, its
+        deployment failed for good)."""
         gone = sorted(self._held)
         self._held.clear()
         return gone

@@ -1,19 +1,24 @@
 """`Gateway`: the edge around the pure hold queue. One per process (in the daemon, or
 `autoscaler gateway`), serving the ASGI app of `app.py`.
 
-Per model a `_Gate` holds the `HoldQueue`, the futures of held requests, the deployment's
-route once known, and two tasks that run only while something is held: the watcher (looks
-the deployment up every `poll_interval`, releases in arrival order once it can answer, and
-refuses requests past their deadline) and the activation loop (asks the daemon at once, then
-again every second until a leader accepts, and every `RENEW` seconds while still holding, so
-a daemon that restarted or just became leader sees the demand).
+Per model a `Gate` (`gate.py`) holds the `HoldQueue`, the futures of held requests, what the
+lookups of the deployment said, and two tasks that run only while something is held: the
+watcher (looks the deployment up every `poll_interval`, releases in arrival order once it can
+answer, and refuses requests past their deadline) and the activation loop (asks the daemon at
+once, then again every second until a leader accepts, and every `RENEW` seconds while still
+holding, so a daemon that restarted or just became leader sees the demand).
 
 A route is trusted until it fails: a connection error or a 404 makes the gate look the
 deployment up again. Not ready, a new route (the deployment recreated since), or a 404 from a
 deployment that has not answered yet (the Nebius-style start-up) puts the request back in the
 queue at its arrival position.
-Must not live here: the queue's rules (`hold.py`), header and error shapes (`upstream.py`),
-how a request is answered (`answer.py`).
+
+A `failed` deployment the daemon will not recreate (`ModelRoute.refuse_failed`): what is held,
+and what arrives within `poll_interval` of that lookup, is refused (`deployment_failed`); later
+requests are held for a lookup, so a fixed deployment is routed again. One the daemon will
+recreate is not ready (held until `max_hold`, as a failed lookup is).
+Must not live here: the queue's rules (`hold.py`), one model's state (`gate.py`), header and
+error shapes (`upstream.py`), how a request is answered (`answer.py`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -35,6 +39,7 @@ from autoscaler.gateway.activation import ActivationError, Activator
 from autoscaler.gateway.answer import Answers, Receive, Send, Ticket, disconnected
 from autoscaler.gateway.auth import ApiKeys
 from autoscaler.gateway.client import UpstreamClient, UpstreamError
+from autoscaler.gateway.gate import Gate
 from autoscaler.gateway.routes import ModelRoute, RouteResolver, RouteTable
 from autoscaler.gateway.stats import Stats
 from autoscaler.policy.model import GatewayConfig
@@ -46,20 +51,7 @@ log = structlog.get_logger("autoscaler.gateway")
 RENEW = 2.0  # seconds between activation requests while still holding (after one accepted)
 RETRY = 1.0  # seconds between activation attempts while no daemon accepts
 ROUTE_MAX_AGE = 30.0  # a route in use is looked up again in the background after this
-
-
-@dataclass
-class _Gate:
-    route: ModelRoute
-    queue: hold.HoldQueue
-    upstream: InferenceRoute | None = None
-    resolved: bool = False  # looked up at least once
-    warming: bool = False  # found ready, has not answered yet: a 404 is start-up
-    checked_at: float = -math.inf
-    waiters: dict[int, asyncio.Future[str]] = field(default_factory=dict)
-    watcher: asyncio.Task[None] | None = None
-    activating: asyncio.Task[None] | None = None
-    refreshing: asyncio.Task[None] | None = None
+FAILED_RETRY = 30.0  # Retry-After of deployment_failed: someone has to fix it first
 
 
 class Gateway:
@@ -84,7 +76,7 @@ class Gateway:
         self.clock = clock
         self.origin = origin or f"gateway-{uuid.uuid4().hex[:8]}"
         self._ids = itertools.count(1)
-        self._gates: dict[str, _Gate] = {}
+        self._gates: dict[str, Gate] = {}
         self._closing = False
         self.client = UpstreamClient(read_timeout=config.upstream_timeout)
         self.answers = Answers(self.stats, clock, config.upstream_timeout)
@@ -98,16 +90,15 @@ class Gateway:
         for model, gate in self._gates.items():
             new = table.get(model)
             if new is None:
-                for rid in gate.queue.drain():
-                    _settle(gate.waiters.get(rid), hold.MODEL_REMOVED)
+                gate.settle(gate.queue.drain(), hold.MODEL_REMOVED)
             elif new != gate.route:
                 gate.route = new
                 gate.queue.bounds = new.bounds
 
-    def gate(self, route: ModelRoute) -> _Gate:
+    def gate(self, route: ModelRoute) -> Gate:
         gate = self._gates.get(route.model)
         if gate is None:
-            gate = self._gates[route.model] = _Gate(route, hold.HoldQueue(route.bounds))
+            gate = self._gates[route.model] = Gate(route, hold.HoldQueue(route.bounds))
             self.stats.model(route.model)
         return gate
 
@@ -138,9 +129,9 @@ class Gateway:
             ticket.deadline = verdict.deadline
         try:
             while True:
-                if isinstance(verdict, hold.Held) and (unheld := self._unheld(route)):
+                if isinstance(verdict, hold.Held) and (unheld := self._unheld(gate)):
                     gate.queue.leave(ticket.rid)
-                    verdict = hold.Refused(unheld, 1.0)
+                    verdict = unheld
                 if isinstance(verdict, hold.Refused):
                     await self.answers.refuse(ticket, send, verdict.reason, verdict.retry_after)
                     return
@@ -151,6 +142,8 @@ class Gateway:
                             self.answers.end(ticket, "cancelled")
                         else:
                             retry = gate.queue.retry_after(self.clock())
+                            if released == hold.DEPLOYMENT_FAILED:
+                                retry = FAILED_RETRY
                             await self.answers.refuse(ticket, send, released, retry)
                         return
                 target = gate.upstream
@@ -175,14 +168,19 @@ class Gateway:
                 gate.queue.leave(ticket.rid)
                 self.answers.end(ticket, "cancelled")
 
-    def _unheld(self, route: ModelRoute) -> str | None:
+    def _unheld(self, gate: Gate) -> hold.Refused | None:
         """Why a request must not be held (again) now: the gateway stops, so nothing will
-        release it or time it out; or a reload removed its model since it came."""
+        release it or time it out; a reload removed its model since it came; or its
+        deployment was found failed for good within the last `poll_interval`."""
         if self._closing:
-            return hold.SHUTTING_DOWN
-        return hold.MODEL_REMOVED if self.table.get(route.model) is None else None
+            return hold.Refused(hold.SHUTTING_DOWN, 1.0)
+        if self.table.get(gate.route.model) is None:
+            return hold.Refused(hold.MODEL_REMOVED, 1.0)
+        if gate.refuses_failed(self.clock(), self.config.poll_interval):
+            return hold.Refused(hold.DEPLOYMENT_FAILED, FAILED_RETRY)
+        return None
 
-    async def _wait(self, gate: _Gate, ticket: Ticket, verdict: hold.Held, receive: Receive) -> str:
+    async def _wait(self, gate: Gate, ticket: Ticket, verdict: hold.Held, receive: Receive) -> str:
         """Until released, refused (timeout, shutdown) or the client goes away."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str] = loop.create_future()
@@ -209,11 +207,11 @@ class Gateway:
 
     # -- the watcher and activation ---------------------------------------------------------
 
-    def _start_watcher(self, gate: _Gate) -> None:
+    def _start_watcher(self, gate: Gate) -> None:
         if gate.watcher is None or gate.watcher.done():
             gate.watcher = asyncio.ensure_future(self._watch(gate))
 
-    def _start_activation(self, gate: _Gate, restart: bool = False) -> None:
+    def _start_activation(self, gate: Gate, restart: bool = False) -> None:
         """`restart`: the first held request of a new episode; a loop still sleeping from the
         last one must not delay it."""
         if self.activator is None:
@@ -223,18 +221,19 @@ class Gateway:
         if gate.activating is None or gate.activating.done():
             gate.activating = asyncio.ensure_future(self._activate(gate))
 
-    async def _watch(self, gate: _Gate) -> None:
+    async def _watch(self, gate: Gate) -> None:
         poll = self.config.poll_interval
         while gate.queue.held and not self._closing:
             now = self.clock()
-            for rid in gate.queue.expire(now):
-                _settle(gate.waiters.get(rid), hold.HOLD_TIMEOUT)
+            gate.settle(gate.queue.expire(now), hold.HOLD_TIMEOUT)
             if not gate.queue.held:
                 break
             found = await self._lookup(gate)
             if found is not None:
-                for rid in gate.queue.mark_ready():
-                    _settle(gate.waiters.get(rid), "released")
+                gate.settle(gate.queue.mark_ready(), "released")
+                break
+            if gate.refuses_failed(self.clock(), math.inf):  # found failed by this lookup
+                gate.settle(gate.queue.drain(), hold.DEPLOYMENT_FAILED)
                 break
             if gate.queue.held:
                 self._start_activation(gate)
@@ -242,25 +241,30 @@ class Gateway:
             wait = poll if deadline is None else max(0.0, min(poll, deadline - self.clock()))
             await asyncio.sleep(wait)
 
-    async def _lookup(self, gate: _Gate) -> InferenceRoute | None:
-        """Look the deployment up; a failed lookup counts as not ready (and is logged)."""
+    async def _lookup(self, gate: Gate) -> InferenceRoute | None:
+        """Look the deployment up: its route, or None (`gate.failed` says whether it failed);
+        a failed lookup counts as not ready (and is logged), never as failed."""
         try:
-            found = await asyncio.wait_for(
+            answer = await asyncio.wait_for(
                 self.resolver.resolve(gate.route.policy, fresh=True), timeout=30.0
             )
         except Exception as exc:  # a provider outage must not end held requests
             log.warning("route_lookup_failed", model=gate.route.model, error=str(exc))
-            found = None
-        gate.resolved = True
-        gate.checked_at = self.clock()
-        if found is not None and found != gate.upstream:
-            gate.warming = True
-        gate.upstream = found
-        if found is None:
-            gate.queue.mark_not_ready()
+            return gate.looked_up(None, self.clock(), answered=False)
+        found = gate.looked_up(answer, self.clock())
+        if gate.failed is not None and not gate.failure_told:  # once per failure, not request
+            gate.failure_told = True
+            log.warning(
+                "deployment_failed",
+                model=gate.route.model,
+                policy=gate.route.policy,
+                deployment=gate.failed.deployment,
+                status=gate.failed.status,
+                requests="refused" if gate.route.refuse_failed else "held",
+            )
         return found
 
-    async def _activate(self, gate: _Gate) -> None:
+    async def _activate(self, gate: Gate) -> None:
         assert self.activator is not None
         accepted_at: float | None = None
         while gate.queue.held and not self._closing and not gate.queue.ready:
@@ -294,7 +298,7 @@ class Gateway:
 
     async def _proxy(
         self,
-        gate: _Gate,
+        gate: Gate,
         ticket: Ticket,
         target: InferenceRoute,
         path: str,
@@ -334,7 +338,7 @@ class Gateway:
             self.stats.in_flight_changed(model, -1, self.clock())
         return False
 
-    async def _not_answering(self, gate: _Gate, target: InferenceRoute) -> bool:
+    async def _not_answering(self, gate: Gate, target: InferenceRoute) -> bool:
         """The route failed (connection error or 404): is the deployment just not ready, or
         answering elsewhere now? A deployment recreated under its name can have a new route
         (NetMind's endpoint URL and the Nebius-style routing key carry its id): the request
@@ -347,27 +351,26 @@ class Gateway:
             return True
         return gate.warming
 
-    def _refresh_later(self, gate: _Gate) -> None:
+    def _refresh_later(self, gate: Gate) -> None:
         if self.clock() - gate.checked_at > ROUTE_MAX_AGE and (
             gate.refreshing is None or gate.refreshing.done()
         ):
             gate.checked_at = self.clock()
             gate.refreshing = asyncio.ensure_future(self._refresh(gate))
 
-    async def _refresh(self, gate: _Gate) -> None:
+    async def _refresh(self, gate: Gate) -> None:
         try:
             found = await self.resolver.resolve(gate.route.policy, fresh=False)
         except Exception:
             return
-        if found is not None:
+        if isinstance(found, InferenceRoute):
             gate.upstream = found
 
     async def aclose(self) -> None:
         """Refuse what is held (shutting_down), stop the tasks, close the client."""
         self._closing = True
         for gate in self._gates.values():
-            for rid in gate.queue.drain():
-                _settle(gate.waiters.get(rid), hold.SHUTTING_DOWN)
+            gate.settle(gate.queue.drain(), hold.SHUTTING_DOWN)
             for task in (gate.watcher, gate.activating, gate.refreshing):
                 if task is not None:
                     task.cancel()
@@ -375,8 +378,3 @@ class Gateway:
         await self.client.aclose()
         if self.activator is not None:
             await self.activator.aclose()
-
-
-def _settle(future: asyncio.Future[str] | None, result: str) -> None:
-    if future is not None and not future.done():
-        future.set_result(result)

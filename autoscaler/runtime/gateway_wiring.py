@@ -38,7 +38,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from autoscaler.gateway.activation import InProcessActivator, RemoteActivator
 from autoscaler.gateway.app import create_app
 from autoscaler.gateway.auth import ApiKeys
-from autoscaler.gateway.routes import RouteTable, routable
+from autoscaler.gateway.routes import Failed, RouteTable, lookup
 from autoscaler.gateway.service import Gateway
 from autoscaler.gateway.signals import DEFAULT_HUB, SignalHub
 from autoscaler.httpserver import HttpProtocol, ServerLimits, serve_asgi
@@ -120,7 +120,7 @@ class DaemonRoutes:
     def __init__(self, daemon: RunnerHost) -> None:
         self.daemon = daemon
 
-    async def resolve(self, policy: str, *, fresh: bool) -> InferenceRoute | None:
+    async def resolve(self, policy: str, *, fresh: bool) -> InferenceRoute | Failed | None:
         runner = self.daemon.runners.get(policy)
         if runner is None:
             return None
@@ -130,7 +130,7 @@ class DaemonRoutes:
             info = await runner.provider.find(name)
         else:
             info = await view.find(name, max_age=0.0 if fresh else None)
-        return routable(info, runner.provider)
+        return lookup(info, runner.provider)
 
 
 class ConfigRoutes:
@@ -164,14 +164,14 @@ class ConfigRoutes:
         self.deployments = {p.name: (p.deployment.provider, p.deployment.name) for p in policies}
         self._asked = {p: t for p, t in self._asked.items() if p in self.deployments}
 
-    async def resolve(self, policy: str, *, fresh: bool) -> InferenceRoute | None:
+    async def resolve(self, policy: str, *, fresh: bool) -> InferenceRoute | Failed | None:
         where = self.deployments.get(policy)
         if where is None:
             return None
         provider_name, name = where
         provider = self.providers[provider_name]
         info = await self.views[provider_name].find(name, max_age=0.0 if fresh else 2.0)
-        found = routable(info, provider)
+        found = lookup(info, provider)
         if found is None and info is not None and info.status == "initializing":
             return await self._learn(policy, info, provider)
         return found

@@ -191,10 +191,11 @@ def policy_yaml(
     *,
     min_replicas: int = 0,
     interval: str = "60s",
+    on_failure: str = "report",
 ) -> str:
     """The `chat` policy serving `models` with deployment `chat-gw` created from `spec`. At
     zero by default, where its only way back within a test's bound is the gateway's activation
-    (interval 60 s)."""
+    (interval 60 s). `on_failure`: its `on_deployment_failure.action`."""
     zero = """scale_to_zero:
   after: 10m
   activation: [{metric: demand, threshold: 0}]
@@ -204,6 +205,7 @@ deployment: {{provider: sim, name: chat-gw, create: {json.dumps(spec)}}}
 replicas: {{min: {min_replicas}, max: 2}}
 interval: {interval}
 gateway: {{model: [{", ".join(models)}], max_hold: 120s}}
+on_deployment_failure: {{action: {on_failure}}}
 metrics:
   - name: demand
     source: {{type: gateway, signal: concurrency, window: 5s}}

@@ -86,13 +86,20 @@ async def stack(
     named_key: bool = True,
     scale_seconds: float | None = None,
     daemons: list[str] | None = None,
+    provision_seconds: float = 0.2,
+    on_failure: str = "report",
 ) -> AsyncIterator[Stack]:
     """The simulator, a separate gateway (asking `daemons`, when given) serving on a free port,
-    and another client of the profile as the daemon."""
+    and another client of the profile as the daemon (`on_failure`: the policy's
+    `on_deployment_failure.action`)."""
     cloud = CLOUDS[kind]
     settings = InferenceSettings(inference_key=cloud.sim_key(named_key), ttft=0.01)
     app = create_app(
-        kind, token=TOKEN, provision_seconds=0.2, scale_seconds=scale_seconds, inference=settings
+        kind,
+        token=TOKEN,
+        provision_seconds=provision_seconds,
+        scale_seconds=scale_seconds,
+        inference=settings,
     )
     recorder = Recorder(app)
     async with serving(recorder) as sim_url:
@@ -104,6 +111,7 @@ async def stack(
             cloud=cloud,
             named_key=named_key,
             models=("chat", "chat-b"),
+            on_failure=on_failure,
         )
         loaded = load_checked(str(path))
         assert not isinstance(loaded, list), loaded

@@ -48,12 +48,15 @@ def _config(
     cloud: Cloud = CLOUDS["neevcloud"],
     named_key: bool = True,
     models: tuple[str, ...] = ("chat",),
+    on_failure: str = "report",
 ) -> Path:
     """A daemon config for the `chat` policy (`policy_yaml`) on `cloud`'s simulator at
     `sim_url`; `named_key`: the profile names an inference key (NeevCloud always needs one)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "policies").mkdir(exist_ok=True)
-    (folder / "policies" / "chat.yaml").write_text(policy_yaml(cloud.spec, models))
+    (folder / "policies" / "chat.yaml").write_text(
+        policy_yaml(cloud.spec, models, on_failure=on_failure)
+    )
     (folder / "admin").write_text(ADMIN)
     (folder / "client-key").write_text(KEY)
     config = folder / "config.yaml"
@@ -169,28 +172,57 @@ def _daemon_with_gateway(
         _stop(daemon)
 
 
+@contextmanager
+def _in_daemon(tmp_path: Path, sim_url: str) -> Iterator[str]:
+    """`autoscaler run` with its in-process gateway, the `chat` policy on NeevCloud's simulator
+    at `sim_url`: the gateway's URL."""
+    gw_port, http_port = free_port(), free_port()
+    folder = tmp_path / "d"
+    folder.mkdir()
+    config = _config(
+        folder, sim_url, http_port=http_port, gateway=_gateway_section(gw_port, folder)
+    )
+    log = tmp_path / "daemon.log"
+    with _daemon_with_gateway(config, log, http_port=http_port, gw_port=gw_port) as (_, gw):
+        yield gw
+
+
 def test_in_daemon_request_at_zero_is_held_recreated_and_answered(tmp_path: Path) -> None:
-    with sim_server(provision_seconds=1.0) as sim:
-        gw_port, http_port = free_port(), free_port()
-        folder = tmp_path / "d"
-        folder.mkdir()
-        config = _config(
-            folder, sim.url, http_port=http_port, gateway=_gateway_section(gw_port, folder)
+    with sim_server(provision_seconds=1.0) as sim, _in_daemon(tmp_path, sim.url) as gw:
+        assert not sim.current("chat-gw")
+        results: list[Any] = []
+        thread = _post_in_thread(gw, results)
+        answer = _answered(thread, results)
+        assert answer.json()["choices"][0]["message"]["content"]
+        created = sim.current("chat-gw")
+        assert len(created) == 1
+        assert (
+            _metric(gw, "autoscaler_gateway_requests_total", model="chat", outcome="answered") == 1
         )
-        log = tmp_path / "daemon.log"
-        with _daemon_with_gateway(config, log, http_port=http_port, gw_port=gw_port) as (_, gw):
-            assert not sim.current("chat-gw")
-            results: list[Any] = []
-            thread = _post_in_thread(gw, results)
-            answer = _answered(thread, results)
-            assert answer.json()["choices"][0]["message"]["content"]
-            created = sim.current("chat-gw")
-            assert len(created) == 1
-            assert (
-                _metric(gw, "autoscaler_gateway_requests_total", model="chat", outcome="answered")
-                == 1
-            )
-            assert _metric(gw, "autoscaler_gateway_hold_seconds_count", model="chat") == 1
+        assert _metric(gw, "autoscaler_gateway_hold_seconds_count", model="chat") == 1
+
+
+def test_in_daemon_a_failed_deployment_under_report_is_refused_at_once(tmp_path: Path) -> None:
+    """The policy's `on_deployment_failure` is `report`: the daemon will not recreate it, so the
+    gateway, looking it up through the daemon's own deployment list, refuses instead of holding
+    for `max_hold` (120 s; the request's own bound of 30 s would end such a hold first)."""
+    with sim_server(provision_seconds=0.2) as sim, _in_daemon(tmp_path, sim.url) as gw:
+        results: list[Any] = []
+        _answered(_post_in_thread(gw, results), results)
+        (deployment,) = sim.current("chat-gw")
+        sim.fail(deployment["id"])
+        r = httpx.post(
+            gw + "/v1/chat/completions",
+            json=CHAT,
+            headers={"Authorization": f"Bearer {KEY}", "X-Scale-Up-Timeout": "30"},
+            timeout=60,
+        )
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "deployment_failed", r.text
+        assert "retry-after" in r.headers
+        refused = "refused_deployment_failed"
+        assert _metric(gw, "autoscaler_gateway_requests_total", model="chat", outcome=refused) == 1
+        assert [d["status"] for d in sim.current("chat-gw")] == ["failed"]
 
 
 def test_separate_gateway_keeps_holding_while_the_daemon_is_killed(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Small pure parts: the activate body, usage read from a stream split anywhere, signals summed
-over gateways, and the hub's expiring reports."""
+over gateways, the hub's expiring reports, and which models refuse for a failed deployment."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 
@@ -11,10 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autoscaler.core.status import DeploymentState
+from autoscaler.gateway.routes import RouteTable
 from autoscaler.gateway.signals import SignalHub
 from autoscaler.gateway.stats import Stats, Window, signal_value
 from autoscaler.gateway.upstream import SseUsage, as_openai_error
+from autoscaler.policy.model import GatewayConfig, OnDeploymentFailure
 from autoscaler.runtime.http import parse_activate
+from tests.gateway.support import policy
 
 STREAM = (
     b'data: {"choices":[{"delta":{"content":"a"}}],"usage":null}\n\n'
@@ -115,3 +119,21 @@ async def test_a_deployment_changing_its_count_keeps_its_route(
     assert routable(none_ready, provider) is None
     assert routable(None, provider) is None
     await provider.aclose()
+
+
+def test_a_failed_deployment_is_refused_for_when_the_daemon_will_not_recreate_it() -> None:
+    """`report`, or `recreate` with no `deployment.create` (the core cannot recreate it)."""
+    recreate = OnDeploymentFailure(action="recreate")
+    base = policy("r", "reported")
+    policies = [
+        base,
+        dataclasses.replace(policy("c", "recreated"), on_deployment_failure=recreate),
+        dataclasses.replace(
+            policy("n", "nothing-to-create"),
+            on_deployment_failure=recreate,
+            deployment=dataclasses.replace(base.deployment, name="n-dep", create=None),
+        ),
+    ]
+    table = RouteTable.build(policies, GatewayConfig())
+    refuses = {model: table.by_model[model].refuse_failed for model in table.models()}
+    assert refuses == {"reported": True, "recreated": False, "nothing-to-create": True}
