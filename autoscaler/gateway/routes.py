@@ -2,11 +2,12 @@
 
 `RouteTable` is built from the loaded policies (`gateway: {model: ...}`) and the gateway
 section's default bounds; it is a plain value, rebuilt when policies reload.
-`DeploymentRoutes` looks a policy's deployment up at its provider (through the shared
-`DeploymentView` when the gateway runs in the daemon) and asks the provider how to reach it
-(`Provider.inference_route`): None while it is absent, initializing, or has no ready replica,
-and `Failed` when the provider reports it `failed` (`lookup`): the gateway refuses requests
-for it at once when the daemon will not recreate it (`ModelRoute.refuse_failed`).
+The resolvers (`DaemonRoutes` and `ConfigRoutes`, runtime/gateway_wiring.py) look a policy's
+deployment up at its provider (through the shared `DeploymentView` when the gateway runs in
+the daemon) and ask the provider how to reach it (`Provider.inference_route`): None while it
+is absent, initializing, or has no ready replica, and `Failed` when the provider reports it
+`failed` (`lookup`): the gateway refuses requests for it at once when the daemon will not
+recreate it (`ModelRoute.refuse_failed`).
 """
 
 from __future__ import annotations
