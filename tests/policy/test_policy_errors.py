@@ -134,7 +134,7 @@ CASES: list[tuple[str, str, list[str]]] = [
     (
         "interval zero",
         BASE + "interval: 0s\n",
-        ['8:11: interval: must be a duration > 0, got "0s"'],
+        ['8:11: interval: must be a duration of at least 50ms, got "0s"'],
     ),
     (
         # A period of 100 ns would evaluate (and read every source) in a tight loop.
