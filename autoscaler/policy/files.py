@@ -41,6 +41,8 @@ def open_regular(path: PathLike) -> int:
 
     Checked before opening (a FIFO would block in open) and again on the open descriptor
     (the path may have changed in between); O_NONBLOCK keeps even that race from hanging."""
+    if "\0" in os.fspath(path):  # os.stat would raise ValueError
+        raise FileRefused("cannot read: the path holds a NUL byte")
     try:
         why = _not_regular(os.stat(path).st_mode)
         if why is not None:

@@ -225,6 +225,19 @@ CONFIG_CASES = [
         CONFIG.replace("zero_poll_interval: 2s", "zero_poll_interval: 0"),
         ["22:21: zero_poll_interval: must be a duration > 0, got 0"],
     ),
+    (
+        "policies path with a NUL byte",
+        CONFIG.replace("policies: policies", 'policies: "poli\\0cies"'),
+        ['1:11: policies: must be a path without NUL bytes, got "poli\\u0000cies"'],
+    ),
+    (
+        "credential file with a NUL byte",
+        CONFIG.replace("{file: /run/secrets/netmind_token}", '{file: "/run/secrets/a\\0b"}'),
+        [
+            "13:19: providers.netmind-prod.token.file: must be a path without NUL bytes, got "
+            '"/run/secrets/a\\u0000b"'
+        ],
+    ),
 ]
 
 

@@ -14,7 +14,17 @@ from autoscaler.policy.choices import Either
 from autoscaler.policy.declare import obj, spec
 from autoscaler.policy.errors import quote
 from autoscaler.policy.fields import Here, ListOf, MapOf
-from autoscaler.policy.scalars import Bool, Duration, Enum, Int, Secret, Str, Url
+from autoscaler.policy.scalars import (
+    PATH,
+    PATH_TEXT,
+    Bool,
+    Duration,
+    Enum,
+    Int,
+    Secret,
+    Str,
+    Url,
+)
 from autoscaler.policy.sections.policy import LABEL_PATTERN, LABEL_TEXT
 from autoscaler.policy.sections.sources import HTTP
 from autoscaler.policy.values import SecretRef
@@ -279,7 +289,11 @@ class DaemonConfig:
     # a file, a folder (every *.yaml / *.yml) or a glob; relative to the config
     policies: str = field(
         metadata=spec(
-            Str("a file, a folder (every *.yaml / *.yml) or a glob; relative to this file")
+            Str(
+                "a file, a folder (every *.yaml / *.yml) or a glob; relative to this file",
+                pattern=PATH,
+                pattern_text=PATH_TEXT,
+            )
         )
     )
     providers: Mapping[str, ProviderProfile] = field(
