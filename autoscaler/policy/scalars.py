@@ -45,7 +45,9 @@ NO_DEFAULT: Any = object()
 
 
 def one_of(values: Iterable[object]) -> str:
-    return "[" + ", ".join(str(v) for v in values) + "]"
+    """`[a, b]`; a user's name that is long or holds control characters is quoted."""
+    shown = (t if (t := str(v)).isprintable() and len(t) <= 60 else quote(t) for v in values)
+    return "[" + ", ".join(shown) + "]"
 
 
 def unknown_key_message(key: str, allowed: Iterable[str]) -> str:
