@@ -223,7 +223,13 @@ CONFIG_CASES = [
     (
         "zero_poll_interval",
         CONFIG.replace("zero_poll_interval: 2s", "zero_poll_interval: 0"),
-        ["22:21: zero_poll_interval: must be a duration > 0, got 0"],
+        ["22:21: zero_poll_interval: must be a duration of at least 50ms, got 0"],
+    ),
+    (
+        # Each poll reads the activation sources (and may ask the provider): not a busy loop.
+        "zero_poll_interval below the floor",
+        CONFIG.replace("zero_poll_interval: 2s", "zero_poll_interval: 0.0001ms"),
+        ['22:21: zero_poll_interval: must be a duration of at least 50ms, got "0.0001ms"'],
     ),
     (
         "policies path with a NUL byte",

@@ -25,7 +25,7 @@ from autoscaler.policy.scalars import (
     Str,
     Url,
 )
-from autoscaler.policy.sections.policy import LABEL_PATTERN, LABEL_TEXT
+from autoscaler.policy.sections.policy import LABEL_PATTERN, LABEL_TEXT, MIN_INTERVAL
 from autoscaler.policy.sections.sources import HTTP
 from autoscaler.policy.values import SecretRef
 
@@ -309,8 +309,15 @@ class DaemonConfig:
     state: StateConfig = field(default_factory=StateConfig, metadata=spec(STATE))
     http: HttpConfig = field(default_factory=HttpConfig, metadata=spec(HTTP_CONFIG))
     log: LogConfig = field(default_factory=LogConfig, metadata=spec(LOG))
-    zero_poll_interval: float = field(
-        default=2.0, metadata=_duration("how often activation metrics are read while at zero")
+    zero_poll_interval: float = field(  # each poll reads sources (and may ask the provider)
+        default=2.0,
+        metadata=spec(
+            Duration(
+                "how often activation metrics are read while at zero",
+                positive=True,
+                at_least=MIN_INTERVAL,
+            )
+        ),
     )
     dry_run: bool = field(
         default=False, metadata=spec(Bool("decide and report, never call a provider"))
