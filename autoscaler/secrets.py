@@ -7,14 +7,17 @@ systemd's `$CREDENTIALS_DIRECTORY` (LoadCredential=) and then `/run/secrets` (Do
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from autoscaler.policy.files import FileRefused, read_file_capped
 from autoscaler.policy.model import SecretRef
 
 SECRET_DIRS_ENV = "CREDENTIALS_DIRECTORY"
 DEFAULT_SECRET_DIRS = ("/run/secrets",)
+MAX_SECRET_BYTES = 64 * 1024  # a token or key is a few KB at most
 
 
 class SecretError(Exception):
@@ -70,17 +73,29 @@ def resolve(ref: SecretRef | str | None) -> Secret | None:
         tried = _candidate_paths(ref.file)
         for path in tried:
             try:
-                return Secret(path.read_text().strip(), origin=f"file:{path}")
+                return Secret(_read(path), origin=f"file:{path}")
             except FileNotFoundError:
                 continue
-            except OSError as exc:
-                raise SecretError(
-                    f"cannot read credential file {str(path)!r}: {exc.strerror}"
-                ) from exc
         raise SecretError(
             f"credential file {ref.file!r} not found (looked in: {', '.join(map(str, tried))})"
         )
     raise SecretError("secret reference names neither env nor file")
+
+
+def _read(path: Path) -> str:
+    """The text of a credential file, stripped; only a regular file, read without blocking and
+    at most `MAX_SECRET_BYTES` (a FIFO or `/dev/zero` would hang the daemon or fill its memory).
+    FileNotFoundError when it does not exist, SecretError for every other problem."""
+    try:
+        data = read_file_capped(path, MAX_SECRET_BYTES)
+        return data.decode("utf-8-sig").strip()
+    except FileRefused as exc:
+        if exc.errno == errno.ENOENT:
+            raise FileNotFoundError(path) from None
+        why = str(exc).removeprefix("cannot read: ")
+        raise SecretError(f"cannot read credential file {str(path)!r}: {why}") from None
+    except UnicodeDecodeError:
+        raise SecretError(f"credential file {str(path)!r} is not UTF-8 text") from None
 
 
 def describe_ref(ref: SecretRef) -> str:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields, is_dataclass
-from pathlib import Path
 from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from autoscaler.policy.errors import KeyPath, PolicyError, format_path, quote
+from autoscaler.policy.files import FileRefused, read_file_capped
 from autoscaler.policy.model import DaemonConfig, Policy, SecretRef
 from autoscaler.policy.yamlnodes import Collector, locate, mapping_pairs, parse_documents
 from autoscaler.secrets import SecretError, resolve
@@ -52,9 +52,9 @@ def _problem(ref: SecretRef) -> str | None:
 
 
 def _documents(filename: str) -> list[Node]:
-    try:
-        text = Path(filename).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
+    try:  # as the loader read it: a file swapped for a FIFO since then cannot hang this
+        text = read_file_capped(filename).decode("utf-8-sig")
+    except (FileRefused, UnicodeDecodeError):
         return []
     return parse_documents(text, Collector(filename))
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 import re
 
+from autoscaler.policy.errors import quote
+
 # Seconds per unit. Longest suffix first so "ms" is not read as "m" followed by "s".
 UNITS: dict[str, float] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -64,5 +66,4 @@ def _show(value: object) -> str:
 
 
 def _quote(text: str) -> str:
-    shown = text if len(text) <= 40 else text[:37] + "..."
-    return '"' + shown.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return quote(text, 40)  # escaped: a line break in the value must not split the error line

@@ -15,7 +15,12 @@ PathLike = str | os.PathLike[str]
 
 
 class FileRefused(ValueError):
-    """A file that cannot be read as a policy or config; the message says why."""
+    """A file that cannot be read as a policy or config; the message says why, `errno` is
+    the OS error behind it (`ENOENT` for a missing file), if any."""
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.errno = code
 
 
 _KINDS = (
@@ -41,6 +46,8 @@ def open_regular(path: PathLike) -> int:
 
     Checked before opening (a FIFO would block in open) and again on the open descriptor
     (the path may have changed in between); O_NONBLOCK keeps even that race from hanging."""
+    if "\0" in os.fspath(path):  # os.stat would raise ValueError
+        raise FileRefused("cannot read: the path holds a NUL byte")
     try:
         why = _not_regular(os.stat(path).st_mode)
         if why is not None:
@@ -49,7 +56,7 @@ def open_regular(path: PathLike) -> int:
     except OSError as exc:
         if exc.errno == errno.EISDIR:
             raise FileRefused("is a folder, not a file") from None
-        raise FileRefused(f"cannot read: {exc.strerror or exc}") from None
+        raise FileRefused(f"cannot read: {exc.strerror or exc}", exc.errno) from None
     try:
         why = _not_regular(os.fstat(fd).st_mode)
     except OSError as exc:

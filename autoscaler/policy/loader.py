@@ -206,31 +206,43 @@ def load_policy_file(path: PathLike) -> list[Policy]:
     return load_policies([path])
 
 
-def expand_paths(paths: Iterable[PathLike], errors: list[PolicyError]) -> list[Path]:
-    """Files named by `paths`: files as given, folders as their *.yaml / *.yml (sorted),
-    anything else as a glob. Paths naming nothing become errors; duplicates are dropped."""
-    files: list[Path] = []
-    seen: set[Path] = set()
-    for raw in paths:
-        name = os.fspath(raw)
-        path = Path(name)
-        found: list[Path]
+def _found(name: str, errors: list[PolicyError]) -> list[Path]:
+    """The files one path names (see `expand_paths`); a path the OS refuses (too long, a NUL
+    byte) is an error here, not an exception."""
+    path = Path(name)
+    if "\0" in name:
+        errors.append(PolicyError(quote(name), 1, 1, FILE_PATH, "a path cannot hold a NUL byte"))
+        return []
+    try:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
             if not found:
                 errors.append(
                     PolicyError(name, 1, 1, FILE_PATH, "folder holds no *.yaml or *.yml file")
                 )
-        elif path.exists() or not glob.has_magic(name):
-            found = [path]  # a missing plain path is reported when read
-        else:
-            found = sorted(Path(p) for p in glob.glob(name, recursive=True) if Path(p).is_file())
-            if not found:
-                errors.append(PolicyError(name, 1, 1, FILE_PATH, "pattern matches no file"))
-        for file in found:
+            return found
+        if path.exists() or not glob.has_magic(name):
+            return [path]  # a missing plain path is reported when read
+        found = sorted(Path(p) for p in glob.glob(name, recursive=True) if Path(p).is_file())
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        errors.append(PolicyError(name, 1, 1, FILE_PATH, f"cannot read: {why}"))
+        return []
+    if not found:
+        errors.append(PolicyError(name, 1, 1, FILE_PATH, "pattern matches no file"))
+    return found
+
+
+def expand_paths(paths: Iterable[PathLike], errors: list[PolicyError]) -> list[Path]:
+    """Files named by `paths`: files as given, folders as their *.yaml / *.yml (sorted),
+    anything else as a glob. Paths naming nothing become errors; duplicates are dropped."""
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        for file in _found(os.fspath(raw), errors):
             try:
                 identity = file.resolve()
-            except (OSError, RuntimeError):
+            except (OSError, RuntimeError, ValueError):
                 identity = file
             if identity not in seen:
                 seen.add(identity)

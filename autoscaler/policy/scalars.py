@@ -45,7 +45,9 @@ NO_DEFAULT: Any = object()
 
 
 def one_of(values: Iterable[object]) -> str:
-    return "[" + ", ".join(str(v) for v in values) + "]"
+    """`[a, b]`; a user's name that is long or holds control characters is quoted."""
+    shown = (t if (t := str(v)).isprintable() and len(t) <= 60 else quote(t) for v in values)
+    return "[" + ", ".join(shown) + "]"
 
 
 def unknown_key_message(key: str, allowed: Iterable[str]) -> str:
@@ -330,6 +332,18 @@ class Duration(Scalar):
 # --- credentials ----------------------------------------------------------------------------
 
 ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+PATH, PATH_TEXT = r"[^\x00]+", "a path without NUL bytes"  # the OS cannot open such a path
+_ENV = Str(
+    "name of the environment variable holding the secret",
+    pattern=ENV_NAME,
+    pattern_text="an environment variable name",
+)
+_FILE = Str(
+    "file holding the secret; a relative name is looked up in $CREDENTIALS_DIRECTORY, then "
+    "/run/secrets",
+    pattern=PATH,
+    pattern_text=PATH_TEXT,
+)
 
 
 class Secret(Spec):
@@ -356,12 +370,10 @@ class Secret(Spec):
         for pair in pairs:
             sub = (*path, pair.key)
             if pair.key == "env":
-                env = Str(pattern=ENV_NAME, pattern_text="an environment variable name").convert(
-                    pair.value, sub, sink
-                )
+                env = _ENV.convert(pair.value, sub, sink)
                 ok = ok and env is not INVALID
             elif pair.key == "file":
-                file = Str().convert(pair.value, sub, sink)
+                file = _FILE.convert(pair.value, sub, sink)
                 ok = ok and file is not INVALID
             else:
                 sink.error(pair.key_node, sub, unknown_key_message(pair.key, ["env", "file"]))
@@ -380,19 +392,7 @@ class Secret(Spec):
         return self._with_description(
             {
                 "type": "object",
-                "properties": {
-                    "env": {
-                        "type": "string",
-                        "pattern": f"^{ENV_NAME}$",
-                        "description": "name of the environment variable holding the secret",
-                    },
-                    "file": {
-                        "type": "string",
-                        "minLength": 1,
-                        "description": "file holding the secret; a relative name is looked up "
-                        "in $CREDENTIALS_DIRECTORY, then /run/secrets",
-                    },
-                },
+                "properties": {"env": _ENV.schema(), "file": _FILE.schema()},
                 "additionalProperties": False,
                 "oneOf": [{"required": ["env"]}, {"required": ["file"]}],
             }

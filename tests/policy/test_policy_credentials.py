@@ -3,8 +3,11 @@ or file and whose credential it is; `validate --config` and `run` exit 2 with no
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from autoscaler.cli import main
 from autoscaler.policy.credentials import check_credentials
 from autoscaler.policy.loader import load_daemon
+from autoscaler.secrets import MAX_SECRET_BYTES
 
 from .test_policy_errors import BASE, PROM
 
@@ -103,6 +107,43 @@ def test_a_policy_source_password_is_checked_at_its_line(
     assert line.endswith(
         f'metrics[0].source.password.env: environment variable {ENV!r} is not set (policy "chat")'
     )
+
+
+def _lines_in_thread(config: Path, fifo: Path) -> list[str]:
+    found: list[str] = []
+    thread = threading.Thread(target=lambda: found.extend(lines(config)), daemon=True)
+    thread.start()
+    thread.join(30)
+    if thread.is_alive():
+        with contextlib.suppress(OSError):  # release the reader blocked on the FIFO
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"resolving the credentials of {config} hung")
+    return found
+
+
+def test_a_credential_file_is_read_like_a_policy_file(tmp_path: Path) -> None:
+    # Resolved at start and on every reload: a FIFO would block the daemon, /dev/zero fill
+    # its memory, bytes that are not text raise; each is a located error instead.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe")
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (MAX_SECRET_BYTES + 1))
+    profile = ' (provider profile "neevcloud-prod")'
+    for file, why in [
+        (fifo, f"cannot read credential file '{fifo}': is not a regular file (a FIFO)"),
+        (binary, f"credential file '{binary}' is not UTF-8 text"),
+        (
+            big,
+            f"cannot read credential file '{big}': file too large ({MAX_SECRET_BYTES + 1} "
+            f"bytes, at most {MAX_SECRET_BYTES})",
+        ),
+    ]:
+        config = write(tmp_path, token=f"{{file: {file}}}")
+        assert _lines_in_thread(config, fifo) == [
+            f"{config}:8:19: providers.neevcloud-prod.token.file: {why}{profile}"
+        ]
 
 
 def test_validate_config_exits_2_on_a_missing_credential(

@@ -223,7 +223,26 @@ CONFIG_CASES = [
     (
         "zero_poll_interval",
         CONFIG.replace("zero_poll_interval: 2s", "zero_poll_interval: 0"),
-        ["22:21: zero_poll_interval: must be a duration > 0, got 0"],
+        ["22:21: zero_poll_interval: must be a duration of at least 50ms, got 0"],
+    ),
+    (
+        # Each poll reads the activation sources (and may ask the provider): not a busy loop.
+        "zero_poll_interval below the floor",
+        CONFIG.replace("zero_poll_interval: 2s", "zero_poll_interval: 0.0001ms"),
+        ['22:21: zero_poll_interval: must be a duration of at least 50ms, got "0.0001ms"'],
+    ),
+    (
+        "policies path with a NUL byte",
+        CONFIG.replace("policies: policies", 'policies: "poli\\0cies"'),
+        ['1:11: policies: must be a path without NUL bytes, got "poli\\u0000cies"'],
+    ),
+    (
+        "credential file with a NUL byte",
+        CONFIG.replace("{file: /run/secrets/netmind_token}", '{file: "/run/secrets/a\\0b"}'),
+        [
+            "13:19: providers.netmind-prod.token.file: must be a path without NUL bytes, got "
+            '"/run/secrets/a\\u0000b"'
+        ],
     ),
 ]
 

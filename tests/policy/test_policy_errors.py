@@ -134,13 +134,39 @@ CASES: list[tuple[str, str, list[str]]] = [
     (
         "interval zero",
         BASE + "interval: 0s\n",
-        ['8:11: interval: must be a duration > 0, got "0s"'],
+        ['8:11: interval: must be a duration of at least 50ms, got "0s"'],
     ),
     (
         # A period of 100 ns would evaluate (and read every source) in a tight loop.
         "interval below the floor",
         BASE + "interval: 0.0001ms\n",
         ['8:11: interval: must be a duration of at least 50ms, got "0.0001ms"'],
+    ),
+    (
+        # The value is escaped: a line break in it must not split the error line in two.
+        "duration with a line break",
+        BASE + 'interval: "1\\nm"\n',
+        [
+            '8:11: interval: must be a duration like "15s", "5m", "1h30m", "500ms" or a number '
+            'of seconds, got "1\\nm"'
+        ],
+    ),
+    (
+        "metric names listed are escaped",
+        BASE.replace("- name: waiting", '- name: "wait\\ning"')
+        + "scale_to_zero: {after: 15m, activation: [{metric: waiting, threshold: 0}]}\n",
+        [
+            "8:51: scale_to_zero.activation[0].metric: must name a metric of this policy, one "
+            'of ["wait\\ning"], got "waiting"'
+        ],
+    ),
+    (
+        "a long cron expression is cut in the message",
+        BASE + "schedules:\n  - {cron: " + "x" * 300 + ", duration: 1h, min: 2}\n",
+        [
+            "9:12: schedules[0].cron: must be a five-field crontab expression (minute hour day "
+            f'month day_of_week), got "{"x" * 57}...": cron \'{"x" * 191}...'
+        ],
     ),
     (
         "duration text",

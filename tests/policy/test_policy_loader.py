@@ -292,6 +292,18 @@ def test_unreadable_and_missing_paths(tmp_path: Path) -> None:
     ]
 
 
+def test_a_path_the_os_refuses_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    # The daemon config's `policies` (or an argument) may be too long or hold a NUL byte.
+    too_long = str(tmp_path / ("x" * 300) / "p.yaml")
+    with pytest.raises(ValidationFailed) as caught:
+        load_policies([too_long, "poli\0cies", str(tmp_path / ("y" * 300) / "*.yaml")])
+    assert [str(e) for e in caught.value.errors] == [
+        f"{too_long}:1:1: (file): cannot read: File name too long",
+        '"poli\\u0000cies":1:1: (file): a path cannot hold a NUL byte',
+        f"{tmp_path}/{'y' * 300}/*.yaml:1:1: (file): cannot read: File name too long",
+    ]
+
+
 def test_no_paths_is_an_error() -> None:
     with pytest.raises(ValidationFailed):
         load_policies([])

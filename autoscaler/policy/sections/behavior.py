@@ -321,9 +321,10 @@ def cron_error(expr: str, timezone: str) -> str | None:
     try:
         first = cron.next_fire(expr, timezone, _Y2000)
     except Exception as exc:  # APScheduler and zoneinfo raise several types for bad input
+        why = str(exc) if len(str(exc)) <= 200 else str(exc)[:197] + "..."  # it may echo expr
         return (
             f"must be a five-field crontab expression (minute hour day month day_of_week), "
-            f"got {quote(expr)}: {exc}"
+            f"got {quote(expr)}: {why}"
         )
     if first == math.inf:
         return f"cron expression {quote(expr)} never fires (no such date)"

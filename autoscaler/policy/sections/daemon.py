@@ -14,8 +14,18 @@ from autoscaler.policy.choices import Either
 from autoscaler.policy.declare import obj, spec
 from autoscaler.policy.errors import quote
 from autoscaler.policy.fields import Here, ListOf, MapOf
-from autoscaler.policy.scalars import Bool, Duration, Enum, Int, Secret, Str, Url
-from autoscaler.policy.sections.policy import LABEL_PATTERN, LABEL_TEXT
+from autoscaler.policy.scalars import (
+    PATH,
+    PATH_TEXT,
+    Bool,
+    Duration,
+    Enum,
+    Int,
+    Secret,
+    Str,
+    Url,
+)
+from autoscaler.policy.sections.policy import LABEL_PATTERN, LABEL_TEXT, MIN_INTERVAL
 from autoscaler.policy.sections.sources import HTTP
 from autoscaler.policy.values import SecretRef
 
@@ -279,7 +289,11 @@ class DaemonConfig:
     # a file, a folder (every *.yaml / *.yml) or a glob; relative to the config
     policies: str = field(
         metadata=spec(
-            Str("a file, a folder (every *.yaml / *.yml) or a glob; relative to this file")
+            Str(
+                "a file, a folder (every *.yaml / *.yml) or a glob; relative to this file",
+                pattern=PATH,
+                pattern_text=PATH_TEXT,
+            )
         )
     )
     providers: Mapping[str, ProviderProfile] = field(
@@ -295,8 +309,15 @@ class DaemonConfig:
     state: StateConfig = field(default_factory=StateConfig, metadata=spec(STATE))
     http: HttpConfig = field(default_factory=HttpConfig, metadata=spec(HTTP_CONFIG))
     log: LogConfig = field(default_factory=LogConfig, metadata=spec(LOG))
-    zero_poll_interval: float = field(
-        default=2.0, metadata=_duration("how often activation metrics are read while at zero")
+    zero_poll_interval: float = field(  # each poll reads sources (and may ask the provider)
+        default=2.0,
+        metadata=spec(
+            Duration(
+                "how often activation metrics are read while at zero",
+                positive=True,
+                at_least=MIN_INTERVAL,
+            )
+        ),
     )
     dry_run: bool = field(
         default=False, metadata=spec(Bool("decide and report, never call a provider"))
