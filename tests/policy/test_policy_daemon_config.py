@@ -221,6 +221,19 @@ CONFIG_CASES = [
         ],
     ),
     (
+        # Both ids go into the API's paths as they are: "../x" would point elsewhere.
+        "neevcloud ids that are no path segment",
+        CONFIG.replace("org_id: org-abc123", 'org_id: "../x"').replace(
+            "project_id: prj-abc123", 'project_id: "prj/1?a"'
+        ),
+        [
+            "6:13: providers.neevcloud-prod.org_id: must be an id of letters, digits, '-', "
+            "'_', '.' or '~' (it goes into API paths), got \"../x\"",
+            "7:17: providers.neevcloud-prod.project_id: must be an id of letters, digits, '-', "
+            "'_', '.' or '~' (it goes into API paths), got \"prj/1?a\"",
+        ],
+    ),
+    (
         "zero_poll_interval",
         CONFIG.replace("zero_poll_interval: 2s", "zero_poll_interval: 0"),
         ["22:21: zero_poll_interval: must be a duration of at least 50ms, got 0"],

@@ -96,6 +96,16 @@ INFERENCE = obj(
 )
 
 
+def _api_path_id(what: str) -> Str:
+    """A NeevCloud id that goes into the API's paths as it is: URL-safe characters only (the
+    API's ids read like `org-abc123`), never a dot segment, so it cannot point elsewhere."""
+    return Str(
+        f"NeevCloud {what} id (as in its API paths, e.g. org-abc123)",
+        pattern=r"(?!\.{1,2}$)[A-Za-z0-9._~-]+",
+        pattern_text="an id of letters, digits, '-', '_', '.' or '~' (it goes into API paths)",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderProfile:
     name: str  # the key under `providers:` (not a key inside the profile)
@@ -103,8 +113,8 @@ class ProviderProfile:
         metadata=spec(Enum(("neevcloud", "netmind", "nebius"), "provider API"))
     )
     base_url: str = field(metadata=spec(Url("API base URL", HTTP)))
-    org_id: str | None = field(default=None, metadata=spec(Str("NeevCloud organisation id")))
-    project_id: str | None = field(default=None, metadata=spec(Str("NeevCloud project id")))
+    org_id: str | None = field(default=None, metadata=spec(_api_path_id("organisation")))
+    project_id: str | None = field(default=None, metadata=spec(_api_path_id("project")))
     token: SecretRef | None = field(default=None, metadata=_secret("API token"))
     login: LoginSpec | None = field(default=None, metadata=spec(LOGIN))
     timeout: float = field(default=10.0, metadata=_duration("bound on each API call"))
