@@ -72,7 +72,8 @@ def sized_unread(
     rate, in_flight, queue = reading
     busy = in_flight if in_flight is not None and in_flight > 0.0 else 0.0
     backlog = queue if queue is not None and queue > 0.0 else 0.0
-    need = min(math.ceil((busy + backlog) / objective.concurrency), MAX_RECOMMENDATION)
+    slots = (busy + backlog) / objective.concurrency  # (inf for two readings near 1e308)
+    need = math.ceil(slots) if slots < MAX_RECOMMENDATION else MAX_RECOMMENDATION
     peaks, held = hold_peaks(memory.peaks, now, lead, need)
     reasons = [R.OBJECTIVE_SERVICE_UNREAD]
     text = (
