@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from autoscaler.core import Observation, decide, from_dict, initial_state
 from autoscaler.core import reasons as R
 from autoscaler.core.objective_unread import UNREAD_GRACE
+from autoscaler.core.recommend import MAX_RECOMMENDATION
 from autoscaler.core.state import to_dict
 from autoscaler.core.types import DeploymentState
 
@@ -139,3 +140,10 @@ def test_more_requests_never_fewer_replicas_and_never_a_scale_down(
         assert R.OBJECTIVE_SERVICE_UNREAD in d.reasons, d
         counts.append(d.replicas)
     assert counts[1] >= counts[0]
+
+
+def test_readings_beyond_the_float_range_size_the_maximum() -> None:
+    # 1e308 in flight plus 1e308 queued is inf: no OverflowError, the most it can ask for
+    # (the rate policy then limits the step).
+    decisions, _, _ = run(slo(max=50), [starting(1.0, 1e308, 1e308)], replicas=2)
+    assert decisions[0].desired == MAX_RECOMMENDATION and decisions[0].replicas > 2
