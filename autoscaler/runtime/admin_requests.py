@@ -38,6 +38,17 @@ def parse_duration(value: Any, *, longest: float | None = None) -> float:
     return seconds
 
 
+def decode_body(raw: bytes) -> Any:
+    """The JSON document of a request body; ValueError `body: not valid JSON` for anything
+    json cannot read, including what it refuses with other errors than a syntax error: a
+    nesting deeper than the interpreter's stack (RecursionError: a 500 before), an integer
+    of more than 4,300 digits."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ValueError("body: not valid JSON") from None
+
+
 def parse_override(body: Any) -> tuple[int, float]:
     """(replicas, duration seconds) from the override request body, or ValueError naming
     the field that is wrong."""
@@ -67,10 +78,7 @@ def parse_activate(raw: bytes) -> tuple[str | None, dict[str, int]]:
     optional), or ValueError naming the field."""
     if not raw.strip():
         return None, {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise ValueError("body: not valid JSON") from None
+    body = decode_body(raw)
     if not isinstance(body, dict):
         raise ValueError('body: must be a JSON object like {"origin": "gw", "held": {"m": 1}}')
     origin = body.get("origin")

@@ -42,6 +42,7 @@ from autoscaler.httpserver import (
 )
 from autoscaler.policy.model import HttpConfig
 from autoscaler.runtime.admin_requests import (
+    decode_body,
     parse_activate,
     parse_duration,
     parse_history_query,
@@ -221,11 +222,7 @@ def create_http_app(
                 except BodyTooLarge:
                     return refused(request, 413, f"body: larger than {ADMIN_MAX_BODY} bytes")
                 try:
-                    body = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    return refused(request, 400, "body: not valid JSON")
-                try:
-                    replicas, duration = parse_override(body)
+                    replicas, duration = parse_override(decode_body(raw))
                 except ValueError as exc:
                     return refused(request, 400, str(exc))
                 result = await control.override(policy, replicas, duration)

@@ -87,7 +87,7 @@ async def _daemon(control: FakeControl) -> AsyncIterator[httpx.AsyncClient]:
         tg.cancel_scope.cancel()
 
 
-async def test_override_durations_a_float_cannot_hold_or_past_365d_are_400() -> None:
+async def test_override_bodies_json_or_a_float_cannot_hold_and_past_365d_are_400() -> None:
     control = FakeControl()
     async with _daemon(control) as client:
         for duration in ("9" * 400, '"400d"', "1e300", '"\u0663m"'):
@@ -98,6 +98,10 @@ async def test_override_durations_a_float_cannot_hold_or_past_365d_are_400() -> 
             )
             assert response.status_code == 400, (duration, response.text)
             assert response.json()["error"].startswith("duration: "), response.text
+        for body in (b"[" * 30000 + b"]" * 30000, b'{"replicas": ' + b"9" * 5000 + b"}"):
+            response = await client.post("/policies/chat/override", content=body, headers=bearer())
+            assert response.status_code == 400, response.text  # the nesting was a 500
+            assert response.json() == {"error": "body: not valid JSON"}
         ok = await client.post(
             "/policies/chat/override", json={"replicas": 2, "duration": "365d"}, headers=bearer()
         )
