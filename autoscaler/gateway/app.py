@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 import structlog
 from prometheus_client.exposition import generate_latest
 
+from autoscaler.gateway import shape
 from autoscaler.gateway.answer import Receive, Send, respond
 from autoscaler.gateway.service import Gateway
 from autoscaler.gateway.upstream import HOLD_HEADER, openai_error
@@ -59,8 +60,7 @@ def create_app(gateway: Gateway) -> Any:
                 return
             await inference(scope, receive, send, suffix)
         elif path == "/v1/models" and method == "GET":
-            if not _authorized(gateway, scope):
-                await _unauthorized(send)
+            if not await _authorized(gateway, scope, send):
                 return
             data = [
                 {"id": m, "object": "model", "created": 0, "owned_by": "autoscaler"}
@@ -78,29 +78,12 @@ def create_app(gateway: Gateway) -> Any:
             await _error(send, 404, f"no route {method} {path}", "not_found")
 
     async def inference(scope: dict[str, Any], receive: Receive, send: Send, suffix: str) -> None:
-        if not _authorized(gateway, scope):
-            await _unauthorized(send)
+        if not await _authorized(gateway, scope, send):
             return
         headers: list[tuple[bytes, bytes]] = scope["headers"]
-        hold_for: float | None = None
-        for name, value in headers:
-            lname = name.lower()
-            if lname == b"content-length" and value.isdigit() and int(value) > max_body:
-                await _error(send, 413, f"request body over {max_body} bytes", "body_too_large")
-                return
-            if lname == HOLD_HEADER:
-                try:
-                    hold_for = float(value)
-                    if not (math.isfinite(hold_for) and hold_for > 0):
-                        raise ValueError
-                except ValueError:
-                    await _error(
-                        send,
-                        400,
-                        "X-Scale-Up-Timeout must be a positive number of seconds",
-                        "invalid_header",
-                    )
-                    return
+        ok, hold_for = await _read_headers(headers, max_body, send)
+        if not ok:
+            return
         try:
             body = await _read_body(receive, max_body)
         except _BodyTooLarge:
@@ -116,6 +99,10 @@ def create_app(gateway: Gateway) -> Any:
         model = document.get("model") if isinstance(document, dict) else None
         if not isinstance(model, str):
             await _error(send, 400, 'the request needs a string "model"', "missing_model")
+            return
+        wrong = shape.problem(suffix, document)
+        if wrong is not None:
+            await _error(send, 400, wrong[1], "invalid_request", param=wrong[0])
             return
         route = gateway.table.get(model)
         if route is None:
@@ -168,14 +155,17 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _authorized(gateway: Gateway, scope: dict[str, Any]) -> bool:
-    for name, value in scope["headers"]:
-        if name.lower() == b"authorization":
-            return gateway.keys.check(value)
-    return False
-
-
-async def _unauthorized(send: Send) -> None:
+async def _authorized(gateway: Gateway, scope: dict[str, Any], send: Send) -> bool:
+    """Whether the request carries one good key; if not, the refusal is sent: 401, or 400
+    for several Authorization headers (which one counts would depend on the proxy)."""
+    presented = [v for n, v in scope["headers"] if n.lower() == b"authorization"]
+    if len(presented) > 1:
+        log.info("client_refused", reason="several Authorization headers")
+        message = f"send one Authorization header, not {len(presented)}"
+        await _error(send, 400, message, "duplicate_authorization")
+        return False
+    if presented and gateway.keys.check(presented[0]):
+        return True
     log.info("client_refused", reason="api key missing or wrong")
     await _error(
         send,
@@ -184,6 +174,31 @@ async def _unauthorized(send: Send) -> None:
         "invalid_api_key",
         [(b"www-authenticate", b'Bearer realm="autoscaler-gateway"')],
     )
+    return False
+
+
+async def _read_headers(
+    headers: list[tuple[bytes, bytes]], max_body: int, send: Send
+) -> tuple[bool, float | None]:
+    """(True, the request's `X-Scale-Up-Timeout`, None without one), or (False, None) once
+    a refusal was sent: a declared body past `max_body` (413), a timeout that is not a
+    positive number of seconds (400)."""
+    hold_for: float | None = None
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"content-length" and value.isdigit() and int(value) > max_body:
+            await _error(send, 413, f"request body over {max_body} bytes", "body_too_large")
+            return False, None
+        if lname == HOLD_HEADER:
+            try:
+                hold_for = float(value)
+                if not (math.isfinite(hold_for) and hold_for > 0):
+                    raise ValueError
+            except ValueError:
+                message = "X-Scale-Up-Timeout must be a positive number of seconds"
+                await _error(send, 400, message, "invalid_header")
+                return False, None
+    return True, hold_for
 
 
 async def _error(
@@ -192,8 +207,10 @@ async def _error(
     message: str,
     code: str,
     headers: list[tuple[bytes, bytes]] | None = None,
+    *,
+    param: str | None = None,
 ) -> None:
-    await respond(send, status, openai_error(status, message, code), headers or [])
+    await respond(send, status, openai_error(status, message, code, param), headers or [])
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -72,15 +72,19 @@ ERROR_TYPES = {
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
     429: "rate_limit_error",
 }
 
 
-def openai_error(status: int, message: str, code: str | None = None) -> bytes:
-    """`{"error": {"message", "type", "param", "code"}}`, the shape OpenAI clients parse."""
+def openai_error(
+    status: int, message: str, code: str | None = None, param: str | None = None
+) -> bytes:
+    """`{"error": {"message", "type", "param", "code"}}`, the shape OpenAI clients parse;
+    `param` names the request field that is wrong, if one is."""
     kind = ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return json.dumps(body, separators=(",", ":")).encode()
 
 

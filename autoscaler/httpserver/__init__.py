@@ -18,7 +18,11 @@ forever. `protocol._Limited` (one mixin over both protocol classes: `_LimitedH11
   a keep-alive pause) and stopped when the head is complete; when it fires the connection
   gets a 408 and is closed;
 - a body timer from the end of the head to the end of the body; when it fires the
-  connection gets a 408 (unless the app answered already) and is closed.
+  connection gets a 408 (unless the app answered already) and is closed;
+- a cap on a request head's size (`max_head`; httptools has none of its own): 431 and close;
+- a JSON error naming what the parser found wrong for a request it cannot parse (uvicorn
+  answers a plain "Invalid HTTP request received."), shaped by the server's `error_body`
+  like the refusals and timeouts above.
 A loop exception handler turns asyncio's `socket.accept() out of system resource` (EMFILE)
 into one rate-limited line instead of a traceback per accept, and a logging filter does the
 same for uvicorn's per-request warnings. `raise_open_files_limit` lifts the soft descriptor
@@ -42,7 +46,7 @@ from autoscaler.httpserver.limits import (
     ServerLimits,
     limit_body,
 )
-from autoscaler.httpserver.protocol import HttpProtocol
+from autoscaler.httpserver.protocol import ErrorBody, HttpProtocol, json_error
 from autoscaler.httpserver.serve import (
     SHUTDOWN_GRACE,
     ListenAddressError,
@@ -56,6 +60,7 @@ __all__ = [
     "SHUTDOWN_GRACE",
     "ASGIApp",
     "BodyTooLarge",
+    "ErrorBody",
     "EventLimiter",
     "HttpProtocol",
     "ListenAddressError",
@@ -65,6 +70,7 @@ __all__ = [
     "Send",
     "ServerLimits",
     "bind_socket",
+    "json_error",
     "limit_body",
     "parse_listen",
     "raise_open_files_limit",

@@ -36,6 +36,9 @@ class ServerLimits:
     """Open connections at once; past it a new connection gets 503 and is closed before its
     head is read. Keep it well under the descriptor limit (LimitNOFILE), so outbound
     connections (providers, sources, the store) always find a descriptor."""
+    max_head: int = 64 * 1024
+    """Bytes of a request head (request line and headers); past it: 431 and close. Bounds
+    what a client can make the server hold before the app sees the request."""
     max_body: int | None = 64 * 1024
     """Bytes of request body accepted (413 past it; Content-Length checked before reading,
     a streamed body counted while it arrives). None: no cap here (the app caps it)."""
@@ -51,6 +54,8 @@ class ServerLimits:
                 raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
         if self.max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, got {self.max_connections!r}")
+        if self.max_head < 1024:
+            raise ValueError(f"max_head must be >= 1024 bytes, got {self.max_head!r}")
         if self.max_body is not None and self.max_body < 0:
             raise ValueError(f"max_body must be >= 0 or None, got {self.max_body!r}")
 

@@ -4,6 +4,9 @@ header timer and the body timer (why: see the `autoscaler.httpserver` header).""
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
+from collections.abc import Callable
 from typing import Any, Literal
 
 import h11
@@ -12,16 +15,34 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from autoscaler.httpserver.limits import EventLimiter, ServerLimits
 
-_REFUSED_503 = (
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"connection: close\r\ncontent-length: 21\r\n\r\ntoo many connections\n"
-)
-_TIMEOUT_408 = {
-    "head": b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"connection: close\r\ncontent-length: 26\r\n\r\nrequest headers too slow.\n",
-    "body": b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"connection: close\r\ncontent-length: 23\r\n\r\nrequest body too slow.\n",
+ErrorBody = Callable[[int, str], bytes]
+"""(status, message) -> the JSON body of a response the server writes itself (a refusal, a
+timeout, a request it cannot parse), in the shape of the app it serves."""
+
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
 }
+
+
+def json_error(status: int, message: str) -> bytes:
+    """The daemon's error shape: `{"error": message}`."""
+    return json.dumps({"error": message}).encode() + b"\n"
+
+
+def _canned(render: ErrorBody, status: int, message: str) -> bytes:
+    """A whole response that closes the connection, written straight to the transport."""
+    body = render(status, message)
+    head = (
+        f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: application/json\r\n"
+        f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+LINGER = 5.0  # seconds a refused connection is drained before it is closed (see _refuse)
 
 
 class _Limited:
@@ -33,6 +54,7 @@ class _Limited:
 
     limits: ServerLimits
     events: EventLimiter
+    render: ErrorBody
     # Set by uvicorn's protocol classes (declared for the type checker).
     loop: Any
     transport: Any
@@ -43,6 +65,7 @@ class _Limited:
     _body_timer: asyncio.TimerHandle | None = None
     _awaiting: str = "head"  # head | body | none: what the client still owes
     _refused = False
+    _lingering: asyncio.TimerHandle | None = None  # answered and half-closed: see _refuse
 
     def connection_made(self, transport: Any) -> None:
         if len(self.connections) >= self.limits.max_connections:
@@ -53,7 +76,7 @@ class _Limited:
                 max_connections=self.limits.max_connections,
                 note="new connections get 503 until others close",
             )
-            transport.write(_REFUSED_503)
+            transport.write(_canned(self.render, 503, "too many connections"))
             transport.close()
             return
         super().connection_made(transport)  # type: ignore[misc]
@@ -62,19 +85,65 @@ class _Limited:
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timers()
+        if self._lingering is not None:
+            self._lingering.cancel()
         if self._refused:
             return
         super().connection_lost(exc)  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
+        if self._refused or self._lingering is not None:
+            return  # what a refused client still sends is dropped
         super().data_received(data)  # type: ignore[misc]
         if self.transport.is_closing():
             self._stop_timers()
+            return
+        self._parsed()
+        if self._head_too_large(len(data)):
+            self.events.warning("http_head_too_large", max_head=self.limits.max_head)
+            message = f"request head larger than {self.limits.max_head} bytes"
+            self._refuse(_canned(self.render, 431, message))
+            return
+        self._sync_timers()
+
+    def _head_too_large(self, received: int) -> bool:
+        """Whether the head arriving passed `max_head` (h11 checks it itself)."""
+        return False
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request its parser refused (called where it catches the
+        parser's error): a JSON error naming what the parser found wrong, 431 for a head
+        past `max_head`, instead of uvicorn's plain "Invalid HTTP request received."."""
+        exc = sys.exc_info()[1]
+        status = getattr(exc, "error_status_hint", 400)
+        status = status if status in _REASONS else 400
+        reason = str(exc).strip() if exc is not None else ""
+        if exc is not None and exc.__context__ is not None and "callback" in reason:
+            reason = str(exc.__context__) or type(exc.__context__).__name__  # uvicorn's check
+        if status == 431:
+            message = f"request head larger than {self.limits.max_head} bytes"
         else:
-            self._parsed()
-            self._sync_timers()
+            message = f"invalid HTTP request: {(reason or msg)[:200]}"
+        self._refuse(_canned(self.render, status, message))
+
+    def _refuse(self, answer: bytes) -> None:
+        """Answer a request the server will not serve, and end the connection so the client
+        reads the answer. With no request of the connection in the app: half-close (FIN
+        after the answer), drop what the client still sends, close once it closes or after
+        LINGER seconds (closing at once with bytes unread makes the kernel reset the
+        connection, and a reset can discard the answer before the client reads it). With
+        one in the app (a pipelined head, or the body of the request being served): the
+        answer only if that response has not started, then close, as uvicorn does."""
+        self._stop_timers()
+        cycle: Any = getattr(self, "cycle", None)
+        in_app = cycle is not None and not cycle.response_complete
+        if not (in_app and cycle.response_started):
+            self.transport.write(answer)
+        if in_app or self.transport.is_closing() or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self._lingering = self.loop.call_later(LINGER, self.transport.close)
 
     def _parsed(self) -> None:
         """After a read: move `_awaiting` where the parser is (if its events did not)."""
@@ -130,7 +199,8 @@ class _Limited:
             **{f"{kind}_timeout": seconds},
         )
         if not self._responding():
-            self.transport.write(_TIMEOUT_408[awaiting])
+            what = "headers" if awaiting == "head" else "body"
+            self.transport.write(_canned(self.render, 408, f"request {what} too slow"))
         self.transport.close()
 
 
@@ -155,11 +225,26 @@ class _LimitedH11(_Limited, H11Protocol):
 
 class _LimitedHttpTools(_Limited, HttpToolsProtocol):
     """httptools calls back as it parses: the first byte of a head (also after a keep-alive
-    pause), its end, the end of the body."""
+    pause), its end, the end of the body. It has no bound of its own on a head's size: the
+    reads that fall wholly inside one head are counted (one in which a head began may hold
+    the requests before it, so it is not), which bounds a head to `max_head` plus one read
+    (256 KiB) and never refuses pipelined requests."""
+
+    _head_bytes = 0
+    _head_began = False  # during the read being handled
+
+    def _head_too_large(self, received: int) -> bool:
+        began, self._head_began = self._head_began, False
+        if self._awaiting != "head":
+            self._head_bytes = 0
+            return False
+        self._head_bytes = 0 if began else self._head_bytes + received
+        return self._head_bytes > self.limits.max_head
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._awaiting = "head"
+        self._head_began = True
 
     def on_headers_complete(self) -> None:
         self._awaiting = "body"
@@ -182,7 +267,11 @@ HttpProtocol = Literal["h11", "httptools"]
 _PROTOCOLS: dict[str, type[_Limited]] = {"h11": _LimitedH11, "httptools": _LimitedHttpTools}
 
 
-def protocol_class(limits: ServerLimits, events: EventLimiter, http: HttpProtocol) -> type:
-    """The protocol class uvicorn instantiates per connection, bound to one server's limits."""
+def protocol_class(
+    limits: ServerLimits, events: EventLimiter, http: HttpProtocol, render: ErrorBody = json_error
+) -> type:
+    """The protocol class uvicorn instantiates per connection, bound to one server's limits
+    and error shape."""
     base = _PROTOCOLS[http]
-    return type(base.__name__, (base,), {"limits": limits, "events": events})
+    attributes = {"limits": limits, "events": events, "render": staticmethod(render)}
+    return type(base.__name__, (base,), attributes)

@@ -18,7 +18,7 @@ import uvicorn
 from anyio.abc import TaskStatus
 
 from autoscaler.httpserver.limits import EventLimiter, Scope, ServerLimits, limit_body
-from autoscaler.httpserver.protocol import HttpProtocol, protocol_class
+from autoscaler.httpserver.protocol import ErrorBody, HttpProtocol, json_error, protocol_class
 
 log = structlog.get_logger("autoscaler.http")
 
@@ -153,13 +153,14 @@ SHUTDOWN_GRACE = 3.0  # seconds open connections get to finish when the server s
 
 
 def _uvicorn_config(
-    app: Any, limits: ServerLimits, events: EventLimiter, http: HttpProtocol
+    app: Any, limits: ServerLimits, events: EventLimiter, http: HttpProtocol, render: ErrorBody
 ) -> uvicorn.Config:
     """uvicorn's settings for one server: our protocol class, no lifespan, no WebSocket, no
     logging config of its own, the limits' timeouts and caps."""
     return uvicorn.Config(
         app,
-        http=protocol_class(limits, events, http),
+        http=protocol_class(limits, events, http, render),
+        h11_max_incomplete_event_size=limits.max_head,
         lifespan="off",
         ws="none",  # no server here speaks WebSocket: an upgrade stays plain HTTP, under limits
         log_config=None,
@@ -173,6 +174,18 @@ def _uvicorn_config(
     )
 
 
+def _capped(app: Any, limits: ServerLimits, events: EventLimiter) -> Any:
+    """`app` behind the body cap (`limit_body`) when the limits set one."""
+    if limits.max_body is None:
+        return app
+    max_body = limits.max_body
+
+    def refused(scope: Scope) -> None:
+        events.warning("http_body_too_large", path=scope.get("path"), max_body=max_body)
+
+    return limit_body(app, max_body, refused)
+
+
 async def serve_asgi(
     app: Any,
     listen: str,
@@ -182,6 +195,7 @@ async def serve_asgi(
     key: str = "http.listen",
     http: HttpProtocol = "h11",
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    error_body: ErrorBody = json_error,
     task_status: TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `app` on `listen` under `limits` until cancelled. `task_status.started((host,
@@ -192,19 +206,13 @@ async def serve_asgi(
     `http`: uvicorn's protocol, h11 (pure Python) or httptools (C parser, several times the
     requests per second: the gateway's); the limits are the same on both. `on_stop` runs
     when the server stops, before open connections get their grace (the gateway refuses
-    what it holds there, so those connections can finish at once)."""
+    what it holds there, so those connections can finish at once). `error_body` shapes the
+    responses the server writes itself (refusals, timeouts, requests it cannot parse)."""
     open_files, _ = raise_open_files_limit()
     sock = bind_socket(listen, limits.backlog, key=key)
     bound = sock.getsockname()
     events = EventLimiter(limits.log_interval)
-    if limits.max_body is not None:
-        max_body = limits.max_body
-
-        def refused(scope: Scope) -> None:
-            events.warning("http_body_too_large", path=scope.get("path"), max_body=max_body)
-
-        app = limit_body(app, max_body, refused)
-    config = _uvicorn_config(app, limits, events, http)
+    config = _uvicorn_config(_capped(app, limits, events), limits, events, http, error_body)
     config.load()
     server = _ServerWithoutSignals(config)
     server.lifespan = config.lifespan_class(config)

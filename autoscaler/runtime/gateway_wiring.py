@@ -41,6 +41,7 @@ from autoscaler.gateway.auth import ApiKeys
 from autoscaler.gateway.routes import Failed, RouteTable, lookup
 from autoscaler.gateway.service import Gateway
 from autoscaler.gateway.signals import DEFAULT_HUB, SignalHub
+from autoscaler.gateway.upstream import openai_error
 from autoscaler.httpserver import HttpProtocol, ServerLimits, serve_asgi
 from autoscaler.policy.model import DaemonConfig, GatewayConfig, Policy
 from autoscaler.providers.base import DeploymentInfo, InferenceRoute, Provider
@@ -273,8 +274,16 @@ async def serve_gateway(
         key="gateway.listen",
         http=http,
         on_stop=gateway.aclose,
+        error_body=_openai_error,
         task_status=task_status,
     )
+
+
+def _openai_error(status: int, message: str) -> bytes:
+    """What the gateway's server writes itself (a refusal, a timeout, a request it cannot
+    parse) in the error shape OpenAI clients parse, like the app's own errors."""
+    code = {408: "request_timeout", 431: "head_too_large", 503: "too_many_connections"}
+    return openai_error(status, message, code.get(status, "invalid_http"))
 
 
 async def start_in_daemon(tg: TaskGroup, daemon: GatewayHost, hub: SignalHub = DEFAULT_HUB) -> None:

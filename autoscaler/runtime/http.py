@@ -16,10 +16,8 @@ from __future__ import annotations
 import hmac
 import json
 import math
-import re
 import time
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -28,7 +26,8 @@ from anyio.abc import TaskStatus
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -42,6 +41,14 @@ from autoscaler.httpserver import (
     serve_asgi,
 )
 from autoscaler.policy.model import HttpConfig
+from autoscaler.runtime.admin_requests import (
+    decode_body,
+    parse_activate,
+    parse_duration,
+    parse_history_query,
+    parse_override,
+    read_capped,
+)
 from autoscaler.runtime.metrics import TEXT_CONTENT_TYPE, MetricsRegistry
 from autoscaler.runtime.protocols import DaemonControl, NotLeaderError, UnknownPolicyError
 from autoscaler.secrets import Secret, SecretError
@@ -77,88 +84,6 @@ def json_response(content: Any, status_code: int = 200) -> Response:
 
 def _error(status_code: int, message: str, **extra: Any) -> Response:
     return json_response({"error": message, **extra}, status_code=status_code)
-
-
-# --- override body ------------------------------------------------------------------------
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from `300`, `"300"`, `"5m"`, `"1h30m"`; ValueError with the allowed forms."""
-    if isinstance(value, bool):
-        raise ValueError("must be a number of seconds or a duration like '5m'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            pos = 0
-            seconds = 0.0
-            for match in _DURATION_PART.finditer(text):
-                if match.start() != pos:
-                    break
-                seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-                pos = match.end()
-            if pos != len(text) or not text:
-                raise ValueError(
-                    f"{value!r} is not a duration (use seconds or e.g. '90s', '5m', '1h30m')"
-                ) from None
-    else:
-        raise ValueError("must be a number of seconds or a duration like '5m'")
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{value!r} must be a positive duration")
-    return seconds
-
-
-def parse_override(body: Any) -> tuple[int, float]:
-    """(replicas, duration seconds) from the override request body, or ValueError naming
-    the field that is wrong."""
-    if not isinstance(body, dict):
-        raise ValueError('body: must be a JSON object like {"replicas": 3, "duration": "5m"}')
-    unknown = sorted(set(body) - {"replicas", "duration"})
-    if unknown:
-        raise ValueError(f"{unknown[0]}: unknown field (allowed: replicas, duration)")
-    if "replicas" not in body:
-        raise ValueError("replicas: missing required field")
-    replicas = body["replicas"]
-    if isinstance(replicas, bool) or not isinstance(replicas, int):
-        raise ValueError(f"replicas: {replicas!r} must be a whole number >= 0")
-    if replicas < 0:
-        raise ValueError(f"replicas: {replicas} must be >= 0")
-    if "duration" not in body:
-        raise ValueError("duration: missing required field")
-    try:
-        duration = parse_duration(body["duration"])
-    except ValueError as exc:
-        raise ValueError(f"duration: {exc}") from None
-    return replicas, duration
-
-
-def parse_activate(raw: bytes) -> tuple[str | None, dict[str, int]]:
-    """(origin, held per model) from `{"origin": "gw-1", "held": {"chat": 3}}` (both
-    optional), or ValueError naming the field."""
-    if not raw.strip():
-        return None, {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise ValueError("body: not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ValueError('body: must be a JSON object like {"origin": "gw", "held": {"m": 1}}')
-    origin = body.get("origin")
-    if origin is not None and not isinstance(origin, str):
-        raise ValueError("origin: must be a string")
-    held = body.get("held", {})
-    if not isinstance(held, dict) or not all(
-        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
-        for k, v in held.items()
-    ):
-        raise ValueError("held: must map model names to whole numbers >= 0")
-    return origin, held
 
 
 # --- the app ------------------------------------------------------------------------------
@@ -261,7 +186,12 @@ def create_http_app(
                 403,
                 "admin endpoints are disabled: set http.admin_token in the daemon config",
             )
-        header = request.headers.get("authorization", "")
+        presented_headers = request.headers.getlist("authorization")
+        if len(presented_headers) > 1:  # which one counts would depend on the proxy in front
+            return refused(
+                request, 400, f"send one Authorization header, not {len(presented_headers)}"
+            )
+        header = presented_headers[0] if presented_headers else ""
         scheme, _, presented = header.partition(" ")
         expected = admin_token.reveal().encode()
         # Always run the comparison, so the time taken does not tell what was wrong.
@@ -292,11 +222,7 @@ def create_http_app(
                 except BodyTooLarge:
                     return refused(request, 413, f"body: larger than {ADMIN_MAX_BODY} bytes")
                 try:
-                    body = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    return refused(request, 400, "body: not valid JSON")
-                try:
-                    replicas, duration = parse_override(body)
+                    replicas, duration = parse_override(decode_body(raw))
                 except ValueError as exc:
                     return refused(request, 400, str(exc))
                 result = await control.override(policy, replicas, duration)
@@ -314,6 +240,8 @@ def create_http_app(
             return refused(request, 404, f"unknown policy {policy!r}")
         except ValueError as exc:
             return refused(request, 400, str(exc))
+        except ClientDisconnect:  # gone mid-body: nobody reads this, and nothing was changed
+            return _error(400, "body: the connection closed before the body ended")
         log.info("admin_action", policy=policy, action=action, client=_client(request))
         return json_response(result)
 
@@ -366,7 +294,27 @@ def create_http_app(
         Route("/policies/{name}/override", cancel_override, methods=["DELETE"]),
         Route("/policies/{name}/{action:str}", admin, methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers={NotLeaderError: _not_leader})
+    handlers = {NotLeaderError: _not_leader, HTTPException: _no_route}
+    return Starlette(routes=routes, exception_handlers=handlers)
+
+
+async def _no_route(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 (no route) and 405 (wrong method) as JSON errors naming the
+    request, the 405 with the methods the path takes (also in `Allow`)."""
+    status = getattr(exc, "status_code", 404)
+    headers = dict(getattr(exc, "headers", None) or {})
+    what = f"{request.method} {request.url.path}"
+    if status == 405:
+        allowed = ", ".join(sorted(m.strip() for m in headers.get("Allow", "").split(",")))
+        headers["Allow"] = allowed  # starlette joins a set: in no fixed order
+        message = f"{what}: method not allowed (allowed: {allowed})"
+    elif status == 404:
+        message = f"no route {what}"
+    else:
+        message = f"{what}: {getattr(exc, 'detail', exc)}"
+    response = _error(status, message)
+    response.headers.update(headers)
+    return response
 
 
 async def _not_leader(request: Request, exc: Exception) -> Response:
@@ -374,50 +322,6 @@ async def _not_leader(request: Request, exc: Exception) -> Response:
     daemon it was given (`--url` may repeat)."""
     leader = getattr(exc, "leader", None)
     return _error(409, str(exc), role="standby", leader=leader)
-
-
-def parse_history_query(query: Mapping[str, str], now: float) -> tuple[float | None, int | None]:
-    """(since as unix seconds, limit) from `?since=1h` (a duration back from `now`) or
-    `?since=2026-12-01T02:00:00Z` (an instant), and `?limit=N`; ValueError naming the field."""
-    since: float | None = None
-    text = query.get("since")
-    if text:
-        try:
-            since = now - parse_duration(text)
-        except ValueError:
-            try:
-                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                raise ValueError(
-                    f"since: {text!r} is neither a duration (e.g. '1h', '30m') nor an "
-                    "ISO 8601 time (e.g. 2026-12-01T02:00:00Z)"
-                ) from None
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            since = moment.timestamp()
-    limit: int | None = None
-    if query.get("limit"):
-        raw = query["limit"]
-        if not raw.isdigit() or int(raw) < 1:
-            raise ValueError(f"limit: {raw!r} must be a whole number >= 1")
-        limit = int(raw)
-    return since, limit
-
-
-async def read_capped(request: Request, limit: int) -> bytes:
-    """The request body, read as it streams; BodyTooLarge as soon as it passes `limit` bytes
-    (a declared Content-Length past it is refused before anything is read)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _accepts_classic_text(accept: str) -> bool:
@@ -462,7 +366,12 @@ __all__ = [
     "bind_socket",
     "check_admin_token",
     "create_http_app",
+    "parse_activate",
+    "parse_duration",
+    "parse_history_query",
     "parse_listen",
+    "parse_override",
+    "read_capped",
     "serve_http",
     "server_limits",
 ]
