@@ -29,6 +29,7 @@ from autoscaler.sources.common import (
     bounded_read,
     clip,
     load_value,
+    off_loop,
     redact_url,
 )
 from autoscaler.sources.httpget import (
@@ -99,8 +100,10 @@ class GatewaySignalSource:
             params={"window": f"{self.window:g}"},
             max_body=SIGNALS_MAX_BODY,
         )
+        content = response.content
         try:
-            document = jsondoc.loads(response.content)
+            # Up to 1 MiB: a hostile one parses for most of a second, off the event loop.
+            document = await off_loop(self.name, len(content), lambda: jsondoc.loads(content))
             models = document["models"]
             return [
                 self._window(redact_url(target), m, models[m])
