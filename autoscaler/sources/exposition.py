@@ -102,6 +102,15 @@ def parse_exposition(
     exposition has ~40 families and parsing one is 10-20x faster than parsing all; a problem in
     a family we do not read is not ours to report."""
     openmetrics = (content_type or "").strip().lower().startswith(OPENMETRICS_TYPE)
+    if not openmetrics and text[text.rfind("\n") + 1 :].strip():
+        # The format ends every line, the last one too, with a line feed: a body that ends
+        # mid-line was cut short (a connection closed mid-answer, with no Content-Length to
+        # tell), and its last value may be cut too (`12` read as `1`). OpenMetrics has `# EOF`.
+        last = text[text.rfind("\n") + 1 :]
+        raise ExpositionError(
+            "malformed Prometheus text exposition: the body ends in the middle of a line "
+            f"({_clip(last, 80)!r}, no final line feed): the answer was cut short?"
+        )
     if only_metric is not None:
         text = family_lines(text, only_metric, openmetrics)
     parser = parse_openmetrics if openmetrics else parse_text
@@ -167,6 +176,8 @@ def family_lines(text: str, metric: str, openmetrics: bool = False) -> str:
     return "\n".join(kept) + "\n"
 
 
+FLOAT_INT_LIMIT = 2**1024  # the smallest integer `float()` cannot convert
+
 _KINDS = {"gauge": "gauge", "unknown": "gauge", "untyped": "gauge", "counter": "counter"}
 _KINDS |= {"histogram": "histogram", "summary": "summary"}
 
@@ -182,6 +193,10 @@ def _number(value: object, what: str, *, finite: bool = False, count: bool = Fal
     """A sample's value; `count`: a count of observations, which cannot be negative."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ExpositionError(f"{what}: value {value!r} is not a number")
+    if isinstance(value, int) and not -FLOAT_INT_LIMIT < value < FLOAT_INT_LIMIT:
+        # The text parser reads an integer as `int` (up to 4,300 digits); one beyond float
+        # range is infinite, as `1e400` is: refused below or by the load check.
+        value = math.inf if value > 0 else -math.inf
     if finite and not math.isfinite(value):
         raise ExpositionError(f"{what}: value {value} is not a finite number")
     if count and value < 0:
@@ -312,7 +327,9 @@ def _summary_series(samples: Sequence[object], name: str) -> dict[SeriesKey, Ser
             target = counts if is_count else sums
             if key in target:
                 raise ExpositionError(f"duplicate series {sample_name}{_fmt(key)}")
-            target[key] = _number(value, f"{sample_name}{_fmt(key)}", count=is_count)
+            # As for histograms: an infinite _sum or _count turns the interval mean into
+            # NaN (inf - inf), which would pass as "no data" (on_empty: zero reads 0).
+            target[key] = _number(value, f"{sample_name}{_fmt(key)}", finite=True, count=is_count)
     return {
         key: SummaryPoint(
             tuple(sorted(quantiles.get(key, {}).items())), sums.get(key), counts.get(key)

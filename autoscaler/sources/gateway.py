@@ -5,12 +5,17 @@ Without `urls` it reads the `SignalHub` of this process (the gateway inside the 
 the held counts separate gateways report with their activation requests): no request, no
 scrape. With `urls` it GETs each separate gateway's `/signals?window=W` (JSON windows per
 model) concurrently and sums them; a gateway that does not answer holds nothing (its held
-requests died with it), so the read fails only when none answers.
+requests died with it), so the read fails only when none answers. A gateway that answers
+with a figure that cannot be load (negative, not finite, not a JSON number) fails the whole
+read (`BadValueError`): summed with the others, one gateway's -5 would cancel another's 5 and
+read as idle.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import fields
+from typing import Any
 
 import httpx
 
@@ -20,8 +25,11 @@ from autoscaler.policy.model import GatewaySource
 from autoscaler.sources import jsondoc
 from autoscaler.sources.base import SourceError, TemporarySourceError
 from autoscaler.sources.common import (
+    BadValueError,
     bounded_read,
     clip,
+    load_value,
+    off_loop,
     redact_url,
 )
 from autoscaler.sources.httpget import (
@@ -29,6 +37,7 @@ from autoscaler.sources.httpget import (
 )
 
 SIGNALS_MAX_BODY = 1024 * 1024  # a /signals document is a few hundred bytes per model
+WINDOW_FIELDS = frozenset(f.name for f in fields(Window))
 DEFAULT_WINDOW = 60.0  # seconds, for a spec built outside a policy (a policy sets its interval)
 
 
@@ -69,6 +78,8 @@ class GatewaySignalSource:
         windows: list[Window] = []
         errors: list[str] = []
         for result in results:
+            if isinstance(result, BadValueError):
+                raise result  # it answered, with garbage: its requests may well be alive
             if isinstance(result, BaseException):
                 errors.append(
                     result.message if isinstance(result, SourceError) else clip(str(result))
@@ -89,14 +100,31 @@ class GatewaySignalSource:
             params={"window": f"{self.window:g}"},
             max_body=SIGNALS_MAX_BODY,
         )
+        content = response.content
         try:
-            document = jsondoc.loads(response.content)
+            # Up to 1 MiB: a hostile one parses for most of a second, off the event loop.
+            document = await off_loop(self.name, len(content), lambda: jsondoc.loads(content))
             models = document["models"]
-            return [Window.from_json(models[m]) for m in self.spec.models if m in models]
+            return [
+                self._window(redact_url(target), m, models[m])
+                for m in self.spec.models
+                if m in models
+            ]
+        except SourceError:
+            raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise TemporarySourceError(
                 self.name, f"{redact_url(target)}: not a gateway /signals document: {exc}"
             ) from None
+
+    def _window(self, target: str, model: str, data: Any) -> Window:
+        """One model's window, each figure a JSON number that can be load."""
+        if not isinstance(data, dict):
+            raise TypeError(f"model {model!r} is not an object")
+        for key, value in data.items():
+            if key in WINDOW_FIELDS:
+                load_value(self.name, value, f"{target} model {model!r} {key}")
+        return Window.from_json(data)
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -60,7 +60,11 @@ ACCEPT_ENCODING = "gzip, deflate"  # what `_Inflater` reads; said explicitly, so
 
 class _Inflater:
     """Decompresses a body with a bound on its output: never more than `limit` bytes from
-    any one chunk (httpx would inflate each 64 KB network chunk whole: ~64 MB for gzip)."""
+    any one chunk (httpx would inflate each 64 KB network chunk whole: ~64 MB for gzip).
+
+    A gzip body may hold several members one after the other (RFC 1952); each is read, none
+    dropped. `complete` says whether the last stream reached its end: a body cut short
+    (a connection closed mid-answer, with no length to tell) does not."""
 
     def __init__(self, encoding: str):
         self.encoding = encoding
@@ -73,8 +77,7 @@ class _Inflater:
             return zlib.decompressobj(16 + zlib.MAX_WBITS)
         return zlib.decompressobj(-zlib.MAX_WBITS if self.raw_deflate else zlib.MAX_WBITS)
 
-    def feed(self, data: bytes, limit: int) -> bytes:
-        """At most `limit` bytes of output; more input than that would give is left unread."""
+    def _decompress(self, data: bytes, limit: int) -> bytes:
         try:
             out: bytes = self._unzip.decompress(data, limit)
         except zlib.error:
@@ -85,6 +88,21 @@ class _Inflater:
             out = self._unzip.decompress(data, limit)
         self.started = True
         return out
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        """At most `limit` bytes of output; more input than that would give is left unread."""
+        out = self._decompress(data, limit)
+        while self._unzip.eof and self._unzip.unused_data and len(out) < limit:
+            if self.encoding == "deflate":
+                raise zlib.error("data after the end of the deflate stream")
+            rest = self._unzip.unused_data
+            self._unzip = self._new()  # the next gzip member
+            out += self._decompress(rest, limit - len(out))
+        return out
+
+    @property
+    def complete(self) -> bool:
+        return self._unzip.eof or not self.started  # no bytes at all: an empty body
 
     def finish(self) -> bytes:
         """What the decompressor still holds (little: its input was all consumed)."""
@@ -120,6 +138,10 @@ async def _read_body(response: httpx.Response, name: str, shown: str, max_body: 
             if total + len(rest) > max_body:
                 raise _too_large(name, shown, max_body)
             chunks.append(rest)
+            if not inflater.complete:
+                raise TemporarySourceError(
+                    name, f"{shown} sent a {encoding} body that ends before its end: cut short"
+                )
     except zlib.error as exc:
         raise PermanentSourceError(
             name, f"{shown} sent a body that cannot be decompressed ({encoding}): {exc}"

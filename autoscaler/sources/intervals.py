@@ -51,11 +51,17 @@ def merge_histograms(points: Sequence[HistogramPoint], what: str) -> HistogramPo
     buckets = tuple((le, sum(p.buckets[i][1] for p in points)) for i, le in enumerate(bounds))
     sums = [p.sum for p in points]
     counts = [p.count for p in points]
-    return HistogramPoint(
+    merged = HistogramPoint(
         buckets,
         None if any(s is None for s in sums) else sum(s for s in sums if s is not None),
         None if any(c is None for c in counts) else sum(c for c in counts if c is not None),
     )
+    totals = [count for _, count in merged.buckets] + [merged.sum or 0.0, merged.count or 0.0]
+    if not all(math.isfinite(total) for total in totals):
+        # Finite series whose sum overflows: inf - inf and inf / inf are NaN ("no data")
+        # and a finite sum over an infinite count is a mean of 0 ("idle").
+        raise ExpositionError(f"{what}: the sum of the selected series is beyond float range")
+    return merged
 
 
 def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
@@ -67,6 +73,8 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
     if not buckets or buckets[-1][0] != math.inf:
         raise ExpositionError('histogram has no le="+Inf" bucket')
     total = buckets[-1][1]
+    if not math.isfinite(total):
+        raise ExpositionError(f"histogram holds {total} observations (not a finite number)")
     if total <= 0:
         return None
     if len(buckets) < 2:
