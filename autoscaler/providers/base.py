@@ -148,6 +148,11 @@ class TemporaryError(ProviderError):
     """5xx, timeouts, connection errors: retry with backoff."""
 
 
+class MalformedAnswerError(TemporaryError):
+    """A 2xx answer that is not what the API says (`providers/answers.py`): the message names
+    what was wrong. Temporary: the lookup fails, nothing is decided on it, the next asks again."""
+
+
 class DeploymentFailedError(ProviderError):
     """`wait_ready` saw the deployment turn `failed` (the provider's own status word is in the
     message). Permanent for this deployment: delete and recreate, or report."""
@@ -182,6 +187,10 @@ class Provider(Protocol):
     async def wait_ready(self, name: str, timeout: float) -> DeploymentInfo:
         """Poll until `ready` (returns it), `failed` or absent (raises), or timeout (raises
         TemporaryError)."""
+        ...
+
+    def validate_spec(self, name: str, spec: Mapping[str, Any]) -> None:
+        """Raise InvalidRequestError naming what is wrong with a create spec (no request)."""
         ...
 
     def inference_route(self, info: DeploymentInfo) -> InferenceRoute | None:

@@ -16,14 +16,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
+import httpx
 
 from autoscaler.policy.model import ProviderProfile
+from autoscaler.providers.answers import mapping
 from autoscaler.providers.base import (
     ConflictError,
     DeploymentFailedError,
     DeploymentInfo,
     InferenceRoute,
     InvalidRequestError,
+    MalformedAnswerError,
     NotFoundError,
     ProviderError,
     TemporaryError,
@@ -35,6 +38,10 @@ T = TypeVar("T")
 
 POLL_BACKOFF = Backoff(base=1.0, factor=1.5, cap=15.0)
 """wait_ready polls after 1, 1.5, 2.25 ... seconds, at most every 15 s (no jitter needed)."""
+
+
+MAX_REPLICAS = 100_000
+"""A count past it is not a count any provider runs (a runaway number, a timestamp)."""
 
 
 def integer(value: object) -> int | None:
@@ -51,11 +58,24 @@ def replica_count(
     as a scale-up of "1 -> 3", a scale-down no window or rule allowed. So it is reported
     (`DeploymentInfo.unreadable`), never made up. Other statuses hold, whatever the count."""
     count = parse(raw)
-    if count is not None and count >= 1:
+    if count is not None and 1 <= count <= MAX_REPLICAS:
         return count, ""
     if status != "ready":
         return 1, ""
-    return 1, f"the provider reports replicas {raw!r}, not a count >= 1"
+    return 1, f"the provider reports replicas {raw!r:.60}, not a count in 1..{MAX_REPLICAS}"
+
+
+def created(profile_name: str, response: httpx.Response) -> Mapping[str, Any]:
+    """A create's answer: the deployment object. Not JSON, or not an object: malformed (the
+    create may have been applied: the retry looks the name up first)."""
+    where = f"{profile_name}: create"
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise MalformedAnswerError(
+            f"{where} answered HTTP {response.status_code} with a body that is not JSON"
+        ) from exc
+    return mapping(where, body)
 
 
 class BaseProvider:
@@ -127,7 +147,7 @@ class BaseProvider:
             try:
                 return response.json()
             except ValueError as exc:
-                raise TemporaryError(
+                raise MalformedAnswerError(
                     f"{self.profile_name}: {operation} answered HTTP {response.status_code} "
                     "with a body that is not JSON"
                 ) from exc

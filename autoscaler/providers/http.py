@@ -2,9 +2,10 @@
 auth (a static token or a console login refreshed once on 401), and the translation of httpx
 errors and HTTP statuses into the provider error tree (`raise ... from exc`).
 
-Mapping: timeouts and connection/protocol/read errors, 5xx and bodies past `MAX_RESPONSE_BODY`
-(4 MiB, read as they stream) -> TemporaryError; 429 -> RateLimitedError (Retry-After in
-seconds or as an HTTP-date), and the profile's `RateGate` then refuses further calls without
+Mapping: timeouts (each read, and the whole answer: a slow trickle too) and
+connection/protocol/read errors, 5xx and bodies past `MAX_RESPONSE_BODY` (4 MiB, read as they
+stream) -> TemporaryError; 429 -> RateLimitedError (Retry-After in seconds or as an HTTP-date,
+at most `MAX_RETRY_AFTER`), and the profile's `RateGate` then refuses further calls without
 sending them until that time has passed; 400/422 -> InvalidRequestError;
 401/403 -> UnauthorizedError; 404 -> NotFoundError; 409 -> ConflictError. The provider's own
 error body (`{code, message}` and common variants) is carried in the message and `.code`.
@@ -16,10 +17,12 @@ logs or reprs. Retrying is not done here (see `retry.py`); each call is one HTTP
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import anyio
 import httpx
 import structlog
 
@@ -46,28 +49,34 @@ CONFLICT_CODES = frozenset({"already_exists", "conflict", "duplicate_name"})
 """Error codes that mean "a duplicate" even when sent with 400 (NeevCloud's deploy has no 409)."""
 MAX_MESSAGE = 300  # characters of a provider's error text kept in our messages
 MAX_RESPONSE_BODY = 4 * 1024 * 1024  # bytes of one provider answer read at most
+MAX_RETRY_AFTER = 600.0
+"""Seconds a `Retry-After` may close the gate at most: a year-long (or endless) one from a
+confused provider must not stop every policy on the profile until a restart."""
 GATED = "rate_limited_locally"
 """`.code` of a RateLimitedError raised by the gate itself: nothing was sent."""
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP-date)."""
+    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP-date), at most
+    `MAX_RETRY_AFTER`; None (the default wait) for what is neither, `inf` and `nan` included."""
     if value is None:
         return None
     value = value.strip()
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return min(MAX_RETRY_AFTER, max(0.0, seconds)) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - now())
+    return min(MAX_RETRY_AFTER, max(0.0, when.timestamp() - now()))
 
 
 def error_details(response: httpx.Response) -> tuple[str | None, str]:
@@ -152,6 +161,7 @@ class ProviderHttp:
         self.on_request = on_request
         self.gate = RateGate(clock, per_operation=rate_limit_per_operation)
         self.max_body = max_body
+        self.timeout = timeout  # for each read, and for the whole exchange
         self.last_error: dict[str, Any] | None = None  # {"error", "status", "t"}; None: fine
         self.failures = 0  # failed requests in a row
         self.auth_error: dict[str, Any] | None = None  # the last 401/403 while it lasts
@@ -254,14 +264,21 @@ class ProviderHttp:
             request = self.client.build_request(
                 method, url, json=json, params=dict(params) if params else None, headers=headers
             )
-            response = await self.client.send(request, stream=True)
-            status = response.status_code
-            try:
-                await self._read_capped(where, response)
-            finally:
-                await response.aclose()
+            with anyio.fail_after(self.timeout):
+                response = await self.client.send(request, stream=True)
+                status = response.status_code
+                try:
+                    await self._read_capped(where, response)
+                finally:
+                    await response.aclose()
         except httpx.TimeoutException as exc:
             raise TemporaryError(f"{where}: timed out ({type(exc).__name__})") from exc
+        except TimeoutError as exc:
+            # Every read came within the timeout, but the answer as a whole did not (a slow
+            # trickle): one call must not hold an evaluation without end.
+            raise TemporaryError(
+                f"{where}: timed out (the answer was not complete within {self.timeout:g} s)"
+            ) from exc
         except (httpx.TransportError, httpx.DecodingError) as exc:
             # ConnectError, ReadError, WriteError, RemoteProtocolError, ...: no usable answer.
             raise TemporaryError(f"{where}: connection failed ({type(exc).__name__})") from exc

@@ -32,17 +32,18 @@ from types import MappingProxyType
 from typing import Any
 
 from autoscaler.core.status import DeploymentState, Status
+from autoscaler.providers.answers import identity, listed, mapping, pick, same, url
 from autoscaler.providers.base import (
     DeploymentInfo,
     InferenceRoute,
     InvalidRequestError,
     NotFoundError,
-    TemporaryError,
 )
-from autoscaler.providers.common import BaseProvider, replica_count
+from autoscaler.providers.common import BaseProvider, created, replica_count
 from autoscaler.providers.inference import InferenceRoutes
 
 BASE = "/v0/dedicated_endpoints"
+LIST_KEYS = ("endpoints", "data", "items")
 SPEC_REQUIRED = ("model_name", "flavor_name", "gpu_type", "gpu_count")
 # The provider's status words -> the shared vocabulary; an unknown word reads as initializing.
 FROM_PROVIDER: dict[str, Status] = {
@@ -72,6 +73,7 @@ class NebiusProvider(BaseProvider):
         self._routes = InferenceRoutes(self.profile, api_token_fallback=True)
 
     def to_info(self, item: Mapping[str, Any]) -> DeploymentInfo:
+        ident, name = identity(self.profile_name, item)
         raw = str(item.get("status") or item.get("state") or "")
         status: Status = FROM_PROVIDER.get(raw.lower(), "initializing")
         scaling = item.get("scaling") or {}
@@ -83,12 +85,13 @@ class NebiusProvider(BaseProvider):
             raw_count = ready if type(ready) is int and ready >= 1 else 1
         count, unreadable = replica_count(status, raw_count)
         spec = {k: item[k] for k in SPEC_REQUIRED if item.get(k) is not None}
-        url = item.get("endpoint_url") or self.shared_base()
+        endpoint_url = url(item.get("endpoint_url")) or self.shared_base()
+        serving = ready if type(ready) is int and ready >= 0 else None
         return DeploymentInfo(
-            id=str(item.get("id") or ""),
-            name=str(item.get("name") or ""),
-            state=DeploymentState(status, count, ready if isinstance(ready, int) else None),
-            endpoint_url=url if status == "ready" else None,
+            id=ident,
+            name=name,
+            state=DeploymentState(status, count, serving),
+            endpoint_url=endpoint_url if status == "ready" else None,
             spec=MappingProxyType(spec),
             raw_status=raw,
             served_model=str(item.get("routing_key") or "") or None,
@@ -127,22 +130,18 @@ class NebiusProvider(BaseProvider):
 
     async def list(self) -> list[DeploymentInfo]:
         body = await self._request_json("list", "GET", BASE)
-        if isinstance(body, dict):
-            body = body.get("endpoints", body.get("data", body.get("items", [])))
-        if not isinstance(body, list):
-            raise InvalidRequestError(f"{self.profile_name}: list answered {body!r:.100}")
-        return [self.to_info(item) for item in body if isinstance(item, dict)]
+        where = f"{self.profile_name}: list"
+        return [self.to_info(item) for item in listed(where, body, LIST_KEYS)]
 
     async def find(self, name: str) -> DeploymentInfo | None:
-        matches = [d for d in await self.list() if d.name == name]
-        matches.sort(key=lambda d: d.status == "terminating")
-        return matches[0] if matches else None
+        return pick(f"{self.profile_name}: find", name, await self.list())
 
     async def scale(self, deployment: DeploymentInfo, replicas: int) -> DeploymentInfo:
         self.check_replicas(replicas)
         body = {"scaling": {"min_replicas": replicas, "max_replicas": replicas}}
         answer = await self._request_json("scale", "PATCH", f"{BASE}/{deployment.id}", json=body)
-        return self.to_info(answer)
+        where = f"{self.profile_name}: scale"
+        return same(where, deployment, self.to_info(mapping(where, answer)))
 
     async def delete(self, deployment: DeploymentInfo) -> None:
         try:
@@ -178,7 +177,4 @@ class NebiusProvider(BaseProvider):
             "scaling": {"min_replicas": replicas, "max_replicas": replicas},
         }
         response = await self.http.request("create", "POST", BASE, json=body)
-        try:
-            return self.to_info(response.json())
-        except ValueError as exc:
-            raise TemporaryError(f"{self.profile_name}: create answered with non-JSON") from exc
+        return self.to_info(created(self.profile_name, response))

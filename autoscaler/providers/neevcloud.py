@@ -30,21 +30,22 @@ from types import MappingProxyType
 from typing import Any
 
 from autoscaler.core.status import DeploymentState, Status
+from autoscaler.providers.answers import identity, listed, mapping, pick, same, url
 from autoscaler.providers.base import (
     DeploymentInfo,
     InferenceRoute,
     InvalidRequestError,
+    MalformedAnswerError,
     NotFoundError,
-    TemporaryError,
 )
-from autoscaler.providers.common import BaseProvider, replica_count
+from autoscaler.providers.common import BaseProvider, created, replica_count
 from autoscaler.providers.inference import InferenceRoutes
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_MIN, NAME_MAX = 3, 30
 CATALOG_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_\-\.]+$")
 PAGE_LIMIT = 100  # the API's maximum page size: fewest round trips
-MAX_PAGES = 10_000  # a guard against a server that never reports the last page
+MAX_PAGES = 1_000  # 100,000 deployments: past it the pagination is taken to never end
 
 SPEC_REQUIRED = ("catalog_id", "region", "gpu_config_id", "plan_id")
 SPEC_OPTIONAL = ("gpu_count", "config")
@@ -85,15 +86,15 @@ class NeevCloudProvider(BaseProvider):
     # --- mapping ----------------------------------------------------------------------------
 
     def to_info(self, item: Mapping[str, Any]) -> DeploymentInfo:
+        ident, name = identity(self.profile_name, item)
         raw = str(item.get("status") or "")
         status: Status = FROM_PROVIDER.get(raw, "initializing")
-        name = str(item.get("name") or "")
         replicas, unreadable = replica_count(status, item.get("replicas"))
         return DeploymentInfo(
-            id=str(item.get("id") or ""),
+            id=ident,
             name=name,
             state=DeploymentState(status, replicas),
-            endpoint_url=(item.get("endpoint_url") or None) if status == "ready" else None,
+            endpoint_url=url(item.get("endpoint_url")) if status == "ready" else None,
             spec=MappingProxyType(self.spec_from_response(item)),
             raw_status=raw,
             served_model=str(item.get("model_id") or "") or None,
@@ -128,45 +129,63 @@ class NeevCloudProvider(BaseProvider):
     # --- operations -------------------------------------------------------------------------
 
     async def list(self) -> list[DeploymentInfo]:
-        found: list[DeploymentInfo] = []
+        """Every page (`pagination.total_pages`, else until a short page). A page that only
+        repeats deployments already read, or more than MAX_PAGES pages: malformed, never a
+        partial list (a deployment on an unread page would read as absent)."""
+        where = f"{self.profile_name}: list"
+        found: dict[str, DeploymentInfo] = {}
         page = 1
-        while page <= MAX_PAGES:
-            body = await self._request_json(
-                "list", "GET", self.prefix, params={"page": page, "limit": PAGE_LIMIT}
+        while True:
+            if page > MAX_PAGES:
+                raise MalformedAnswerError(
+                    f"{where}: still more pages after {MAX_PAGES} (pagination never ends)"
+                )
+            body = mapping(
+                where,
+                await self._request_json(
+                    "list", "GET", self.prefix, params={"page": page, "limit": PAGE_LIMIT}
+                ),
             )
-            if not isinstance(body, dict):
-                raise InvalidRequestError(f"{self.profile_name}: list answered {body!r:.100}")
-            items = body.get("items") or []
-            found.extend(self.to_info(item) for item in items if isinstance(item, dict))
-            pagination = body.get("pagination") or {}
-            total_pages = pagination.get("total_pages")
-            if isinstance(total_pages, int):
-                if page >= total_pages:
-                    break
-            elif len(items) < PAGE_LIMIT:
-                break
+            items = [self.to_info(item) for item in listed(where, body, ("items",))]
+            if items and all(d.id in found for d in items):
+                raise MalformedAnswerError(
+                    f"{where}: page {page} repeats only deployments of earlier pages "
+                    "(pagination loops)"
+                )
+            found.update((d.id, d) for d in items if d.id not in found)
+            total_pages = self._total_pages(where, body)
+            if (page >= total_pages) if total_pages is not None else len(items) < PAGE_LIMIT:
+                return list(found.values())
             page += 1
-        return found
+
+    @staticmethod
+    def _total_pages(where: str, body: Mapping[str, Any]) -> int | None:
+        pagination = body.get("pagination")
+        if pagination is None:
+            return None
+        total = mapping(f"{where} pagination", pagination).get("total_pages")
+        if total is None:
+            return None
+        if type(total) is not int or not 0 <= total <= MAX_PAGES:
+            raise MalformedAnswerError(
+                f"{where}: total_pages is {total!r:.40}, not a page count in 0..{MAX_PAGES}"
+            )
+        return total
 
     async def find(self, name: str) -> DeploymentInfo | None:
-        matches = [d for d in await self.list() if d.name == name]
-        if not matches:
-            return None
-        # Never two with one name; if the provider shows a dying one beside a new one, the
-        # live one is the deployment.
-        matches.sort(key=lambda d: d.status == "terminating")
-        return matches[0]
+        return pick(f"{self.profile_name}: find", name, await self.list())
 
     async def get(self, deployment_id: str) -> DeploymentInfo:
         body = await self._request_json("get", "GET", f"{self.prefix}/{deployment_id}")
-        return self.to_info(body)
+        return self.to_info(mapping(f"{self.profile_name}: get", body))
 
     async def scale(self, deployment: DeploymentInfo, replicas: int) -> DeploymentInfo:
         self.check_replicas(replicas)
         body = await self._request_json(
             "scale", "PUT", f"{self.prefix}/{deployment.id}/scale", json={"replicas": replicas}
         )
-        return self.to_info(body)
+        where = f"{self.profile_name}: scale"
+        return same(where, deployment, self.to_info(mapping(where, body)))
 
     async def delete(self, deployment: DeploymentInfo) -> None:
         try:
@@ -222,7 +241,4 @@ class NeevCloudProvider(BaseProvider):
         body = self.request_body(name, spec)
         self._sent_specs[name] = {k: v for k, v in body.items() if k != "name"}
         response = await self.http.request("create", "POST", self.prefix, json=body)
-        try:
-            return self.to_info(response.json())
-        except ValueError as exc:
-            raise TemporaryError(f"{self.profile_name}: create answered with non-JSON") from exc
+        return self.to_info(created(self.profile_name, response))

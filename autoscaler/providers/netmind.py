@@ -34,17 +34,18 @@ from types import MappingProxyType
 from typing import Any
 
 from autoscaler.core.status import DeploymentState, Status
+from autoscaler.providers.answers import identity, listed, mapping, pick, same, url
 from autoscaler.providers.base import (
     DeploymentInfo,
     InferenceRoute,
     InvalidRequestError,
     NotFoundError,
-    TemporaryError,
 )
-from autoscaler.providers.common import BaseProvider, replica_count
+from autoscaler.providers.common import BaseProvider, created, replica_count
 from autoscaler.providers.inference import InferenceRoutes
 
 BASE = "/v1/inference-service"
+LIST_KEYS = ("service_list", "data", "items")
 SPEC_KEYS = ("flavor_id", "flavor", "deploy_metadata", "description", "payment_type")
 # The provider's status words -> the shared vocabulary; an unknown word reads as initializing.
 FROM_PROVIDER: dict[str, Status] = {
@@ -83,9 +84,12 @@ class NetMindProvider(BaseProvider):
         self._routes = InferenceRoutes(self.profile, api_token_fallback=True)
 
     def to_info(self, item: Mapping[str, Any]) -> DeploymentInfo:
+        service_id, name = identity(self.profile_name, item, "service_id")
         raw = str(item.get("status") or "")
         status: Status = FROM_PROVIDER.get(raw.lower(), "initializing")
         resource = item.get("resource_metadata") or {}
+        if not isinstance(resource, Mapping):
+            resource = {}  # no count: a ready one is unreadable (replica_count)
         endpoint = item.get("endpoint_metadata") or {}
         count, unreadable = replica_count(
             status, resource.get("target_instance_number"), parse_count
@@ -98,20 +102,18 @@ class NetMindProvider(BaseProvider):
         for key in ("description", "payment_type"):
             if item.get(key) is not None:
                 spec[key] = item[key]
-        url = (
-            endpoint.get("endpoint_url") or endpoint.get("url")
+        endpoint_url = (
+            url(endpoint.get("endpoint_url") or endpoint.get("url"))
             if isinstance(endpoint, dict)
             else None
         )
-        name = str(item.get("name") or "")
-        service_id = str(item.get("service_id") or "")
-        if name and service_id and status != "terminating":
+        if status != "terminating":
             self._ids[name] = service_id
         return DeploymentInfo(
             id=service_id,
             name=name,
             state=DeploymentState(status, count),
-            endpoint_url=url if status == "ready" and url else None,
+            endpoint_url=endpoint_url if status == "ready" else None,
             spec=MappingProxyType(spec),
             raw_status=raw,
             unreadable=unreadable,
@@ -138,11 +140,8 @@ class NetMindProvider(BaseProvider):
 
     async def list(self) -> list[DeploymentInfo]:
         body = await self._request_json("list", "GET", BASE)
-        if isinstance(body, dict):
-            body = body.get("service_list", body.get("data", body.get("items", [])))
-        if not isinstance(body, list):
-            raise InvalidRequestError(f"{self.profile_name}: list answered {body!r:.100}")
-        return [self.to_info(item) for item in body if isinstance(item, dict)]
+        where = f"{self.profile_name}: list"
+        return [self.to_info(item) for item in listed(where, body, LIST_KEYS)]
 
     async def find(self, name: str) -> DeploymentInfo | None:
         known = self._ids.get(name)
@@ -154,18 +153,18 @@ class NetMindProvider(BaseProvider):
             else:
                 if info.name == name and info.status != "terminating":
                     return info
-        matches = [d for d in await self.list() if d.name == name]
-        matches.sort(key=lambda d: d.status == "terminating")
-        return matches[0] if matches else None
+        return pick(f"{self.profile_name}: find", name, await self.list())
 
     async def get(self, service_id: str) -> DeploymentInfo:
-        return self.to_info(await self._request_json("get", "GET", f"{BASE}/{service_id}"))
+        body = await self._request_json("get", "GET", f"{BASE}/{service_id}")
+        return self.to_info(mapping(f"{self.profile_name}: get", body))
 
     async def scale(self, deployment: DeploymentInfo, replicas: int) -> DeploymentInfo:
         self.check_replicas(replicas)
         body = {"resource_metadata": {"target_instance_number": str(replicas)}}
         answer = await self._request_json("scale", "PUT", f"{BASE}/{deployment.id}", json=body)
-        return self.to_info(answer)
+        where = f"{self.profile_name}: scale"
+        return same(where, deployment, self.to_info(mapping(where, answer)))
 
     async def delete(self, deployment: DeploymentInfo) -> None:
         try:
@@ -216,7 +215,4 @@ class NetMindProvider(BaseProvider):
             "deploy_metadata": dict(spec["deploy_metadata"]),
         }
         response = await self.http.request("create", "POST", BASE, json=body)
-        try:
-            return self.to_info(response.json())
-        except ValueError as exc:
-            raise TemporaryError(f"{self.profile_name}: create answered with non-JSON") from exc
+        return self.to_info(created(self.profile_name, response))

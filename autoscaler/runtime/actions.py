@@ -129,6 +129,22 @@ class ActionAborted(Exception):
     """The action was not attempted (fenced, or a precondition failed); nothing changed."""
 
 
+def recreatable(
+    provider: Provider, deployment: DeploymentInfo, spec: dict[str, Any]
+) -> dict[str, Any]:
+    """`spec` when the provider would take it to create `deployment` again; else nothing is
+    deleted (ActionAborted naming what is wrong): a spec field the provider reported
+    missing or garbage, and the policy's `deployment.create` does not set."""
+    try:
+        provider.validate_spec(deployment.name, spec)
+    except ProviderError as exc:
+        raise ActionAborted(
+            f"not deleting {deployment.name!r}: it could not be created again from the spec "
+            f"captured for it ({exc.message})"
+        ) from exc
+    return spec
+
+
 @dataclass
 class ActionContext:
     """What an action needs besides the policy and the provider."""
@@ -178,7 +194,7 @@ async def delete_to_zero(
 ) -> None:
     """Capture and persist the spec, then delete. The spec is committed twice (spec table and
     intent payload) before the provider hears anything."""
-    create = captured_spec(deployment.spec, policy)
+    create = recreatable(provider, deployment, captured_spec(deployment.spec, policy))
     record = spec_record(policy, create, deployment.replicas)
     record["deployment_id"] = deployment.id
     await ctx.store.save_spec(policy.name, record, epoch=ctx.epoch())
@@ -287,7 +303,7 @@ async def begin_recreate(
     """A `failed` deployment the policy wants recreated: capture and save its spec, commit a
     `recreate` intent, delete it. The intent stays pending; `reconcile.continue_intent` creates
     it again once the name is free (the runner calls it on its next evaluations)."""
-    spec = captured_spec(failed.spec, policy)
+    spec = recreatable(provider, failed, captured_spec(failed.spec, policy))
     record = spec_record(policy, spec, replicas)
     record["deployment_id"] = failed.id
     await ctx.store.save_spec(policy.name, record, epoch=ctx.epoch())

@@ -17,7 +17,13 @@ from typing import Any
 import structlog
 
 from autoscaler.policy.model import MetricSource
-from autoscaler.providers.base import DeploymentInfo, Provider, TemporaryError
+from autoscaler.providers.answers import pick
+from autoscaler.providers.base import (
+    DeploymentInfo,
+    MalformedAnswerError,
+    Provider,
+    TemporaryError,
+)
 from autoscaler.sources.base import Source
 
 log = structlog.get_logger("autoscaler.runner")
@@ -132,7 +138,7 @@ class DeploymentView:
         self.provider = provider
         self.max_age = max_age
         self._clock = clock
-        self._by_name: dict[str, DeploymentInfo] = {}
+        self._by_name: dict[str, list[DeploymentInfo]] = {}  # name.strip().casefold() -> all
         self._listed_at = -math.inf
         self._inflight: asyncio.Task[None] | None = None
 
@@ -141,7 +147,7 @@ class DeploymentView:
         limit = self.max_age if max_age is None else min(max_age, self.max_age)
         if self._clock() - self._listed_at > limit:
             await self._refresh()
-        return self._by_name.get(name)
+        return self._pick(name)
 
     async def _refresh(self) -> None:
         task = self._inflight
@@ -153,25 +159,36 @@ class DeploymentView:
     async def _list(self) -> None:
         started = self._clock()
         deployments = await self.provider.list()
-        by_name: dict[str, DeploymentInfo] = {}
+        by_name: dict[str, list[DeploymentInfo]] = {}
         for dep in deployments:
-            # Never two with one name; a dying one beside a live one: the live one counts.
-            held = by_name.get(dep.name)
-            if held is None or held.status == "terminating":
-                by_name[dep.name] = dep
+            by_name.setdefault(_key(dep.name), []).append(dep)
         self._by_name = by_name
         self._listed_at = started
 
     def known(self, name: str) -> DeploymentInfo | None:
-        """`name` as the last list (or our own last action) showed it; no request is made."""
-        return self._by_name.get(name)
+        """`name` as the last list (or our own last action) showed it; no request is made.
+        None when the last list could not tell which deployment it is (`_pick`)."""
+        try:
+            return self._pick(name)
+        except MalformedAnswerError:
+            return None
+
+    def _pick(self, name: str) -> DeploymentInfo | None:
+        """A dying one beside a live one: the live one. Two live ones, or a name that differs
+        only in case or spaces: `MalformedAnswerError` (`answers.pick`), a failed lookup."""
+        where = f"{getattr(self.provider, 'profile_name', 'provider')}: list"
+        return pick(where, name, self._by_name.get(_key(name), ()))
 
     def patch(self, name: str, info: DeploymentInfo | None) -> None:
         """What our own action just did, before the next list shows it."""
         if info is None:
-            self._by_name.pop(name, None)
+            self._by_name.pop(_key(name), None)
         else:
-            self._by_name[name] = info
+            self._by_name[_key(name)] = [info]
+
+
+def _key(name: str) -> str:
+    return name.strip().casefold()
 
 
 def usable(name: str, found: DeploymentInfo | None) -> DeploymentInfo | None:

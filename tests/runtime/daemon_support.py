@@ -6,6 +6,7 @@ waiting helpers that poll a condition with a generous bound (never a timed asser
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -240,3 +241,39 @@ def start_daemon_process(
 
 def python() -> str:
     return PYTHON if os.path.exists(PYTHON) else sys.executable
+
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+class Mutate:
+    """ASGI middleware in front of the simulator: while `mutation` is set, every list answer
+    (`{"items": [...]}`) is passed through it before it is sent."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.mutation: Mutation | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        mutation = self.mutation
+        if mutation is None or scope["type"] != "http" or scope["method"] != "GET":
+            return await self.app(scope, receive, send)
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            else:
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        body = b"".join(chunks)
+        answer = json.loads(body) if body else None
+        if isinstance(answer, dict) and isinstance(answer.get("items"), list):
+            mutation(answer)
+            body = json.dumps(answer).encode()
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

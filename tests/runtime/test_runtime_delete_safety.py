@@ -5,7 +5,6 @@ deployment the daemon did not decide to delete.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 
 from autoscaler.runtime.daemon import Daemon
 from autoscaler.store.sqlite import SQLiteStore
-from tests.runtime.daemon_support import CREATE_SPEC, SimServer, await_for, sim_server
+from tests.runtime.daemon_support import CREATE_SPEC, Mutate, SimServer, await_for, sim_server
 from tests.runtime.test_runtime_loop_faults import (
     Depth,
     http_policy,
@@ -91,38 +90,25 @@ async def test_a_delete_left_pending_is_not_sent_to_a_deployment_busy_again(
     await start_after_pending_delete(tmp_path, "woken", same_id=True, extra=zero)
 
 
-class Rewrite:
-    """ASGI middleware in front of the simulator: while `replicas` is set, every deployment
-    in a list answer reports it as its replica count (null, a string, a negative)."""
+class Rewrite(Mutate):
+    """While `active`, every deployment in a list answer reports `replicas` as its replica
+    count (null, a string, a negative)."""
 
     def __init__(self, app: Any) -> None:
-        self.app = app
-        self.active = False
+        super().__init__(app)
         self.replicas: Any = None
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if not (self.active and scope["type"] == "http" and scope["method"] == "GET"):
-            return await self.app(scope, receive, send)
-        start: dict[str, Any] = {}
-        chunks: list[bytes] = []
+    @property
+    def active(self) -> bool:
+        return self.mutation is not None
 
-        async def capture(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-            else:
-                chunks.append(message.get("body", b""))
+    @active.setter
+    def active(self, on: bool) -> None:
+        self.mutation = self._rewrite if on else None
 
-        await self.app(scope, receive, capture)
-        body = b"".join(chunks)
-        answer = json.loads(body) if body else None
-        if isinstance(answer, dict) and isinstance(answer.get("items"), list):
-            for item in answer["items"]:
-                item["replicas"] = self.replicas
-            body = json.dumps(answer).encode()
-        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({**start, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    def _rewrite(self, answer: dict[str, Any]) -> None:
+        for item in answer["items"]:
+            item["replicas"] = self.replicas
 
 
 def never_down(name: str, url: str) -> str:

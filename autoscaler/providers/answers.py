@@ -1,0 +1,109 @@
+"""Checking a provider's answer before anything is decided or sent on it.
+
+A provider answer that is not what its API says (a list body without its list, an item that is
+not an object, a deployment without a usable id or name, two live deployments with one name,
+a scale answer about another deployment) raises `MalformedAnswerError` naming what was wrong:
+a temporary error, so a lookup fails (nothing is decided, as on a failed metric read) and the
+next evaluation asks again. Nothing here is made up from what is missing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from autoscaler.providers.base import DeploymentInfo, MalformedAnswerError
+
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~:-]{0,199}$")
+"""An id goes into request paths as it is (`DELETE .../{id}`): one URL-safe path segment."""
+
+
+def mapping(where: str, body: object) -> Mapping[str, Any]:
+    """`body` when it is a JSON object; an empty body, a list, a string: malformed."""
+    if not isinstance(body, Mapping):
+        raise MalformedAnswerError(f"{where} answered {_show(body)}, not a JSON object")
+    return body
+
+
+def listed(where: str, body: object, keys: Sequence[str]) -> list[Mapping[str, Any]]:
+    """The deployments of a list answer: a bare array, or an object holding one under the
+    first of `keys` it has. An object without any of them (an error body sent with 200) is
+    malformed, never an empty list: "none listed" would read as every deployment absent."""
+    if isinstance(body, Mapping):
+        found = next((k for k in keys if k in body), None)
+        if found is None:
+            raise MalformedAnswerError(
+                f"{where} answered an object without {' or '.join(keys)}: {_show(body)}"
+            )
+        body = body[found]
+    if not isinstance(body, list):
+        raise MalformedAnswerError(f"{where} answered {_show(body)}, not a list of deployments")
+    bad = [item for item in body if not isinstance(item, Mapping)]
+    if bad:
+        raise MalformedAnswerError(f"{where} listed {_show(bad[0])}, not a deployment object")
+    return body
+
+
+def identity(where: str, item: Mapping[str, Any], id_key: str = "id") -> tuple[str, str]:
+    """(id, name) of a deployment object: a name that is a non-empty string, an id that is one
+    URL-safe path segment (a string or an integer). Anything else is malformed: acting on it
+    would send a scale or delete to another path, or read the deployment as absent."""
+    name, ident = item.get("name"), item.get(id_key)
+    if not isinstance(name, str) or not name:
+        raise MalformedAnswerError(
+            f"{where}: a deployment's name is {_show(name, 'null')}, not a non-empty string "
+            f"({id_key} {_show(ident, 'null')})"
+        )
+    if type(ident) is int and ident >= 0:
+        ident = str(ident)
+    if not isinstance(ident, str) or not SAFE_ID.match(ident):
+        raise MalformedAnswerError(
+            f"{where}: deployment {name!r} has {id_key} {_show(ident, 'null')}, not a URL-safe id"
+        )
+    return ident, name
+
+
+def pick(where: str, name: str, deployments: Iterable[DeploymentInfo]) -> DeploymentInfo | None:
+    """The deployment named `name`, None when none is. A dying one beside a live one: the live
+    one. Two live ones, or one whose name differs from `name` only in case or surrounding
+    spaces: malformed (which one is ours cannot be told; reading it as absent would create
+    another)."""
+    live: list[DeploymentInfo] = []
+    dying: list[DeploymentInfo] = []
+    for dep in deployments:
+        if dep.name == name:
+            (dying if dep.status == "terminating" else live).append(dep)
+        elif dep.name.strip().casefold() == name.casefold():
+            raise MalformedAnswerError(
+                f"{where}: deployment {dep.name!r} (id {dep.id}) differs from {name!r} only in "
+                "case or spaces; not deciding which one it is"
+            )
+    if len(live) > 1 and len({d.id for d in live}) > 1:
+        raise MalformedAnswerError(
+            f"{where}: {len(live)} live deployments are named {name!r} "
+            f"(ids {', '.join(sorted({d.id for d in live}))}); not deciding which one is ours"
+        )
+    return live[0] if live else (dying[0] if dying else None)
+
+
+def same(where: str, deployment: DeploymentInfo, answer: DeploymentInfo) -> DeploymentInfo:
+    """A scale answer about `deployment`; about another id or name: malformed."""
+    if (answer.id, answer.name) != (deployment.id, deployment.name):
+        raise MalformedAnswerError(
+            f"{where}: the answer about {deployment.name!r} (id {deployment.id}) names "
+            f"{answer.name!r} (id {answer.id})"
+        )
+    return answer
+
+
+def url(value: object) -> str | None:
+    """An endpoint URL when it is an http(s) URL string; anything else reads as none."""
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return value
+    return None
+
+
+def _show(value: object, none: str = "an empty body") -> str:
+    text = none if value is None else repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."
