@@ -5,9 +5,11 @@ deployment the daemon did not decide to delete.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -118,6 +120,33 @@ def never_down(name: str, url: str) -> str:
     return text.replace(down, "  scale_down: {select: disabled}")
 
 
+M = TypeVar("M", bound=Mutate)
+
+
+@contextlib.asynccontextmanager
+async def held_at_five(
+    tmp_path: Path, name: str, mutate: type[M]
+) -> AsyncIterator[tuple[Daemon, SimServer, M]]:
+    """A policy that never scales down, at 5 replicas for a queue that now asks for 3, its
+    simulator's answers going through `mutate` (switched on by the test): (daemon, simulator,
+    the mutating middleware)."""
+    depth = Depth(50)
+    sim = SimServer(provision_seconds=0.2)
+    middleware = mutate(sim.app)
+    sim.server.config.app = middleware  # uvicorn loads its app when it starts serving
+    sim.start()
+    try:
+        with serving() as src:
+            src.routes["/depth"] = depth.reply
+            sim.create(name)
+            async with running(tmp_path, sim, never_down(name, src.url("/depth"))) as daemon:
+                await await_for(lambda: replicas(sim, name) == 5, 30, "scaled to 5")
+                depth.value = 30  # asks for 3: held at 5, scale-down is disabled
+                yield daemon, sim, middleware
+    finally:
+        sim.stop()
+
+
 @pytest.mark.parametrize("garbage", [None, "5", -1, 0, 2.5])
 async def test_an_unreadable_replica_count_never_moves_the_deployment(
     tmp_path: Path, garbage: Any
@@ -125,24 +154,11 @@ async def test_an_unreadable_replica_count_never_moves_the_deployment(
     """A policy that never scales down, at 5 replicas for a queue that asks for 3. A list
     answer whose replica count is garbage was read as 1 replica, and "1 -> 3" went out as a
     scale-up: the deployment lost 2 replicas. An unreadable count is no observation."""
-    depth = Depth(50)
-    sim = SimServer(provision_seconds=0.2)
-    rewrite = Rewrite(sim.app)
-    sim.server.config.app = rewrite  # uvicorn loads its app when it starts serving
-    sim.start()
-    try:
-        with serving() as src:
-            src.routes["/depth"] = depth.reply
-            sim.create("counted")
-            async with running(tmp_path, sim, never_down("counted", src.url("/depth"))) as daemon:
-                await await_for(lambda: replicas(sim, "counted") == 5, 30, "scaled to 5")
-                depth.value = 30  # asks for 3: held at 5, scale-down is disabled
-                rewrite.replicas, rewrite.active = garbage, True
-                await evaluations(daemon, "counted", 5)
-                rewrite.active = False
-                assert replicas(sim, "counted") == 5
-    finally:
-        sim.stop()
+    async with held_at_five(tmp_path, "counted", Rewrite) as (daemon, sim, rewrite):
+        rewrite.replicas, rewrite.active = garbage, True
+        await evaluations(daemon, "counted", 5)
+        rewrite.active = False
+        assert replicas(sim, "counted") == 5
     assert scale_targets(sim) == [5], scale_targets(sim)
 
 

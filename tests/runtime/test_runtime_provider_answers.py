@@ -11,10 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.daemon_support import Mutate, Mutation, SimServer, await_for
-from tests.runtime.test_runtime_delete_safety import evaluations, never_down
-from tests.runtime.test_runtime_loop_faults import Depth, replicas, running
-from tests.sources.httpserver import serving
+from tests.runtime.daemon_support import Mutate, Mutation, SimServer
+from tests.runtime.test_runtime_delete_safety import evaluations, held_at_five
 
 pytestmark = pytest.mark.anyio
 
@@ -54,23 +52,10 @@ def writes(sim: SimServer) -> list[tuple[str, str]]:
 async def test_a_malformed_list_answer_moves_nothing(tmp_path: Path, mutation: Mutation) -> None:
     """A policy that never scales down, at 5 replicas for a queue that asks for 3: while the
     list answers are malformed, evaluations go on and no write request is sent."""
-    depth = Depth(50)
-    sim = SimServer(provision_seconds=0.2)
-    mutate = Mutate(sim.app)
-    sim.server.config.app = mutate  # uvicorn loads its app when it starts serving
-    sim.start()
-    try:
-        with serving() as src:
-            src.routes["/depth"] = depth.reply
-            sim.create("listed")
-            async with running(tmp_path, sim, never_down("listed", src.url("/depth"))) as daemon:
-                await await_for(lambda: replicas(sim, "listed") == 5, 30, "scaled to 5")
-                depth.value = 30  # asks for 3: held at 5, scale-down is disabled
-                before = writes(sim)
-                mutate.mutation = mutation
-                await evaluations(daemon, "listed", 5)
-                mutate.mutation = None
-                assert writes(sim) == before
-                assert [d["replicas"] for d in sim.current("listed")] == [5]
-    finally:
-        sim.stop()
+    async with held_at_five(tmp_path, "listed", Mutate) as (daemon, sim, mutate):
+        before = writes(sim)
+        mutate.mutation = mutation
+        await evaluations(daemon, "listed", 5)
+        mutate.mutation = None
+        assert writes(sim) == before
+        assert [d["replicas"] for d in sim.current("listed")] == [5]
