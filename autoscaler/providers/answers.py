@@ -66,19 +66,23 @@ def identity(where: str, item: Mapping[str, Any], id_key: str = "id") -> tuple[s
 
 def pick(where: str, name: str, deployments: Iterable[DeploymentInfo]) -> DeploymentInfo | None:
     """The deployment named `name`, None when none is. A dying one beside a live one: the live
-    one. Two live ones, or one whose name differs from `name` only in case or surrounding
-    spaces: malformed (which one is ours cannot be told; reading it as absent would create
-    another)."""
+    one. Two live ones: malformed (which one is ours cannot be told). With none named exactly
+    `name`, one whose name differs only in case or surrounding spaces is malformed too
+    (reading it as absent would create another); beside an exact match it is another
+    deployment."""
     live: list[DeploymentInfo] = []
     dying: list[DeploymentInfo] = []
+    variant: DeploymentInfo | None = None
     for dep in deployments:
         if dep.name == name:
             (dying if dep.status == "terminating" else live).append(dep)
         elif dep.name.strip().casefold() == name.casefold():
-            raise MalformedAnswerError(
-                f"{where}: deployment {dep.name!r} (id {dep.id}) differs from {name!r} only in "
-                "case or spaces; not deciding which one it is"
-            )
+            variant = dep
+    if variant is not None and not live and not dying:
+        raise MalformedAnswerError(
+            f"{where}: deployment {variant.name!r} (id {variant.id}) differs from {name!r} only "
+            "in case or spaces; not deciding whether it is this one"
+        )
     if len(live) > 1 and len({d.id for d in live}) > 1:
         raise MalformedAnswerError(
             f"{where}: {len(live)} live deployments are named {name!r} "

@@ -98,6 +98,13 @@ def test_a_malformed_list_answer_is_a_malformed_answer_error(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_a_name_in_another_case_beside_the_exact_one_is_another_deployment(kind: str) -> None:
+    # "DEP" is someone else's deployment when "dep" is listed too: not a reason to fail.
+    body = listing(kind, [item(kind, **{ID_KEY[kind]: "d9"}, name="DEP"), item(kind)])
+    assert find_with(kind, body).id == "d1"
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_dying_twin_still_leaves_the_live_one(kind: str) -> None:
     dying = {"neevcloud": "terminating", "netmind": "deleting", "nebius": "deleting"}[kind]
     body = listing(kind, [item(kind, **{ID_KEY[kind]: "old", "status": dying}), item(kind)])
