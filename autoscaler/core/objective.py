@@ -319,13 +319,9 @@ def size(
         text = f"{proposal.message}; {text}"
         if hpa >= wanted:
             wanted = hpa
-    if failed and wanted < current:
-        names = ",".join(failed)
-        text = f"{text}; {names} failed: no scale down, keep {current}"
-        rec = Recommendation(current, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
-        return Sized(rec, tuple(reasons), next_memory)
-    if warming and wanted < current:
-        text = f"{text}; {signals.service_time} not read: no scale down, keep {current}"
+    if (failed or warming) and wanted < current:
+        why = f"{','.join(failed)} failed" if failed else f"{signals.service_time} not read"
+        text = f"{text}; {why}: no scale down, keep {current}"
         rec = Recommendation(current, R.METRICS_MISSING_NO_SCALE_DOWN, text, tuple(failed))
         return Sized(rec, tuple(reasons), next_memory)
     reason = proposal.reason if hpa is not None and hpa >= count else direction(wanted, current)
