@@ -38,6 +38,9 @@ from autoscaler.runtime.gateway_wiring import serve_gateway
 from autoscaler.runtime.http import serve_http
 from autoscaler.secrets import Secret
 
+CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hello"}]}
+"""A minimal chat request for the gateway's model `chat`."""
+
 KEY = "sk-test-client-key"
 PROVIDER_KEY = "sk-provider-inference-key"
 

@@ -11,6 +11,7 @@ import pytest
 
 from tests.gateway.support import (
     AUTH,
+    CHAT,
     KEY,
     RecordingActivator,
     StaticRoutes,
@@ -21,8 +22,6 @@ from tests.gateway.support import (
 from tests.rawhttp import exchange, json_response
 
 pytestmark = pytest.mark.anyio
-
-CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hello"}]}
 
 
 def _at_zero() -> tuple[Any, RecordingActivator]:

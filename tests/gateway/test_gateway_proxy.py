@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 
 from tests.gateway.support import (
     AUTH,
+    CHAT,
     KEY,
     PROVIDER_KEY,
     RecordingActivator,
@@ -33,7 +34,6 @@ from tests.services import free_port
 
 pytestmark = pytest.mark.anyio
 
-CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hello"}]}
 REQUESTS = "autoscaler_gateway_requests_total"
 
 
