@@ -65,17 +65,21 @@ def replica_count(
     return 1, f"the provider reports replicas {raw!r:.60}, not a count in 1..{MAX_REPLICAS}"
 
 
+def decoded(profile_name: str, operation: str, response: httpx.Response) -> Any:
+    """The JSON document of a provider's answer; a body that is not JSON is malformed."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise MalformedAnswerError(
+            f"{profile_name}: {operation} answered HTTP {response.status_code} "
+            "with a body that is not JSON"
+        ) from exc
+
+
 def created(profile_name: str, response: httpx.Response) -> Mapping[str, Any]:
     """A create's answer: the deployment object. Not JSON, or not an object: malformed (the
     create may have been applied: the retry looks the name up first)."""
-    where = f"{profile_name}: create"
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise MalformedAnswerError(
-            f"{where} answered HTTP {response.status_code} with a body that is not JSON"
-        ) from exc
-    return mapping(where, body)
+    return mapping(f"{profile_name}: create", decoded(profile_name, "create", response))
 
 
 class BaseProvider:
@@ -144,13 +148,7 @@ class BaseProvider:
             response = await self.http.request(operation, method, path, json=json, params=params)
             if not response.content:
                 return None
-            try:
-                return response.json()
-            except ValueError as exc:
-                raise MalformedAnswerError(
-                    f"{self.profile_name}: {operation} answered HTTP {response.status_code} "
-                    "with a body that is not JSON"
-                ) from exc
+            return decoded(self.profile_name, operation, response)
 
         return await self._retried(once)
 
