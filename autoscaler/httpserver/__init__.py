@@ -28,14 +28,16 @@ forever. `protocol._Limited` (one mixin over both protocol classes: `_LimitedH11
   its 4xx after their answers, then the connection closes; a queued request's body timer
   starts when it is served; a client that leaves is seen by every request of its
   connection (uvicorn tells only the newest).
+Every app served answers HEAD like GET without a body (`head.head_as_get`: the app sees a
+GET), so no app or route handles HEAD itself.
 A loop exception handler turns asyncio's `socket.accept() out of system resource` (EMFILE)
 into one rate-limited line instead of a traceback per accept, and a logging filter does the
 same for uvicorn's per-request warnings. `raise_open_files_limit` lifts the soft descriptor
 limit to the hard one (systemd's `LimitNOFILE=` sets both).
 
 Where: `limits.py` (ServerLimits, EventLimiter, the body cap), `protocol.py` (the connection
-limits), `serve.py` (binding and serving). Must not live here: routes, authentication,
-what the app serves.
+limits), `head.py` (HEAD), `serve.py` (binding and serving). Must not live here: routes,
+authentication, what the app serves.
 """
 
 from __future__ import annotations

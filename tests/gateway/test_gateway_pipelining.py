@@ -1,7 +1,8 @@
 """Several requests on one keep-alive connection to the gateway, over real HTTP: answers go
 in request order (a malformed request pipelined behind one held for its deployment, or
-streaming from a slow one, is refused after that answer), and a client that leaves while
-its held request has another pipelined behind it cancels the hold at once."""
+streaming from a slow one, is refused after that answer), HEAD answers like GET without a
+body, and a client that leaves while its held request has another pipelined behind it
+cancels the hold at once."""
 
 from __future__ import annotations
 
@@ -88,6 +89,30 @@ async def test_a_malformed_request_behind_a_stream_in_progress_is_refused_after_
     found = responses(answer)
     assert [a.status for a in found] == [200, 400], answer
     assert found[0].body.startswith(b"data: ") and found[0].body.endswith(b"data: [DONE]\n\n")
+
+
+async def test_head_answers_like_get_without_a_body_on_every_get_route() -> None:
+    gateway = make_gateway([policy("p", "chat")], StaticRoutes())
+    auth = f"Authorization: Bearer {KEY}\r\n".encode()
+    paths = (b"/v1/models", b"/healthz", b"/metrics", b"/signals?window=5")
+    requests = b"".join(
+        method + b" " + path + b" HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n"
+        for path in paths
+        for method in (b"HEAD", b"GET")
+    )
+    refused = b"HEAD /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    async with running(gateway) as gw:
+        answer = await converse(*_address(gw), requests + refused + last)
+    heads = {*range(0, 2 * len(paths), 2), 2 * len(paths)}
+    found = responses(answer, bodiless=heads)
+    assert [a.status for a in found] == [200] * 2 * len(paths) + [405, 200], answer
+    assert found[-1].body == b'{"status":"ok"}'  # the last request parsed: no stray bytes
+    for path, head, get in zip(paths, found[0::2], found[1::2], strict=False):
+        assert head.headers[b"content-type"] == get.headers[b"content-type"], path
+        assert int(head.headers[b"content-length"]) > 0, path
+        if path in (b"/v1/models", b"/healthz"):  # the others may change between two reads
+            assert head.headers[b"content-length"] == str(len(get.body)).encode(), path
 
 
 async def test_a_client_gone_with_a_request_pipelined_behind_a_held_one_cancels_the_hold() -> None:

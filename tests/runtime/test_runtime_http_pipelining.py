@@ -2,7 +2,7 @@
 order. A request the server refuses (its parser cannot read it, its head is too long or too
 slow) behind requests still being served gets its 4xx after their answers, then the
 connection closes; a pipelined request's body timer starts when it is served, not while it
-waits behind a slow one."""
+waits behind a slow one. HEAD answers like GET without a body on the daemon's endpoints."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ import anyio
 import pytest
 
 from autoscaler.httpserver import HttpProtocol, ServerLimits, json_error, serve_asgi
+from autoscaler.runtime.http import create_http_app, serve_http
+from autoscaler.runtime.metrics import Metrics
+from autoscaler.secrets import Secret
 from tests.rawhttp import Response, converse, responses
+from tests.runtime.test_runtime_http_app import TOKEN, FakeControl
 
 pytestmark = pytest.mark.anyio
 BOTH_PROTOCOLS = pytest.mark.parametrize("http", ["h11", "httptools"])
@@ -180,3 +184,29 @@ async def test_a_pipelined_body_waits_for_its_turn_without_timing_out(http: Http
                 while len(found := responses(answer)) < 2:
                     answer += await stream.receive()
     assert _shown(found) == [(200, "answer GET /held "), (200, "answer POST /two hello")]
+
+
+async def test_head_answers_like_get_without_a_body_on_the_daemons_get_routes() -> None:
+    app = create_http_app(FakeControl(), Metrics().registry, Secret(TOKEN))
+    auth = f"Authorization: Bearer {TOKEN}\r\n".encode()
+    paths = (b"/status", b"/healthz", b"/readyz", b"/metrics", b"/policies/chat/history")
+    paths += (b"/policies/chat/route", b"/nowhere")
+    requests = b"".join(
+        method + b" " + path + b" HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n"
+        for path in paths
+        for method in (b"HEAD", b"GET")
+    )
+    wrong = b"HEAD /policies/chat/pause HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    async with anyio.create_task_group() as tg:
+        host, port = await tg.start(serve_http, app, "127.0.0.1:0")
+        answer = await converse(host, port, requests + wrong + last)
+        tg.cancel_scope.cancel()
+    found = responses(answer, bodiless={*range(0, 2 * len(paths), 2), 2 * len(paths)})
+    statuses = [a.status for a in found]
+    assert statuses == [200] * 2 * (len(paths) - 2) + [404] * 4 + [405, 200], answer
+    assert found[-1].body == b'{"status":"ok"}\n'  # the last request parsed: no stray bytes
+    for path, head, get in zip(paths, found[0::2], found[1::2], strict=False):
+        assert head.headers[b"content-type"] == get.headers[b"content-type"], path
+        if path != b"/metrics":  # the exposition may change between two reads
+            assert head.headers[b"content-length"] == str(len(get.body)).encode(), path
