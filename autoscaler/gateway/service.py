@@ -313,11 +313,20 @@ class Gateway:
         if target.model is not None and document.get("model") != target.model:
             body = json.dumps({**document, "model": target.model}).encode()
         url = target.base_url.rstrip("/") + path
-        sent_headers = upstream.request_headers(headers, target.headers)
         self.stats.in_flight_changed(model, +1, self.clock())
         try:
             try:
+                sent_headers = upstream.request_headers(headers, target.headers)
                 response = await self.client.request("POST", url, sent_headers, body)
+            except ValueError as exc:
+                # A route no request can go on (a port out of range, a credential that is
+                # not latin-1): refused with why, not a bare 500; holding would not mend it.
+                # A UnicodeError's text can quote the credential: never passed on.
+                why = "not latin-1" if isinstance(exc, UnicodeError) else str(exc)
+                log.warning("upstream_route_invalid", model=model, error=why)
+                detail = f"its route cannot be used: {why}"
+                await self.answers.refuse(ticket, send, hold.UPSTREAM_UNAVAILABLE, 1.0, detail)
+                return False
             except UpstreamError as exc:
                 if await self._not_answering(gate, target):
                     return True
