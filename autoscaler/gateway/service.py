@@ -38,7 +38,7 @@ from autoscaler.gateway import hold, upstream
 from autoscaler.gateway.activation import ActivationError, Activator
 from autoscaler.gateway.answer import Answers, Receive, Send, Ticket, disconnected
 from autoscaler.gateway.auth import ApiKeys
-from autoscaler.gateway.client import UpstreamClient, UpstreamError
+from autoscaler.gateway.client import UpstreamClient, UpstreamError, UpstreamMalformed
 from autoscaler.gateway.gate import Gate
 from autoscaler.gateway.routes import ModelRoute, RouteResolver, RouteTable
 from autoscaler.gateway.stats import Stats
@@ -328,7 +328,9 @@ class Gateway:
                 await self.answers.refuse(ticket, send, hold.UPSTREAM_UNAVAILABLE, 1.0, detail)
                 return False
             except UpstreamError as exc:
-                if await self._not_answering(gate, target):
+                # One that answered garbage is answering: not starting, so not held again.
+                answered = isinstance(exc, UpstreamMalformed)
+                if not answered and await self._not_answering(gate, target):
                     return True
                 await self.answers.refuse(ticket, send, hold.UPSTREAM_UNAVAILABLE, 1.0, str(exc))
                 return False
