@@ -108,3 +108,24 @@ def responses(answer: bytes, bodiless: Container[int] = ()) -> list[Response]:
             body, rest = rest[:length], rest[length:]
         found.append(Response(int(status_line.split(b" ", 2)[1]), headers, body))
     return found
+
+
+def heads_and_gets(paths: tuple[bytes, ...], extra: bytes = b"") -> bytes:
+    """HEAD then GET of each path, pipelined, each with the header lines `extra`."""
+    return b"".join(
+        method + b" " + path + b" HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n"
+        for path in paths
+        for method in (b"HEAD", b"GET")
+    )
+
+
+def assert_heads_match_gets(
+    found: list[Response], paths: tuple[bytes, ...], varying: tuple[bytes, ...] = ()
+) -> None:
+    """The answers to `heads_and_gets(paths)`: each HEAD has its GET's content type and, for
+    a path not in `varying` (a body that may change between two reads), its length."""
+    for path, head, get in zip(paths, found[0::2], found[1::2], strict=False):
+        assert head.headers[b"content-type"] == get.headers[b"content-type"], path
+        assert int(head.headers[b"content-length"]) > 0, path
+        if path not in varying:
+            assert head.headers[b"content-length"] == str(len(get.body)).encode(), path
