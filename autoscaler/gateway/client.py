@@ -13,7 +13,7 @@ connection to its pool or closes it. A request on a kept-alive connection that t
 closed in the meantime (no byte of a response came back) is sent once more on a new one, the
 way browsers and httpx do. Reading pauses while more than `PAUSE_AT` chunks wait (back
 pressure on slow clients). Errors: `UpstreamConnectError` (no connection), `UpstreamBroken`
-(the connection ended or the response was malformed), `UpstreamTimeout`.
+(the connection ended; `UpstreamMalformed`: the response was malformed), `UpstreamTimeout`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ class UpstreamConnectError(UpstreamError):
 
 class UpstreamBroken(UpstreamError):
     pass
+
+
+class UpstreamMalformed(UpstreamBroken):
+    """The deployment answered, with something that is not an HTTP response."""
 
 
 class UpstreamTimeout(UpstreamError):
@@ -79,7 +83,7 @@ class _Conn(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(UpstreamBroken(f"malformed response: {exc}"))
+            self._fail(UpstreamMalformed(f"malformed response: {exc}"))
             self.close()
 
     def connection_lost(self, exc: BaseException | None) -> None:

@@ -38,7 +38,7 @@ from autoscaler.gateway import hold, upstream
 from autoscaler.gateway.activation import ActivationError, Activator
 from autoscaler.gateway.answer import Answers, Receive, Send, Ticket, disconnected
 from autoscaler.gateway.auth import ApiKeys
-from autoscaler.gateway.client import UpstreamClient, UpstreamError
+from autoscaler.gateway.client import UpstreamClient, UpstreamError, UpstreamMalformed
 from autoscaler.gateway.gate import Gate
 from autoscaler.gateway.routes import ModelRoute, RouteResolver, RouteTable
 from autoscaler.gateway.stats import Stats
@@ -313,13 +313,24 @@ class Gateway:
         if target.model is not None and document.get("model") != target.model:
             body = json.dumps({**document, "model": target.model}).encode()
         url = target.base_url.rstrip("/") + path
-        sent_headers = upstream.request_headers(headers, target.headers)
         self.stats.in_flight_changed(model, +1, self.clock())
         try:
             try:
+                sent_headers = upstream.request_headers(headers, target.headers)
                 response = await self.client.request("POST", url, sent_headers, body)
+            except ValueError as exc:
+                # A route no request can go on (a port out of range, a credential that is
+                # not latin-1): refused with why, not a bare 500; holding would not mend it.
+                # A UnicodeError's text can quote the credential: never passed on.
+                why = "not latin-1" if isinstance(exc, UnicodeError) else str(exc)
+                log.warning("upstream_route_invalid", model=model, error=why)
+                detail = f"its route cannot be used: {why}"
+                await self.answers.refuse(ticket, send, hold.UPSTREAM_UNAVAILABLE, 1.0, detail)
+                return False
             except UpstreamError as exc:
-                if await self._not_answering(gate, target):
+                # One that answered garbage is answering: not starting, so not held again.
+                answered = isinstance(exc, UpstreamMalformed)
+                if not answered and await self._not_answering(gate, target):
                     return True
                 await self.answers.refuse(ticket, send, hold.UPSTREAM_UNAVAILABLE, 1.0, str(exc))
                 return False

@@ -22,15 +22,22 @@ forever. `protocol._Limited` (one mixin over both protocol classes: `_LimitedH11
 - a cap on a request head's size (`max_head`; httptools has none of its own): 431 and close;
 - a JSON error naming what the parser found wrong for a request it cannot parse (uvicorn
   answers a plain "Invalid HTTP request received."), shaped by the server's `error_body`
-  like the refusals and timeouts above.
+  like the refusals and timeouts above;
+- answers in request order on a pipelining connection (httptools parses ahead): a request
+  refused (unparsable, head too long or too slow) behind requests still being served gets
+  its 4xx after their answers, then the connection closes; a queued request's body timer
+  starts when it is served; a client that leaves is seen by every request of its
+  connection (uvicorn tells only the newest).
+Every app served answers HEAD like GET without a body (`head.head_as_get`: the app sees a
+GET), so no app or route handles HEAD itself.
 A loop exception handler turns asyncio's `socket.accept() out of system resource` (EMFILE)
 into one rate-limited line instead of a traceback per accept, and a logging filter does the
 same for uvicorn's per-request warnings. `raise_open_files_limit` lifts the soft descriptor
 limit to the hard one (systemd's `LimitNOFILE=` sets both).
 
 Where: `limits.py` (ServerLimits, EventLimiter, the body cap), `protocol.py` (the connection
-limits), `serve.py` (binding and serving). Must not live here: routes, authentication,
-what the app serves.
+limits), `head.py` (HEAD), `serve.py` (binding and serving). Must not live here: routes,
+authentication, what the app serves.
 """
 
 from __future__ import annotations

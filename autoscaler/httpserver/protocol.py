@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -58,6 +59,7 @@ class _Limited:
     # Set by uvicorn's protocol classes (declared for the type checker).
     loop: Any
     transport: Any
+    flow: Any
     client: Any
     connections: Any
 
@@ -66,6 +68,7 @@ class _Limited:
     _awaiting: str = "head"  # head | body | none: what the client still owes
     _refused = False
     _lingering: asyncio.TimerHandle | None = None  # answered and half-closed: see _refuse
+    _deferred: bytes | None = None  # a refusal waiting for the answers before it: see _defer
 
     def connection_made(self, transport: Any) -> None:
         if len(self.connections) >= self.limits.max_connections:
@@ -92,7 +95,7 @@ class _Limited:
         super().connection_lost(exc)  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
-        if self._refused or self._lingering is not None:
+        if self._refused or self._lingering is not None or self._deferred is not None:
             return  # what a refused client still sends is dropped
         super().data_received(data)  # type: ignore[misc]
         if self.transport.is_closing():
@@ -128,28 +131,68 @@ class _Limited:
 
     def _refuse(self, answer: bytes) -> None:
         """Answer a request the server will not serve, and end the connection so the client
-        reads the answer. With no request of the connection in the app: half-close (FIN
-        after the answer), drop what the client still sends, close once it closes or after
-        LINGER seconds (closing at once with bytes unread makes the kernel reset the
-        connection, and a reset can discard the answer before the client reads it). With
-        one in the app (a pipelined head, or the body of the request being served): the
-        answer only if that response has not started, then close, as uvicorn does."""
+        reads the answer. Behind pipelined requests still owed their answers: after those
+        (`_defer`). With the refused request itself in the app (its body is what is wrong):
+        the answer only if its response has not started, then close, as uvicorn does.
+        Otherwise `_answer_and_linger`."""
         self._stop_timers()
+        if self._answers_owed():
+            self._defer(answer)
+            return
         cycle: Any = getattr(self, "cycle", None)
-        in_app = cycle is not None and not cycle.response_complete
-        if not (in_app and cycle.response_started):
-            self.transport.write(answer)
-        if in_app or self.transport.is_closing() or not self.transport.can_write_eof():
+        if cycle is not None and not cycle.response_complete:
+            if not cycle.response_started:
+                self.transport.write(answer)
+            self.transport.close()
+            return
+        self._answer_and_linger(answer)
+
+    def _answer_and_linger(self, answer: bytes) -> None:
+        """Write the answer and half-close (FIN after it); drop what the client still sends,
+        close once it closes or after LINGER seconds (closing at once with bytes unread makes
+        the kernel reset the connection, and a reset can discard the answer before the
+        client reads it)."""
+        self.transport.write(answer)
+        if self.transport.is_closing() or not self.transport.can_write_eof():
             self.transport.close()
             return
         self.transport.write_eof()
+        self.flow.resume_reading()  # paused for a pipelined request: read (and drop) the rest
         self._lingering = self.loop.call_later(LINGER, self.transport.close)
+
+    def _defer(self, answer: bytes) -> None:
+        """HTTP/1.1 answers in request order: the refusal of a pipelined request waits until
+        every request before it is answered (`on_response_complete`). Meanwhile no timer
+        runs, reading is paused, and what the client sends (uvicorn resumes reading for the
+        requests still served) is dropped."""
+        self._stop_timers()
+        self._deferred = answer
+        self.flow.pause_reading()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if self.transport.is_closing() or self._lingering is not None:
+            return
+        if self._deferred is None:
+            self._sync_timers()  # the next pipelined request may have begun: its timer now
+        elif not self._answers_owed():
+            answer, self._deferred = self._deferred, None
+            self._answer_and_linger(answer)
+
+    def _answers_owed(self) -> bool:
+        """Whether requests before the one being refused still wait for their answers."""
+        return False
 
     def _parsed(self) -> None:
         """After a read: move `_awaiting` where the parser is (if its events did not)."""
 
     def _responding(self) -> bool:
         raise NotImplementedError
+
+    def _queued(self) -> bool:
+        """Whether the request whose body is due waits behind another one's response (its
+        body is not read until it runs, so its body timer starts then)."""
+        return False
 
     def _sync_timers(self) -> None:
         """The timer of what the client owes, armed once per phase and not reset by bytes.
@@ -161,7 +204,7 @@ class _Limited:
                 self._header_timer = self.loop.call_later(
                     self.limits.header_timeout, self._timed_out, "head"
                 )
-        elif self._awaiting == "body":
+        elif self._awaiting == "body" and not self._queued():
             self._stop_header_timer()
             if self._body_timer is None:
                 self._body_timer = self.loop.call_later(
@@ -198,9 +241,13 @@ class _Limited:
             client=self.client[0] if self.client else None,
             **{f"{kind}_timeout": seconds},
         )
+        what = "headers" if awaiting == "head" else "body"
+        answer = _canned(self.render, 408, f"request {what} too slow")
+        if self._answers_owed():  # a pipelined head: after the answers before it
+            self._defer(answer)
+            return
         if not self._responding():
-            what = "headers" if awaiting == "head" else "body"
-            self.transport.write(_canned(self.render, 408, f"request {what} too slow"))
+            self.transport.write(answer)
         self.transport.close()
 
 
@@ -228,10 +275,15 @@ class _LimitedHttpTools(_Limited, HttpToolsProtocol):
     pause), its end, the end of the body. It has no bound of its own on a head's size: the
     reads that fall wholly inside one head are counted (one in which a head began may hold
     the requests before it, so it is not), which bounds a head to `max_head` plus one read
-    (256 KiB) and never refuses pipelined requests."""
+    (256 KiB) and never refuses pipelined requests.
+
+    It parses pipelined requests as they come (uvicorn queues them in `pipeline`), so a
+    request can be refused while those before it are still owed their answers: `_open`
+    keeps the requests whose answers are not complete, in order."""
 
     _head_bytes = 0
     _head_began = False  # during the read being handled
+    _open: tuple[Any, ...] = ()  # RequestResponseCycles not answered yet, oldest first
 
     def _head_too_large(self, received: int) -> bool:
         began, self._head_began = self._head_began, False
@@ -249,18 +301,45 @@ class _LimitedHttpTools(_Limited, HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._awaiting = "body"
         super().on_headers_complete()
+        if self.cycle is not None:
+            self._open = (*(c for c in self._open if not c.response_complete), self.cycle)
 
     def on_message_complete(self) -> None:
         self._awaiting = "none"
         super().on_message_complete()
 
+    def _refused_cycle(self) -> Any:
+        """The request being refused when it has a cycle (its body is what is wrong)."""
+        return self.cycle if self._awaiting == "body" else None
+
+    def _answers_owed(self) -> bool:
+        refused = self._refused_cycle()
+        return any(not c.response_complete for c in self._open if c is not refused)
+
+    def _defer(self, answer: bytes) -> None:
+        refused = self._refused_cycle()
+        if refused is not None:  # queued behind the others: the refusal is its answer
+            self.pipeline = deque(entry for entry in self.pipeline if entry[0] is not refused)
+            self._open = tuple(c for c in self._open if c is not refused)
+        super()._defer(answer)
+
+    def _queued(self) -> bool:
+        return bool(self.pipeline)  # the newest request is queued behind another one
+
     def _responding(self) -> bool:
         cycle = self.cycle
         if cycle is not None and self._awaiting == "body":
-            # The cycle is the request whose body is due; one queued behind a response
-            # under way (pipelined) must not get a 408 written into that response.
-            return cycle.response_started or bool(self.pipeline)
+            return bool(cycle.response_started)
         return cycle is not None and not cycle.response_complete
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # uvicorn tells only the newest request; one before it (held, or waiting for its
+        # deployment, with a pipelined request behind it) must learn that its client left.
+        for cycle in self._open:
+            if not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+        super().connection_lost(exc)
 
 
 HttpProtocol = Literal["h11", "httptools"]

@@ -17,6 +17,7 @@ import structlog
 import uvicorn
 from anyio.abc import TaskStatus
 
+from autoscaler.httpserver.head import head_as_get
 from autoscaler.httpserver.limits import EventLimiter, Scope, ServerLimits, limit_body
 from autoscaler.httpserver.protocol import ErrorBody, HttpProtocol, json_error, protocol_class
 
@@ -207,12 +208,14 @@ async def serve_asgi(
     requests per second: the gateway's); the limits are the same on both. `on_stop` runs
     when the server stops, before open connections get their grace (the gateway refuses
     what it holds there, so those connections can finish at once). `error_body` shapes the
-    responses the server writes itself (refusals, timeouts, requests it cannot parse)."""
+    responses the server writes itself (refusals, timeouts, requests it cannot parse). HEAD
+    reaches `app` as a GET and is answered without a body (`head_as_get`)."""
     open_files, _ = raise_open_files_limit()
     sock = bind_socket(listen, limits.backlog, key=key)
     bound = sock.getsockname()
     events = EventLimiter(limits.log_interval)
-    config = _uvicorn_config(_capped(app, limits, events), limits, events, http, error_body)
+    served = head_as_get(_capped(app, limits, events))
+    config = _uvicorn_config(served, limits, events, http, error_body)
     config.load()
     server = _ServerWithoutSignals(config)
     server.lifespan = config.lifespan_class(config)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from autoscaler.providers.base import InferenceRoute
 from tests.gateway.support import (
     AUTH,
     CHAT,
@@ -185,6 +186,56 @@ async def test_upstream_breaking_off_a_stream_ends_with_an_error_event() -> None
     last = data.strip().split(b"\n\n")[-1]
     assert json.loads(last.removeprefix(b"data: "))["error"]["code"] == "upstream_error"
     assert sample(gateway, REQUESTS, model="chat", outcome="refused_upstream_error") == 1
+
+
+@pytest.mark.parametrize(
+    ("base_url", "headers", "why"),
+    [
+        ("http://127.0.0.1:99999/v1", {}, "Port out of range"),
+        ("http://127.0.0.1:9/v1", {"Authorization": "Bearer \u043a\u043b\u044e\u0447"}, "latin-1"),
+    ],
+    ids=["port out of range", "credential not latin-1"],
+)
+async def test_a_route_no_request_can_go_on_is_refused_with_why(
+    base_url: str, headers: dict[str, str], why: str
+) -> None:
+    """It was a bare 500 (text, uvicorn's) counted as `cancelled`."""
+    route = InferenceRoute(base_url=base_url, headers=headers, model=None)
+    gateway = make_gateway([policy("p", "chat")], StaticRoutes({"p": route}))
+    async with running(gateway) as gw, httpx.AsyncClient(base_url=gw, timeout=30) as client:
+        r = await client.post("/v1/chat/completions", json=CHAT, headers=AUTH)
+    assert r.status_code == 503, r.text
+    error = r.json()["error"]
+    assert error["code"] == "upstream_unavailable" and why in error["message"], error
+    assert "\u043a" not in r.text  # a credential's text is never quoted
+    assert sample(gateway, REQUESTS, model="chat", outcome="refused_upstream_unavailable") == 1
+
+
+async def test_a_deployment_answering_garbage_is_refused_at_once_not_held_again() -> None:
+    """A deployment never heard from before (starting, for the gateway) that answers with
+    something that is not HTTP: it was held again and asked again every `poll_interval`
+    until `max_hold`, then refused `hold_timeout`, a wrong reason ten minutes later."""
+    asked = 0
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal asked
+        asked += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Odd: a\x01b\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    async with server:
+        route = route_to(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        gateway = make_gateway([policy("p", "chat", max_hold=600.0)], StaticRoutes({"p": route}))
+        async with running(gateway) as gw, httpx.AsyncClient(base_url=gw, timeout=60) as client:
+            r = await client.post("/v1/chat/completions", json=CHAT, headers=AUTH)
+    assert r.status_code == 503, r.text
+    error = r.json()["error"]
+    assert error["code"] == "upstream_unavailable" and "malformed response" in error["message"]
+    assert asked == 1
+    assert sample(gateway, REQUESTS, model="chat", outcome="refused_upstream_unavailable") == 1
 
 
 async def test_hold_then_release_after_activation() -> None:
