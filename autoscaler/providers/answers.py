@@ -66,19 +66,20 @@ def read_list(
 
 
 def _name(item: Mapping[str, Any]) -> str | None:
+    """The item's name when it is readable: a string that is not blank."""
     name = item.get("name")
-    return name if isinstance(name, str) and name else None
+    return name if isinstance(name, str) and name.strip() else None
 
 
 def identity(where: str, item: Mapping[str, Any], id_key: str = "id") -> tuple[str, str]:
-    """(id, name) of a deployment object: a name that is a non-empty string, an id that is one
+    """(id, name) of a deployment object: a name that is a non-blank string, an id that is one
     URL-safe path segment (a string or an integer). Anything else is malformed: acting on it
     would send a scale or delete to another path, or read the deployment as absent."""
     name, ident = _name(item), item.get(id_key)
     if name is None:
         raise MalformedAnswerError(
             f"{where}: a deployment's name is {_show(item.get('name'), 'null')}, not a "
-            f"non-empty string ({id_key} {_show(ident, 'null')})"
+            f"non-blank string ({id_key} {_show(ident, 'null')})"
         )
     if type(ident) is int and ident >= 0:
         ident = str(ident)

@@ -87,6 +87,7 @@ def may_be_ours(kind: str) -> list[tuple[str, Any, bool]]:
         ("its name with spaces", {ident: "a/b", "name": " dep "}, True),
         ("no name", {ident: "d-1", "status": "running"}, False),
         ("an empty name", {ident: "d-1", "name": ""}, False),
+        ("a blank name", {ident: "d-1", "name": "  "}, False),
         ("a name of another type", {ident: "d-1", "name": 7}, False),
         ("not an object", "dep", False),
     ]
