@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from autoscaler.ctl.client import CtlError, add_target_arguments, admin, resolve_target
+from autoscaler.policy.errors import quote
+from autoscaler.runtime.admin_requests import MAX_OVERRIDE_SECONDS, parse_duration
+
+FOR_FORM = "a positive duration up to 365d like 30m, 1h30m or 90s (a bare number is seconds)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,9 +31,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             dest="duration",
             required=True,
             metavar="DURATION",
-            help="how long to hold it, e.g. 30m, 2h, 90s",
+            type=override_duration,
+            help=f"how long to hold it: {FOR_FORM}",
         )
+        explain_missing_for(parser)
     add_target_arguments(parser, admin=True)
+
+
+def override_duration(text: str) -> str:
+    """`--for`, checked here as the daemon checks it (`admin_requests.parse_duration`), so a
+    wrong one is a usage error (exit 2) naming the flag; sent as given."""
+    try:
+        parse_duration(text, longest=MAX_OVERRIDE_SECONDS)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{quote(text, 40)} is not {FOR_FORM}") from None
+    return text
+
+
+def explain_missing_for(parser: argparse.ArgumentParser) -> None:
+    """argparse reads a value starting with '-' (`--for -5m`) as an option and reports only
+    "expected one argument": say what --for takes instead."""
+    error = parser.error
+
+    def explained(message: str) -> NoReturn:
+        if message == "argument --for: expected one argument":
+            message = (
+                f"argument --for: expected {FOR_FORM}; a value starting with '-' is read as "
+                "an option, and a negative duration is refused anyway"
+            )
+        error(message)
+
+    setattr(parser, "error", explained)  # noqa: B010 (mypy refuses assigning to a method)
 
 
 def request_for(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]:

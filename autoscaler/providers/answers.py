@@ -4,16 +4,17 @@ A provider answer that is not what its API says (a list body without its list, a
 not an object, a deployment without a usable id or name, two live deployments with one name,
 a scale answer about another deployment) raises `MalformedAnswerError` naming what was wrong:
 a temporary error, so a lookup fails (nothing is decided, as on a failed metric read) and the
-next evaluation asks again. Nothing here is made up from what is missing.
+next evaluation asks again. Nothing here is made up from what is missing. A malformed item of
+a list that names a deployment fails only the lookups of that name (`read_list`, `pick`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from autoscaler.providers.base import DeploymentInfo, MalformedAnswerError
+from autoscaler.providers.base import DeploymentInfo, Listing, MalformedAnswerError
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~:-]{0,199}$")
 """An id goes into request paths as it is (`DELETE .../{id}`): one URL-safe path segment."""
@@ -45,15 +46,40 @@ def listed(where: str, body: object, keys: Sequence[str]) -> list[Mapping[str, A
     return body
 
 
+def read_list(
+    items: Iterable[Mapping[str, Any]], to_info: Callable[[Mapping[str, Any]], DeploymentInfo]
+) -> Listing:
+    """The deployments of `listed` items. One that is malformed but names a deployment is
+    skipped (someone else's broken deployment must not stall every policy of the account);
+    a lookup of its name still fails (`pick`). One without a readable name fails the whole
+    list: it may be the deployment looked up, and reading that as absent creates another."""
+    listing = Listing()
+    for item in items:
+        try:
+            listing.append(to_info(item))
+        except MalformedAnswerError as exc:
+            name = _name(item)
+            if name is None:
+                raise
+            listing.skipped[name] = str(exc)
+    return listing
+
+
+def _name(item: Mapping[str, Any]) -> str | None:
+    """The item's name when it is readable: a string that is not blank."""
+    name = item.get("name")
+    return name if isinstance(name, str) and name.strip() else None
+
+
 def identity(where: str, item: Mapping[str, Any], id_key: str = "id") -> tuple[str, str]:
-    """(id, name) of a deployment object: a name that is a non-empty string, an id that is one
+    """(id, name) of a deployment object: a name that is a non-blank string, an id that is one
     URL-safe path segment (a string or an integer). Anything else is malformed: acting on it
     would send a scale or delete to another path, or read the deployment as absent."""
-    name, ident = item.get("name"), item.get(id_key)
-    if not isinstance(name, str) or not name:
+    name, ident = _name(item), item.get(id_key)
+    if name is None:
         raise MalformedAnswerError(
-            f"{where}: a deployment's name is {_show(name, 'null')}, not a non-empty string "
-            f"({id_key} {_show(ident, 'null')})"
+            f"{where}: a deployment's name is {_show(item.get('name'), 'null')}, not a "
+            f"non-blank string ({id_key} {_show(ident, 'null')})"
         )
     if type(ident) is int and ident >= 0:
         ident = str(ident)
@@ -64,12 +90,19 @@ def identity(where: str, item: Mapping[str, Any], id_key: str = "id") -> tuple[s
     return ident, name
 
 
-def pick(where: str, name: str, deployments: Iterable[DeploymentInfo]) -> DeploymentInfo | None:
+def pick(
+    where: str, name: str, deployments: Iterable[DeploymentInfo], *, skipped: Mapping[str, str]
+) -> DeploymentInfo | None:
     """The deployment named `name`, None when none is. A dying one beside a live one: the live
     one. Two live ones: malformed (which one is ours cannot be told). With none named exactly
     `name`, one whose name differs only in case or surrounding spaces is malformed too
     (reading it as absent would create another); beside an exact match it is another
-    deployment."""
+    deployment. An item of the list `skipped` as unreadable (`Listing`) under `name`, or
+    under a name differing only in case or spaces, is malformed whatever else is listed: it
+    may be ours, and it cannot be acted on."""
+    for other, why in skipped.items():
+        if other.strip().casefold() == name.casefold():
+            raise MalformedAnswerError(f"{why}; not deciding whether it is {name!r}")
     live: list[DeploymentInfo] = []
     dying: list[DeploymentInfo] = []
     variant: DeploymentInfo | None = None

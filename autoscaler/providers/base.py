@@ -8,7 +8,7 @@ Errors from httpx are translated at the edge (`raise ProviderTemporaryError(...)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -51,6 +51,19 @@ class DeploymentInfo:
     @property
     def ready_replicas(self) -> int | None:
         return self.state.ready_replicas
+
+
+class Listing(list[DeploymentInfo]):
+    """A list answer read (`Provider.list`): the deployments it holds, and in `skipped` the
+    items that name a deployment but cannot be read as one (name -> what is wrong), left out
+    so that someone else's broken deployment does not fail every lookup. A lookup of a
+    skipped name fails (`answers.pick`); an item without a readable name fails the list."""
+
+    def __init__(
+        self, deployments: Iterable[DeploymentInfo] = (), skipped: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(deployments)
+        self.skipped: dict[str, str] = dict(skipped or {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +182,9 @@ class Provider(Protocol):
         """The deployment with this name, or None when absent."""
         ...
 
-    async def list(self) -> list[DeploymentInfo]: ...
+    async def list(self) -> Listing:
+        """Every deployment of the account; items named but unreadable are `skipped`."""
+        ...
 
     async def scale(self, deployment: DeploymentInfo, replicas: int) -> DeploymentInfo:
         """Set the replica count (>= 1). Zero is `delete`."""

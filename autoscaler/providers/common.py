@@ -1,10 +1,11 @@
 """What every provider client shares: retried requests, create-idempotent-by-name, wait_ready.
 
-A concrete client (neevcloud.py, netmind.py, nebius.py) implements only its API:
-`find`, `list`, `scale`, `delete`, spec validation and `_create_once` (ONE create attempt, never
-retried by itself). `create` here makes that attempt safe: it looks the name up first (an
-existing deployment is adopted), and after a failed attempt (timeout, dropped connection, 5xx:
-the request may have been applied) it looks the name up again before any retry, so no two
+A concrete client (neevcloud.py, netmind.py, nebius.py) implements only its API: `list`,
+`scale`, `delete`, spec validation and `_create_once` (ONE create attempt, never retried by
+itself); `find` here looks the name up in the list (`answers.pick`) unless the client knows a
+shorter way. `create` here makes that attempt safe: it looks the name up first (an existing
+deployment is adopted), and after a failed attempt (timeout, dropped connection, 5xx: the
+request may have been applied) it looks the name up again before any retry, so no two
 deployments ever share a name. Nothing provider-specific lives here.
 """
 
@@ -19,13 +20,14 @@ import anyio
 import httpx
 
 from autoscaler.policy.model import ProviderProfile
-from autoscaler.providers.answers import mapping
+from autoscaler.providers.answers import mapping, pick
 from autoscaler.providers.base import (
     ConflictError,
     DeploymentFailedError,
     DeploymentInfo,
     InferenceRoute,
     InvalidRequestError,
+    Listing,
     MalformedAnswerError,
     NotFoundError,
     ProviderError,
@@ -155,9 +157,11 @@ class BaseProvider:
     # --- to implement -----------------------------------------------------------------------
 
     async def find(self, name: str) -> DeploymentInfo | None:
-        raise NotImplementedError
+        """Looked up in the whole list (an API without a lookup by name)."""
+        listing = await self.list()
+        return pick(f"{self.profile_name}: find", name, listing, skipped=listing.skipped)
 
-    async def list(self) -> list[DeploymentInfo]:
+    async def list(self) -> Listing:
         raise NotImplementedError
 
     async def scale(self, deployment: DeploymentInfo, replicas: int) -> DeploymentInfo:

@@ -32,11 +32,12 @@ from types import MappingProxyType
 from typing import Any
 
 from autoscaler.core.status import DeploymentState, Status
-from autoscaler.providers.answers import identity, listed, mapping, pick, same, url
+from autoscaler.providers.answers import identity, listed, mapping, read_list, same, url
 from autoscaler.providers.base import (
     DeploymentInfo,
     InferenceRoute,
     InvalidRequestError,
+    Listing,
     NotFoundError,
 )
 from autoscaler.providers.common import BaseProvider, created, replica_count
@@ -128,13 +129,9 @@ class NebiusProvider(BaseProvider):
             body = body.get("templates", body.get("data", []))
         return [t for t in body or [] if isinstance(t, dict)]
 
-    async def list(self) -> list[DeploymentInfo]:
+    async def list(self) -> Listing:
         body = await self._request_json("list", "GET", BASE)
-        where = f"{self.profile_name}: list"
-        return [self.to_info(item) for item in listed(where, body, LIST_KEYS)]
-
-    async def find(self, name: str) -> DeploymentInfo | None:
-        return pick(f"{self.profile_name}: find", name, await self.list())
+        return read_list(listed(f"{self.profile_name}: list", body, LIST_KEYS), self.to_info)
 
     async def scale(self, deployment: DeploymentInfo, replicas: int) -> DeploymentInfo:
         self.check_replicas(replicas)

@@ -30,11 +30,12 @@ from types import MappingProxyType
 from typing import Any
 
 from autoscaler.core.status import DeploymentState, Status
-from autoscaler.providers.answers import identity, listed, mapping, pick, same, url
+from autoscaler.providers.answers import identity, listed, mapping, read_list, same, url
 from autoscaler.providers.base import (
     DeploymentInfo,
     InferenceRoute,
     InvalidRequestError,
+    Listing,
     MalformedAnswerError,
     NotFoundError,
 )
@@ -128,12 +129,14 @@ class NeevCloudProvider(BaseProvider):
 
     # --- operations -------------------------------------------------------------------------
 
-    async def list(self) -> list[DeploymentInfo]:
-        """Every page (`pagination.total_pages`, else until a short page). A page that only
-        repeats deployments already read, or more than MAX_PAGES pages: malformed, never a
-        partial list (a deployment on an unread page would read as absent)."""
+    async def list(self) -> Listing:
+        """Every page (`pagination.total_pages`, else until a short page, counting the items
+        skipped as unreadable). A page that only repeats deployments already read, or more
+        than MAX_PAGES pages: malformed, never a partial list (a deployment on an unread page
+        would read as absent)."""
         where = f"{self.profile_name}: list"
         found: dict[str, DeploymentInfo] = {}
+        skipped: dict[str, str] = {}
         page = 1
         while True:
             if page > MAX_PAGES:
@@ -146,16 +149,18 @@ class NeevCloudProvider(BaseProvider):
                     "list", "GET", self.prefix, params={"page": page, "limit": PAGE_LIMIT}
                 ),
             )
-            items = [self.to_info(item) for item in listed(where, body, ("items",))]
+            raw = listed(where, body, ("items",))
+            items = read_list(raw, self.to_info)
             if items and all(d.id in found for d in items):
                 raise MalformedAnswerError(
                     f"{where}: page {page} repeats only deployments of earlier pages "
                     "(pagination loops)"
                 )
             found.update((d.id, d) for d in items if d.id not in found)
+            skipped.update(items.skipped)
             total_pages = self._total_pages(where, body)
-            if (page >= total_pages) if total_pages is not None else len(items) < PAGE_LIMIT:
-                return list(found.values())
+            if (page >= total_pages) if total_pages is not None else len(raw) < PAGE_LIMIT:
+                return Listing(found.values(), skipped)
             page += 1
 
     @staticmethod
@@ -171,9 +176,6 @@ class NeevCloudProvider(BaseProvider):
                 f"{where}: total_pages is {total!r:.40}, not a page count in 0..{MAX_PAGES}"
             )
         return total
-
-    async def find(self, name: str) -> DeploymentInfo | None:
-        return pick(f"{self.profile_name}: find", name, await self.list())
 
     async def get(self, deployment_id: str) -> DeploymentInfo:
         body = await self._request_json("get", "GET", f"{self.prefix}/{deployment_id}")

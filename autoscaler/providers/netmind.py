@@ -34,11 +34,12 @@ from types import MappingProxyType
 from typing import Any
 
 from autoscaler.core.status import DeploymentState, Status
-from autoscaler.providers.answers import identity, listed, mapping, pick, same, url
+from autoscaler.providers.answers import identity, listed, mapping, read_list, same, url
 from autoscaler.providers.base import (
     DeploymentInfo,
     InferenceRoute,
     InvalidRequestError,
+    Listing,
     NotFoundError,
 )
 from autoscaler.providers.common import BaseProvider, created, replica_count
@@ -138,10 +139,9 @@ class NetMindProvider(BaseProvider):
         flavors = body.get("flavor_list") if isinstance(body, dict) else None
         return [f for f in flavors or [] if isinstance(f, dict)]
 
-    async def list(self) -> list[DeploymentInfo]:
+    async def list(self) -> Listing:
         body = await self._request_json("list", "GET", BASE)
-        where = f"{self.profile_name}: list"
-        return [self.to_info(item) for item in listed(where, body, LIST_KEYS)]
+        return read_list(listed(f"{self.profile_name}: list", body, LIST_KEYS), self.to_info)
 
     async def find(self, name: str) -> DeploymentInfo | None:
         known = self._ids.get(name)
@@ -153,7 +153,7 @@ class NetMindProvider(BaseProvider):
             else:
                 if info.name == name and info.status != "terminating":
                     return info
-        return pick(f"{self.profile_name}: find", name, await self.list())
+        return await super().find(name)
 
     async def get(self, service_id: str) -> DeploymentInfo:
         body = await self._request_json("get", "GET", f"{BASE}/{service_id}")

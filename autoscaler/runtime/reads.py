@@ -139,6 +139,7 @@ class DeploymentView:
         self.max_age = max_age
         self._clock = clock
         self._by_name: dict[str, list[DeploymentInfo]] = {}  # name.strip().casefold() -> all
+        self._skipped: dict[str, str] = {}  # unreadable items: name -> why (`Listing`)
         self._listed_at = -math.inf
         self._inflight: asyncio.Task[None] | None = None
 
@@ -162,7 +163,7 @@ class DeploymentView:
         by_name: dict[str, list[DeploymentInfo]] = {}
         for dep in deployments:
             by_name.setdefault(_key(dep.name), []).append(dep)
-        self._by_name = by_name
+        self._by_name, self._skipped = by_name, deployments.skipped
         self._listed_at = started
 
     def known(self, name: str) -> DeploymentInfo | None:
@@ -174,10 +175,11 @@ class DeploymentView:
             return None
 
     def _pick(self, name: str) -> DeploymentInfo | None:
-        """A dying one beside a live one: the live one. Two live ones, or a name that differs
-        only in case or spaces: `MalformedAnswerError` (`answers.pick`), a failed lookup."""
+        """A dying one beside a live one: the live one. Two live ones, a name that differs
+        only in case or spaces, or an item of that name the list could not read:
+        `MalformedAnswerError` (`answers.pick`), a failed lookup."""
         where = f"{getattr(self.provider, 'profile_name', 'provider')}: list"
-        return pick(where, name, self._by_name.get(_key(name), ()))
+        return pick(where, name, self._by_name.get(_key(name), ()), skipped=self._skipped)
 
     def patch(self, name: str, info: DeploymentInfo | None) -> None:
         """What our own action just did, before the next list shows it."""

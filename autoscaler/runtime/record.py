@@ -8,7 +8,9 @@ what is persisted when). A crash between the pass and this step loses a log line
 entry, never an action.
 
 Log levels: an evaluation that acts, changes its reasons, or fails logs at info/warning; an
-unchanged no-op decision logs at debug (one event per decision either way).
+unchanged no-op decision logs at debug (one event per decision either way), and so does one
+whose action fails again as before: a failure is said once (`repeats.py`), while metrics,
+/status and the history keep every one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from autoscaler.providers.base import ProviderError
 from autoscaler.providers.http import GATED
 from autoscaler.runtime import readable
 from autoscaler.runtime.evaluation import Acted, EvaluationResult, IntentProgress, Reading
+from autoscaler.runtime.repeats import Repeats
 from autoscaler.runtime.runner_env import RunnerEnv, RunnerStatus
 from autoscaler.store.base import Intent
 
@@ -45,6 +48,7 @@ class Recorded(Protocol):
     source_health: dict[str, dict[str, Any]]
     source_errors: dict[str, str]
     last_logged: tuple[str, tuple[str, ...]] | None
+    repeats: Repeats
     state: Any  # core.CoreState
 
     @property
@@ -156,8 +160,25 @@ def _decision(runner: Recorded, acted: Acted) -> None:
     _ready(runner, acted)
     if acted.attempted:
         runner.status_info.last_error = acted.error
-    if acted.error is not None:
-        d = acted.decided.decision
+    said = _failure(runner, acted)
+    _metrics(runner, acted)
+    entry = _status(runner, acted)
+    _log(runner, acted, entry, said)
+    if acted.decided.leading:  # one daemon's history: the leader's (the store is shared)
+        _remember(runner, acted.decided.observed.now)
+    _watch(runner, acted)
+
+
+def _failure(runner: Recorded, acted: Acted) -> bool:
+    """The `action_failed` / `action_recovered` lines (`repeats.py`); whether one was said."""
+    d, now = acted.decided.decision, acted.decided.observed.now
+    if acted.error is None:
+        failures = runner.repeats.executed(d.action) if acted.executed else None
+        if failures is not None:
+            log.info("action_recovered", policy=runner.name, action=d.action, failures=failures)
+        return failures is not None
+    repeats = runner.repeats.failed(d.action, acted.error, now)
+    if repeats is not None:
         log.error(
             "action_failed",
             policy=runner.name,
@@ -165,13 +186,9 @@ def _decision(runner: Recorded, acted: Acted) -> None:
             replicas=d.replicas,
             error=acted.cause,
             permanent=acted.permanent,
+            repeats=repeats,
         )
-    _metrics(runner, acted)
-    entry = _status(runner, acted)
-    _log(runner, acted, entry)
-    if acted.decided.leading:  # one daemon's history: the leader's (the store is shared)
-        _remember(runner, acted.decided.observed.now)
-    _watch(runner, acted)
+    return repeats is not None
 
 
 def _metrics(runner: Recorded, acted: Acted) -> None:
@@ -218,12 +235,13 @@ def _status(runner: Recorded, acted: Acted) -> dict[str, Any]:
     return entry
 
 
-def _log(runner: Recorded, acted: Acted, entry: dict[str, Any]) -> None:
+def _log(runner: Recorded, acted: Acted, entry: dict[str, Any], failure_said: bool) -> None:
+    """A decision whose action failed as it did before is an unchanged no-op: debug."""
     decision, observation = acted.decided.decision, acted.decided.observed.observation
     key = (decision.action, decision.reasons)
     level = "info" if decision.action != "none" or key != runner.last_logged else "debug"
     if acted.error:
-        level = "warning"
+        level = "warning" if failure_said else "debug"
     runner.last_logged = key
     getattr(log, level)(
         "decision",

@@ -60,6 +60,7 @@ from autoscaler.runtime.evaluation import (
 from autoscaler.runtime.known_route import keep_route
 from autoscaler.runtime.reads import DeploymentView, source_type, usable
 from autoscaler.runtime.reconcile import continue_intent
+from autoscaler.runtime.repeats import Repeats
 from autoscaler.runtime.runner_env import RunnerEnv, RunnerStatus
 from autoscaler.runtime.stored import load_core_state, read_stored, stored_record, stored_route
 from autoscaler.sources.base import SourceError
@@ -83,6 +84,7 @@ class PolicyRunner:
     source_keys: dict[str, str] = field(default_factory=dict)  # metric name -> pool key
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_logged: tuple[str, tuple[str, ...]] | None = None  # record.py: log level
+    repeats: Repeats = field(default_factory=Repeats)  # record.py: a failure said once
     source_errors: dict[str, str] = field(default_factory=dict)  # record.py: log once
     # metric -> {"last_error", "last_error_at" (ISO 8601), "failures_in_a_row"} for /status
     source_health: dict[str, dict[str, Any]] = field(default_factory=dict)

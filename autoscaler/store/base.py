@@ -50,7 +50,9 @@ class HistoryEntry:
     decision: dict[str, Any]
 
 
-HISTORY_KEEP = 2000  # decisions kept per policy (pruned on write): 8 h at a 15 s interval
+# Decisions kept per policy at most (pruned on write, runtime/history.py: 1,800 to 2,000 held):
+# 7.5 to 8 h at a 15 s interval.
+HISTORY_KEEP = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +131,8 @@ class Store(Protocol):
         keep: int = HISTORY_KEEP,
     ) -> None:
         """Append many decisions in one transaction, then cut each policy named in `prune`
-        back to its `keep` newest (the daemon prunes a policy every so many writes, so a
-        busy fleet does not pay a prune per decision)."""
+        back to its `keep` newest (the daemon prunes a policy every so many writes, below its
+        bound, so a busy fleet does not pay a prune per decision)."""
         ...
 
     async def decision_history(

@@ -246,9 +246,13 @@ def python() -> str:
 Mutation = Callable[[dict[str, Any]], None]
 
 
+LIST_KEYS = ("items", "service_list", "endpoints")  # NeevCloud, NetMind, Nebius-style
+
+
 class Mutate:
-    """ASGI middleware in front of the simulator: while `mutation` is set, every list answer
-    (`{"items": [...]}`) is passed through it before it is sent."""
+    """ASGI middleware in front of a simulator: while `mutation` is set, every list answer
+    (`{"items": [...]}`, or a NetMind / Nebius-style one: `LIST_KEYS`) is passed through it
+    before it is sent."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -270,7 +274,7 @@ class Mutate:
         await self.app(scope, receive, capture)
         body = b"".join(chunks)
         answer = json.loads(body) if body else None
-        if isinstance(answer, dict) and isinstance(answer.get("items"), list):
+        if isinstance(answer, dict) and any(isinstance(answer.get(k), list) for k in LIST_KEYS):
             mutation(answer)
             body = json.dumps(answer).encode()
         headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]

@@ -4,13 +4,15 @@ again (`actions.recreatable`), through the daemon against the NeevCloud simulato
 The policy's `deployment.create` leaves `gpu_count` to the provider (it is optional), so the
 captured spec takes it from the provider's answer (`NeevCloudProvider.spec_from_response`).
 While the list answers report it as garbage (`"2"`, a string), an idle deployment must stay,
-and the operator must see why (/status, the decision history, the log, the metrics); once
-the answers are sane again it is deleted, and activity creates it again from a valid spec.
+and the operator must see why (/status, the decision history, the metrics: every refusal; the
+log: once, then as a reminder `repeats.REMIND` later); once the answers are sane again it is
+deleted (one `action_recovered` line), and activity creates it again from a valid spec.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +25,7 @@ from structlog.testing import capture_logs
 
 from autoscaler.runtime.daemon import Daemon
 from autoscaler.runtime.http import create_http_app
+from autoscaler.runtime.repeats import REMIND
 from tests.runtime.daemon_support import CREATE_SPEC, Mutate, SimServer, await_for
 from tests.runtime.test_runtime_delete_safety import evaluations
 from tests.runtime.test_runtime_loop_faults import Depth, http_policy, running
@@ -97,9 +100,35 @@ async def assert_operator_sees_why(
     assert len(tried) >= 5, history
     assert all(not d["executed"] and WHY in d["error"] for d in tried), tried
     assert await failed_deletes(client) >= len(tried)
-    failed = [e for e in logs if e["event"] == "action_failed" and e["policy"] == NAME]
-    assert len(failed) >= 5 and all(e["log_level"] == "error" for e in failed), failed
-    assert all(e["action"] == "delete" and WHY in e["error"] for e in failed), failed
+    # Every refusal is in the metrics and the history; the log says it once.
+    [failed] = logged(logs, "action_failed")
+    assert failed["log_level"] == "error" and failed["repeats"] == 0, failed
+    assert failed["action"] == "delete" and WHY in failed["error"], failed
+    deleting = [e for e in logged(logs, "decision") if e["action"] == "delete"]
+    assert [e["log_level"] for e in deleting][:2] == ["warning", "debug"], deleting
+    assert len(deleting) >= 5 and len([e for e in deleting if e["log_level"] != "debug"]) == 1
+
+
+def logged(logs: Sequence[Mapping[str, Any]], event: str) -> list[Mapping[str, Any]]:
+    return [e for e in logs if e["event"] == event and e["policy"] == NAME]
+
+
+class Shifted:
+    """The daemon's clock (the core's `now`): the wall clock, `ahead` seconds on."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead
+
+
+async def assert_reminded(clock: Shifted, logs: Sequence[Mapping[str, Any]]) -> None:
+    """`REMIND` later, the refusal still repeating is said again, with the repeats unsaid."""
+    clock.ahead += REMIND
+    await await_for(lambda: len(logged(logs, "action_failed")) == 2, 30, "a reminder")
+    first, again = logged(logs, "action_failed")
+    assert again["error"] == first["error"] and again["repeats"] >= 4, again
 
 
 async def test_garbage_the_provider_reports_keeps_an_idle_deployment(tmp_path: Path) -> None:
@@ -113,16 +142,20 @@ async def test_garbage_the_provider_reports_keeps_an_idle_deployment(tmp_path: P
             src.routes["/depth"] = depth.reply
             live = sim.create(NAME)
             garbage.mutation = garbage_gpu_count
-            async with running(tmp_path, sim, policy(src.url("/depth"))) as daemon:
+            clock = Shifted()
+            async with running(tmp_path, sim, policy(src.url("/depth")), clock=clock) as daemon:
                 async with operator_view(daemon) as client:
                     await await_for(lambda: delete_decided(client, sim), 30, "a delete")
                     await evaluations(daemon, NAME, 5)
                     assert not deletes(sim), deletes(sim)
                     assert [d["id"] for d in sim.current(NAME)] == [live["id"]]
                     await assert_operator_sees_why(client, logs)
+                    await assert_reminded(clock, logs)
                 garbage.mutation = None  # sane answers: the next idle evaluation deletes
                 await await_for(lambda: not sim.current(NAME), 30, "deleted to zero")
                 assert [r["path"].rsplit("/", 1)[-1] for r in deletes(sim)] == [live["id"]]
+                [recovered] = logged(logs, "action_recovered")
+                assert recovered["action"] == "delete" and recovered["failures"] >= 6, recovered
                 depth.value = 30  # activity: created again
                 [again] = await await_for(lambda: sim.current(NAME), 30, "created again")
         assert again["id"] != live["id"] and again["name"] == NAME

@@ -7,7 +7,7 @@ scales down on missing metrics, converges once the faults stop, and never writes
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -64,10 +64,16 @@ class Depth:
 
 
 @asynccontextmanager
-async def running(tmp: Path, sim: SimServer, policy: str, extra: str = "") -> AsyncIterator[Daemon]:
+async def running(
+    tmp: Path,
+    sim: SimServer,
+    policy: str,
+    extra: str = "",
+    clock: Callable[[], float] | None = None,  # the daemon's (default: the wall clock)
+) -> AsyncIterator[Daemon]:
     config_path = write_config(tmp, sim.url, {"p": policy}, extra=extra)
     config, policies = load_daemon(config_path)
-    daemon = Daemon(config, policies, config_path=str(config_path), recorder=Metrics())
+    daemon = Daemon(config, policies, config_path=str(config_path), recorder=Metrics(), clock=clock)
     async with anyio.create_task_group() as tg:
         await tg.start(daemon.run)
         try:
