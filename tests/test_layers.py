@@ -27,6 +27,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "autoscaler": (),  # the package itself: its version
     "cron": (),  # cron expressions, shared by policy and core
     "httpserver": (),
+    "httpbody": (),  # reading an HTTP answer's body within a cap, shared by sources and providers
     "store": (),
     "fakecloud": (),  # the fake provider APIs (and their fake vLLM): standalone servers
     # the policy layer (secrets resolves the SecretRef the policy model declares)
@@ -37,9 +38,9 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "replay": ("core", "policy", "sources"),  # sources.jsondoc: the strict JSON decoder
     "simulate": ("core", "cron", "policy"),
     # the I/O edges
-    "providers": ("core", "policy", "secrets"),  # core: the status words, timefmt
+    "providers": ("core", "httpbody", "policy", "secrets"),  # core: the status words, timefmt
     "gateway": ("policy", "providers", "secrets"),
-    "sources": ("gateway", "policy", "secrets"),
+    "sources": ("gateway", "httpbody", "policy", "secrets"),
     # the daemon
     "runtime": (
         "autoscaler",

@@ -3,10 +3,11 @@ auth (a static token or a console login refreshed once on 401), and the translat
 errors and HTTP statuses into the provider error tree (`raise ... from exc`).
 
 Mapping: timeouts (each read, and the whole answer: a slow trickle too) and
-connection/protocol/read errors, 5xx and bodies past `MAX_RESPONSE_BODY` (4 MiB, read as they
-stream) -> TemporaryError; 429 -> RateLimitedError (Retry-After in seconds or as an HTTP-date,
-at most `MAX_RETRY_AFTER`), and the profile's `RateGate` then refuses further calls without
-sending them until that time has passed; 400/422 -> InvalidRequestError;
+connection/protocol/read errors, 5xx, bodies past `MAX_RESPONSE_BODY` (4 MiB, read as they
+stream, counted after decompression: `autoscaler/httpbody.py`) and compressed bodies cut
+short or undecodable -> TemporaryError; 429 -> RateLimitedError (Retry-After in seconds or as
+an HTTP-date, at most `MAX_RETRY_AFTER`), and the profile's `RateGate` then refuses further
+calls without sending them until that time has passed; 400/422 -> InvalidRequestError;
 401/403 -> UnauthorizedError; 404 -> NotFoundError; 409 -> ConflictError. The provider's own
 error body (`{code, message}` and common variants) is carried in the message and `.code`.
 Credentials are `Secret`s: they appear only in the Authorization header, never in messages,
@@ -27,6 +28,7 @@ import httpx
 import structlog
 
 from autoscaler.core import timefmt
+from autoscaler.httpbody import ACCEPT_ENCODING, BodyError, BodyTooLarge, read_body
 from autoscaler.providers.auth import Auth
 from autoscaler.providers.auth import LoginToken as LoginToken  # re-exported (registry.py)
 from autoscaler.providers.auth import StaticToken as StaticToken  # re-exported (registry.py)
@@ -172,7 +174,11 @@ class ProviderHttp:
             # than reconnecting past httpx's default of 20 idle connections.
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
             transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "autoscaler"},
+            headers={
+                "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,
+                "User-Agent": "autoscaler",
+            },
         )
 
     def __repr__(self) -> str:
@@ -293,29 +299,27 @@ class ProviderHttp:
         raise error
 
     async def _read_capped(self, where: str, response: httpx.Response) -> None:
-        """Read the body, at most `max_body` bytes (a huge answer must not fill memory);
-        past it: TemporaryError (the provider may answer sensibly next time)."""
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
-            raise TemporaryError(
-                f"{where}: response body of {int(declared)} bytes is larger than the "
-                f"{self.max_body}-byte cap; not read",
-                status_code=response.status_code,
+        """Read the body, at most `max_body` bytes counted after decompression
+        (`httpbody.read_body`: a huge answer or a gzip bomb must not fill memory). Past the
+        cap, cut short or undecodable: TemporaryError (the provider may answer sensibly next
+        time)."""
+        try:
+            body = await read_body(response, self.max_body)
+        except BodyTooLarge as exc:
+            detail = (
+                f"response body of {exc.size} bytes is larger than the {self.max_body}-byte "
+                "cap; not read"
+                if exc.size is not None
+                else f"response body larger than the {self.max_body}-byte cap; stopped reading"
             )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self.max_body:
-                raise TemporaryError(
-                    f"{where}: response body larger than the {self.max_body}-byte cap; "
-                    "stopped reading",
-                    status_code=response.status_code,
-                )
-            chunks.append(chunk)
+            raise TemporaryError(f"{where}: {detail}", status_code=response.status_code) from exc
+        except BodyError as exc:
+            raise TemporaryError(
+                f"{where}: the provider sent {exc}", status_code=response.status_code
+            ) from exc
         # What .content/.text/.json() return from now on: httpx's own read() sets this field
-        # the same way, from the same decoded chunks.
-        response._content = b"".join(chunks)
+        # the same way (read raw, the body is decompressed by us, not by httpx's decoders).
+        response._content = body
 
     def _failed(self, exc: ProviderError) -> None:
         now = time.time()

@@ -31,6 +31,7 @@ from autoscaler.sources.intervals import histogram_increase as histogram_increas
 from autoscaler.sources.intervals import histogram_mean as histogram_mean
 from autoscaler.sources.intervals import histogram_quantile as histogram_quantile
 from autoscaler.sources.intervals import merge_histograms as merge_histograms
+from autoscaler.sources.numbers import NumberSyntaxError, prometheus_number
 from autoscaler.sources.points import (
     ExpositionError,
     HistogramPoint,
@@ -125,24 +126,60 @@ def parse_exposition(
 _SUFFIXES = ("", "_total", "_bucket", "_sum", "_count", "_created")
 
 
+# `{labels}`: quoted label values may hold `}`, `#`, spaces and escaped quotes (an OpenMetrics
+# exemplar after the value has braces of its own).
+_LABELS = re.compile(r'\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\}')
+_QUOTED_NAME = re.compile(r'\{[ \t]*"((?:[^"\\]|\\.)*)"')
+_UNESCAPE = re.compile(r"\\(.)")
+_FIELDS = re.compile(r"[^ \t]+")  # the formats separate fields with spaces and tabs only
+
+
 def _split_sample(line: str) -> tuple[str, str]:
     """(sample name, what follows the name and labels) of a stripped sample line."""
     brace = line.find("{")
     space = min((i for i in (line.find(" "), line.find("\t")) if i >= 0), default=-1)
     if brace >= 0 and (space < 0 or brace < space):
-        return line[:brace].strip(), line[line.rfind("}") + 1 :]
+        labels = _LABELS.match(line, brace)
+        end = labels.end() if labels else line.rfind("}") + 1  # unclosed: the parser says so
+        return line[:brace].strip(), line[end:]
     if space >= 0:
         return line[:space], line[space:]
     return line, ""
 
 
+def _quoted_name(line: str) -> str:
+    """The name of a sample line that quotes it inside its labels (`{"name", a="b"} 1`)."""
+    quoted = _QUOTED_NAME.match(line)
+    if quoted is None:
+        return ""
+    return _UNESCAPE.sub(lambda m: "\n" if m[1] == "n" else m[1], quoted[1])
+
+
+def _check_sample(number: int, line: str, rest: str, openmetrics: bool) -> None:
+    """A kept sample line is `name[{labels}] value [timestamp]` (classic text; OpenMetrics'
+    parser checks its own lines), and its value is a number as the format spells one: fields
+    are separated by spaces and tabs only, so other whitespace is part of the value."""
+    fields = _FIELDS.findall(rest)
+    where = f"malformed {'OpenMetrics' if openmetrics else 'Prometheus text'} exposition: line "
+    where += f"{number} {_clip(line, 120)!r}"
+    if not openmetrics and not 1 <= len(fields) <= 2:
+        raise ExpositionError(f"{where} is not `name{{labels}} value [timestamp]`")
+    if fields:
+        try:
+            prometheus_number(fields[0])
+        except NumberSyntaxError as exc:
+            raise ExpositionError(
+                f"{where}: value {exc} (a sample value is decimal in ASCII digits, NaN or ±Inf)"
+            ) from None
+
+
 def family_lines(text: str, metric: str, openmetrics: bool = False) -> str:
     """The lines of `text` that belong to `metric`'s family (samples, HELP/TYPE/UNIT, EOF).
 
-    In the classic text format each kept sample line is also checked strictly:
-    prometheus-client's text parser is lax (`m{a="b"} 1 2 3` reads as 1 with a timestamp), and
-    a value read from a malformed line could be a wrong number. A line is
-    `name[{labels}] value [timestamp]`. (The OpenMetrics parser is strict itself.)"""
+    Each kept sample line is also checked strictly (`_check_sample`): prometheus-client's
+    text parser is lax (`m{a="b"} 1 2 3` reads as 1 with a timestamp), both parsers read a
+    value with `float()` (`٣`, an Arabic-Indic 3, reads as 3), and a value read from a
+    malformed line could be a wrong number."""
     base = metric[:-6] if metric.endswith("_total") else metric
     names = {base + suffix for suffix in _SUFFIXES}
     kept = []
@@ -160,18 +197,16 @@ def family_lines(text: str, metric: str, openmetrics: bool = False) -> str:
                 kept.append(raw)
             continue
         if line.startswith("{"):  # a quoted (UTF-8) name: keep it, the parser decides
+            if _quoted_name(line) in names:
+                _check_sample(number, line, _split_sample(raw.strip(" \t"))[1], openmetrics)
             kept.append(raw)
             continue
         if not line.startswith(base):
             continue
-        name, rest = _split_sample(line)
-        if name not in names:
+        name, rest = _split_sample(raw.strip(" \t"))
+        if name.strip() not in names:
             continue
-        if not openmetrics and not 1 <= len(rest.split()) <= 2:
-            raise ExpositionError(
-                f"malformed Prometheus text exposition: line {number} {_clip(line, 120)!r} "
-                "is not `name{labels} value [timestamp]`"
-            )
+        _check_sample(number, line, rest, openmetrics)
         kept.append(raw)
     return "\n".join(kept) + "\n"
 
@@ -210,8 +245,8 @@ def _key(labels: Mapping[str, str], drop: str | None = None) -> SeriesKey:
 
 def _bound(text: str, label: str, what: str) -> float:
     try:
-        value = float(text)
-    except (TypeError, ValueError):
+        value = prometheus_number(text)
+    except NumberSyntaxError:
         raise ExpositionError(f"{what}: {label}={text!r} is not a number") from None
     if math.isnan(value):
         raise ExpositionError(f"{what}: {label}={text!r} is NaN")

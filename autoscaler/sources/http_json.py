@@ -2,7 +2,8 @@
 
 A path is keys and list indexes separated by dots: `data.queue.depth`, `items.0.n`. A key
 with a dot in it cannot be addressed. The value must be a JSON number (booleans are not
-numbers) or a string holding a finite decimal number (some APIs quote numbers); anything else,
+numbers) or a string holding a finite decimal number (some APIs quote numbers) in ASCII
+digits, nothing around it (`numbers.decimal`: not `"1_000"`, `" 7"`, `"٣"`); anything else,
 a missing key, an index out of range or NaN/Infinity is a permanent error naming the path. A
 negative number is a failed read (`BadValueError`): what is read here is load.
 
@@ -20,7 +21,7 @@ from typing import Any
 import httpx
 
 from autoscaler.policy.model import HttpJsonSource
-from autoscaler.sources import jsondoc
+from autoscaler.sources import jsondoc, numbers
 from autoscaler.sources.base import PermanentSourceError
 from autoscaler.sources.common import (
     bounded_read,
@@ -82,11 +83,9 @@ def value_at_path(document: Any, path: str) -> float:
         raise JsonPathError(f"path {path}: value is {_kind(current)}, not a number")
     if isinstance(current, str):
         try:
-            number = float(current.strip())
-        except ValueError:
-            raise JsonPathError(
-                f"path {path}: value {clip(current, 40)!r} is not a number"
-            ) from None
+            number = numbers.decimal(current)
+        except numbers.NumberSyntaxError as exc:
+            raise JsonPathError(f"path {path}: value {exc}") from None
     else:
         try:
             number = float(current)

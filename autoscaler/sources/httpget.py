@@ -1,16 +1,16 @@
 """The HTTP read every HTTP source shares: `http_get` streams a body up to a size cap (counted
-after decompression) and maps httpx failures and status codes to temporary or permanent
-`SourceError`s; `decode_text` decodes a body by its charset. No source-specific parsing."""
+after decompression, by `autoscaler/httpbody.py`) and maps httpx failures, body refusals and
+status codes to temporary or permanent `SourceError`s; `decode_text` decodes a body by its
+charset. No source-specific parsing."""
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
+from autoscaler.httpbody import ACCEPT_ENCODING, BodyCutShort, BodyError, BodyTooLarge, read_body
 from autoscaler.sources.base import PermanentSourceError, SourceError, TemporarySourceError
 from autoscaler.sources.common import clip, redact_url
 
@@ -47,109 +47,19 @@ def _status_error(name: str, url: str, response: HttpAnswer) -> SourceError:
     return PermanentSourceError(name, detail)
 
 
-def _too_large(name: str, url: str, max_body: int, size: int | None = None) -> BodyTooLargeError:
-    what = f"{size} bytes" if size is not None else f"more than {max_body} bytes"
-    return BodyTooLargeError(
-        name, f"{url} sent a body of {what}; the cap is max_body: {max_body} (raise it if needed)"
-    )
-
-
-ACCEPT_ENCODING = "gzip, deflate"  # what `_Inflater` reads; said explicitly, so a codec
-# installed later (brotli, zstd: httpx would offer them) cannot widen what a server may send
-
-
-class _Inflater:
-    """Decompresses a body with a bound on its output: never more than `limit` bytes from
-    any one chunk (httpx would inflate each 64 KB network chunk whole: ~64 MB for gzip).
-
-    A gzip body may hold several members one after the other (RFC 1952); each is read, none
-    dropped. `complete` says whether the last stream reached its end: a body cut short
-    (a connection closed mid-answer, with no length to tell) does not."""
-
-    def __init__(self, encoding: str):
-        self.encoding = encoding
-        self.raw_deflate = False  # some servers send deflate without the zlib wrapper
-        self.started = False
-        self._unzip = self._new()
-
-    def _new(self) -> Any:
-        if self.encoding in ("gzip", "x-gzip"):
-            return zlib.decompressobj(16 + zlib.MAX_WBITS)
-        return zlib.decompressobj(-zlib.MAX_WBITS if self.raw_deflate else zlib.MAX_WBITS)
-
-    def _decompress(self, data: bytes, limit: int) -> bytes:
-        try:
-            out: bytes = self._unzip.decompress(data, limit)
-        except zlib.error:
-            if self.encoding != "deflate" or self.started or self.raw_deflate:
-                raise
-            self.raw_deflate = True
-            self._unzip = self._new()
-            out = self._unzip.decompress(data, limit)
-        self.started = True
-        return out
-
-    def feed(self, data: bytes, limit: int) -> bytes:
-        """At most `limit` bytes of output; more input than that would give is left unread."""
-        out = self._decompress(data, limit)
-        while self._unzip.eof and self._unzip.unused_data and len(out) < limit:
-            if self.encoding == "deflate":
-                raise zlib.error("data after the end of the deflate stream")
-            rest = self._unzip.unused_data
-            self._unzip = self._new()  # the next gzip member
-            out += self._decompress(rest, limit - len(out))
-        return out
-
-    @property
-    def complete(self) -> bool:
-        return self._unzip.eof or not self.started  # no bytes at all: an empty body
-
-    def finish(self) -> bytes:
-        """What the decompressor still holds (little: its input was all consumed)."""
-        rest: bytes = self._unzip.flush()
-        return rest
-
-
 async def _read_body(response: httpx.Response, name: str, shown: str, max_body: int) -> bytes:
-    """The (decompressed) body, counted while it streams in; refused past `max_body`."""
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    declared = response.headers.get("content-length", "")
-    if encoding in ("", "identity"):
-        if declared.isdigit() and int(declared) > max_body:
-            raise _too_large(name, shown, max_body, int(declared))
-        inflater = None
-    elif encoding in ("gzip", "x-gzip", "deflate"):
-        inflater = _Inflater(encoding)
-    else:
-        raise PermanentSourceError(
-            name, f"{shown} sent a body encoded as {encoding!r} (gzip and deflate are read)"
-        )
-    chunks: list[bytes] = []
-    total = 0
+    """The (decompressed) body, counted while it streams in (`httpbody.read_body`), or the
+    SourceError that says why not: too large or undecodable is permanent, cut short temporary."""
     try:
-        async for raw in response.aiter_raw():
-            chunk = raw if inflater is None else inflater.feed(raw, max_body + 1 - total)
-            total += len(chunk)
-            if total > max_body:
-                raise _too_large(name, shown, max_body)
-            chunks.append(chunk)
-        if inflater is not None:
-            rest = inflater.finish()
-            if total + len(rest) > max_body:
-                raise _too_large(name, shown, max_body)
-            chunks.append(rest)
-            if not inflater.complete:
-                raise TemporarySourceError(
-                    name, f"{shown} sent a {encoding} body that ends before its end: cut short"
-                )
-    except zlib.error as exc:
-        raise PermanentSourceError(
-            name, f"{shown} sent a body that cannot be decompressed ({encoding}): {exc}"
+        return await read_body(response, max_body)
+    except BodyTooLarge as exc:
+        raise BodyTooLargeError(
+            name, f"{shown} sent {exc}; the cap is max_body: {max_body} (raise it if needed)"
         ) from None
-    except BaseException:
-        chunks.clear()  # a refused body is dropped at once; the caller keeps no reference
-        raise
-    return b"".join(chunks)
+    except BodyCutShort as exc:
+        raise TemporarySourceError(name, f"{shown} sent {exc}") from None
+    except BodyError as exc:
+        raise PermanentSourceError(name, f"{shown} sent {exc}") from None
 
 
 async def http_get(

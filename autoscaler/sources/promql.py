@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from autoscaler.policy.model import PromQLSource
-from autoscaler.sources import jsondoc
+from autoscaler.sources import jsondoc, numbers
 from autoscaler.sources.base import PermanentSourceError, SourceError, TemporarySourceError
 from autoscaler.sources.common import (
     bounded_read,
@@ -49,16 +49,17 @@ class QueryResponseError(ValueError):
 
 
 def _sample_value(value: Any, where: str) -> float:
-    """A `[timestamp, "value"]` pair's number (Prometheus sends values as strings)."""
+    """A `[timestamp, "value"]` pair's number (Prometheus sends values as strings, spelt as
+    `numbers.prometheus_number` reads them: `"1_000"` or `" 7"` is no answer of Prometheus)."""
     if not isinstance(value, list) or len(value) != 2:
         raise QueryResponseError(f"{where} is not a [timestamp, value] pair")
     raw = value[1]
     if not isinstance(raw, str):
         raise QueryResponseError(f"{where} value {clip(repr(raw), 60)} is not a string")
     try:
-        return float(raw)
-    except ValueError:
-        raise QueryResponseError(f"{where} value {clip(raw, 60)!r} is not a number") from None
+        return numbers.prometheus_number(raw)
+    except numbers.NumberSyntaxError as exc:
+        raise QueryResponseError(f"{where} value {exc}") from None
 
 
 def parse_query_response(body: Any) -> float | None:

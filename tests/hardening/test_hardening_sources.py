@@ -331,45 +331,28 @@ async def test_histograms_with_negative_figures_are_failed_reads(
         await source.aclose()
 
 
-def _gzip_bomb(head: bytes, filler: bytes, size: int, tail: bytes) -> bytes:
-    """gzip of head + `size` bytes of filler + tail, built in pieces (~100 KB for 100 MB)."""
-    import zlib
-
-    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    parts = [packer.compress(head)]
-    block = filler * (1024 * 1024 // len(filler))
-    for _ in range(size // len(block)):
-        parts.append(packer.compress(block))
-    parts += [packer.compress(tail), packer.flush()]
-    return b"".join(parts)
-
-
 @pytest.mark.parametrize("source_type", SOURCE_TYPES)
 async def test_a_compressed_bomb_is_refused_without_inflating_it(
     server: LocalHttpServer, source_type: str
 ) -> None:
     """100 MB of padding in ~100 KB of gzip: refused at max_body, and the read never holds
     more than a few times the cap (httpx alone inflates each 64 KB chunk whole: ~64 MB)."""
-    import tracemalloc
-
+    from tests.bombs import gzip_bomb, peak_while_refused
     from tests.sources.httpserver import Reply
 
+    size = 100 * 1024 * 1024
     bomb = {
-        "prometheus": _gzip_bomb(b"# ", b"x", 100 * 1024 * 1024, b"\nqueue_depth 0\n"),
-        "http_json": _gzip_bomb(b'{"pad": "', b"x", 100 * 1024 * 1024, b'", "queue": 0}'),
-        "promql": _gzip_bomb(b'{"pad": "', b"x", 100 * 1024 * 1024, b'", "status": "x"}'),
+        "prometheus": gzip_bomb(size, b"x", b"# ", b"\nqueue_depth 0\n"),
+        "http_json": gzip_bomb(size, b"x", b'{"pad": "', b'", "queue": 0}'),
+        "promql": gzip_bomb(size, b"x", b'{"pad": "', b'", "status": "x"}'),
     }[source_type]
     reply = Reply(bomb, headers={"Content-Encoding": "gzip"})
     server.routes.update({"/metrics": reply, "/stats": reply, "/api/v1/query": reply})
     source = make_source(source_type, server.url(""))
     cap = 8 * 1024 * 1024 if source_type == "prometheus" else 1024 * 1024
-    tracemalloc.start()
     try:
-        with pytest.raises(SourceError, match="max_body"):
-            await source.read()
-        _, peak = tracemalloc.get_traced_memory()
+        peak = await peak_while_refused(source.read, SourceError, "max_body")
     finally:
-        tracemalloc.stop()
         await source.aclose()
     assert peak < 4 * cap, f"peak {peak / 1e6:.0f} MB while refusing a bomb (cap {cap})"
 

@@ -9,6 +9,7 @@ ExpositionError, never another exception and never a number.
 from __future__ import annotations
 
 import math
+import re
 import string
 
 import pytest
@@ -35,6 +36,7 @@ from tests.sources.expositions import (
     litellm_exposition,
     vllm_exposition,
 )
+from tests.sources.spellings import NOT_WRITTEN, PADDED
 
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -237,6 +239,32 @@ def test_malformed_families(body: str, match: str) -> None:
     name = "c" if body.startswith("# TYPE c") else "h"
     with pytest.raises(ExpositionError, match=match):
         pick(body, name)
+
+
+@pytest.mark.parametrize("content_type", [TEXT, OPENMETRICS])
+@pytest.mark.parametrize("text", NOT_WRITTEN)
+@pytest.mark.parametrize("line", ['q{{i="a"}} {}', "q {}", '{{"q", i="a"}} {}', "q {} 1700000000"])
+def test_a_sample_value_no_exposition_writes_is_an_error(
+    content_type: str, text: str, line: str
+) -> None:
+    # Both parsers read a value with float(): an Arabic-Indic 3 read as 3, "+nan" as NaN.
+    body = f"# TYPE q gauge\n{line.format(text)}\n" + (
+        "# EOF\n" if content_type == OPENMETRICS else ""
+    )
+    with pytest.raises(ExpositionError, match=r"line 2 .*: value (.*) is not a number") as info:
+        pick(body, "q", content_type)
+    assert f"value {text!r} is not a number" in str(info.value)
+
+
+@pytest.mark.parametrize("label", ["le", "quantile"])
+@pytest.mark.parametrize("text", NOT_WRITTEN + PADDED)
+def test_a_bound_label_no_exposition_writes_is_an_error(label: str, text: str) -> None:
+    kind, name = ("histogram", "h_bucket") if label == "le" else ("summary", "h")
+    body = f'# TYPE h {kind}\n{name}{{{label}="{_escape(text)}"}} 1\nh_sum 1\nh_count 1\n'
+    if label == "le":
+        body += 'h_bucket{le="+Inf"} 1\n'
+    with pytest.raises(ExpositionError, match=f"{label}={re.escape(repr(text))} is not a number"):
+        pick(body, "h")
 
 
 def test_openmetrics_is_parsed_strictly() -> None:

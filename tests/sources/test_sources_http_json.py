@@ -17,6 +17,7 @@ from autoscaler.sources.http_json import HttpJsonSourceReader, JsonPathError, va
 from autoscaler.sources.registry import build_source
 from tests.services import free_port
 from tests.sources.httpserver import LocalHttpServer, Reply, serving
+from tests.sources.spellings import NOT_WRITTEN, PADDED, refused
 
 pytestmark = pytest.mark.anyio
 DOC = {
@@ -79,6 +80,17 @@ async def test_read_over_http_with_headers_and_token(tmp_path, monkeypatch) -> N
             await src.read()
         await src.aclose()
         await src2.aclose()
+
+
+@pytest.mark.parametrize("text", NOT_WRITTEN + PADDED)
+async def test_a_quoted_number_no_json_api_writes_is_a_failed_read(text: str) -> None:
+    # float() read each of these as a number ("1_000" as 1000, an Arabic-Indic 3 as 3).
+    body = json.dumps({"queue": text})
+    with serving(stats=Reply(body, content_type="application/json")) as srv:
+        spec = HttpJsonSource(url=srv.url("/stats"), path="queue")
+        error = await refused(build_source(spec, name="depth"))
+    assert str(error).startswith("depth: ")
+    assert str(error).endswith(f"path queue: value {text!r} is not a number")
 
 
 async def test_outages_then_back() -> None:

@@ -29,6 +29,7 @@ from tests.sources.expositions import (
     vllm_exposition,
 )
 from tests.sources.httpserver import LocalHttpServer, Reply, serving
+from tests.sources.spellings import NOT_WRITTEN, refused
 
 pytestmark = pytest.mark.anyio
 FIXTURE = (FIXTURES / "vllm_metrics.txt").read_text()
@@ -59,6 +60,18 @@ async def test_vllm_gauge_aggregates(how: str, expected: float) -> None:
         )
         assert await src.read() == expected
         await src.aclose()
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+@pytest.mark.parametrize("text", NOT_WRITTEN)
+async def test_a_value_no_exporter_writes_is_a_failed_read(text: str, openmetrics: bool) -> None:
+    # The parsers read a value with float(): an Arabic-Indic 3 read as 3, "+nan" as NaN.
+    body = f'# TYPE q gauge\nq{{i="a"}} {text}\n' + ("# EOF\n" if openmetrics else "")
+    reply = Reply(body, content_type=OPENMETRICS) if openmetrics else Reply(body)
+    with serving(metrics=reply) as srv:
+        error = await refused(source([srv.url()], metric="q"))
+    assert str(error).startswith(f"waiting: {srv.url()}: malformed ")
+    assert f"value {text!r} is not a number" in str(error)
 
 
 async def test_several_urls_are_scraped_concurrently_and_aggregated() -> None:

@@ -24,6 +24,7 @@ from autoscaler.sources.registry import build_source
 from tests.services import free_port
 from tests.sources.conftest import PROM_PASSWORD, PROM_USER, PrometheusServer
 from tests.sources.httpserver import Reply, serving
+from tests.sources.spellings import NOT_WRITTEN, PADDED, refused
 
 pytestmark = pytest.mark.anyio
 PASSWORD_ENV = "AUTOSCALER_TEST_PROM_PASSWORD"
@@ -137,6 +138,20 @@ async def test_bearer_token_from_a_credentials_file(tmp_path, monkeypatch) -> No
         assert srv.requests[-1].headers["authorization"] == "Bearer tok-123"
         assert srv.requests[-1].query == "query=up"
         await src.aclose()
+
+
+@pytest.mark.parametrize("text", NOT_WRITTEN + PADDED)
+async def test_a_value_prometheus_never_writes_is_a_failed_read(text: str) -> None:
+    # float() read each of these as a number ("1_000" as 1000, an Arabic-Indic 3 as 3).
+    answer = json.dumps(
+        {
+            "status": "success",
+            "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, text]}]},
+        }
+    )
+    with serving(api__v1__query=Reply(answer, content_type="application/json")) as srv:
+        error = await refused(build_source(PromQLSource(url=srv.url(""), query="up"), name="kv"))
+    assert str(error) == f"kv: vector sample value {text!r} is not a number"
 
 
 async def test_server_down_slow_dropped_then_back() -> None:

@@ -19,6 +19,7 @@ from autoscaler.sources.base import PermanentSourceError, TemporarySourceError
 from autoscaler.sources.registry import build_source
 from tests.services import free_port, require_tcp
 from tests.sources.httpserver import Reply, serving
+from tests.sources.spellings import NOT_WRITTEN, PADDED, refused
 
 pytestmark = pytest.mark.anyio
 URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -103,6 +104,20 @@ async def test_unacked_from_the_management_api(channel) -> None:
         await message.ack()
     with pytest.raises(PermanentSourceError, match="management_url"):
         build_source(RabbitMQSource(url=URL, queue=queue, include_unacked=True), name="jobs")
+
+
+@pytest.mark.parametrize("text", NOT_WRITTEN + PADDED + ("2",))
+async def test_an_unacked_count_written_as_text_is_a_failed_read(channel, text: str) -> None:
+    # The management API writes counts as JSON integers: a string is refused whatever it spells.
+    queue = await new_queue(channel)
+    management = json.dumps({"name": queue, "messages_unacknowledged": text})
+    with serving() as srv:
+        srv.routes[f"/api/queues/%2F/{queue}"] = Reply(management)
+        spec = RabbitMQSource(
+            url=URL, queue=queue, include_unacked=True, management_url=srv.url("")
+        )
+        error = await refused(build_source(spec, name="jobs"))
+    assert str(error) == f"jobs: management API messages_unacknowledged is {text!r}"
 
 
 async def test_missing_queue_then_created(channel) -> None:
