@@ -35,6 +35,7 @@ from autoscaler.core import Decision, Observation, decide, initial_state
 from autoscaler.core.types import STATUSES, DeploymentState, Status
 from autoscaler.policy.model import Policy
 from autoscaler.sources import jsondoc
+from autoscaler.textcut import cut
 
 OBSERVATION_KEYS = ("t", "replicas", "status", "metrics", "ready_replicas", "startup_seconds")
 MAX_LINE = 1024 * 1024  # bytes; an observation is ~100
@@ -62,8 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _shown(value: object) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return cut(json.dumps(value), 60)
 
 
 def _number(value: object, what: str) -> float:

@@ -27,20 +27,27 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "autoscaler": (),  # the package itself: its version
     "cron": (),  # cron expressions, shared by policy and core
     "httpserver": (),
+    "textcut": (),  # a value's text cut to a length for a message, shared by every layer
     "httpbody": (),  # reading an HTTP answer's body within a cap, shared by sources and providers
     "store": (),
     "fakecloud": (),  # the fake provider APIs (and their fake vLLM): standalone servers
     # the policy layer (secrets resolves the SecretRef the policy model declares)
     "secrets": ("policy",),
-    "policy": ("cron", "secrets", "store"),
+    "policy": ("cron", "secrets", "store", "textcut"),
     # the pure core and what only needs it
     "core": ("cron", "policy"),
-    "replay": ("core", "policy", "sources"),  # sources.jsondoc: the strict JSON decoder
+    "replay": ("core", "policy", "sources", "textcut"),  # sources.jsondoc: the strict JSON decoder
     "simulate": ("core", "cron", "policy"),
     # the I/O edges
-    "providers": ("core", "httpbody", "policy", "secrets"),  # core: the status words, timefmt
+    "providers": (
+        "core",
+        "httpbody",
+        "policy",
+        "secrets",
+        "textcut",
+    ),  # core: the status words, timefmt
     "gateway": ("policy", "providers", "secrets"),
-    "sources": ("gateway", "httpbody", "policy", "secrets"),
+    "sources": ("gateway", "httpbody", "policy", "secrets", "textcut"),
     # the daemon
     "runtime": (
         "autoscaler",
@@ -53,6 +60,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "secrets",
         "sources",
         "store",
+        "textcut",
     ),
     # on top: clients and commands
     "ctl": ("core", "policy", "runtime", "secrets"),

@@ -11,6 +11,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from autoscaler.textcut import cut
+
 PathPart = str | int
 KeyPath = tuple[PathPart, ...]
 
@@ -36,8 +38,7 @@ def format_path(path: Sequence[PathPart]) -> str:
 
 def quote(text: str, limit: int = 60) -> str:
     """A string as it appears in messages: double-quoted, escaped, cut when long."""
-    shown = text if len(text) <= limit else text[: limit - 3] + "..."
-    return json.dumps(shown, ensure_ascii=False)
+    return json.dumps(cut(text, limit), ensure_ascii=False)
 
 
 @dataclass(frozen=True)

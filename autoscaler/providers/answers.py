@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from autoscaler.providers.base import DeploymentInfo, Listing, MalformedAnswerError
+from autoscaler.textcut import cut
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~:-]{0,199}$")
 """An id goes into request paths as it is (`DELETE .../{id}`): one URL-safe path segment."""
@@ -142,5 +143,4 @@ def url(value: object) -> str | None:
 
 
 def _show(value: object, none: str = "an empty body") -> str:
-    text = none if value is None else repr(value)
-    return text if len(text) <= 100 else text[:97] + "..."
+    return cut(none if value is None else repr(value), 100)

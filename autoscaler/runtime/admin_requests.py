@@ -21,6 +21,7 @@ from starlette.requests import Request
 
 from autoscaler.httpserver import BodyTooLarge
 from autoscaler.policy import durations
+from autoscaler.textcut import cut
 
 MAX_OVERRIDE_SECONDS = durations.MAX_SECONDS
 MAX_HISTORY_LIMIT = 10**9
@@ -143,5 +144,4 @@ async def read_capped(request: Request, limit: int) -> bytes:
 
 def _shown(value: Any) -> str:
     """`value` as an error message quotes it: repr, cut to 60 characters."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return cut(repr(value), 60)

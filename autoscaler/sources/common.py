@@ -31,6 +31,7 @@ from anyio.lowlevel import RunVar
 from autoscaler.policy.model import SecretRef
 from autoscaler.secrets import Secret, SecretError, resolve
 from autoscaler.sources.base import PermanentSourceError, SourceError, TemporarySourceError
+from autoscaler.textcut import one_line
 
 MAX_DETAIL = 300  # characters of a server's own message kept in an error
 MiB = 1024 * 1024
@@ -78,8 +79,8 @@ def redact_url(url: str) -> str:
 
 
 def clip(text: str, limit: int = MAX_DETAIL) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """`text` on one line, cut to `limit` (`textcut.one_line`)."""
+    return one_line(str(text), limit)
 
 
 async def bounded_read(

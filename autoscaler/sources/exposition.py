@@ -39,6 +39,7 @@ from autoscaler.sources.points import (
     SeriesValue,
     SummaryPoint,
 )
+from autoscaler.textcut import one_line
 
 OPENMETRICS_TYPE = "application/openmetrics-text"
 # Ask for the classic text format only; a server that speaks only OpenMetrics still answers
@@ -89,11 +90,6 @@ class Selector:
         return self.metric + ("{" + ",".join(parts) + "}" if parts else "")
 
 
-def _clip(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def parse_exposition(
     text: str, content_type: str | None, only_metric: str | None = None
 ) -> list[Metric]:
@@ -110,7 +106,7 @@ def parse_exposition(
         last = text[text.rfind("\n") + 1 :]
         raise ExpositionError(
             "malformed Prometheus text exposition: the body ends in the middle of a line "
-            f"({_clip(last, 80)!r}, no final line feed): the answer was cut short?"
+            f"({one_line(last, 80)!r}, no final line feed): the answer was cut short?"
         )
     if only_metric is not None:
         text = family_lines(text, only_metric, openmetrics)
@@ -119,7 +115,7 @@ def parse_exposition(
         return list(parser(text))
     except Exception as exc:  # the parsers raise ValueError, and worse on odd input
         fmt = "OpenMetrics" if openmetrics else "Prometheus text"
-        detail = _clip(str(exc)) or type(exc).__name__
+        detail = one_line(str(exc), 200) or type(exc).__name__
         raise ExpositionError(f"malformed {fmt} exposition: {detail}") from None
 
 
@@ -161,7 +157,7 @@ def _check_sample(number: int, line: str, rest: str, openmetrics: bool) -> None:
     are separated by spaces and tabs only, so other whitespace is part of the value."""
     fields = _FIELDS.findall(rest)
     where = f"malformed {'OpenMetrics' if openmetrics else 'Prometheus text'} exposition: line "
-    where += f"{number} {_clip(line, 120)!r}"
+    where += f"{number} {one_line(line, 120)!r}"
     if not openmetrics and not 1 <= len(fields) <= 2:
         raise ExpositionError(f"{where} is not `name{{labels}} value [timestamp]`")
     if fields:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from autoscaler.textcut import cut
+
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 100
 
@@ -34,7 +36,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                shown = key if len(key) <= 40 else key[:37] + "..."
+                shown = cut(key, 40)
                 raise JsonDocError(
                     f"duplicate key {json.dumps(shown)} in one object: ambiguous, "
                     "which value is meant cannot be told"

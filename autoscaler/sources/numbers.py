@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+from autoscaler.textcut import cut
+
 DECIMAL = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 # re.ASCII: case-insensitive matching would otherwise take the dotless i (U+0131) for an `i`.
 _DECIMAL = re.compile(DECIMAL, re.ASCII)
@@ -32,7 +34,7 @@ class NumberSyntaxError(ValueError):
 
 def _number(pattern: re.Pattern[str], text: str) -> float:
     if pattern.fullmatch(text) is None:
-        shown = text if len(text) <= 40 else text[:37] + "..."
+        shown = cut(text, 40)
         raise NumberSyntaxError(f"{shown!r} is not a number")
     return float(text)  # a decimal past float range is infinite, as `1e400` is
 

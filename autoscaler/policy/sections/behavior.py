@@ -18,6 +18,7 @@ from autoscaler.policy.declare import obj, spec
 from autoscaler.policy.errors import quote
 from autoscaler.policy.fields import Here, ListOf
 from autoscaler.policy.scalars import INVALID, Duration, Enum, Int, Num, Str
+from autoscaler.textcut import cut
 
 RatePolicyType = Literal["replicas", "percent"]
 Select = Literal["max", "min", "disabled"]
@@ -321,7 +322,7 @@ def cron_error(expr: str, timezone: str) -> str | None:
     try:
         first = cron.next_fire(expr, timezone, _Y2000)
     except Exception as exc:  # APScheduler and zoneinfo raise several types for bad input
-        why = str(exc) if len(str(exc)) <= 200 else str(exc)[:197] + "..."  # it may echo expr
+        why = cut(str(exc), 200)  # it may echo expr
         return (
             f"must be a five-field crontab expression (minute hour day month day_of_week), "
             f"got {quote(expr)}: {why}"
