@@ -120,6 +120,9 @@ async def close_quietly(closable: Any, what: str | None = None) -> None:
 # --- deployments ------------------------------------------------------------------------------
 
 
+SKIPPED_SHOWN = 10  # unreadable list items named in one log line (the count says all)
+
+
 class DeploymentView:
     """One provider's deployments, listed once and shared by every policy on that provider.
 
@@ -163,8 +166,23 @@ class DeploymentView:
         by_name: dict[str, list[DeploymentInfo]] = {}
         for dep in deployments:
             by_name.setdefault(_key(dep.name), []).append(dep)
+        self._said_skipped(deployments.skipped)
         self._by_name, self._skipped = by_name, deployments.skipped
         self._listed_at = started
+
+    def _said_skipped(self, skipped: dict[str, str]) -> None:
+        """Items the list could not read, logged when they change (not at every list): a
+        lookup of such a name fails, and whoever owns it should know why."""
+        if skipped == self._skipped:
+            return
+        provider = getattr(self.provider, "profile_name", "provider")
+        if skipped:
+            shown = dict(sorted(skipped.items())[:SKIPPED_SHOWN])
+            log.warning(
+                "provider_list_items_skipped", provider=provider, count=len(skipped), items=shown
+            )
+        else:
+            log.info("provider_list_items_readable", provider=provider)
 
     def known(self, name: str) -> DeploymentInfo | None:
         """`name` as the last list (or our own last action) showed it; no request is made.

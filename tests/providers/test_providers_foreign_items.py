@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from autoscaler.providers.base import MalformedAnswerError, Provider
 from autoscaler.providers.retry import RetryPolicy
@@ -142,3 +143,29 @@ def test_neevcloud_a_full_page_with_a_broken_item_is_still_full() -> None:
         assert len(await provider.list()) == 100  # 99 + dep: x0 was replaced
 
     on_simulator("neevcloud", scenario)
+
+
+def test_the_shared_list_says_which_items_it_skipped_when_they_change() -> None:
+    """One warning naming the unreadable items (not one per list), one line when they are
+    readable again."""
+
+    async def scenario(provider: Provider, middleware: Mutate, sim: Any) -> None:
+        await provider.create("dep", SPECS["nebius"], 1)
+        view = DeploymentView(provider)
+        with capture_logs() as logs:
+            await view.find("dep")
+            middleware.mutation = adding(*foreign("nebius"))
+            for _ in range(3):
+                await view.find("dep")
+            middleware.mutation = None
+            await view.find("dep")
+            await view.find("dep")
+        said = [e for e in logs if e["event"].startswith("provider_list_items")]
+        assert [e["event"] for e in said] == [
+            "provider_list_items_skipped",
+            "provider_list_items_readable",
+        ], said
+        assert said[0]["count"] == 2
+        assert sorted(said[0]["items"]) == ["someone-else", "their-model"]
+
+    on_simulator("nebius", scenario)
