@@ -1,7 +1,8 @@
 """How the gateway answers one request: pass an upstream response through (streamed, with its
 usage counted and a broken-off stream ended cleanly; a whole answer held back until complete,
 so one broken off is refused instead of cut short), pass an upstream error on in OpenAI's
-shape, or refuse with 503 and Retry-After; each request ends exactly once (`Ticket`), and
+shape, or refuse with 503 and Retry-After; a client gone meanwhile (`gone`, which closed the
+upstream connection) ends it `cancelled`; each request ends exactly once (`Ticket`), and
 its ending is what the gateway's metrics count. `service.py` decides which answer; the
 header and error shapes are `upstream.py`'s."""
 
@@ -49,10 +50,14 @@ class Answers:
         self.clock = clock
         self.upstream_timeout = upstream_timeout
 
-    async def pass_error(self, ticket: Ticket, response: UpstreamResponse, send: Send) -> None:
+    async def pass_error(
+        self, ticket: Ticket, response: UpstreamResponse, send: Send, gone: asyncio.Future[None]
+    ) -> None:
         try:
             data = await response.read(ERROR_BODY_LIMIT, self.upstream_timeout)
         except UpstreamError:
+            if self.left(ticket, gone):
+                return
             data = b""
         payload = upstream.as_openai_error(response.status_code, data)
         extra = [
@@ -65,30 +70,11 @@ class Answers:
         self.end(ticket, "answered")
 
     async def pass_through(
-        self, ticket: Ticket, response: UpstreamResponse, send: Send, receive: Receive
+        self, ticket: Ticket, response: UpstreamResponse, send: Send, gone: asyncio.Future[None]
     ) -> None:
+        """`gone`: done once the client went away (the upstream connection is closed then)."""
         content_type = response.header(b"content-type") or b""
         is_sse = content_type.startswith(b"text/event-stream")
-        gone: asyncio.Future[None] | None = None
-        if is_sse:
-            # A stream can run for minutes: when its client goes away, close the upstream
-            # connection (vLLM then aborts the generation) instead of reading it to the end.
-            gone = asyncio.ensure_future(disconnected(receive))
-            gone.add_done_callback(lambda f: None if f.cancelled() else response.abort())
-        try:
-            await self._stream_body(ticket, response, send, is_sse, gone)
-        finally:
-            if gone is not None:
-                gone.cancel()
-
-    async def _stream_body(
-        self,
-        ticket: Ticket,
-        response: UpstreamResponse,
-        send: Send,
-        is_sse: bool,
-        gone: asyncio.Future[None] | None,
-    ) -> None:
         headers = upstream.response_headers(response.headers)
         start = {"type": "http.response.start", "status": response.status_code, "headers": headers}
         # A whole (not streamed) answer is held back until complete, up to WHOLE_BODY_LIMIT:
@@ -136,11 +122,10 @@ class Answers:
         exc: UpstreamError,
         is_sse: bool,
         started: bool,
-        gone: asyncio.Future[None] | None,
+        gone: asyncio.Future[None],
     ) -> None:
-        """The deployment's answer ended early (or the client left a stream: we closed it)."""
-        if gone is not None and gone.done():
-            self.end(ticket, "cancelled")  # the client left; we closed the upstream
+        """The deployment's answer ended early (or the client left: we closed it)."""
+        if self.left(ticket, gone):
             return
         log.warning("upstream_broke_off", model=ticket.model, error=str(exc))
         if not started:  # nothing of it reached the client: refuse with the reason
@@ -154,6 +139,14 @@ class Answers:
             await send({"type": "http.response.body", "body": event, "more_body": False})
             return
         raise exc  # the server drops the connection: a truncated body must not look whole
+
+    def left(self, ticket: Ticket, gone: asyncio.Future[None]) -> bool:
+        """Whether the client went away (`gone` done), which ends the request `cancelled`:
+        the upstream error that stopped it is the connection we closed for that reason."""
+        if not gone.done():
+            return False
+        self.end(ticket, "cancelled")
+        return True
 
     def first_byte(self, ticket: Ticket) -> None:
         if ticket.first_byte is None:

@@ -13,7 +13,8 @@ connection to its pool or closes it. A request on a kept-alive connection that t
 closed in the meantime (no byte of a response came back) is sent once more on a new one, the
 way browsers and httpx do. Reading pauses while more than `PAUSE_AT` chunks wait (back
 pressure on slow clients). Errors: `UpstreamConnectError` (no connection), `UpstreamBroken`
-(the connection ended; `UpstreamMalformed`: the response was malformed), `UpstreamTimeout`.
+(the connection ended; `UpstreamMalformed`: the response was malformed), `UpstreamTimeout`,
+`UpstreamAborted` (we closed it: the request's `gone` future says its client went away).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
@@ -48,6 +51,10 @@ class UpstreamMalformed(UpstreamBroken):
 
 class UpstreamTimeout(UpstreamError):
     pass
+
+
+class UpstreamAborted(UpstreamError):
+    """We closed the connection: the client the request was for went away."""
 
 
 class _Conn(asyncio.Protocol):
@@ -148,6 +155,15 @@ class _Conn(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self, use: int, gone: asyncio.Future[Any]) -> None:
+        """`gone` done: close now, unless the response of request `use` is in whole or the
+        connection serves another one already; the deployment sees the connection close
+        (vLLM aborts the request) and the reader gets UpstreamAborted."""
+        if gone.cancelled() or use != self.uses or (self.done and self.error is None):
+            return
+        self.close()
+        self._fail(UpstreamAborted("closed: the client went away"))
+
 
 class UpstreamResponse:
     def __init__(self, client: UpstreamClient, origin: tuple[str, str, int], conn: _Conn):
@@ -195,11 +211,6 @@ class UpstreamResponse:
                 break
         return bytes(data)
 
-    def abort(self) -> None:
-        """Close the connection now (the client went away); a reader gets UpstreamBroken."""
-        self._conn.close()
-        self._conn._fail(UpstreamBroken("closed: the client went away"))
-
     async def aclose(self) -> None:
         self._client._release(self._origin, self._conn)
 
@@ -223,8 +234,15 @@ class UpstreamClient:
         return self._tls
 
     async def request(
-        self, method: str, url: str, headers: Sequence[tuple[bytes, bytes]], body: bytes
+        self,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes,
+        gone: asyncio.Future[Any] | None = None,
     ) -> UpstreamResponse:
+        """`gone`, once done (the client went away), closes the connection at any point of
+        the exchange: waiting for the head, or reading the body."""
         parts = urlsplit(url)
         scheme, host = parts.scheme, parts.hostname or ""
         port = parts.port or (443 if scheme == "https" else 80)
@@ -242,6 +260,8 @@ class UpstreamClient:
             conn.uses += 1
             assert conn.transport is not None
             conn.transport.write(message)
+            if gone is not None:
+                gone.add_done_callback(partial(conn.abort, conn.uses))
             try:
                 await asyncio.wait_for(asyncio.shield(conn.head), self.read_timeout)
             except TimeoutError:

@@ -314,10 +314,13 @@ class Gateway:
             body = json.dumps({**document, "model": target.model}).encode()
         url = target.base_url.rstrip("/") + path
         self.stats.in_flight_changed(model, +1, self.clock())
+        # A client that goes away closes the upstream connection at once, answer begun or not
+        # (vLLM then aborts the request): an LLM's whole answer can take minutes.
+        gone = asyncio.ensure_future(disconnected(receive))
         try:
             try:
                 sent_headers = upstream.request_headers(headers, target.headers)
-                response = await self.client.request("POST", url, sent_headers, body)
+                response = await self.client.request("POST", url, sent_headers, body, gone)
             except ValueError as exc:
                 # A route no request can go on (a port out of range, a credential that is
                 # not latin-1): refused with why, not a bare 500; holding would not mend it.
@@ -328,6 +331,8 @@ class Gateway:
                 await self.answers.refuse(ticket, send, hold.UPSTREAM_UNAVAILABLE, 1.0, detail)
                 return False
             except UpstreamError as exc:
+                if self.answers.left(ticket, gone):
+                    return False
                 # One that answered garbage is answering: not starting, so not held again.
                 answered = isinstance(exc, UpstreamMalformed)
                 if not answered and await self._not_answering(gate, target):
@@ -340,12 +345,13 @@ class Gateway:
                 gate.warming = False
                 self._refresh_later(gate)
                 if response.status_code >= 400:
-                    await self.answers.pass_error(ticket, response, send)
+                    await self.answers.pass_error(ticket, response, send, gone)
                 else:
-                    await self.answers.pass_through(ticket, response, send, receive)
+                    await self.answers.pass_through(ticket, response, send, gone)
             finally:
                 await response.aclose()
         finally:
+            gone.cancel()
             self.stats.in_flight_changed(model, -1, self.clock())
         return False
 

@@ -5,7 +5,8 @@ its calls, and `running(...)` to serve a gateway on a free port.
 The upstream answers like vLLM: JSON with `usage`, or server-sent events (one chunk per token,
 usage last when `stream_options.include_usage`). `mode` turns it into a deployment that
 answers 404 (starting), 500, or breaks off a stream after its first chunk; `gate` lets a test
-hold the stream after the first chunk (proving chunks are not buffered).
+hold the stream after the first chunk (proving chunks are not buffered), `hold` a whole answer
+(a slow LLM), noting in `left` a gateway that closed the connection meanwhile.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ class Upstream:
     tokens: int = 4
     seen: list[dict[str, Any]] = field(default_factory=list)
     gate: asyncio.Event | None = None  # stream waits here after its first chunk
+    # A whole (not streamed) answer waits here, its head sent first when `head_first`; the
+    # gateway closing the connection meanwhile sets `left` (vLLM would abort the request).
+    hold: asyncio.Event | None = None
+    head_first: bool = False
+    left: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -58,7 +64,12 @@ class Upstream:
         body = await request_body(receive)
         document = json.loads(body) if body else {}
         self.seen.append(
-            {"path": scope["path"], "headers": dict(scope["headers"]), "body": document}
+            {
+                "path": scope["path"],
+                "headers": dict(scope["headers"]),
+                "body": document,
+                "client": scope.get("client"),  # which connection the gateway sent it on
+            }
         )
         if self.mode in ("404", "500"):
             status = int(self.mode)
@@ -81,6 +92,9 @@ class Upstream:
                 "choices": [{"message": {"role": "assistant", "content": "hi " * self.tokens}}],
                 "usage": usage,
             }
+            if self.hold is not None:
+                await self._whole_when_released(receive, send, answer)
+                return
             await _json(send, 200, answer)
             return
         await send(
@@ -106,6 +120,25 @@ class Upstream:
                 }
             )
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    async def _whole_when_released(self, receive: Any, send: Any, answer: Any) -> None:
+        assert self.hold is not None
+        body = json.dumps(answer).encode()
+        if self.head_first:
+            head = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 200, "headers": head})
+            await send({"type": "http.response.body", "body": body[:10], "more_body": True})
+        released = asyncio.ensure_future(self.hold.wait())
+        gone = asyncio.ensure_future(receive())  # the body is read: only http.disconnect comes
+        done, _ = await asyncio.wait({released, gone}, return_when=asyncio.FIRST_COMPLETED)
+        released.cancel()
+        gone.cancel()
+        if gone in done:
+            self.left.set()
+        elif self.head_first:
+            await send({"type": "http.response.body", "body": body[10:]})
+        else:
+            await _json(send, 200, answer)
 
 
 async def request_body(receive: Any) -> bytes:
@@ -219,6 +252,23 @@ def route_to(base: str, prefix: str = "/v1", model: str | None = None) -> Infere
         base_url=base + prefix,
         headers={"Authorization": f"Bearer {PROVIDER_KEY}"},
         model=model,
+    )
+
+
+def address(url: str) -> tuple[str, int]:
+    """(host, port) of a server's `http://host:port`, for a raw connection."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
+def raw_chat(stream: bool = False) -> bytes:
+    """A chat request for `chat` as raw HTTP/1.1, for a client no library stands between."""
+    body = json.dumps({**CHAT, "stream": stream}).encode()
+    return (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n".encode()
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
     )
 
 

@@ -13,12 +13,13 @@ import anyio
 import pytest
 
 from tests.gateway.support import (
-    CHAT,
     KEY,
     StaticRoutes,
     Upstream,
+    address,
     make_gateway,
     policy,
+    raw_chat,
     route_to,
     running,
     sample,
@@ -30,21 +31,6 @@ from tests.rawhttp import assert_heads_match_gets, converse, heads_and_gets, res
 pytestmark = pytest.mark.anyio
 
 MALFORMED = b"GET /v1/models HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n"
-
-
-def _address(url: str) -> tuple[str, int]:
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    return host, int(port)
-
-
-def _chat(stream: bool = False) -> bytes:
-    body = json.dumps({**CHAT, "stream": stream}).encode()
-    return (
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-        + f"Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n".encode()
-        + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        + body
-    )
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
@@ -62,7 +48,7 @@ async def test_a_malformed_request_behind_a_held_one_is_refused_after_its_answer
                 routes.routes["p"] = route_to(up)
 
             tg.start_soon(ready_once_held)
-            answer = await converse(*_address(gw), _chat(stream) + MALFORMED)
+            answer = await converse(*address(gw), raw_chat(stream) + MALFORMED)
     found = responses(answer)
     assert [a.status for a in found] == [200, 400], answer
     if stream:
@@ -85,7 +71,7 @@ async def test_a_malformed_request_behind_a_stream_in_progress_is_refused_after_
                 upstream.gate.set()
 
             tg.start_soon(finish_once_streaming)
-            answer = await converse(*_address(gw), _chat(stream=True) + MALFORMED)
+            answer = await converse(*address(gw), raw_chat(stream=True) + MALFORMED)
     found = responses(answer)
     assert [a.status for a in found] == [200, 400], answer
     assert found[0].body.startswith(b"data: ") and found[0].body.endswith(b"data: [DONE]\n\n")
@@ -99,7 +85,7 @@ async def test_head_answers_like_get_without_a_body_on_every_get_route() -> None
     refused = b"HEAD /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n"
     last = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     async with running(gateway) as gw:
-        answer = await converse(*_address(gw), requests + refused + last)
+        answer = await converse(*address(gw), requests + refused + last)
     heads = {*range(0, 2 * len(paths), 2), 2 * len(paths)}
     found = responses(answer, bodiless=heads)
     assert [a.status for a in found] == [200] * 2 * len(paths) + [405, 200], answer
@@ -112,8 +98,8 @@ async def test_a_client_gone_with_a_request_pipelined_behind_a_held_one_cancels_
     one before it stayed held, and woke the deployment, until `max_hold`."""
     gateway = make_gateway([policy("p", "chat", max_hold=600.0)], StaticRoutes())
     async with running(gateway) as gw:
-        stream = await anyio.connect_tcp(*_address(gw))
-        await stream.send(_chat() + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        stream = await anyio.connect_tcp(*address(gw))
+        await stream.send(raw_chat() + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         await until(lambda: gateway.held().get("chat") == 1)
         await stream.aclose()
         await until(lambda: gateway.held().get("chat") == 0)

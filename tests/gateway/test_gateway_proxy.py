@@ -23,8 +23,10 @@ from tests.gateway.support import (
     RecordingActivator,
     StaticRoutes,
     Upstream,
+    address,
     make_gateway,
     policy,
+    raw_chat,
     route_to,
     running,
     sample,
@@ -313,14 +315,8 @@ async def test_queue_overflow_refused_at_once() -> None:
 async def test_client_disconnect_while_held_leaves_the_queue() -> None:
     gateway = make_gateway([policy("p", "chat")], StaticRoutes(), RecordingActivator())
     async with running(gateway) as gw:
-        host, port = gw.removeprefix("http://").split(":")
-        _reader, writer = await asyncio.open_connection(host, int(port))
-        body = json.dumps(CHAT).encode()
-        writer.write(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + f"Authorization: Bearer {KEY}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
+        _reader, writer = await asyncio.open_connection(*address(gw))
+        writer.write(raw_chat())
         await writer.drain()
         await until(lambda: sample(gateway, "autoscaler_gateway_held_requests", model="chat") == 1)
         writer.close()
