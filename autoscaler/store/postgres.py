@@ -44,6 +44,7 @@ from autoscaler.store.codec import (
     decode,
     encode,
     encode_history,
+    stored_intent,
 )
 from autoscaler.store.url import redact_url
 
@@ -405,8 +406,8 @@ class PostgresStore(PolicyDocuments):
         async with self._connection() as conn:
             rows = await conn.fetch(query, policy)
         return [
-            Intent(
-                int(r["id"]), r["policy"], r["kind"], decode(r["payload"]), float(r["created_at"])
+            stored_intent(
+                int(r["id"]), r["policy"], r["kind"], r["payload"], float(r["created_at"])
             )
             for r in rows
         ]

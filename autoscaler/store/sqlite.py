@@ -47,6 +47,7 @@ from autoscaler.store.codec import (
     decode,
     encode,
     encode_history,
+    stored_intent,
 )
 
 T = TypeVar("T")
@@ -413,7 +414,7 @@ class SQLiteStore(PolicyDocuments):
             ).fetchall()
 
         rows = await self._run(read)
-        return [Intent(int(r[0]), r[1], r[2], decode(r[3]), float(r[4])) for r in rows]
+        return [stored_intent(int(r[0]), r[1], r[2], r[3], float(r[4])) for r in rows]
 
     # ---- lease -------------------------------------------------------------------------------
 
