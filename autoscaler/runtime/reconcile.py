@@ -124,6 +124,8 @@ async def _continue(
     if found is not None and found.status == "terminating":
         return None
     if found is not None and found.status == "failed" and intent.kind == "recreate":
+        # Never delete what could not be created again: the spec is checked first.
+        spec = await actions.required_spec(ctx, policy, spec)
         await ctx.check_leader()
         await provider.delete(found)
         actions.crash_point("after_delete")
