@@ -259,14 +259,11 @@ class PostgresStore(PolicyDocuments):
     # ---- health ------------------------------------------------------------------------------
 
     async def check_writable(self) -> bool:
-        try:
-            async with self._write(None) as conn:
-                await conn.execute(
-                    "INSERT INTO heartbeat (id, checked_at) VALUES (1, clock_timestamp()) "
-                    "ON CONFLICT (id) DO UPDATE SET checked_at = EXCLUDED.checked_at"
-                )
-        except StoreError:
-            return False
+        async with self._write(None) as conn:
+            await conn.execute(
+                "INSERT INTO heartbeat (id, checked_at) VALUES (1, clock_timestamp()) "
+                "ON CONFLICT (id) DO UPDATE SET checked_at = EXCLUDED.checked_at"
+            )
         return True
 
     # ---- state and spec (the public methods come from PolicyDocuments) ----------------------

@@ -73,8 +73,10 @@ def outcomes(path: Path) -> dict[str, list[dict[str, Any] | None]]:
 
 
 @asynccontextmanager
-async def running(tmp: Path, sim: SimServer, policies: dict[str, str]) -> AsyncIterator[Daemon]:
-    config_path = write_config(tmp, sim.url, policies)
+async def running(
+    tmp: Path, sim: SimServer, policies: dict[str, str], state: str | None = None
+) -> AsyncIterator[Daemon]:
+    config_path = write_config(tmp, sim.url, policies, state=state)
     config, loaded = load_daemon(config_path)
     daemon = Daemon(config, loaded, config_path=str(config_path), recorder=Metrics())
     async with anyio.create_task_group() as tg:
