@@ -7,22 +7,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
-from autoscaler.policy.loader import load_daemon
-from autoscaler.runtime.daemon import Daemon
-from autoscaler.runtime.metrics import Metrics
 from autoscaler.store.sqlite import SQLiteStore
-from tests.runtime.daemon_support import TOKEN, SimServer, await_for, sim_server, write_config
-from tests.runtime.test_runtime_loop_faults import Depth, evaluations, http_policy, replicas
-from tests.sources.httpserver import serving
+from tests.runtime.daemon_support import TOKEN, SimServer, await_for, sim_server
+from tests.runtime.test_runtime_loop_faults import (
+    Depth,
+    evaluations,
+    http_policy,
+    replicas,
+    running,
+)
+from tests.sources.httpserver import LocalHttpServer, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -72,19 +72,16 @@ def outcomes(path: Path) -> dict[str, list[dict[str, Any] | None]]:
     return out
 
 
-@asynccontextmanager
-async def running(
-    tmp: Path, sim: SimServer, policies: dict[str, str], state: str | None = None
-) -> AsyncIterator[Daemon]:
-    config_path = write_config(tmp, sim.url, policies, state=state)
-    config, loaded = load_daemon(config_path)
-    daemon = Daemon(config, loaded, config_path=str(config_path), recorder=Metrics())
-    async with anyio.create_task_group() as tg:
-        await tg.start(daemon.run)
-        try:
-            yield daemon
-        finally:
-            daemon.request_stop()
+async def deployed(
+    sim: SimServer, src: LocalHttpServer, name: str, depth: float
+) -> tuple[Depth, dict[str, Any]]:
+    """The deployment `name` created at 1 replica (the simulator's answer), its metric
+    endpoint answering `depth`."""
+    load = Depth(depth)
+    src.routes["/depth"] = load.reply
+    made = sim.create(name)
+    await await_for(lambda: replicas(sim, name) == 1, 10, "created")
+    return load, made
 
 
 NAMES = ("aaa", "bbb", "ccc")
@@ -176,9 +173,7 @@ async def test_a_recreate_never_deletes_what_it_could_not_create_again(tmp_path:
         intent_row("rrr", "recreate", json.dumps({"name": "rrr", "replicas": 1})),
     )
     with sim_server(provision_seconds=0.2) as sim, serving() as src:
-        src.routes["/depth"] = Depth(5).reply
-        made = sim.create("rrr")
-        await await_for(lambda: replicas(sim, "rrr") == 1, 10, "created")
+        _, made = await deployed(sim, src, "rrr", 5)
         sim.fail(made["id"])
         async with running(tmp_path, sim, {"rrr": http_policy("rrr", src.url("/depth"))}) as d:
             await await_for(lambda: evaluations(d, "rrr") >= 3, 30, "evaluations")
@@ -218,8 +213,7 @@ async def test_a_broken_state_row_starts_fresh_without_freeing_a_scale_down(
     path = await make_store(tmp_path)
     raw(path, ("INSERT INTO policy_state VALUES ('sss', ?, 1.0)", (BROKEN_STATES[broken],)))
     with sim_server(provision_seconds=0.2) as sim, serving() as src:
-        src.routes["/depth"] = Depth(5).reply  # one replica's worth
-        made = sim.create("sss")
+        _, made = await deployed(sim, src, "sss", 5)  # one replica's worth
         httpx.put(
             f"{sim.url}/api/v1beta1/orgs/org-t/projects/prj-t/aimodels/{made['id']}/scale",
             json={"replicas": 4},
@@ -244,9 +238,7 @@ async def test_a_huge_state_row_is_read_and_trimmed(tmp_path: Path) -> None:
     path = await make_store(tmp_path)
     raw(path, ("INSERT INTO policy_state VALUES ('big', ?, 1.0)", (row,)))
     with sim_server(provision_seconds=0.2) as sim, serving() as src:
-        src.routes["/depth"] = Depth(40).reply
-        sim.create("big")
-        await await_for(lambda: replicas(sim, "big") == 1, 10, "created")
+        await deployed(sim, src, "big", 40)
         async with running(tmp_path, sim, {"big": http_policy("big", src.url("/depth"))}):
             await await_for(lambda: replicas(sim, "big") == 4, 60, "scaled on the load")
     store = SQLiteStore(str(path))

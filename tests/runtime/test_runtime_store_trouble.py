@@ -16,8 +16,8 @@ import pytest
 
 from autoscaler.store.sqlite import SQLiteStore
 from tests.runtime.daemon_support import await_for, sim_server
-from tests.runtime.test_runtime_loop_faults import Depth, evaluations, http_policy, replicas
-from tests.runtime.test_runtime_store_garbage import make_store, raw, running
+from tests.runtime.test_runtime_loop_faults import evaluations, http_policy, replicas, running
+from tests.runtime.test_runtime_store_garbage import deployed, make_store, raw
 from tests.services import require_tcp
 from tests.sources.httpserver import serving
 from tests.store.conftest import PG_ADMIN_DSN, PG_PORT, pg_dsn
@@ -60,12 +60,10 @@ async def test_a_state_file_deleted_while_running_is_written_again(
     path = await make_store(folder)
     raw(path, ("INSERT INTO policy_spec VALUES ('kept', ?, 1.0)", (SPEC,)))
     with sim_server(provision_seconds=0.2) as sim, serving() as src:
-        src.routes["/depth"] = Depth(40).reply
-        sim.create("kept")
-        await await_for(lambda: replicas(sim, "kept") == 1, 10, "created")
+        await deployed(sim, src, "kept", 40)
         policy = http_policy("kept", src.url("/depth"))
         state = f"sqlite:///{path}"
-        async with running(tmp_path, sim, {"kept": policy}, state) as daemon:
+        async with running(tmp_path, sim, {"kept": policy}, state=state) as daemon:
             await await_for(lambda: replicas(sim, "kept") == 4, 30, "scaled")
             if folder_too:
                 shutil.rmtree(folder)
@@ -95,10 +93,7 @@ async def test_a_state_file_locked_by_another_writer(tmp_path: Path) -> None:
     /readyz and /status, keeps evaluating, and writes again once the lock is gone."""
     path = await make_store(tmp_path)
     with sim_server(provision_seconds=0.2) as sim, serving() as src:
-        depth = Depth(40)
-        src.routes["/depth"] = depth.reply
-        sim.create("kept")
-        await await_for(lambda: replicas(sim, "kept") == 1, 10, "created")
+        depth, _ = await deployed(sim, src, "kept", 40)
         async with running(tmp_path, sim, {"kept": http_policy("kept", src.url("/depth"))}) as d:
             await await_for(lambda: replicas(sim, "kept") == 4, 30, "scaled")
             holder = sqlite3.connect(path, timeout=30, isolation_level=None)
@@ -129,12 +124,9 @@ async def test_postgresql_connections_terminated_mid_run(tmp_path: Path) -> None
     await admin(f'CREATE DATABASE "{database}"')
     try:
         with sim_server(provision_seconds=0.2) as sim, serving() as src:
-            depth = Depth(40)
-            src.routes["/depth"] = depth.reply
-            sim.create("kept")
-            await await_for(lambda: replicas(sim, "kept") == 1, 10, "created")
+            depth, _ = await deployed(sim, src, "kept", 40)
             policy = http_policy("kept", src.url("/depth"))
-            async with running(tmp_path, sim, {"kept": policy}, pg_dsn(database)) as daemon:
+            async with running(tmp_path, sim, {"kept": policy}, state=pg_dsn(database)) as daemon:
                 await await_for(lambda: replicas(sim, "kept") == 4, 30, "scaled")
                 for _ in range(2):
                     await admin(TERMINATE, database)
