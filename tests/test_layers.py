@@ -29,7 +29,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "httpserver": (),
     "textcut": (),  # a value's text cut to a length for a message, shared by every layer
     "httpbody": (),  # reading an HTTP answer's body within a cap, shared by sources and providers
-    "store": (),
+    "store": ("textcut",),
     "fakecloud": (),  # the fake provider APIs (and their fake vLLM): standalone servers
     # the policy layer (secrets resolves the SecretRef the policy model declares)
     "secrets": ("policy",),

@@ -180,6 +180,30 @@ def advance(
     return s
 
 
+def times_after(state: CoreState, limit: float) -> list[str]:
+    """The fields holding a time after `limit`, of those that only ever hold a past one (all
+    but the override's end and the panic hold's, which are deadlines). A state saved by a
+    clock far ahead, or garbage: a `last_action` in the future holds every scale behind its
+    cooldown for as long."""
+    late = [
+        name
+        for name, entries in (
+            ("up_history", state.up_history),
+            ("down_history", state.down_history),
+            ("events", state.events),
+        )
+        if any(t > limit for t, _ in entries)
+    ]
+    for name, action in (("last_action", state.last_action), ("prev_action", state.prev_action)):
+        if action is not None and action[0] > limit:
+            late.append(name)
+    for name in ("idle_since", "last_active", "failed_since", "resumed_at", "seen_at"):
+        t = getattr(state, name)
+        if t is not None and t > limit:
+            late.append(name)
+    return late
+
+
 # --- JSON form ------------------------------------------------------------------------------
 
 
@@ -251,8 +275,13 @@ def from_dict(d: object) -> CoreState:
     unknown = set(d) - set(_FIELDS) - {"version"}
     if unknown:
         raise ValueError(f"state: unknown keys {sorted(unknown)}")
-    if d.get("version", STATE_VERSION) != STATE_VERSION:
-        raise ValueError(f"state.version: expected {STATE_VERSION}, got {d.get('version')!r}")
+    version = d.get("version", STATE_VERSION)
+    if version != STATE_VERSION:
+        newer = is_count(version) and version > STATE_VERSION
+        raise ValueError(
+            f"state.version: expected {STATE_VERSION}, got {version!r}"
+            + (" (written by a newer autoscaler)" if newer else "")
+        )
     paused = d.get("paused", False)
     if not isinstance(paused, bool):
         raise ValueError(f"state.paused: expected true or false, got {paused!r}")

@@ -39,6 +39,7 @@ from autoscaler.policy.model import Policy
 from autoscaler.providers.base import DeploymentInfo, Provider, ProviderError, TemporaryError
 from autoscaler.runtime.stored import read_row
 from autoscaler.store.base import Intent, IntentKind, Store
+from autoscaler.textcut import cut
 
 log = structlog.get_logger("autoscaler.actions")
 
@@ -218,16 +219,40 @@ async def delete_to_zero(
 
 
 async def saved_spec(ctx: ActionContext, policy: Policy) -> dict[str, Any] | None:
-    """The spec row as stored, or None when there is none or it cannot be read (a torn write,
-    a bad restore: logged). Unreadable must not mean "cannot create": the policy's own
-    `deployment.create` and the delete intent's payload still hold the spec."""
-    return await read_row(ctx.store.load_spec, policy, "spec")
+    """The spec row when it is usable (`spec_problem`), else None (logged): reconcile then
+    writes the delete intent's copy over it."""
+    saved = await read_row(ctx.store.load_spec, policy, "spec")
+    return None if saved is None or spec_problem(saved) else saved
+
+
+def spec_problem(saved: Mapping[str, Any]) -> str:
+    """What makes a stored spec row unusable, "" when nothing: its `create` must be an object
+    (`spec_record` always writes one)."""
+    create = saved.get("create")
+    if not isinstance(create, Mapping):
+        return f"its create is not an object: {cut(repr(create), 80)}"
+    return ""
 
 
 async def spec_for_create(ctx: ActionContext, policy: Policy) -> dict[str, Any] | None:
-    """The saved spec (captured at delete) or, when none was ever captured, the policy's."""
-    saved = await saved_spec(ctx, policy)
-    if saved and saved.get("create") is not None:
+    """The saved spec (captured at delete) or, when none was ever captured, the policy's.
+
+    A spec row that exists but cannot be used (not JSON, the wrong shape) is ActionAborted:
+    it holds what the deleted deployment had beyond the policy's `deployment.create`, so
+    creating from the policy's alone could deploy something else. Nothing is created until
+    a human fixes the row, or deletes it to create from `deployment.create`."""
+    try:
+        saved = await ctx.store.load_spec(policy.name)
+        problem = "" if saved is None else spec_problem(saved)
+    except ValueError as exc:
+        saved, problem = None, str(exc)
+    if problem:
+        raise ActionAborted(
+            f"not creating {policy.deployment.name!r}: the spec stored for policy "
+            f"{policy.name!r} cannot be used ({problem}); fix its policy_spec row, or delete "
+            "the row to create from the policy's deployment.create"
+        )
+    if saved is not None:
         spec = dict(saved["create"])
         # A policy `create` edited since the capture still wins for the keys it sets.
         if policy.deployment.create:
@@ -237,6 +262,20 @@ async def spec_for_create(ctx: ActionContext, policy: Policy) -> dict[str, Any] 
         plain: dict[str, Any] = _plain(policy.deployment.create)
         return plain
     return None
+
+
+async def required_spec(
+    ctx: ActionContext, policy: Policy, spec: dict[str, Any] | None
+) -> dict[str, Any]:
+    """`spec`, else `spec_for_create`; ActionAborted when there is none to create from."""
+    if spec is None:
+        spec = await spec_for_create(ctx, policy)
+    if spec is None:
+        raise ActionAborted(
+            f"no spec to create {policy.deployment.name!r}: nothing was captured and the "
+            "policy has no deployment.create"
+        )
+    return spec
 
 
 async def create(
@@ -253,13 +292,7 @@ async def create(
     `intent`: continue an already committed intent (reconcile, recreate) instead of writing one.
     """
     name = policy.deployment.name
-    if spec is None:
-        spec = await spec_for_create(ctx, policy)
-    if spec is None:
-        raise ActionAborted(
-            f"no spec to create {name!r}: nothing was captured and the policy has no "
-            "deployment.create"
-        )
+    spec = await required_spec(ctx, policy, spec)
     if intent is None:
         payload = {
             "name": name,

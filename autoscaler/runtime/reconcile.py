@@ -15,7 +15,13 @@ looked up by name and the intent is resolved by what the provider shows now:
 Never a second deployment: every path looks the name up first.
 
 An intent whose policy is no longer configured is resolved as `orphaned` without touching
-the provider (removing a policy never deletes its deployment).
+the provider (removing a policy never deletes its deployment). One whose row cannot be used
+(payload not a JSON object or of the wrong types, an unknown kind: `payload_problem`,
+`Intent.unreadable`) is resolved as `unreadable`, logged at error level, also without a
+provider call: what it meant is unknown, so nothing is sent on it, and leaving it pending
+would hold its policy forever. The row stays in the table for a human; the spec it may have
+carried is also in the spec row, and the loop decides again from what the provider shows.
+One intent's failure (provider, store, a bug) leaves it pending and never stops the others.
 
 One intent is moved forward by one caller at a time: on election the daemon reconciles every
 pending intent while the policy's runner may be continuing the same one. The second caller
@@ -33,10 +39,11 @@ from typing import Any
 import structlog
 
 from autoscaler.policy.model import Policy
-from autoscaler.providers.base import Provider, ProviderError
+from autoscaler.providers.base import Provider
 from autoscaler.runtime import actions
 from autoscaler.runtime.actions import ActionContext
-from autoscaler.store.base import Intent
+from autoscaler.store.base import FencedError, Intent
+from autoscaler.textcut import cut
 
 log = structlog.get_logger("autoscaler.reconcile")
 
@@ -73,6 +80,9 @@ async def _continue(
         outcome: dict[str, Any] = {"ok": False, "reconciled": "orphaned"}
         await ctx.resolve(intent, outcome)
         return outcome
+    problem = intent.unreadable or payload_problem(intent.payload)
+    if problem:
+        return await _resolve_unreadable(ctx, intent, problem)
     payload = intent.payload
     name = str(payload.get("name") or policy.deployment.name)
     found = await provider.find(name)
@@ -114,12 +124,49 @@ async def _continue(
     if found is not None and found.status == "terminating":
         return None
     if found is not None and found.status == "failed" and intent.kind == "recreate":
+        # Never delete what could not be created again: the spec is checked first.
+        spec = await actions.required_spec(ctx, policy, spec)
         await ctx.check_leader()
         await provider.delete(found)
         actions.crash_point("after_delete")
         return None
     result = await actions.create(ctx, policy, provider, replicas, spec=spec, intent=intent)
     return {"ok": True, "reconciled": intent.kind, "deployment_id": result.id}
+
+
+async def _resolve_unreadable(ctx: ActionContext, intent: Intent, problem: str) -> dict[str, Any]:
+    """Nothing is sent on it: what it meant is unknown. Resolved (the row, payload and all,
+    stays in the table for a human), the policy's loop decides again from what the provider
+    shows, so the policy is not held forever behind it."""
+    log.error(
+        "intent_unreadable",
+        policy=intent.policy,
+        intent=intent.id,
+        kind=intent.kind,
+        error=problem,
+        then="resolved without a provider call; the loop decides again",
+    )
+    outcome = {"ok": False, "reconciled": "unreadable", "error": problem}
+    await ctx.resolve(intent, outcome)
+    return outcome
+
+
+def payload_problem(payload: Mapping[str, Any]) -> str:
+    """What makes a (JSON object) payload unusable, "" when nothing: the fields reconcile
+    reads, of the types the actions write them with."""
+    name, replicas, spec = payload.get("name"), payload.get("replicas"), payload.get("spec")
+    meant = payload.get("deployment_id")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        return f"payload name is not a deployment name: {cut(repr(name), 80)}"
+    if replicas is not None and (
+        isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= 10**6
+    ):
+        return f"payload replicas is not a count: {cut(repr(replicas), 80)}"
+    if spec is not None and not isinstance(spec, Mapping):
+        return f"payload spec is not an object: {cut(repr(spec), 80)}"
+    if meant is not None and not isinstance(meant, str):
+        return f"payload deployment_id is not text: {cut(repr(meant), 80)}"
+    return ""
 
 
 async def reconcile_all(
@@ -136,7 +183,11 @@ async def reconcile_all(
         provider = providers.get(policy.deployment.provider) if policy else None
         try:
             outcome = await continue_intent(ctx, intent, policy, provider)
-        except (ProviderError, actions.ActionAborted) as exc:
+        except FencedError:
+            raise
+        except Exception as exc:
+            # A provider error or an aborted action, but also a store error or a bug: the
+            # intent stays pending (its runner moves it on later) and the others go on.
             log.warning(
                 "intent_unresolved",
                 policy=intent.policy,

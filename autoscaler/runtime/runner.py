@@ -106,8 +106,8 @@ class PolicyRunner:
             await self.env.sources.release(key)
 
     async def load(self) -> None:
-        stored = await read_stored(self.env.store, self.policy)
-        self.state = load_core_state(self.policy, stored)
+        stored, problem = await read_stored(self.env.store, self.policy)
+        self.state = load_core_state(self.policy, stored, problem, self.env.clock())
         self.route = stored_route(stored)
         await self._read_pending()
 

@@ -38,6 +38,10 @@ class Intent:
     kind: IntentKind
     payload: dict[str, Any]  # deployment name, target replicas, spec, provider profile ...
     created_at: float  # unix seconds
+    # Why the stored row cannot be used (its payload is not a JSON object, its kind is not one
+    # of `IntentKind`), with `payload` empty; "" for a sound row. Reading a broken row must not
+    # fail the reading of every other one (`codec.stored_intent`).
+    unreadable: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +84,7 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def check_writable(self) -> bool:
-        """For /readyz."""
+        """For /readyz: True after a real commit, else StoreError saying why."""
         ...
 
     async def load_state(self, policy: str) -> dict[str, Any] | None: ...

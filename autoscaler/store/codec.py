@@ -12,7 +12,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, get_args
 
-from autoscaler.store.base import HISTORY_KEEP, HistoryRecord, IntentKind
+from autoscaler.store.base import HISTORY_KEEP, HistoryRecord, Intent, IntentKind
+from autoscaler.textcut import cut, one_line
 
 INTENT_KINDS: tuple[str, ...] = get_args(IntentKind)
 
@@ -27,10 +28,32 @@ def encode(value: dict[str, Any], what: str) -> str:
 
 
 def decode(text: str) -> dict[str, Any]:
-    value = json.loads(text)
+    """A stored JSON object; ValueError for anything else (nesting too deep to read too)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError("stored JSON is nested too deeply to read") from None
     if not isinstance(value, dict):
         raise ValueError(f"stored JSON is a {type(value).__name__}, expected an object")
     return value
+
+
+def stored_intent(
+    intent_id: int, policy: str, kind: str, payload: str, created_at: float
+) -> Intent:
+    """An `intents` row as an Intent. A payload that is not a JSON object, or a kind this
+    version does not know (a row written by hand, a bad restore, a newer autoscaler), gives
+    an Intent marked `unreadable` with an empty payload: the caller decides what to do with
+    it, and the other rows read as usual."""
+    problem = "" if kind in INTENT_KINDS else f"unknown intent kind {cut(repr(kind), 60)}"
+    try:
+        value = decode(payload)
+    except ValueError as exc:
+        problem = problem or f"payload is not a JSON object: {one_line(str(exc), 200)}"
+        value = {}
+    if problem:
+        value = {}
+    return Intent(intent_id, policy, kind, value, created_at, problem)  # type: ignore[arg-type]
 
 
 def check_policy(policy: str) -> None:

@@ -44,6 +44,7 @@ from autoscaler.store.codec import (
     decode,
     encode,
     encode_history,
+    stored_intent,
 )
 from autoscaler.store.url import redact_url
 
@@ -258,14 +259,11 @@ class PostgresStore(PolicyDocuments):
     # ---- health ------------------------------------------------------------------------------
 
     async def check_writable(self) -> bool:
-        try:
-            async with self._write(None) as conn:
-                await conn.execute(
-                    "INSERT INTO heartbeat (id, checked_at) VALUES (1, clock_timestamp()) "
-                    "ON CONFLICT (id) DO UPDATE SET checked_at = EXCLUDED.checked_at"
-                )
-        except StoreError:
-            return False
+        async with self._write(None) as conn:
+            await conn.execute(
+                "INSERT INTO heartbeat (id, checked_at) VALUES (1, clock_timestamp()) "
+                "ON CONFLICT (id) DO UPDATE SET checked_at = EXCLUDED.checked_at"
+            )
         return True
 
     # ---- state and spec (the public methods come from PolicyDocuments) ----------------------
@@ -405,8 +403,8 @@ class PostgresStore(PolicyDocuments):
         async with self._connection() as conn:
             rows = await conn.fetch(query, policy)
         return [
-            Intent(
-                int(r["id"]), r["policy"], r["kind"], decode(r["payload"]), float(r["created_at"])
+            stored_intent(
+                int(r["id"]), r["policy"], r["kind"], r["payload"], float(r["created_at"])
             )
             for r in rows
         ]

@@ -47,6 +47,7 @@ from autoscaler.store.codec import (
     decode,
     encode,
     encode_history,
+    stored_intent,
 )
 
 T = TypeVar("T")
@@ -181,6 +182,7 @@ class SQLiteStore(PolicyDocuments):
         self.cluster = cluster
         self._clock = clock  # wall clock: lease expiry is stored as unix seconds
         self._conn: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None  # the file `_conn` has open (`_identity`)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -200,6 +202,12 @@ class SQLiteStore(PolicyDocuments):
                 raise StoreError(
                     f"sqlite state file {self.path!r}: folder {folder!r} does not exist"
                 )
+        conn = self._connect()
+        with self._lock:
+            self._conn, self._file = conn, self._identity()
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection to the file, in WAL mode, its schema migrated."""
         try:
             conn = sqlite3.connect(
                 self.path, timeout=5.0, isolation_level=None, check_same_thread=False
@@ -217,8 +225,48 @@ class SQLiteStore(PolicyDocuments):
         except BaseException:
             conn.close()
             raise
-        with self._lock:
-            self._conn = conn
+        return conn
+
+    def _identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the file at the path now; None when there is none."""
+        if self.path == ":memory:":
+            return (0, 0)
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _follow_file(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        """The connection to use, the file at the path checked first (the lock held).
+
+        An open connection keeps writing to its file after that file was deleted (a cleanup
+        script, an operator's mistake): every write would then vanish at the next start, with
+        nothing said. So before each use: the file deleted, what this connection still holds
+        (state, specs, intents) is copied into a new file at the path and used from then on;
+        the file replaced (a restored backup), the new one is opened. Until that works (the
+        folder gone too), every call is a StoreError saying so (the daemon holds, /readyz
+        and /status report it) and the next call tries again."""
+        now = self._identity()
+        if now == self._file:
+            return conn
+        what = "deleted" if now is None else "replaced"
+        try:
+            if now is None:
+                copy = sqlite3.connect(self.path, timeout=5.0)
+                try:
+                    conn.backup(copy)
+                finally:
+                    copy.close()
+            fresh = self._connect()
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            raise StoreError(
+                f"sqlite state file {self.path!r} was {what} while the daemon ran and cannot "
+                f"be {'written again' if now is None else 'opened'}: {exc}"
+            ) from exc
+        conn.close()
+        self._conn, self._file = fresh, self._identity()
+        return fresh
 
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self._close_sync)
@@ -237,7 +285,7 @@ class SQLiteStore(PolicyDocuments):
             if self._conn is None:
                 raise StoreError(f"{self!r} is not open")
             try:
-                return fn(self._conn)
+                return fn(self._follow_file(self._conn))
             except sqlite3.Error as exc:
                 raise StoreError(f"sqlite state file {self.path!r}: {exc}") from exc
 
@@ -265,10 +313,7 @@ class SQLiteStore(PolicyDocuments):
                     (time.time(),),
                 )
 
-        try:
-            await self._run(write)
-        except StoreError:
-            return False
+        await self._run(write)
         return True
 
     # ---- state and spec (the public methods come from PolicyDocuments) ----------------------
@@ -413,7 +458,7 @@ class SQLiteStore(PolicyDocuments):
             ).fetchall()
 
         rows = await self._run(read)
-        return [Intent(int(r[0]), r[1], r[2], decode(r[3]), float(r[4])) for r in rows]
+        return [stored_intent(int(r[0]), r[1], r[2], r[3], float(r[4])) for r in rows]
 
     # ---- lease -------------------------------------------------------------------------------
 

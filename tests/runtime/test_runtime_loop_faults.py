@@ -67,11 +67,13 @@ class Depth:
 async def running(
     tmp: Path,
     sim: SimServer,
-    policy: str,
+    policy: str | dict[str, str],  # one policy's text, or name -> text
     extra: str = "",
     clock: Callable[[], float] | None = None,  # the daemon's (default: the wall clock)
+    state: str | None = None,  # the state.url (default: state.db in `tmp`)
 ) -> AsyncIterator[Daemon]:
-    config_path = write_config(tmp, sim.url, {"p": policy}, extra=extra)
+    texts = {"p": policy} if isinstance(policy, str) else policy
+    config_path = write_config(tmp, sim.url, texts, extra=extra, state=state)
     config, policies = load_daemon(config_path)
     daemon = Daemon(config, policies, config_path=str(config_path), recorder=Metrics(), clock=clock)
     async with anyio.create_task_group() as tg:
