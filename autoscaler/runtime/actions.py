@@ -237,22 +237,33 @@ def spec_problem(saved: Mapping[str, Any]) -> str:
 async def spec_for_create(ctx: ActionContext, policy: Policy) -> dict[str, Any] | None:
     """The saved spec (captured at delete) or, when none was ever captured, the policy's.
 
-    A spec row that exists but cannot be used (not JSON, the wrong shape) is ActionAborted:
-    it holds what the deleted deployment had beyond the policy's `deployment.create`, so
-    creating from the policy's alone could deploy something else. Nothing is created until
-    a human fixes the row, or deletes it to create from `deployment.create`."""
+    A spec row that exists but cannot be used (not JSON, the wrong shape: a torn write, a bad
+    restore) is never read as a spec. The policy's own `deployment.create` (checked against
+    the provider's create rules when the policy loaded) brings the deployment back then,
+    with a warning: what the row held beyond it is lost, but a model left at zero fails
+    every request until a human comes. With no `deployment.create` either: ActionAborted,
+    nothing created, the reason in /status and the log."""
     try:
         saved = await ctx.store.load_spec(policy.name)
         problem = "" if saved is None else spec_problem(saved)
     except ValueError as exc:
         saved, problem = None, str(exc)
-    if problem:
+    if problem and not policy.deployment.create:
         raise ActionAborted(
             f"not creating {policy.deployment.name!r}: the spec stored for policy "
-            f"{policy.name!r} cannot be used ({problem}); fix its policy_spec row, or delete "
-            "the row to create from the policy's deployment.create"
+            f"{policy.name!r} cannot be used ({problem}) and the policy has no "
+            "deployment.create; fix its policy_spec row, or give the policy a "
+            "deployment.create"
         )
-    if saved is not None:
+    if problem:
+        log.warning(
+            "spec_unreadable",
+            policy=policy.name,
+            deployment=policy.deployment.name,
+            error=problem,
+            then="creating from the policy's deployment.create alone",
+        )
+    elif saved is not None:
         spec = dict(saved["create"])
         # A policy `create` edited since the capture still wins for the keys it sets.
         if policy.deployment.create:

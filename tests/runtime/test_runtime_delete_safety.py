@@ -165,9 +165,12 @@ async def test_an_unreadable_replica_count_never_moves_the_deployment(
 @pytest.mark.parametrize(
     ("table", "torn"),
     [
+        # The spec captured at the delete: never read as a spec, but the policy's own
+        # `deployment.create` can still bring the deployment back (spec_unreadable); a create
+        # that failed on the row every pass left it at zero for good.
+        ("policy_spec", '{"create": {"catal'),
         # The state: it holds only what tunes the next decisions (windows, clocks), so the
         # policy starts from a fresh one and runs; every pass failed on the row before.
-        # (A torn spec row is not read as missing: test_runtime_store_garbage.py.)
         ("policy_state", '{"core": {"up_hist'),
     ],
 )

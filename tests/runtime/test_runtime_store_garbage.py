@@ -12,9 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from autoscaler.store.sqlite import SQLiteStore
-from tests.runtime.daemon_support import TOKEN, SimServer, await_for, sim_server
+from tests.runtime.daemon_support import CREATE_SPEC, TOKEN, SimServer, await_for, sim_server
 from tests.runtime.test_runtime_loop_faults import (
     Depth,
     evaluations,
@@ -144,28 +145,47 @@ def spec_row(policy: str, text: str) -> tuple[str, tuple[Any, ...]]:
     )
 
 
+def without_create(policy: str) -> str:
+    """`policy` (an `http_policy`) with no `deployment.create`: a captured spec is all it has."""
+    line = f"  create: {json.dumps(CREATE_SPEC)}\n"
+    assert line in policy
+    return policy.replace(line, "")
+
+
+def creates(sim: SimServer) -> list[dict[str, Any]]:
+    return [r for r in sim.app.state.sim.requests if r["method"] == "POST"]
+
+
 @pytest.mark.parametrize("broken", sorted(BROKEN_SPECS))
-async def test_a_broken_spec_row_creates_nothing_and_says_why(tmp_path: Path, broken: str) -> None:
-    """At zero with work arriving, the stored spec unusable: no create (the old code created
-    from the policy's `deployment.create` alone, or from whatever the row held, or failed
-    with a bare Python error), the reason in /status at every evaluation, nothing deleted."""
+async def test_a_broken_spec_row_is_never_a_spec_the_policys_create_brings_it_back(
+    tmp_path: Path, broken: str
+) -> None:
+    """At zero with work arriving, the stored spec unusable: the deployment comes back from
+    the policy's `deployment.create` alone (never from what the row held: the old code
+    created `other-model` from a list of pairs, or failed with a bare Python error), with a
+    `spec_unreadable` warning saying so."""
     path = await make_store(tmp_path)
     raw(path, spec_row("zzz", BROKEN_SPECS[broken]))
-    with sim_server(provision_seconds=0.2) as sim, serving() as src:
+    with sim_server(provision_seconds=0.2) as sim, serving() as src, capture_logs() as logs:
         src.routes["/depth"] = Depth(40).reply
         policy = http_policy("zzz", src.url("/depth"), min_replicas=0, extra=ZERO)
-        async with running(tmp_path, sim, {"zzz": policy}) as daemon:
-            await await_for(lambda: evaluations(daemon, "zzz") >= 3, 30, "evaluations")
-            status = daemon.status()["policies"]["zzz"]
-        assert [r["method"] for r in sim.app.state.sim.requests if r["method"] != "GET"] == []
-    assert "the spec stored for policy 'zzz' cannot be used" in status["last_error"], status
-    assert "delete the row to create from the policy's deployment.create" in status["last_error"]
+        async with running(tmp_path, sim, {"zzz": policy}):
+            await await_for(lambda: len(creates(sim)) >= 1, 30, "a create")
+            await await_for(lambda: replicas(sim, "zzz") >= 1, 30, "ready")
+        [made] = creates(sim)
+        assert made["body"]["catalog_id"] == CREATE_SPEC["catalog_id"], made
+        assert "DELETE" not in [r["method"] for r in sim.app.state.sim.requests]
+    [said] = [e for e in logs if e["event"] == "spec_unreadable"]
+    assert said["policy"] == "zzz" and said["error"], said
 
 
-async def test_a_recreate_never_deletes_what_it_could_not_create_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy_create", [True, False], ids=["policy_create", "no_create"])
+async def test_a_recreate_never_deletes_what_it_could_not_create_again(
+    tmp_path: Path, policy_create: bool
+) -> None:
     """A pending recreate whose payload lost its spec, the deployment `failed`, the spec row
-    broken: the failed deployment is not deleted (the old code deleted it, then created from
-    the policy's `deployment.create` alone)."""
+    broken: with the policy's `deployment.create` the failed deployment is replaced from it;
+    with none, it is not deleted (the old code deleted it, then had nothing to create)."""
     path = await make_store(tmp_path)
     raw(
         path,
@@ -175,12 +195,22 @@ async def test_a_recreate_never_deletes_what_it_could_not_create_again(tmp_path:
     with sim_server(provision_seconds=0.2) as sim, serving() as src:
         _, made = await deployed(sim, src, "rrr", 5)
         sim.fail(made["id"])
-        async with running(tmp_path, sim, {"rrr": http_policy("rrr", src.url("/depth"))}) as d:
-            await await_for(lambda: evaluations(d, "rrr") >= 3, 30, "evaluations")
+        policy = http_policy("rrr", src.url("/depth"))
+        policy = policy if policy_create else without_create(policy)
+        async with running(tmp_path, sim, {"rrr": policy}) as d:
+            if policy_create:
+                await await_for(lambda: len(creates(sim)) >= 2, 30, "the recreate")
+            else:
+                await await_for(lambda: evaluations(d, "rrr") >= 3, 30, "evaluations")
             status = d.status()["policies"]["rrr"]
-        assert "DELETE" not in [r["method"] for r in sim.app.state.sim.requests]
-        assert len(sim.current("rrr")) == 1
-    assert "the spec stored for policy 'rrr' cannot be used" in json.dumps(status), status
+        deletes = [r for r in sim.app.state.sim.requests if r["method"] == "DELETE"]
+        if policy_create:
+            assert len(deletes) == 1 and made["id"] in deletes[0]["path"], deletes
+            assert creates(sim)[-1]["body"]["catalog_id"] == CREATE_SPEC["catalog_id"]
+        else:
+            assert deletes == []
+            assert len(sim.current("rrr")) == 1
+            assert "the spec stored for policy 'rrr' cannot be used" in json.dumps(status)
 
 
 BROKEN_STATES = {
