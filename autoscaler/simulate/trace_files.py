@@ -1,8 +1,10 @@
 """Reading trace files as rows of text: a CSV file, or JSON Lines (one object per request,
 its keys taking the place of a header), streamed so that a trace of millions of requests is
 never held as text; gzip-compressed (`.csv.gz`, `.jsonl.gz`: recognised by the gzip magic
-bytes, not the name) or not, with or without a UTF-8 byte order mark. What the rows mean is
-`traces.py`'s business.
+bytes, not the name) or not, with or without a UTF-8 byte order mark. A CSV header without a
+comma but with a tab, semicolon or bar is read as separated by it (TSV, European spreadsheet
+exports). A row whose every field is empty (a blank line, or `,,` left by a spreadsheet) is
+`blank`. What the rows mean is `traces.py`'s business.
 """
 
 from __future__ import annotations
@@ -42,10 +44,14 @@ def open_rows(path: str) -> Generator[tuple[list[str], Rows, int]]:
             handle.seek(0)
             if opening.startswith("["):
                 raise TraceError(
-                    f"{path}:1: a JSON array; a trace is CSV or JSON Lines (one object per line)"
+                    f"{path}:1: a JSON array; a trace is CSV or JSON Lines (one object per "
+                    f"line): convert it with jq -c '.[]' {path} > trace.jsonl"
                 )
             jsonl = opening.startswith("{")
-            header, rows = (_jsonl_rows if jsonl else _csv_rows)(path, handle)
+            if jsonl:
+                header, rows = _jsonl_rows(path, handle)
+            else:
+                header, rows = _csv_rows(path, handle, _delimiter(opening))
         except UnicodeDecodeError as exc:
             raise TraceError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
         except (OSError, EOFError, zlib.error) as exc:
@@ -75,8 +81,24 @@ def _decoded(path: str, rows: Rows) -> Rows:
         raise TraceError(f"{path}: a damaged gzip file ({exc})") from None
 
 
-def _csv_rows(path: str, handle: TextIO) -> tuple[list[str], Rows]:
-    reader = csv.reader(handle)
+def blank(row: list[str]) -> bool:
+    """A row with nothing in it: skipped wherever rows are read."""
+    return not any(field.strip() for field in row)
+
+
+def _delimiter(opening: str) -> str:
+    """The field separator, from the header line: a comma unless the header has none and has
+    a tab, semicolon or bar (a one-column header is left to fail as unrecognised)."""
+    header = opening.split("\n", 1)[0]
+    if "," not in header:
+        for other in ("\t", ";", "|"):
+            if other in header:
+                return other
+    return ","
+
+
+def _csv_rows(path: str, handle: TextIO, delimiter: str) -> tuple[list[str], Rows]:
+    reader = csv.reader(handle, delimiter=delimiter)
 
     def rows() -> Rows:
         try:
