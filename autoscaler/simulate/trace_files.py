@@ -47,16 +47,16 @@ def open_rows(path: str) -> Generator[tuple[list[str], Rows, int]]:
                     f"{path}:1: a JSON array; a trace is CSV or JSON Lines (one object per "
                     f"line): convert it with jq -c '.[]' {path} > trace.jsonl"
                 )
-            jsonl = opening.startswith("{")
-            if jsonl:
+            first = 1  # JSON Lines: every line is a row
+            if opening.startswith("{"):
                 header, rows = _jsonl_rows(path, handle)
             else:
-                header, rows = _csv_rows(path, handle, _delimiter(opening))
+                header, rows, first = _csv_rows(path, handle, _delimiter(opening))
         except UnicodeDecodeError as exc:
             raise TraceError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
         except (OSError, EOFError, zlib.error) as exc:
             raise TraceError(f"{path}: a damaged gzip file ({exc})") from None
-        yield header, _decoded(path, rows), 1 if jsonl else 2
+        yield header, _decoded(path, rows), first
 
 
 def _open_text(path: str) -> TextIO:
@@ -97,7 +97,8 @@ def _delimiter(opening: str) -> str:
     return ","
 
 
-def _csv_rows(path: str, handle: TextIO, delimiter: str) -> tuple[list[str], Rows]:
+def _csv_rows(path: str, handle: TextIO, delimiter: str) -> tuple[list[str], Rows, int]:
+    """The header (the first row not blank), the rows after it and the line of the first."""
     reader = csv.reader(handle, delimiter=delimiter)
 
     def rows() -> Rows:
@@ -108,11 +109,13 @@ def _csv_rows(path: str, handle: TextIO, delimiter: str) -> tuple[list[str], Row
 
     try:
         header = next(reader)
+        while blank(header):
+            header = next(reader)
     except StopIteration:
         raise TraceError(f"{path}:1: the file is empty (a CSV header is expected)") from None
     except csv.Error as exc:
         raise TraceError(f"{path}: not a readable CSV ({exc})") from None
-    return header, rows()
+    return header, rows(), reader.line_num + 1
 
 
 def _jsonl_rows(path: str, handle: TextIO) -> tuple[list[str], Rows]:

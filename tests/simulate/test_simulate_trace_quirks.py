@@ -47,7 +47,7 @@ BURSTGPT = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type
 ODD_BUT_VALID: list[tuple[str, str | bytes]] = [
     ("bom.csv", b"\xef\xbb\xbf" + (CANONICAL + "\n" + rows()).encode()),
     ("crlf.csv", (CANONICAL + "\n" + rows()).replace("\n", "\r\n")),
-    ("trailing_blank_lines.csv", CANONICAL + "\n" + rows() + "\n\n\r\n"),
+    ("blank_lines_around.csv", "\n,,\n" + CANONICAL + "\n" + rows() + "\n\n\r\n"),
     ("spreadsheet_empty_rows.csv", CANONICAL + "\n" + rows() + ",,\n , ,\n"),
     (
         "extra_columns.csv",
@@ -208,7 +208,11 @@ def test_epoch_times_keep_their_date_for_schedules(
         ("empty.csv", CANONICAL + "\n,,\n\n", "empty.csv: no requests (only a header)"),
         ("array.json", json.dumps([mooncake(0)]), "array.json:1: a JSON array; "),
         ("one_column.csv", "when\n1\n", "one_column.csv:1: unrecognised header (when)"),
-        ("neg.csv", CANONICAL + "\n0,1,2\n1,1,-4\n", "neg.csv:3: column 'output_tokens': '-4'"),
+        (
+            "neg.csv",
+            "\n" + CANONICAL + "\n0,1,2\n1,1,-4\n",
+            "neg.csv:4: column 'output_tokens': '-4'",
+        ),
     ],
 )
 def test_faults_are_one_clear_line(
