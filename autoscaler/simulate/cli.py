@@ -102,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
                 args.service_model, args.perf_model_file, args.max_concurrency
             )
         trace = load_trace(args.trace, columns)
+        if isinstance(trace, RequestTrace) and trace.out_of_order:
+            print(
+                f"autoscaler simulate: note: {trace.first_out_of_order}: {trace.out_of_order:,} "
+                "row(s) arrive before the row above them; replayed in arrival order",
+                file=sys.stderr,
+            )
         sizes: RequestTrace | None = None
         if args.sizes:
             if isinstance(trace, RequestTrace):

@@ -3,7 +3,8 @@
 `plot_run` draws one run: load, replicas and queueing delay over time. `plot_compare` draws
 the replicas of several runs over the same load, with the bound's replica count and the
 clairvoyant reference's (`reference.py`).
-Series are bucketed to at most ~1000 points so two weeks plot as quickly as an hour.
+Series are bucketed to at most ~1000 points so two weeks plot as quickly as an hour; the load
+series (`request_load`, `fluid_load`) are bucketed here once per simulation.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from autoscaler.simulate.engine import RunResult
+from autoscaler.simulate.reference import Reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,40 @@ class LoadSeries:
     rate_rps: np.ndarray
     ideal_replicas: np.ndarray  # the bound's replicas: time-weighted mean per bucket
     clairvoyant_replicas: np.ndarray  # the clairvoyant reference's, the same way
+
+
+def _buckets(span: float) -> float:
+    return max(span / 800.0, 10.0)
+
+
+def request_load(
+    arrival_s: np.ndarray, starts: np.ndarray, needed: np.ndarray, reference: Reference
+) -> LoadSeries:
+    span = float(arrival_s[-1]) if arrival_s.size else 1.0
+    width = _buckets(span)
+    edges = np.arange(0.0, span + width, width)
+    counts = np.histogram(arrival_s, bins=np.append(edges, edges[-1] + width))[0]
+    ideal = bucket_means(starts, needed.astype(np.float64), edges)
+    return LoadSeries(edges, counts / width, ideal, ideal + _extra_means(reference, edges))
+
+
+def _extra_means(reference: Reference, edges: np.ndarray) -> np.ndarray:
+    """The clairvoyant plan's replicas beyond the bound's, as bucket means."""
+    return bucket_means(reference.extra_times, reference.extra_values.astype(np.float64), edges)
+
+
+def fluid_load(
+    amounts: np.ndarray, needed: np.ndarray, step: float, reference: Reference
+) -> LoadSeries:
+    span = amounts.size * step
+    per = max(int(_buckets(span) / step), 1)
+    n = amounts.size // per
+    if n == 0:
+        return LoadSeries(np.zeros(1), np.array([amounts.sum() / step]), needed[:1], needed[:1])
+    rate = amounts[: n * per].reshape(n, per).sum(axis=1) / (per * step)
+    ideal = needed[: n * per].reshape(n, per).mean(axis=1)
+    edges = np.arange(n) * per * step
+    return LoadSeries(edges, rate, ideal, ideal + _extra_means(reference, edges))
 
 
 def _time_scale(seconds: np.ndarray) -> tuple[float, str]:

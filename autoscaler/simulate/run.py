@@ -27,7 +27,7 @@ from autoscaler.simulate.aggregated import (
 from autoscaler.simulate.controllers import Controller
 from autoscaler.simulate.deployment import DeploymentTiming
 from autoscaler.simulate.engine import RunResult, RunSettings, run_requests
-from autoscaler.simulate.plot import LoadSeries, bucket_means, plot_compare, plot_run
+from autoscaler.simulate.plot import LoadSeries, fluid_load, plot_compare, plot_run, request_load
 from autoscaler.simulate.reference import Reference, clairvoyant, demand_profile, restart_costs
 from autoscaler.simulate.results import (
     reference_summaries,
@@ -45,6 +45,11 @@ Mode = Literal["auto", "request", "aggregated"]
 # Above this many requests the request-level engine would take more than about a minute on
 # one core; auto mode switches to the aggregated engine.
 REQUEST_MODE_LIMIT = 1_500_000
+# Request mode holds every request (and a rate trace's drawn arrivals) in memory: 40 bytes each.
+MAX_REQUEST_MODE = 20 * REQUEST_MODE_LIMIT
+# The deployment models every replica, and the clairvoyant reference every replica level: a
+# peak past this (ServeGen's rates unscaled, a corrupt rate) would run for hours.
+MAX_PEAK_REPLICAS = 2_000
 
 
 class SimulationError(Exception):
@@ -123,6 +128,11 @@ def prepare(
     mode = settings.mode
     if mode == "auto":
         mode = "request" if expected <= REQUEST_MODE_LIMIT else "aggregated"
+    if mode == "request" and expected > MAX_REQUEST_MODE:
+        raise SimulationError(
+            f"{trace.source}: {expected:,.0f} requests are too many for --mode request (at most "
+            f"{MAX_REQUEST_MODE:,}); use --mode auto or aggregated"
+        )
     info: dict[str, Any] = {
         "trace": trace.source,
         "service_model": settings.service.label,
@@ -133,6 +143,8 @@ def prepare(
         info["rate_scale"] = settings.rate_scale
         info["rate_cv"] = "as written" if settings.keep_cv else "thinned with the rate"
         info["gap_windows_filled"] = filled
+    elif trace.out_of_order:
+        info["rows_out_of_order"] = trace.out_of_order
     if mode == "request":
         return _prepare_requests(trace, sizes, settings, rng, info)
     return _prepare_aggregated(trace, sizes, settings, rng, info)
@@ -188,8 +200,9 @@ def _prepare_requests(
     service = settings.service.service_s(requests.input_tokens, requests.output_tokens)
     bound = request_bound(requests.arrival_s, service, mc, settings.opening_s())
     starts, needed = demand_profile(requests.arrival_s, service, mc)
+    _check_peak(trace.source, int(needed.max(initial=0)), mc)
     reference = settings.reference(starts, needed, float(starts[-1]))
-    load = _request_load(requests.arrival_s, starts, needed, reference)
+    load = request_load(requests.arrival_s, starts, needed, reference)
     return Prepared(
         "request",
         bound.replica_seconds,
@@ -230,6 +243,7 @@ def _prepare_aggregated(
     )
     in_flight = fluid_in_flight(amounts, bins)
     needed = np.ceil(in_flight / mc - 1e-9).clip(0)
+    _check_peak(trace.source, int(needed.max()), mc)
     opening = int(needed[: max(int(settings.opening_s() / step), 1)].max())
     info["step_s"] = step
     reference = settings.reference(np.arange(needed.size) * step, needed, needed.size * step)
@@ -238,7 +252,7 @@ def _prepare_aggregated(
         float(needed.sum() * step),
         int(needed.max()),
         opening,
-        _fluid_load(amounts, needed, step, reference),
+        fluid_load(amounts, needed, step, reference),
         offset,
         reference,
         step_arrivals=amounts,
@@ -247,38 +261,13 @@ def _prepare_aggregated(
     )
 
 
-def _buckets(span: float) -> float:
-    return max(span / 800.0, 10.0)
-
-
-def _request_load(
-    arrival_s: np.ndarray, starts: np.ndarray, needed: np.ndarray, reference: Reference
-) -> LoadSeries:
-    span = float(arrival_s[-1]) if arrival_s.size else 1.0
-    width = _buckets(span)
-    edges = np.arange(0.0, span + width, width)
-    counts = np.histogram(arrival_s, bins=np.append(edges, edges[-1] + width))[0]
-    ideal = bucket_means(starts, needed.astype(np.float64), edges)
-    return LoadSeries(edges, counts / width, ideal, ideal + _extra_means(reference, edges))
-
-
-def _extra_means(reference: Reference, edges: np.ndarray) -> np.ndarray:
-    """The clairvoyant plan's replicas beyond the bound's, as bucket means."""
-    return bucket_means(reference.extra_times, reference.extra_values.astype(np.float64), edges)
-
-
-def _fluid_load(
-    amounts: np.ndarray, needed: np.ndarray, step: float, reference: Reference
-) -> LoadSeries:
-    span = amounts.size * step
-    per = max(int(_buckets(span) / step), 1)
-    n = amounts.size // per
-    if n == 0:
-        return LoadSeries(np.zeros(1), np.array([amounts.sum() / step]), needed[:1], needed[:1])
-    rate = amounts[: n * per].reshape(n, per).sum(axis=1) / (per * step)
-    ideal = needed[: n * per].reshape(n, per).mean(axis=1)
-    edges = np.arange(n) * per * step
-    return LoadSeries(edges, rate, ideal, ideal + _extra_means(reference, edges))
+def _check_peak(source: str, peak: int, mc: int) -> None:
+    if peak > MAX_PEAK_REPLICAS:
+        raise SimulationError(
+            f"{source}: the load needs {peak:,} replicas at its peak ({mc} requests each); the "
+            f"simulator models at most {MAX_PEAK_REPLICAS:,}: scale a rate trace down with "
+            "--rate-scale, or give a replica more room with --max-concurrency"
+        )
 
 
 def run_one(

@@ -27,6 +27,10 @@ MAX_TOKENS = 100_000_000
 # hours or exhaust memory.
 MAX_SPAN_S = 400 * 86400.0
 
+# A numeric arrival time (in seconds, after its unit) from this on is an epoch time
+# (2000-01-01): no trace counted from its own start runs 30 years.
+EPOCH_2000_S = 946_684_800.0
+
 
 def guess_unit(name: str, sample: str) -> TimeUnit:
     """The unit of a mapped time column: from its name's suffix, else from its first value."""
@@ -52,6 +56,8 @@ def time_parser(unit: TimeUnit) -> Callable[[str, str, str], float]:
         return value / per_second if per_second != 1.0 else value
 
     def iso(text: str, where: str, column: str) -> float:
+        if not text.strip():
+            raise _missing(where, column)
         try:
             moment = datetime.fromisoformat(text.strip())
         except ValueError:
@@ -66,7 +72,13 @@ def time_parser(unit: TimeUnit) -> Callable[[str, str, str], float]:
     return iso if unit == "iso" else seconds
 
 
+def _missing(where: str, column: str) -> TraceError:
+    return TraceError(f"{where}: column {column!r} has no value (empty, or no such JSON key)")
+
+
 def number(text: str, where: str, column: str) -> float:
+    if not text.strip():
+        raise _missing(where, column)
     try:
         value = float(text)
     except ValueError:
@@ -90,12 +102,13 @@ def tokens(text: str, where: str, column: str) -> int:
     return int(value)
 
 
-def span_error(where: str, column: str, text: str, low: float, high: float) -> TraceError:
+def span_error(
+    where: str, column: str, text: str, low: float, high: float, unit: str = " (see --time-unit)"
+) -> TraceError:
     """The fault of a time that stretches the trace past `MAX_SPAN_S` (`low`..`high`: the
     earliest and latest arrival so far, this one included)."""
     days = (high - low) / 86400.0
     return TraceError(
         f"{where}: column {column!r}: {text!r} stretches the trace to {days:,.0f} days "
-        f"(at most {MAX_SPAN_S / 86400:.0f}): a time in another unit (see --time-unit) "
-        "or a corrupt row?"
+        f"(at most {MAX_SPAN_S / 86400:.0f}): a time in another unit{unit} or a corrupt row?"
     )

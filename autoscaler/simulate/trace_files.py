@@ -1,8 +1,10 @@
 """Reading trace files as rows of text: a CSV file, or JSON Lines (one object per request,
 its keys taking the place of a header), streamed so that a trace of millions of requests is
 never held as text; gzip-compressed (`.csv.gz`, `.jsonl.gz`: recognised by the gzip magic
-bytes, not the name) or not, with or without a UTF-8 byte order mark. What the rows mean is
-`traces.py`'s business.
+bytes, not the name) or not, with or without a UTF-8 byte order mark. A CSV header without a
+comma but with a tab, semicolon or bar is read as separated by it (TSV, European spreadsheet
+exports). A row whose every field is empty (a blank line, or `,,` left by a spreadsheet) is
+`blank`. What the rows mean is `traces.py`'s business.
 """
 
 from __future__ import annotations
@@ -42,15 +44,19 @@ def open_rows(path: str) -> Generator[tuple[list[str], Rows, int]]:
             handle.seek(0)
             if opening.startswith("["):
                 raise TraceError(
-                    f"{path}:1: a JSON array; a trace is CSV or JSON Lines (one object per line)"
+                    f"{path}:1: a JSON array; a trace is CSV or JSON Lines (one object per "
+                    f"line): convert it with jq -c '.[]' {path} > trace.jsonl"
                 )
-            jsonl = opening.startswith("{")
-            header, rows = (_jsonl_rows if jsonl else _csv_rows)(path, handle)
+            first = 1  # JSON Lines: every line is a row
+            if opening.startswith("{"):
+                header, rows = _jsonl_rows(path, handle)
+            else:
+                header, rows, first = _csv_rows(path, handle, _delimiter(opening))
         except UnicodeDecodeError as exc:
             raise TraceError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
         except (OSError, EOFError, zlib.error) as exc:
             raise TraceError(f"{path}: a damaged gzip file ({exc})") from None
-        yield header, _decoded(path, rows), 1 if jsonl else 2
+        yield header, _decoded(path, rows), first
 
 
 def _open_text(path: str) -> TextIO:
@@ -75,8 +81,25 @@ def _decoded(path: str, rows: Rows) -> Rows:
         raise TraceError(f"{path}: a damaged gzip file ({exc})") from None
 
 
-def _csv_rows(path: str, handle: TextIO) -> tuple[list[str], Rows]:
-    reader = csv.reader(handle)
+def blank(row: list[str]) -> bool:
+    """A row with nothing in it: skipped wherever rows are read."""
+    return not any(field.strip() for field in row)
+
+
+def _delimiter(opening: str) -> str:
+    """The field separator, from the header line: a comma unless the header has none and has
+    a tab, semicolon or bar (a one-column header is left to fail as unrecognised)."""
+    header = opening.split("\n", 1)[0]
+    if "," not in header:
+        for other in ("\t", ";", "|"):
+            if other in header:
+                return other
+    return ","
+
+
+def _csv_rows(path: str, handle: TextIO, delimiter: str) -> tuple[list[str], Rows, int]:
+    """The header (the first row not blank), the rows after it and the line of the first."""
+    reader = csv.reader(handle, delimiter=delimiter)
 
     def rows() -> Rows:
         try:
@@ -86,11 +109,13 @@ def _csv_rows(path: str, handle: TextIO) -> tuple[list[str], Rows]:
 
     try:
         header = next(reader)
+        while blank(header):
+            header = next(reader)
     except StopIteration:
         raise TraceError(f"{path}:1: the file is empty (a CSV header is expected)") from None
     except csv.Error as exc:
         raise TraceError(f"{path}: not a readable CSV ({exc})") from None
-    return header, rows()
+    return header, rows(), reader.line_num + 1
 
 
 def _jsonl_rows(path: str, handle: TextIO) -> tuple[list[str], Rows]:

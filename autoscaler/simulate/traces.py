@@ -15,6 +15,10 @@ a request rate per window; `generate_arrivals` turns it into seeded arrivals (ga
 times with shape 1/cv^2, exponential when cv is 1 or missing) with token sizes drawn from a
 request trace.
 
+Rows out of arrival order (a trace merged from several servers) are sorted, and counted in
+`out_of_order` so the command can say so; numeric times from 2000 on are epoch times, kept
+(like ISO ones) in `epoch_offset` for schedules. Every row of every model, failed requests (0
+output tokens) included, is one stream: filter a mixed trace first to simulate one model.
 Only parsing and generation live here (one field's parsing: `trace_fields.py`); no simulation.
 Every bad row raises `TraceError` naming `file:line` and what is wrong.
 """
@@ -24,11 +28,12 @@ from __future__ import annotations
 import itertools
 import math
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from autoscaler.simulate.trace_fields import (
+    EPOCH_2000_S,
     MAX_SPAN_S,
     TimeUnit,
     guess_unit,
@@ -38,7 +43,7 @@ from autoscaler.simulate.trace_fields import (
     tokens,
 )
 from autoscaler.simulate.trace_fields import TIME_UNITS as TIME_UNITS  # the options' choices
-from autoscaler.simulate.trace_files import Rows, TraceError, open_rows
+from autoscaler.simulate.trace_files import Rows, TraceError, blank, open_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,9 @@ class RequestTrace:
     output_tokens: np.ndarray  # int64
     source: str
     layout: str  # which header layout was recognised (or "mapped")
-    epoch_offset: float = 0.0  # epoch seconds of time 0 for ISO traces; 0 otherwise
+    epoch_offset: float = 0.0  # epoch seconds of time 0 for ISO or epoch traces; 0 otherwise
+    out_of_order: int = 0  # rows earlier than the row above them in the file (now sorted)
+    first_out_of_order: str = ""  # `file:line` of the first such row
 
     def __len__(self) -> int:
         return int(self.arrival_s.size)
@@ -76,13 +83,11 @@ class RequestTrace:
         return float(self.arrival_s[-1]) if self.arrival_s.size else 0.0
 
     def head(self, n: int) -> RequestTrace:
-        return RequestTrace(
-            self.arrival_s[:n],
-            self.input_tokens[:n],
-            self.output_tokens[:n],
-            self.source,
-            self.layout,
-            self.epoch_offset,
+        return replace(
+            self,
+            arrival_s=self.arrival_s[:n],
+            input_tokens=self.input_tokens[:n],
+            output_tokens=self.output_tokens[:n],
         )
 
 
@@ -218,14 +223,16 @@ def _request_trace(
                 break
         unit = guess_unit(header[ti], head[-1][ti] if head and len(head[-1]) > ti else "")
         rows = itertools.chain(head, rows)
-    times, inputs, outputs = _read_requests(path, header, (ti, ii, oi), unit, rows, first)
+    read = _read_requests(path, header, (ti, ii, oi), unit, rows, first)
+    times, inputs, outputs, late, first_late = read
     if not times:
         raise TraceError(f"{path}: no requests (only a header)")
     arrivals = np.frombuffer(times, dtype=np.float64)
     order = np.argsort(arrivals, kind="stable")
     arrivals = arrivals[order]
     start = float(arrivals[0])
-    offset = start if unit == "iso" else 0.0
+    # a numeric time past 2000 counts from the epoch: kept so schedules see the trace's clock
+    offset = start if unit == "iso" or start >= EPOCH_2000_S else 0.0
     return RequestTrace(
         arrivals - start,
         np.frombuffer(inputs, dtype=np.int64)[order],
@@ -233,6 +240,8 @@ def _request_trace(
         path,
         layout,
         offset,
+        late,
+        first_late,
     )
 
 
@@ -243,20 +252,23 @@ def _read_requests(
     unit: TimeUnit,
     rows: Rows,
     first: int,
-) -> tuple[array[float], array[int], array[int]]:
-    """Arrival times (seconds), input and output tokens of every row, in file order. A time
-    that stretches the trace past `MAX_SPAN_S` fails at its row: a misread unit would
-    otherwise simulate for hours (or exhaust memory) before anything looks wrong."""
+) -> tuple[array[float], array[int], array[int], int, str]:
+    """Arrival times (seconds), input and output tokens of every row, in file order, and how
+    many rows arrive before the row above them (a trace merged from several servers), with
+    where the first is. A time that stretches the trace past `MAX_SPAN_S` fails at its row: a
+    misread unit would otherwise simulate for hours (or exhaust memory) before anything looks
+    wrong."""
     ti, ii, oi = cols
     width = max(ti, ii, oi) + 1
     times = array("d")
     inputs = array("q")
     outputs = array("q")
     parse_time = time_parser(unit)
-    low = high = math.nan
+    low = high = previous = math.nan
+    late, first_late = 0, ""
     for line, row in enumerate(rows, start=first):
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue  # blank line
+        if blank(row):
+            continue
         if len(row) < width:
             raise TraceError(
                 f"{path}:{line}: {len(row)} fields, but column {header[width - 1]!r} "
@@ -268,10 +280,14 @@ def _read_requests(
             low, high = (t, t) if not times else (min(low, t), max(high, t))
             if high - low > MAX_SPAN_S:
                 raise span_error(where, header[ti], row[ti], low, high)
+        if t < previous:
+            late += 1
+            first_late = first_late or where
+        previous = t
         times.append(t)
         inputs.append(tokens(row[ii], where, header[ii]))
         outputs.append(tokens(row[oi], where, header[oi]))
-    return times, inputs, outputs
+    return times, inputs, outputs, late, first_late
 
 
 def _rate_trace(path: str, lowered: list[str], rows: Rows, first: int) -> RateTrace:
@@ -282,7 +298,7 @@ def _rate_trace(path: str, lowered: list[str], rows: Rows, first: int) -> RateTr
     rates: list[float] = []
     cvs: list[float] = []
     for line, row in enumerate(rows, start=first):
-        if not row or (len(row) == 1 and not row[0].strip()):
+        if blank(row):
             continue
         where = f"{path}:{line}"
         if len(row) <= max(si, ri):
@@ -296,6 +312,8 @@ def _rate_trace(path: str, lowered: list[str], rows: Rows, first: int) -> RateTr
                 f"{where}: column 'window_start_s': {row[si]} does not increase "
                 f"(previous window starts at {starts[-1]:g})"
             )
+        if starts and start - starts[0] > MAX_SPAN_S:
+            raise span_error(where, "window_start_s", row[si], starts[0], start, " (not s)")
         cv = math.nan
         if ci is not None and len(row) > ci and row[ci].strip():
             cv = number(row[ci], where, "rate_cv")

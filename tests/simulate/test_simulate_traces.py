@@ -151,7 +151,7 @@ def test_the_shared_mooncake_hour_reads_the_same_as_json_lines(tmp_path: Path) -
         (
             '{"timestamp": 0, "input_length": 1, "output_length": 2}\n\n'
             '{"timestamp": 9, "output_length": 2}\n',
-            "x.jsonl:3: column 'input_length': '' is not a number",
+            "x.jsonl:3: column 'input_length' has no value",
         ),
         (
             '{"timestamp": 0, "input_length": true, "output_length": 2}\n',
