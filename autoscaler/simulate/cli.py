@@ -89,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
     problem = _check(args)
     if problem:
         return _fail(problem)
-    columns = ColumnMap(args.time_column, args.input_column, args.output_column, args.time_unit)
+    columns = ColumnMap(
+        args.time_column, args.input_column, args.output_column, args.time_unit, tuple(args.where)
+    )
     try:
         signal_map = parse_signal_options(args.signal)
         service = ServiceModel(

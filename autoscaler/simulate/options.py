@@ -9,6 +9,7 @@ from pathlib import Path
 
 from autoscaler.simulate.baselines import BASELINES
 from autoscaler.simulate.signals import SIGNALS
+from autoscaler.simulate.trace_rows import parse_where
 from autoscaler.simulate.traces import TIME_UNITS
 
 DEFAULT_PERF_MODEL = Path(__file__).resolve().parent / "data" / "splitwise_perf_model.csv"
@@ -177,6 +178,15 @@ def _columns(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--input-column", metavar="NAME", help="request trace: input tokens column")
     p.add_argument("--output-column", metavar="NAME", help="request trace: output tokens column")
     p.add_argument("--time-unit", choices=TIME_UNITS, help="arrival times as iso, s, ms, us or ns")
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        type=parse_where,
+        metavar="COLUMN=VALUE",
+        help="request trace: replay only the rows whose COLUMN holds VALUE (repeatable: all "
+        "must hold), e.g. --where Model=ChatGPT on BurstGPT",
+    )
 
 
 def _run(parser: argparse.ArgumentParser) -> None:

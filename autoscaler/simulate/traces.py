@@ -18,8 +18,9 @@ request trace.
 Rows out of arrival order (a trace merged from several servers) are sorted, and counted in
 `out_of_order` so the command can say so; numeric times from 2000 on are epoch times, kept
 (like ISO ones) in `epoch_offset` for schedules. Every row of every model, failed requests (0
-output tokens) included, is one stream: filter a mixed trace first to simulate one model.
-Only parsing and generation live here (one field's parsing: `trace_fields.py`); no simulation.
+output tokens) included, is one stream, unless `--where COLUMN=VALUE` keeps one workload's
+rows (`trace_rows.py`). Only parsing and generation live here (one field's parsing:
+`trace_fields.py`); no simulation.
 Every bad row raises `TraceError` naming `file:line` and what is wrong.
 """
 
@@ -44,6 +45,7 @@ from autoscaler.simulate.trace_fields import (
 )
 from autoscaler.simulate.trace_fields import TIME_UNITS as TIME_UNITS  # the options' choices
 from autoscaler.simulate.trace_files import Rows, TraceError, blank, open_rows
+from autoscaler.simulate.trace_rows import Kept, Where
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ class ColumnMap:
     input: str | None = None
     output: str | None = None
     time_unit: TimeUnit | None = None
+    where: tuple[Where, ...] = ()  # rows replayed (`trace_rows.py`): all, when empty
 
     def is_empty(self) -> bool:
         return self.time is None and self.input is None and self.output is None
@@ -159,6 +162,8 @@ def load_trace(path: str, columns: ColumnMap | None = None) -> Trace:
         lowered = [h.strip().lower() for h in header]
         columns = columns or ColumnMap()
         if columns.is_empty() and "window_start_s" in lowered and "rate_rps" in lowered:
+            if columns.where:
+                raise TraceError(f"{path}: --where picks requests; this is a rate trace")
             return _rate_trace(path, lowered, rows, first)
         return _request_trace(path, header, lowered, rows, columns, first)
 
@@ -215,6 +220,8 @@ def _request_trace(
     first: int,
 ) -> RequestTrace:
     layout, ti, ii, oi, unit = _columns(path, header, lowered, columns)
+    kept = Kept(path, header, columns.where)
+    rows = kept.rows(rows)
     if unit is None:
         head: list[list[str]] = []  # rows up to the first with a time, read again below
         for row in rows:
@@ -226,7 +233,11 @@ def _request_trace(
     read = _read_requests(path, header, (ti, ii, oi), unit, rows, first)
     times, inputs, outputs, late, first_late = read
     if not times:
-        raise TraceError(f"{path}: no requests (only a header)")
+        raise (
+            kept.nothing_kept()
+            if columns.where
+            else TraceError(f"{path}: no requests (only a header)")
+        )
     arrivals = np.frombuffer(times, dtype=np.float64)
     order = np.argsort(arrivals, kind="stable")
     arrivals = arrivals[order]
