@@ -72,6 +72,12 @@ def _name(item: Mapping[str, Any]) -> str | None:
     return name if isinstance(name, str) and name.strip() else None
 
 
+def name_key(name: str) -> str:
+    """A deployment name as compared for "the same name but for case or surrounding spaces"
+    (`pick`, and the daemon's shared list, `runtime.reads.DeploymentView`)."""
+    return name.strip().casefold()
+
+
 def identity(where: str, item: Mapping[str, Any], id_key: str = "id") -> tuple[str, str]:
     """(id, name) of a deployment object: a name that is a non-blank string, an id that is one
     URL-safe path segment (a string or an integer). Anything else is malformed: acting on it
@@ -101,8 +107,9 @@ def pick(
     deployment. An item of the list `skipped` as unreadable (`Listing`) under `name`, or
     under a name differing only in case or spaces, is malformed whatever else is listed: it
     may be ours, and it cannot be acted on."""
+    wanted = name.casefold()
     for other, why in skipped.items():
-        if other.strip().casefold() == name.casefold():
+        if name_key(other) == wanted:
             raise MalformedAnswerError(f"{why}; not deciding whether it is {name!r}")
     live: list[DeploymentInfo] = []
     dying: list[DeploymentInfo] = []
@@ -110,7 +117,7 @@ def pick(
     for dep in deployments:
         if dep.name == name:
             (dying if dep.status == "terminating" else live).append(dep)
-        elif dep.name.strip().casefold() == name.casefold():
+        elif name_key(dep.name) == wanted:
             variant = dep
     if variant is not None and not live and not dying:
         raise MalformedAnswerError(

@@ -219,8 +219,8 @@ async def delete_to_zero(
 
 
 async def saved_spec(ctx: ActionContext, policy: Policy) -> dict[str, Any] | None:
-    """The spec row when it is usable (`spec_problem`), else None (logged): reconcile then
-    writes the delete intent's copy over it."""
+    """The spec row when it is usable (`spec_problem`), else None (a row that is not JSON is
+    logged by `read_row`): reconcile then writes the delete intent's copy over it."""
     saved = await read_row(ctx.store.load_spec, policy, "spec")
     return None if saved is None or spec_problem(saved) else saved
 

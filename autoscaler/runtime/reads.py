@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from autoscaler.policy.model import MetricSource
-from autoscaler.providers.answers import pick
+from autoscaler.providers.answers import name_key, pick
 from autoscaler.providers.base import (
     DeploymentInfo,
     MalformedAnswerError,
@@ -165,7 +165,7 @@ class DeploymentView:
         deployments = await self.provider.list()
         by_name: dict[str, list[DeploymentInfo]] = {}
         for dep in deployments:
-            by_name.setdefault(_key(dep.name), []).append(dep)
+            by_name.setdefault(name_key(dep.name), []).append(dep)
         self._said_skipped(deployments.skipped)
         self._by_name, self._skipped = by_name, deployments.skipped
         self._listed_at = started
@@ -197,18 +197,14 @@ class DeploymentView:
         only in case or spaces, or an item of that name the list could not read:
         `MalformedAnswerError` (`answers.pick`), a failed lookup."""
         where = f"{getattr(self.provider, 'profile_name', 'provider')}: list"
-        return pick(where, name, self._by_name.get(_key(name), ()), skipped=self._skipped)
+        return pick(where, name, self._by_name.get(name_key(name), ()), skipped=self._skipped)
 
     def patch(self, name: str, info: DeploymentInfo | None) -> None:
         """What our own action just did, before the next list shows it."""
         if info is None:
-            self._by_name.pop(_key(name), None)
+            self._by_name.pop(name_key(name), None)
         else:
-            self._by_name[_key(name)] = [info]
-
-
-def _key(name: str) -> str:
-    return name.strip().casefold()
+            self._by_name[name_key(name)] = [info]
 
 
 def usable(name: str, found: DeploymentInfo | None) -> DeploymentInfo | None:

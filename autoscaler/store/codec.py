@@ -46,14 +46,13 @@ def stored_intent(
     an Intent marked `unreadable` with an empty payload: the caller decides what to do with
     it, and the other rows read as usual."""
     problem = "" if kind in INTENT_KINDS else f"unknown intent kind {cut(repr(kind), 60)}"
+    value: dict[str, Any] = {}
     try:
         value = decode(payload)
     except ValueError as exc:
         problem = problem or f"payload is not a JSON object: {one_line(str(exc), 200)}"
-        value = {}
-    if problem:
-        value = {}
-    return Intent(intent_id, policy, kind, value, created_at, problem)  # type: ignore[arg-type]
+    payload_read = {} if problem else value
+    return Intent(intent_id, policy, kind, payload_read, created_at, problem)  # type: ignore[arg-type]
 
 
 def check_policy(policy: str) -> None:
